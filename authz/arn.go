@@ -1,0 +1,112 @@
+package authz
+
+import (
+	"fmt"
+	"strings"
+)
+
+// ARN is a parsed Amazon Resource Name.
+type ARN struct {
+	Partition string
+	Service   string
+	Region    string
+	Account   string
+	Resource  string
+}
+
+func (a ARN) String() string {
+	return "arn:" + a.Partition + ":" + a.Service + ":" + a.Region + ":" + a.Account + ":" + a.Resource
+}
+
+// knownPartitions are the AWS partitions an IAM ARN may name.
+var knownPartitions = map[string]bool{
+	"aws": true, "aws-cn": true, "aws-us-gov": true, "aws-iso": true,
+	"aws-iso-b": true, "aws-iso-e": true, "aws-iso-f": true, "aws-eusc": true,
+}
+
+// ParseARN splits s into its six parts. It checks only the shape.
+func ParseARN(s string) (ARN, error) {
+	parts := strings.SplitN(s, ":", 6)
+	if len(parts) != 6 || parts[0] != "arn" {
+		return ARN{}, fmt.Errorf("%q is not an ARN (want arn:PARTITION:SERVICE:REGION:ACCOUNT:RESOURCE)", s)
+	}
+	return ARN{Partition: parts[1], Service: parts[2], Region: parts[3], Account: parts[4], Resource: parts[5]}, nil
+}
+
+// RoleARN is a parsed IAM role ARN.
+type RoleARN struct {
+	Partition string
+	Account   string
+	Path      string // "/" or "/team/"
+	Name      string
+}
+
+func (r RoleARN) String() string {
+	return "arn:" + r.Partition + ":iam::" + r.Account + ":role" + r.Path + r.Name
+}
+
+// ParseRoleARN parses an IAM role ARN such as
+// arn:aws:iam::111122223333:role/team/Name, and also accepts an STS
+// assumed-role ARN (arn:aws:sts::111122223333:assumed-role/Name/session),
+// whose path is unknown ("/") until IAM is asked. The error says which part
+// is wrong.
+func ParseRoleARN(s string) (RoleARN, error) {
+	a, err := ParseARN(s)
+	if err != nil {
+		return RoleARN{}, err
+	}
+	if !knownPartitions[a.Partition] {
+		return RoleARN{}, fmt.Errorf("%q has partition %q; want aws, aws-cn or aws-us-gov", s, a.Partition)
+	}
+	if !isAccountID(a.Account) {
+		return RoleARN{}, fmt.Errorf("%q has account %q; want a 12-digit account ID", s, a.Account)
+	}
+	if a.Region != "" {
+		return RoleARN{}, fmt.Errorf("%q has region %q; IAM ARNs have an empty region", s, a.Region)
+	}
+	switch {
+	case a.Service == "iam" && strings.HasPrefix(a.Resource, "role/"):
+		full := a.Resource[len("role"):] // "/team/Name"
+		i := strings.LastIndexByte(full, '/')
+		r := RoleARN{Partition: a.Partition, Account: a.Account, Path: full[:i+1], Name: full[i+1:]}
+		if r.Name == "" {
+			return RoleARN{}, fmt.Errorf("%q has no role name after %q", s, "role"+r.Path)
+		}
+		return r, nil
+	case a.Service == "sts" && strings.HasPrefix(a.Resource, "assumed-role/"):
+		rest := strings.SplitN(a.Resource[len("assumed-role/"):], "/", 2)
+		if rest[0] == "" {
+			return RoleARN{}, fmt.Errorf("%q has no role name after assumed-role/", s)
+		}
+		return RoleARN{Partition: a.Partition, Account: a.Account, Path: "/", Name: rest[0]}, nil
+	default:
+		return RoleARN{}, fmt.Errorf("%q is not an IAM role ARN (want arn:%s:iam::%s:role/NAME)", s, a.Partition, a.Account)
+	}
+}
+
+// IsAssumedRoleARN reports whether s is an STS assumed-role ARN.
+func IsAssumedRoleARN(s string) bool {
+	a, err := ParseARN(s)
+	return err == nil && a.Service == "sts" && strings.HasPrefix(a.Resource, "assumed-role/")
+}
+
+func isAccountID(s string) bool {
+	if len(s) != 12 {
+		return false
+	}
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// EC2ServicePrincipal returns the EC2 service principal of a partition:
+// ec2.amazonaws.com, or ec2.amazonaws.com.cn in China.
+func EC2ServicePrincipal(partition string) string {
+	if partition == "aws-cn" {
+		return "ec2.amazonaws.com.cn"
+	}
+	return "ec2.amazonaws.com"
+}

@@ -1,0 +1,222 @@
+// Package authz answers the IAM questions nodeclass-guard's rules ask: does
+// a role or instance profile exist, what does a role trust, and may the
+// Karpenter controller's role perform an action on a resource.
+//
+// The rules depend only on View. Implementations: Snapshot (an
+// `aws iam get-account-authorization-details` file and a local policy
+// evaluator), Live (the IAM API through aws-sdk-go-v2) and Cached (a bounded,
+// TTL'd, coalescing cache in front of either). authz knows nothing of
+// Kubernetes.
+package authz
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+)
+
+// View is the narrow interface the rules ask IAM questions through.
+//
+// Errors: a missing role or profile is a *NotFoundError (errors.Is(err,
+// ErrNotFound)); IAM that could not be asked in time (throttling, timeouts,
+// 5xx, credentials) is an *UnavailableError. The two are different answers:
+// the first is the user's mistake, the second is nobody's verdict.
+type View interface {
+	// Role returns the role with that name (no path).
+	Role(ctx context.Context, name string) (Role, error)
+	// InstanceProfile returns the instance profile with that name (no path).
+	InstanceProfile(ctx context.Context, name string) (InstanceProfile, error)
+	// Decide answers whether q.Principal may perform q.Action on q.Resource
+	// with the request context q.Context.
+	Decide(ctx context.Context, q Question) (Decision, error)
+}
+
+// Served says how an answer was served. The zero value is a fresh answer.
+type Served struct {
+	// Stale is set when the answer came from a cache entry past its TTL,
+	// served because IAM could not be reached.
+	Stale bool `json:"-"`
+	// Age is how old a stale answer is.
+	Age time.Duration `json:"-"`
+}
+
+// Role is an IAM role as the rules need it.
+type Role struct {
+	Name string
+	// Path is the role's IAM path, "/" or "/team/" (leading and trailing slash).
+	Path string
+	ARN  string
+	// Trust is the role's parsed trust (assume-role) policy; nil when the
+	// role has none.
+	Trust *Policy
+	Served
+}
+
+// InstanceProfile is an IAM instance profile as the rules need it.
+type InstanceProfile struct {
+	Name  string
+	Path  string
+	ARN   string
+	Roles []Role
+	Served
+}
+
+// Question is one permission question: may Principal perform Action on
+// Resource, with these context keys. It is the unit of caching: two
+// questions with the same Key get the same answer.
+type Question struct {
+	// Principal is the full ARN of the IAM role whose permissions are asked
+	// about (path included).
+	Principal string
+	Action    string
+	Resource  string
+	// Context holds condition keys and their values, for example
+	// "iam:PassedToService": {"ec2.amazonaws.com"}. A key with one value is
+	// a string; a key with several (or aws:TagKeys) is a list.
+	Context map[string][]string
+}
+
+// Key returns a deterministic string identifying the question.
+func (q Question) Key() string {
+	var b strings.Builder
+	b.WriteString(q.Principal)
+	b.WriteByte('\x00')
+	b.WriteString(q.Action)
+	b.WriteByte('\x00')
+	b.WriteString(q.Resource)
+	keys := make([]string, 0, len(q.Context))
+	for k := range q.Context {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		b.WriteByte('\x00')
+		b.WriteString(strings.ToLower(k))
+		b.WriteByte('=')
+		b.WriteString(strings.Join(q.Context[k], "\x01"))
+	}
+	return b.String()
+}
+
+// IsListKey reports whether a context key is multivalued.
+func IsListKey(key string, values []string) bool {
+	return len(values) != 1 || strings.EqualFold(key, "aws:TagKeys")
+}
+
+// Decision is the answer to a Question.
+type Decision struct {
+	Allowed bool
+	// Explicit is set when a Deny statement (identity policy, permissions
+	// boundary or SCP) matched; otherwise a denial is implicit.
+	Explicit bool
+	// DeniedBy names what denied the request, where known.
+	DeniedBy Denier
+	// NearMisses lists resource patterns of Allow statements that matched
+	// the action but not the resource, or whose conditions did not hold, so
+	// that a message can say what the policy does cover.
+	NearMisses []string
+	// Unsupported lists condition operators the evaluator does not know;
+	// statements using them were treated as not matching.
+	Unsupported []string
+	// MissingContext lists condition keys a policy tested that the request
+	// did not supply (IAM's MissingContextValues).
+	MissingContext []string
+	Served
+}
+
+// DenySource says which layer of IAM's evaluation denied a request.
+type DenySource string
+
+// DenySource values.
+const (
+	DeniedByIdentity DenySource = "identity policy"
+	DeniedByBoundary DenySource = "permissions boundary"
+	DeniedBySCP      DenySource = "service control policy"
+	DeniedByRCP      DenySource = "resource control policy"
+)
+
+// Denier names the policy and statement that denied a request.
+type Denier struct {
+	Source    DenySource
+	Policy    string // policy name or ARN, "" when unknown
+	Statement string // statement Sid, or "#<index>" when it has none
+}
+
+// Reason explains a denial in one clause, for a message such as
+// "role X may not iam:PassRole Y: <Reason>".
+func (d Decision) Reason() string {
+	if d.Allowed {
+		return "allowed"
+	}
+	var b strings.Builder
+	switch {
+	case d.Explicit:
+		b.WriteString("explicitly denied")
+		if d.DeniedBy.Source != "" {
+			b.WriteString(" by ")
+			b.WriteString(string(d.DeniedBy.Source))
+		}
+		if d.DeniedBy.Policy != "" {
+			fmt.Fprintf(&b, " %q", d.DeniedBy.Policy)
+		}
+		if d.DeniedBy.Statement != "" {
+			fmt.Fprintf(&b, " statement %q", d.DeniedBy.Statement)
+		}
+	case d.DeniedBy.Source == DeniedByBoundary:
+		b.WriteString("implicitly denied: the permissions boundary")
+		if d.DeniedBy.Policy != "" {
+			fmt.Fprintf(&b, " %q", d.DeniedBy.Policy)
+		}
+		b.WriteString(" does not allow it")
+	case d.DeniedBy.Source == DeniedBySCP:
+		b.WriteString("implicitly denied by an Organizations service control policy")
+	default:
+		b.WriteString("no statement allows it")
+		if len(d.NearMisses) > 0 {
+			b.WriteString(" (policy statements match ")
+			b.WriteString(strings.Join(d.NearMisses, ", "))
+			b.WriteString(" only)")
+		}
+	}
+	if len(d.Unsupported) > 0 {
+		fmt.Fprintf(&b, "; statements using unsupported condition operators %s were not counted", strings.Join(d.Unsupported, ", "))
+	}
+	return b.String()
+}
+
+// ErrNotFound matches every *NotFoundError.
+var ErrNotFound = errors.New("not found")
+
+// NotFoundError says that IAM has no entity of that kind and name
+// (IAM's NoSuchEntity).
+type NotFoundError struct {
+	Kind string // "role" or "instance profile"
+	Name string
+}
+
+func (e *NotFoundError) Error() string { return fmt.Sprintf("%s %q not found", e.Kind, e.Name) }
+
+// Is makes errors.Is(err, ErrNotFound) true.
+func (e *NotFoundError) Is(target error) bool { return target == ErrNotFound }
+
+// UnavailableError says that IAM could not be asked: throttling, timeouts,
+// server errors, missing credentials. No verdict can be drawn from it.
+type UnavailableError struct {
+	Op  string // the IAM API, for example "GetRole"
+	Err error
+}
+
+func (e *UnavailableError) Error() string {
+	return fmt.Sprintf("IAM %s unavailable: %v", e.Op, e.Err)
+}
+
+func (e *UnavailableError) Unwrap() error { return e.Err }
+
+// IsUnavailable reports whether err means IAM could not be asked.
+func IsUnavailable(err error) bool {
+	var u *UnavailableError
+	return errors.As(err, &u)
+}
