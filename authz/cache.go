@@ -1,0 +1,189 @@
+package authz
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"time"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+	"golang.org/x/sync/singleflight"
+)
+
+// CacheOptions tunes a Cached view. Zero fields take the defaults.
+type CacheOptions struct {
+	// Size is the maximum number of cached answers (default 4096); the
+	// least recently used is evicted first.
+	Size int
+	// TTL is how long an answer is served without asking again (default 5m).
+	TTL time.Duration
+	// NegativeTTL is how long a not-found answer is served (default 30s):
+	// shorter, because the role being missing is often a race with the
+	// GitOps change that creates it.
+	NegativeTTL time.Duration
+	// Timeout bounds each call to the inner view (default 2s), whatever the
+	// callers' contexts say.
+	Timeout time.Duration
+	// StaleFor is how long past its TTL an answer may still be served, marked
+	// stale, while the inner view is unavailable (default 24h).
+	StaleFor time.Duration
+	// Now is the clock (default time.Now); tests move it.
+	Now func() time.Time
+	// Metrics counts hits, misses, coalesced and stale lookups; nil counts
+	// nothing.
+	Metrics *Metrics
+}
+
+// Cached is a View in front of another (usually Live) that keeps IAM off
+// the admission path: answers are cached for a TTL, not-found answers for a
+// shorter one, concurrent identical lookups share one inner call, and when
+// IAM is unavailable an expired answer is served, marked stale, rather than
+// no answer at all. Unavailable answers are never cached.
+//
+// A stale answer is served only for found roles, profiles and decisions:
+// a stale not-found cannot carry the Stale mark (it is an error), and the
+// role may well have been created since, so an expired not-found gives way
+// to the *UnavailableError.
+type Cached struct {
+	inner   View
+	opts    CacheOptions
+	entries *lru.Cache[string, *cacheEntry]
+	group   singleflight.Group
+}
+
+var _ View = (*Cached)(nil)
+
+// cacheEntry is one cached answer: a value, or a *NotFoundError.
+type cacheEntry struct {
+	value   any
+	err     error
+	fetched time.Time
+	expires time.Time
+}
+
+// NewCached returns a cache in front of inner.
+func NewCached(inner View, opts CacheOptions) *Cached {
+	if opts.Size <= 0 {
+		opts.Size = 4096
+	}
+	if opts.TTL <= 0 {
+		opts.TTL = 5 * time.Minute
+	}
+	if opts.NegativeTTL <= 0 {
+		opts.NegativeTTL = 30 * time.Second
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = 2 * time.Second
+	}
+	if opts.StaleFor <= 0 {
+		opts.StaleFor = 24 * time.Hour
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	entries, err := lru.New[string, *cacheEntry](opts.Size)
+	if err != nil {
+		panic(err) // only for a size <= 0, excluded above
+	}
+	return &Cached{inner: inner, opts: opts, entries: entries}
+}
+
+// Len returns the number of cached answers, expired ones included.
+func (c *Cached) Len() int { return c.entries.Len() }
+
+// Purge forgets every cached answer.
+func (c *Cached) Purge() { c.entries.Purge() }
+
+// Role implements View.
+func (c *Cached) Role(ctx context.Context, name string) (Role, error) {
+	v, served, err := c.lookup(ctx, "GetRole", "role\x00"+name, func(ctx context.Context) (any, error) {
+		return c.inner.Role(ctx, name)
+	})
+	if err != nil {
+		return Role{}, err
+	}
+	r := v.(Role)
+	r.Served = served
+	return r, nil
+}
+
+// InstanceProfile implements View.
+func (c *Cached) InstanceProfile(ctx context.Context, name string) (InstanceProfile, error) {
+	v, served, err := c.lookup(ctx, "GetInstanceProfile", "profile\x00"+name, func(ctx context.Context) (any, error) {
+		return c.inner.InstanceProfile(ctx, name)
+	})
+	if err != nil {
+		return InstanceProfile{}, err
+	}
+	p := v.(InstanceProfile)
+	p.Served = served
+	return p, nil
+}
+
+// Decide implements View.
+func (c *Cached) Decide(ctx context.Context, q Question) (Decision, error) {
+	v, served, err := c.lookup(ctx, "SimulatePrincipalPolicy", "decide\x00"+q.Key(), func(ctx context.Context) (any, error) {
+		return c.inner.Decide(ctx, q)
+	})
+	if err != nil {
+		return Decision{}, err
+	}
+	d := v.(Decision)
+	d.Served = served
+	return d, nil
+}
+
+// lookup answers key from the cache, or through one shared call of fetch.
+// op names the IAM API in the UnavailableError of a caller whose own
+// context ends first.
+func (c *Cached) lookup(ctx context.Context, op, key string, fetch func(context.Context) (any, error)) (any, Served, error) {
+	now := c.opts.Now()
+	old, ok := c.entries.Get(key)
+	if ok && now.Before(old.expires) {
+		c.opts.Metrics.cacheResult(CacheHit)
+		return old.value, Served{}, old.err
+	}
+
+	var leader atomic.Bool
+	ch := c.group.DoChan(key, func() (any, error) {
+		leader.Store(true)
+		// The call outlives any one caller: a cancelled first caller must
+		// not fail everyone waiting on the same key.
+		callCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.opts.Timeout)
+		defer cancel()
+		v, err := fetch(callCtx)
+		fetched := c.opts.Now()
+		switch {
+		case err == nil:
+			c.entries.Add(key, &cacheEntry{value: v, fetched: fetched, expires: fetched.Add(c.opts.TTL)})
+		case errors.Is(err, ErrNotFound):
+			c.entries.Add(key, &cacheEntry{err: err, fetched: fetched, expires: fetched.Add(c.opts.NegativeTTL)})
+		}
+		return v, err
+	})
+
+	var v any
+	var err error
+	select {
+	case res := <-ch:
+		v, err = res.Val, res.Err
+	case <-ctx.Done():
+		err = &UnavailableError{Op: op, Err: ctx.Err()}
+	}
+	if leader.Load() {
+		c.opts.Metrics.cacheResult(CacheMiss)
+	} else {
+		c.opts.Metrics.cacheResult(CacheCoalesced)
+	}
+	if err == nil || !IsUnavailable(err) {
+		return v, Served{}, err
+	}
+	if ok && old.err == nil {
+		now = c.opts.Now()
+		if now.Before(old.expires.Add(c.opts.StaleFor)) {
+			c.opts.Metrics.cacheResult(CacheStale)
+			return old.value, Served{Stale: true, Age: now.Sub(old.fetched)}, nil
+		}
+	}
+	return nil, Served{}, err
+}

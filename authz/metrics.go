@@ -1,0 +1,110 @@
+package authz
+
+import (
+	"context"
+	"errors"
+	"net"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/smithy-go"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics counts IAM calls and cache results, so that an operator can see
+// whether the webhook's latency comes from IAM, from throttling, or from
+// neither. A nil *Metrics records nothing.
+type Metrics struct {
+	// Requests counts IAM API calls by API and outcome (ok, not_found,
+	// throttled, error, timeout). A call is one SDK operation, retries
+	// included.
+	Requests *prometheus.CounterVec
+	// Duration observes how long each IAM API call took, retries included.
+	Duration *prometheus.HistogramVec
+	// Cache counts lookups in the IAM answer cache: hit (a fresh entry),
+	// miss (this lookup asked IAM), coalesced (it waited for an identical
+	// lookup already asking IAM), and stale (IAM failed and an expired
+	// entry was served instead; counted in addition to miss or coalesced).
+	Cache *prometheus.CounterVec
+}
+
+// Outcome and cache-result label values.
+const (
+	OutcomeOK        = "ok"
+	OutcomeNotFound  = "not_found"
+	OutcomeThrottled = "throttled"
+	OutcomeError     = "error"
+	OutcomeTimeout   = "timeout"
+
+	CacheHit       = "hit"
+	CacheMiss      = "miss"
+	CacheStale     = "stale"
+	CacheCoalesced = "coalesced"
+)
+
+// NewMetrics creates the collectors; register them with MustRegister.
+func NewMetrics() *Metrics {
+	return &Metrics{
+		Requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "nodeclass_guard_iam_requests_total",
+			Help: "IAM API calls made by nodeclass-guard, by API and outcome (ok, not_found, throttled, error, timeout).",
+		}, []string{"api", "outcome"}),
+		Duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "nodeclass_guard_iam_request_duration_seconds",
+			Help:    "Duration of IAM API calls made by nodeclass-guard, SDK retries included.",
+			Buckets: []float64{0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10},
+		}, []string{"api"}),
+		Cache: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "nodeclass_guard_iam_cache_total",
+			Help: "IAM answer cache lookups by result (hit, miss, coalesced; stale when an expired answer was served because IAM failed).",
+		}, []string{"result"}),
+	}
+}
+
+// MustRegister registers every collector with reg; it panics on a
+// duplicate registration, like prometheus.MustRegister.
+func (m *Metrics) MustRegister(reg prometheus.Registerer) {
+	reg.MustRegister(m.Requests, m.Duration, m.Cache)
+}
+
+// observeCall records one IAM API call that started at start and ended
+// with err.
+func (m *Metrics) observeCall(api string, start time.Time, err error) {
+	if m == nil {
+		return
+	}
+	m.Requests.WithLabelValues(api, callOutcome(err)).Inc()
+	m.Duration.WithLabelValues(api).Observe(time.Since(start).Seconds())
+}
+
+// cacheResult counts one cache lookup result.
+func (m *Metrics) cacheResult(result string) {
+	if m == nil {
+		return
+	}
+	m.Cache.WithLabelValues(result).Inc()
+}
+
+// callOutcome sorts an SDK error into an outcome label.
+func callOutcome(err error) string {
+	if err == nil {
+		return OutcomeOK
+	}
+	var apiErr smithy.APIError
+	if errors.As(err, &apiErr) {
+		if apiErr.ErrorCode() == "NoSuchEntity" {
+			return OutcomeNotFound
+		}
+		if _, ok := retry.DefaultThrottleErrorCodes[apiErr.ErrorCode()]; ok {
+			return OutcomeThrottled
+		}
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return OutcomeTimeout
+	}
+	var netErr net.Error
+	if errors.As(err, &netErr) && netErr.Timeout() {
+		return OutcomeTimeout
+	}
+	return OutcomeError
+}
