@@ -175,9 +175,10 @@ func compileClause(op, key string, values []string) (condClause, error) {
 		for i, v := range values {
 			parts := strings.SplitN(v, ":", 6)
 			if len(parts) != 6 {
-				// Not ARN-shaped ("*", say): compare the whole value.
+				// Not ARN-shaped: a bare "*" matches any value; anything
+				// else can match no ARN component by component.
 				c.arns[i][0] = compilePattern(v, false)
-				c.arns[i][1].raw = "\x00whole"
+				c.arns[i][1].raw = notARNShaped
 				continue
 			}
 			for j, part := range parts {
@@ -376,12 +377,15 @@ func (c *condClause) matchesAny(v string) bool {
 	return false
 }
 
+// notARNShaped marks an ArnLike policy value without six components.
+const notARNShaped = "\x00not-an-arn"
+
 // matchARN matches an ARN component by component, as ArnLike does: each of
 // the six colon-separated parts may hold '*' and '?', which do not span
 // colons except within the final resource part.
 func matchARN(p *[6]pattern, v string) bool {
-	if p[1].raw == "\x00whole" {
-		return p[0].match(v)
+	if p[1].raw == notARNShaped {
+		return p[0].any
 	}
 	rest := v
 	for i := 0; i < 5; i++ {
