@@ -146,6 +146,11 @@ func (c *Cached) lookup(ctx context.Context, op, key string, fetch func(context.
 
 	var leader atomic.Bool
 	ch := c.group.DoChan(key, func() (any, error) {
+		// A call for key that ended between our Get and DoChan has just
+		// stored a fresh answer: use it rather than ask again.
+		if e, ok := c.entries.Peek(key); ok && c.opts.Now().Before(e.expires) {
+			return e.value, e.err
+		}
 		leader.Store(true)
 		// The call outlives any one caller: a cancelled first caller must
 		// not fail everyone waiting on the same key.
