@@ -1,0 +1,187 @@
+package webhook
+
+import (
+	"fmt"
+	"strings"
+	"unicode/utf8"
+
+	"k8s.io/apimachinery/pkg/util/validation/field"
+)
+
+// Code is a stable reason code of the contract, printed as [Code].
+type Code string
+
+// Reason codes. The contract (shared/CONTRACT.md) fixes their meaning.
+const (
+	// Format: no IAM needed.
+	RoleInvalidName              Code = "RoleInvalidName"
+	RoleIsARN                    Code = "RoleIsARN"
+	RoleARNMalformed             Code = "RoleARNMalformed"
+	RoleCrossAccount             Code = "RoleCrossAccount"
+	RoleHasPath                  Code = "RoleHasPath"
+	RoleInstanceProfileExclusive Code = "RoleInstanceProfileExclusive"
+	InstanceProfileInvalidName   Code = "InstanceProfileInvalidName"
+	InstanceProfileIsARN         Code = "InstanceProfileIsARN"
+	InstanceProfileNamePrefix    Code = "InstanceProfileNamePrefix"
+
+	// IAM state.
+	RoleNotFound             Code = "RoleNotFound"
+	RolePathMismatch         Code = "RolePathMismatch"
+	RoleTrustMissingEC2      Code = "RoleTrustMissingEC2"
+	InstanceProfileNotFound  Code = "InstanceProfileNotFound"
+	InstanceProfileHasNoRole Code = "InstanceProfileHasNoRole"
+
+	// Permissions of the Karpenter controller.
+	PassRoleDenied               Code = "PassRoleDenied"
+	InstanceProfileActionsDenied Code = "InstanceProfileActionsDenied"
+	InstanceProfileReadDenied    Code = "InstanceProfileReadDenied"
+	LaunchDenied                 Code = "LaunchDenied"
+
+	// NodePool.
+	NodeClassRefUnsupported Code = "NodeClassRefUnsupported"
+	NodeClassNotFound       Code = "NodeClassNotFound"
+	NodeClassInvalid        Code = "NodeClassInvalid"
+
+	// Availability.
+	IAMUnavailable Code = "IAMUnavailable"
+
+	// Extensions of the contract (warnings only).
+
+	// IAMStale: IAM could not be reached and the verdict used cached answers
+	// older than their TTL.
+	IAMStale Code = "IAMStale"
+	// PermissionChecksSkipped: no controller role is known, so the
+	// controller's permissions were not checked.
+	PermissionChecksSkipped Code = "PermissionChecksSkipped"
+	// PermissionContextMissing: a policy tests a condition key that the
+	// check does not supply, so IAM's answer may differ at launch time.
+	PermissionContextMissing Code = "PermissionContextMissing"
+	// PolicyConditionUnsupported: a statement uses a condition operator the
+	// local evaluator does not know; it was counted as not matching.
+	PolicyConditionUnsupported Code = "PolicyConditionUnsupported"
+)
+
+// Finding is one problem found in an object: a denial or a warning, tied to
+// the field it is about.
+type Finding struct {
+	Code  Code
+	Field *field.Path
+	// Message says what is wrong, with the concrete value, and how to fix it.
+	Message string
+	// Deny is set for findings that reject the object.
+	Deny bool
+}
+
+// maxWarningLen is the API server's limit on one admission warning.
+const maxWarningLen = 255
+
+// DenialLine formats a denial as the contract's
+// "<field>: [<Code>] <what is wrong>. <how to fix it>".
+func (f Finding) DenialLine() string {
+	return fmt.Sprintf("%s: [%s] %s", f.Field, f.Code, oneLine(f.Message))
+}
+
+// WarningLine formats a warning as the contract's "[<Code>] <field>: <text>",
+// shortened to fit the API server's 256-character limit.
+func (f Finding) WarningLine() string {
+	return truncate(fmt.Sprintf("[%s] %s: %s", f.Code, f.Field, oneLine(f.Message)), maxWarningLen)
+}
+
+// Verdict is the outcome of validating one object.
+type Verdict struct {
+	Denials  []Finding
+	Warnings []Finding
+}
+
+// Allowed reports whether the object passes.
+func (v Verdict) Allowed() bool { return len(v.Denials) == 0 }
+
+// Codes returns the distinct codes of the verdict, denials first.
+func (v Verdict) Codes() []string {
+	seen := map[Code]bool{}
+	var out []string
+	for _, fs := range [][]Finding{v.Denials, v.Warnings} {
+		for _, f := range fs {
+			if !seen[f.Code] {
+				seen[f.Code] = true
+				out = append(out, string(f.Code))
+			}
+		}
+	}
+	return out
+}
+
+// DenialMessage joins the denials, one line per problem.
+func (v Verdict) DenialMessage() string {
+	lines := make([]string, len(v.Denials))
+	for i, f := range v.Denials {
+		lines[i] = f.DenialLine()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// WarningLines returns the warnings as admission warnings.
+func (v Verdict) WarningLines() []string {
+	lines := make([]string, len(v.Warnings))
+	for i, f := range v.Warnings {
+		lines[i] = f.WarningLine()
+	}
+	return lines
+}
+
+func (v *Verdict) add(f Finding) {
+	if f.Deny {
+		v.Denials = append(v.Denials, f)
+	} else {
+		v.Warnings = append(v.Warnings, f)
+	}
+}
+
+func (v *Verdict) merge(o Verdict) {
+	v.Denials = append(v.Denials, o.Denials...)
+	v.Warnings = append(v.Warnings, o.Warnings...)
+}
+
+func deny(code Code, path *field.Path, format string, args ...any) Finding {
+	return Finding{Code: code, Field: path, Message: fmt.Sprintf(format, args...), Deny: true}
+}
+
+func warn(code Code, path *field.Path, format string, args ...any) Finding {
+	return Finding{Code: code, Field: path, Message: fmt.Sprintf(format, args...)}
+}
+
+// oneLine keeps a message on one line whatever the input held.
+func oneLine(s string) string {
+	if !strings.ContainsAny(s, "\r\n") {
+		return s
+	}
+	return strings.NewReplacer("\r", " ", "\n", " ").Replace(s)
+}
+
+// truncate shortens s to at most n bytes on a rune boundary, marking the cut.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	const ellipsis = "..."
+	cut := n - len(ellipsis)
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + ellipsis
+}
+
+// quote renders a user-supplied value for a message: quoted, shortened and
+// with invalid UTF-8 made visible, so a hostile value cannot flood or break
+// the answer.
+func quote(s string) string {
+	const maxShown = 96
+	if len(s) > maxShown {
+		cut := maxShown
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		return fmt.Sprintf("%q... (%d characters)", s[:cut], utf8.RuneCountInString(s))
+	}
+	return fmt.Sprintf("%q", s)
+}
