@@ -245,7 +245,9 @@ func (c *Checker) checkProfile(q *questions, v *Verdict, name string, eks bool, 
 		prof, profErr = q.profile(name)
 	}()
 	if perms {
-		go func() { read <- q.decide(authz.Question{Principal: c.ControllerARN, Action: "iam:GetInstanceProfile", Resource: guess}) }()
+		go func() {
+			read <- q.decide(authz.Question{Principal: c.ControllerARN, Action: "iam:GetInstanceProfile", Resource: guess})
+		}()
 		c.askLaunch(q, v, className, nodePool)
 	}
 	wg.Wait()
