@@ -34,8 +34,24 @@ install() {
 }
 
 install kustomize "$KUSTOMIZE_VERSION" sigs.k8s.io/kustomize/kustomize/v5
-# Helm reads its version from ldflags; without them it reports only major.minor.
-install helm "$HELM_VERSION" helm.sh/helm/v3/cmd/helm \
-  -ldflags "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
+
+# Helm takes its version, and the Kubernetes version `helm template` and
+# `helm lint` assume, from ldflags; its own Makefile derives the latter from
+# the client-go it builds with (v0.N means Kubernetes 1.N). Without them
+# charts with a kubeVersion constraint fail against a default of 1.20.
+helm_ldflags() {
+  local gomod minor
+  gomod="$(cd "$(mktemp -d)" && go mod download -json "helm.sh/helm/v3@$HELM_VERSION" |
+    sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')"
+  minor="$(sed -n 's/^[[:space:]]*k8s\.io\/client-go v0\.\([0-9]*\)\..*/\1/p' "$gomod")"
+  echo "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" \
+    "-X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1" \
+    "-X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$minor" \
+    "-X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1" \
+    "-X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=$minor"
+}
+if [ ! -x "$out/helm" ] || [ "$(cat "$out/.helm.version" 2>/dev/null)" != "$HELM_VERSION" ]; then
+  install helm "$HELM_VERSION" helm.sh/helm/v3/cmd/helm -ldflags "$(helm_ldflags)"
+fi
 
 echo "$out"
