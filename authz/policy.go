@@ -243,6 +243,9 @@ func parseStatement(b []byte, i int) (Statement, error) {
 	default:
 		return fail("has neither Action nor NotAction")
 	}
+	if len(s.actions) == 0 {
+		return fail("has an empty Action or NotAction")
+	}
 	if s.Resource, err = stringList(raw.Resource); err != nil {
 		return fail("Resource: %v", err)
 	}

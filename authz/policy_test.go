@@ -138,6 +138,7 @@ func TestParsePolicyErrors(t *testing.T) {
 			[]string{"Statement[1]", `Sid "Oops"`, `Effect "allow" is neither Allow nor Deny`}},
 		{"bad effect single statement", `{"Statement":{"Effect":"Permit","Action":"a:b"}}`, []string{"Statement: ", `"Permit"`}},
 		{"no action", `{"Statement":[{"Effect":"Allow","Resource":"*"}]}`, []string{"Statement[0]", "neither Action nor NotAction"}},
+		{"empty action", `{"Statement":[{"Effect":"Allow","Action":[],"Resource":"*"}]}`, []string{"Statement[0]", "empty Action"}},
 		{"both actions", `{"Statement":[{"Effect":"Allow","Action":"a:b","NotAction":"c:d","Resource":"*"}]}`, []string{"both Action and NotAction"}},
 		{"both resources", `{"Statement":[{"Effect":"Allow","Action":"a:b","Resource":"*","NotResource":"x"}]}`, []string{"both Resource and NotResource"}},
 		{"resource number", `{"Statement":[{"Effect":"Allow","Action":"a:b","Resource":5}]}`, []string{"Resource: is a number"}},

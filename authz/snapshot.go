@@ -50,6 +50,22 @@ type snapRole struct {
 	// missing lists managed policy ARNs (attached or boundary) that the
 	// file does not contain, so the role's permissions cannot be evaluated.
 	missing []string
+	// profileOnly is set for a role known only from an instance profile's
+	// Roles (list-instance-profiles output): it exists, with its path and
+	// trust policy, but its permissions are unknown.
+	profileOnly bool
+}
+
+// incomplete explains why the role's permissions cannot be evaluated, or
+// returns "".
+func (sr *snapRole) incomplete() string {
+	switch {
+	case sr.profileOnly:
+		return "appears only in an instance profile's Roles, without its RoleDetailList entry (policies unknown)"
+	case len(sr.missing) > 0:
+		return "uses managed policies the snapshot does not contain (" + strings.Join(sr.missing, ", ") + ")"
+	}
+	return ""
 }
 
 // The shapes of the CLI's JSON output; unknown fields (UserDetailList,
@@ -229,7 +245,6 @@ func build(all authorizationDetails) (*Snapshot, error) {
 	}
 
 	// Roles.
-	var profileEntries []profileDetail
 	for i, rd := range all.RoleDetailList {
 		where := fmt.Sprintf("RoleDetailList[%d] (role %q)", i, rd.RoleName)
 		if rd.RoleName == "" {
@@ -242,7 +257,7 @@ func build(all authorizationDetails) (*Snapshot, error) {
 			return nil, fmt.Errorf("%s: role listed twice", where)
 		}
 		sr := &snapRole{role: Role{Name: rd.RoleName, Path: normalisePath(rd.Path), ARN: rd.Arn}}
-		if len(bytes.TrimSpace(rd.AssumeRolePolicyDocument)) > 0 && string(bytes.TrimSpace(rd.AssumeRolePolicyDocument)) != "null" {
+		if present(rd.AssumeRolePolicyDocument) {
 			trust, err := ParsePolicy(rd.AssumeRolePolicyDocument)
 			if err != nil {
 				return nil, fmt.Errorf("%s: AssumeRolePolicyDocument: %w", where, err)
@@ -273,15 +288,8 @@ func build(all authorizationDetails) (*Snapshot, error) {
 				sr.missing = append(sr.missing, b.PermissionsBoundaryArn)
 			}
 		}
-		s.roles = append(s.roles, sr)
-		s.roleByName[sr.role.Name] = sr
-		s.roleByFold[strings.ToLower(sr.role.Name)] = sr
-		s.roleByARN[sr.role.ARN] = sr
-		s.arnByFold[strings.ToLower(sr.role.ARN)] = sr
-		profileEntries = append(profileEntries, rd.InstanceProfileList...)
+		s.addRole(sr)
 	}
-	sort.Slice(s.roles, func(i, j int) bool { return s.roles[i].role.Name < s.roles[j].role.Name })
-
 	// Instance profiles: the union of the roles' InstanceProfileList and
 	// the list-instance-profiles array, merged by name.
 	type merged struct {
@@ -322,15 +330,16 @@ func build(all authorizationDetails) (*Snapshot, error) {
 			}
 			// A role known only through the profile (list-instance-profiles
 			// output without the role's details).
-			role := Role{Name: pr.RoleName, Path: normalisePath(pr.Path), ARN: pr.Arn}
-			if len(bytes.TrimSpace(pr.AssumeRolePolicyDocument)) > 0 {
+			sr := &snapRole{role: Role{Name: pr.RoleName, Path: normalisePath(pr.Path), ARN: pr.Arn}, profileOnly: true}
+			if present(pr.AssumeRolePolicyDocument) {
 				trust, err := ParsePolicy(pr.AssumeRolePolicyDocument)
 				if err != nil {
 					return fmt.Errorf("%s: Roles[%d] (role %q): AssumeRolePolicyDocument: %w", where, j, pr.RoleName, err)
 				}
-				role.Trust = trust
+				sr.role.Trust = trust
 			}
-			m.roles = append(m.roles, role)
+			s.addRole(sr)
+			m.roles = append(m.roles, sr.role)
 		}
 		return nil
 	}
@@ -346,6 +355,7 @@ func build(all authorizationDetails) (*Snapshot, error) {
 			return nil, err
 		}
 	}
+	sort.Slice(s.roles, func(i, j int) bool { return s.roles[i].role.Name < s.roles[j].role.Name })
 	sort.Strings(order)
 	for _, name := range order {
 		m := byName[name]
@@ -361,6 +371,23 @@ func build(all authorizationDetails) (*Snapshot, error) {
 		}
 	}
 	return s, nil
+}
+
+// addRole registers a role in the lookup tables.
+func (s *Snapshot) addRole(sr *snapRole) {
+	s.roles = append(s.roles, sr)
+	s.roleByName[sr.role.Name] = sr
+	s.roleByFold[strings.ToLower(sr.role.Name)] = sr
+	if sr.role.ARN != "" {
+		s.roleByARN[sr.role.ARN] = sr
+		s.arnByFold[strings.ToLower(sr.role.ARN)] = sr
+	}
+}
+
+// present reports whether an optional JSON field holds a value.
+func present(raw json.RawMessage) bool {
+	raw = bytes.TrimSpace(raw)
+	return len(raw) > 0 && string(raw) != "null"
 }
 
 // normalisePath gives IAM's default path "/" to entities printed without one.
@@ -480,10 +507,11 @@ func (s *Snapshot) InstanceProfiles() []InstanceProfile {
 // PolicySet returns the policies IAM would evaluate for the role (as
 // RoleByARN finds it), for the local IAM endpoint's
 // SimulatePrincipalPolicy. ok is false when the role is unknown or the
-// snapshot lacks one of its managed policies.
+// snapshot lacks its policies (a managed policy missing from Policies, or a
+// role seen only inside an instance profile).
 func (s *Snapshot) PolicySet(roleARN string) (PolicySet, bool) {
 	sr := s.roleByPrincipal(roleARN)
-	if sr == nil || len(sr.missing) > 0 {
+	if sr == nil || sr.incomplete() != "" {
 		return PolicySet{}, false
 	}
 	return sr.set, true
@@ -491,16 +519,16 @@ func (s *Snapshot) PolicySet(roleARN string) (PolicySet, bool) {
 
 // Decide evaluates q against the principal's policies. An unknown
 // principal is a *NotFoundError of kind "role" naming the ARN; a role whose
-// managed policies are missing from the file is an error asking for a
-// complete snapshot, since any answer would be a guess.
+// policies are missing from the file is an error asking for a complete
+// snapshot, since any answer would be a guess.
 func (s *Snapshot) Decide(_ context.Context, q Question) (Decision, error) {
 	sr := s.roleByPrincipal(q.Principal)
 	if sr == nil {
 		return Decision{}, &NotFoundError{Kind: "role", Name: q.Principal}
 	}
-	if len(sr.missing) > 0 {
-		return Decision{}, fmt.Errorf("%s: role %q uses managed policies the snapshot does not contain (%s): regenerate it with `aws iam get-account-authorization-details` without --filter so that Policies lists them",
-			s.source, sr.role.Name, strings.Join(sr.missing, ", "))
+	if why := sr.incomplete(); why != "" {
+		return Decision{}, fmt.Errorf("%s: role %q %s: cannot evaluate its permissions; regenerate the snapshot with `aws iam get-account-authorization-details` without --filter",
+			s.source, sr.role.Name, why)
 	}
 	return Evaluate(sr.set, q), nil
 }

@@ -422,8 +422,20 @@ func TestLoadSnapshotMergesProfileSources(t *testing.T) {
 	if len(c.Roles) != 1 || c.Path != "/" || c.Roles[0].Path != "/p/" || !TrustAllows(c.Roles[0].Trust, "ec2.amazonaws.com", "sts:AssumeRole") {
 		t.Errorf("C = %+v", c)
 	}
-	if _, err := s.Role(ctx, "Elsewhere"); !errors.Is(err, ErrNotFound) {
-		t.Errorf("a role known only through a profile is served by Role(): %v", err)
+	// A role seen only inside a profile exists (Role answers), but its
+	// permissions are unknown (Decide refuses to guess).
+	if r, err := s.Role(ctx, "Elsewhere"); err != nil || r.ARN != "arn:aws:iam::111122223333:role/p/Elsewhere" {
+		t.Errorf("Role(Elsewhere) = %+v, %v", r, err)
+	}
+	q := passRoleQuestion("arn:aws:iam::111122223333:role/p/Elsewhere", roleARN("R"))
+	if _, err := s.Decide(ctx, q); err == nil || errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "only in an instance profile") {
+		t.Errorf("Decide as a profile-only role: %v", err)
+	}
+	if _, ok := s.PolicySet(q.Principal); ok {
+		t.Error("PolicySet of a profile-only role is complete")
+	}
+	if _, err := s.Role(ctx, "NotThere"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Role(NotThere): %v", err)
 	}
 }
 
