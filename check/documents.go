@@ -1,0 +1,287 @@
+// Package check runs nodeclass-guard's rules over manifests on disk, for CI
+// and GitOps pipelines: it reads files, decodes the Karpenter and EKS
+// documents among them, resolves NodePool references against the same
+// input, and reports verdicts as text or JSON.
+package check
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"sigs.k8s.io/yaml"
+
+	"github.com/nodeclass-guard/nodeclass-guard/webhook"
+)
+
+// Document is one decoded object of the input.
+type Document struct {
+	// Source is "path#N": the file and the document's 1-based index in it.
+	Source     string
+	Line       int // first line of the document in its file
+	APIVersion string
+	Kind       string
+	Name       string
+	// Exactly one of these is set.
+	EC2NodeClass *webhook.EC2NodeClass
+	NodePool     *webhook.NodePool
+	NodeClass    *webhook.NodeClass
+}
+
+// InputError is a file that could not be read or parsed: exit code 2.
+type InputError struct {
+	File string
+	Line int // 0 when unknown
+	Err  error
+}
+
+func (e *InputError) Error() string {
+	if e.Line > 0 {
+		return fmt.Sprintf("%s:%d: %v", e.File, e.Line, e.Err)
+	}
+	return fmt.Sprintf("%s: %v", e.File, e.Err)
+}
+
+func (e *InputError) Unwrap() error { return e.Err }
+
+// maxFileSize bounds one input file; manifests are small, and a runaway
+// input must not exhaust memory.
+const maxFileSize = 32 << 20
+
+// ReadPaths reads every PATH (file, directory walked for .yaml/.yml/.json,
+// or "-" for stdin) and returns the documents nodeclass-guard validates, in
+// input order. Other documents are skipped.
+func ReadPaths(paths []string, stdin io.Reader) ([]Document, error) {
+	var docs []Document
+	for _, p := range paths {
+		if p == "-" {
+			data, err := io.ReadAll(io.LimitReader(stdin, maxFileSize+1))
+			if err != nil {
+				return nil, &InputError{File: "<stdin>", Err: err}
+			}
+			if len(data) > maxFileSize {
+				return nil, &InputError{File: "<stdin>", Err: fmt.Errorf("larger than %d MiB", maxFileSize>>20)}
+			}
+			d, err := Decode("<stdin>", data)
+			if err != nil {
+				return nil, err
+			}
+			docs = append(docs, d...)
+			continue
+		}
+		files, err := listFiles(p)
+		if err != nil {
+			return nil, err
+		}
+		for _, f := range files {
+			data, err := readFile(f)
+			if err != nil {
+				return nil, err
+			}
+			d, err := Decode(f, data)
+			if err != nil {
+				return nil, err
+			}
+			docs = append(docs, d...)
+		}
+	}
+	return docs, nil
+}
+
+func readFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, &InputError{File: path, Err: unwrapPathError(err)}
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
+	if err != nil {
+		return nil, &InputError{File: path, Err: unwrapPathError(err)}
+	}
+	if len(data) > maxFileSize {
+		return nil, &InputError{File: path, Err: fmt.Errorf("larger than %d MiB", maxFileSize>>20)}
+	}
+	return data, nil
+}
+
+func unwrapPathError(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// listFiles expands a path into the files to read, sorted for a stable report.
+func listFiles(p string) ([]string, error) {
+	info, err := os.Stat(p)
+	if err != nil {
+		return nil, &InputError{File: p, Err: unwrapPathError(err)}
+	}
+	if !info.IsDir() {
+		return []string{p}, nil
+	}
+	var files []string
+	err = filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return &InputError{File: path, Err: unwrapPathError(err)}
+		}
+		if d.IsDir() {
+			return nil
+		}
+		switch strings.ToLower(filepath.Ext(path)) {
+		case ".yaml", ".yml", ".json":
+			files = append(files, path)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	sort.Strings(files)
+	return files, nil
+}
+
+var lineRE = regexp.MustCompile(`line (\d+)`)
+
+// Decode splits a file into YAML documents (JSON is YAML) and decodes the
+// ones nodeclass-guard validates. A syntax error or a field of the wrong
+// type is an *InputError naming the file, the document and the line.
+func Decode(file string, data []byte) ([]Document, error) {
+	var out []Document
+	for i, chunk := range splitDocuments(data) {
+		source := file + "#" + strconv.Itoa(i+1)
+		js, err := yaml.YAMLToJSON(chunk.data)
+		if err != nil {
+			line := chunk.line
+			msg := err.Error()
+			if m := lineRE.FindStringSubmatch(msg); m != nil {
+				n, _ := strconv.Atoi(m[1])
+				line = chunk.line + n - 1
+				msg = strings.Replace(msg, m[0], "line "+strconv.Itoa(line), 1)
+			}
+			return nil, &InputError{File: file, Line: line, Err: fmt.Errorf("document %d: invalid YAML: %s", i+1, strings.TrimPrefix(msg, "error converting YAML to JSON: "))}
+		}
+		js = bytes.TrimSpace(js)
+		if len(js) == 0 || bytes.Equal(js, []byte("null")) {
+			continue
+		}
+		docs, err := decodeObject(source, chunk.line, js)
+		if err != nil {
+			return nil, &InputError{File: file, Line: chunk.line, Err: fmt.Errorf("document %d: %w", i+1, err)}
+		}
+		out = append(out, docs...)
+	}
+	return out, nil
+}
+
+type typeHeader struct {
+	APIVersion string `json:"apiVersion"`
+	Kind       string `json:"kind"`
+	Metadata   struct {
+		Name string `json:"name"`
+	} `json:"metadata"`
+}
+
+// decodeObject decodes one JSON document; a v1 List is expanded.
+func decodeObject(source string, line int, js []byte) ([]Document, error) {
+	if js[0] != '{' {
+		return nil, nil // a scalar or a list document is not a Kubernetes object
+	}
+	var h typeHeader
+	if err := json.Unmarshal(js, &h); err != nil {
+		return nil, fmt.Errorf("apiVersion, kind or metadata.name has the wrong type: %v", err)
+	}
+	gv, err := schema.ParseGroupVersion(h.APIVersion)
+	if err != nil {
+		return nil, fmt.Errorf("apiVersion %q: %v", h.APIVersion, err)
+	}
+	if h.Kind == "List" && gv.Group == "" {
+		var list struct {
+			Items []json.RawMessage `json:"items"`
+		}
+		if err := json.Unmarshal(js, &list); err != nil {
+			return nil, fmt.Errorf("List items: %v", err)
+		}
+		var out []Document
+		for i, item := range list.Items {
+			docs, err := decodeObject(fmt.Sprintf("%s/items/%d", source, i), line, item)
+			if err != nil {
+				return nil, fmt.Errorf("items[%d]: %w", i, err)
+			}
+			out = append(out, docs...)
+		}
+		return out, nil
+	}
+	d := Document{Source: source, Line: line, APIVersion: h.APIVersion, Kind: h.Kind, Name: h.Metadata.Name}
+	var into any
+	switch (schema.GroupKind{Group: gv.Group, Kind: h.Kind}) {
+	case webhook.EC2NodeClassGK:
+		d.EC2NodeClass = &webhook.EC2NodeClass{}
+		into = d.EC2NodeClass
+	case webhook.NodePoolGK:
+		d.NodePool = &webhook.NodePool{}
+		into = d.NodePool
+	case webhook.EKSNodeClassGK:
+		d.NodeClass = &webhook.NodeClass{}
+		into = d.NodeClass
+	default:
+		return nil, nil
+	}
+	if err := json.Unmarshal(js, into); err != nil {
+		return nil, fmt.Errorf("%s %q: %s", h.Kind, h.Metadata.Name, describeJSONError(err))
+	}
+	return []Document{d}, nil
+}
+
+// describeJSONError names the field a type error is about.
+func describeJSONError(err error) string {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) && te.Field != "" {
+		return fmt.Sprintf("%s: want %s, got a JSON %s", te.Field, te.Type, te.Value)
+	}
+	return err.Error()
+}
+
+type chunk struct {
+	data []byte
+	line int // 1-based line of the document's first line
+}
+
+// splitDocuments splits multi-document YAML on "---" separator lines,
+// remembering where each document starts.
+func splitDocuments(data []byte) []chunk {
+	var out []chunk
+	start, startLine, line := 0, 1, 1
+	for pos := 0; pos <= len(data); {
+		end := bytes.IndexByte(data[pos:], '\n')
+		var text []byte
+		next := len(data) + 1
+		if end >= 0 {
+			text = data[pos : pos+end]
+			next = pos + end + 1
+		} else {
+			text = data[pos:]
+		}
+		t := bytes.TrimRight(text, " \t\r")
+		if bytes.Equal(t, []byte("---")) || bytes.HasPrefix(t, []byte("--- ")) {
+			out = append(out, chunk{data: data[start:pos], line: startLine})
+			start = min(next, len(data))
+			startLine = line + 1
+		}
+		pos = next
+		line++
+	}
+	out = append(out, chunk{data: data[start:], line: startLine})
+	return out
+}

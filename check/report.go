@@ -1,0 +1,185 @@
+package check
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+
+	"github.com/nodeclass-guard/nodeclass-guard/webhook"
+)
+
+// Report is the contract's JSON report of `check -o json`.
+type Report struct {
+	Results []Result `json:"results"`
+}
+
+// Result is the verdict on one document.
+type Result struct {
+	Source     string `json:"source"`
+	APIVersion string `json:"apiVersion"`
+	Kind       string `json:"kind"`
+	Name       string `json:"name"`
+	Allowed    bool   `json:"allowed"`
+	Denials    []Item `json:"denials"`
+	Warnings   []Item `json:"warnings"`
+}
+
+// Item is one denial or warning.
+type Item struct {
+	Code    string `json:"code"`
+	Field   string `json:"field"`
+	Message string `json:"message"`
+}
+
+// Denied reports whether any object was denied.
+func (r Report) Denied() bool {
+	for _, res := range r.Results {
+		if !res.Allowed {
+			return true
+		}
+	}
+	return false
+}
+
+// InputClasses resolves NodePool references against the classes of the
+// input, then (when set) against a cluster.
+type InputClasses struct {
+	ec2     map[string]*webhook.EC2NodeClass
+	eks     map[string]*webhook.NodeClass
+	Cluster webhook.ClassGetter
+}
+
+var _ webhook.ClassGetter = (*InputClasses)(nil)
+
+// NewInputClasses indexes the classes among docs.
+func NewInputClasses(docs []Document, cluster webhook.ClassGetter) *InputClasses {
+	ic := &InputClasses{ec2: map[string]*webhook.EC2NodeClass{}, eks: map[string]*webhook.NodeClass{}, Cluster: cluster}
+	for _, d := range docs {
+		switch {
+		case d.EC2NodeClass != nil:
+			ic.ec2[d.Name] = d.EC2NodeClass
+		case d.NodeClass != nil:
+			ic.eks[d.Name] = d.NodeClass
+		}
+	}
+	return ic
+}
+
+// GetEC2NodeClass implements webhook.ClassGetter.
+func (ic *InputClasses) GetEC2NodeClass(ctx context.Context, name string) (*webhook.EC2NodeClass, bool, error) {
+	if nc, ok := ic.ec2[name]; ok {
+		return nc, true, nil
+	}
+	if ic.Cluster != nil {
+		return ic.Cluster.GetEC2NodeClass(ctx, name)
+	}
+	return nil, false, nil
+}
+
+// GetNodeClass implements webhook.ClassGetter.
+func (ic *InputClasses) GetNodeClass(ctx context.Context, name string) (*webhook.NodeClass, bool, error) {
+	if nc, ok := ic.eks[name]; ok {
+		return nc, true, nil
+	}
+	if ic.Cluster != nil {
+		return ic.Cluster.GetNodeClass(ctx, name)
+	}
+	return nil, false, nil
+}
+
+// parallelism bounds how many documents are checked at once: IAM answers
+// are cached, so this only overlaps the first lookups.
+const parallelism = 8
+
+// Run checks every document with c and returns the report, in input order.
+// c.Classes is used to resolve NodePool references (see NewInputClasses).
+func Run(ctx context.Context, c *webhook.Checker, docs []Document) Report {
+	results := make([]Result, len(docs))
+	sem := make(chan struct{}, parallelism)
+	var wg sync.WaitGroup
+	for i := range docs {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			results[i] = checkOne(ctx, c, docs[i])
+		}()
+	}
+	wg.Wait()
+	return Report{Results: results}
+}
+
+func checkOne(ctx context.Context, c *webhook.Checker, d Document) Result {
+	var v webhook.Verdict
+	switch {
+	case d.EC2NodeClass != nil:
+		v = c.CheckEC2NodeClass(ctx, d.EC2NodeClass)
+	case d.NodePool != nil:
+		v = c.CheckNodePool(ctx, d.NodePool)
+	case d.NodeClass != nil:
+		v = c.CheckNodeClass(ctx, d.NodeClass)
+	}
+	return Result{
+		Source: d.Source, APIVersion: d.APIVersion, Kind: d.Kind, Name: d.Name,
+		Allowed:  v.Allowed(),
+		Denials:  items(v.Denials),
+		Warnings: items(v.Warnings),
+	}
+}
+
+func items(fs []webhook.Finding) []Item {
+	out := make([]Item, len(fs))
+	for i, f := range fs {
+		out[i] = Item{Code: string(f.Code), Field: f.Field.String(), Message: f.Message}
+	}
+	return out
+}
+
+// WriteJSON writes the contract's JSON report.
+func (r Report) WriteJSON(w io.Writer) error {
+	if r.Results == nil {
+		r.Results = []Result{}
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
+// WriteText writes a report for a terminal or a CI log: per object its
+// verdict, then one line per denial and warning with its code, field and
+// message (which ends with the fix).
+func (r Report) WriteText(w io.Writer) error {
+	var b strings.Builder
+	allowed, warned, denied := 0, 0, 0
+	for _, res := range r.Results {
+		verdict := "ok  "
+		switch {
+		case !res.Allowed:
+			verdict = "DENY"
+			denied++
+		case len(res.Warnings) > 0:
+			verdict = "warn"
+			warned++
+		default:
+			allowed++
+		}
+		fmt.Fprintf(&b, "%s  %s/%s  (%s)\n", verdict, res.Kind, res.Name, res.Source)
+		for _, it := range res.Denials {
+			fmt.Fprintf(&b, "      denied   %s: [%s] %s\n", it.Field, it.Code, it.Message)
+		}
+		for _, it := range res.Warnings {
+			fmt.Fprintf(&b, "      warning  [%s] %s: %s\n", it.Code, it.Field, it.Message)
+		}
+	}
+	if len(r.Results) == 0 {
+		b.WriteString("no EC2NodeClass, NodePool or EKS NodeClass found in the input\n")
+	} else {
+		fmt.Fprintf(&b, "\n%d object(s): %d allowed, %d allowed with warnings, %d denied\n", len(r.Results), allowed, warned, denied)
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}

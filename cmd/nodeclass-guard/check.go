@@ -1,0 +1,97 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+
+	"github.com/nodeclass-guard/nodeclass-guard/authz"
+	"github.com/nodeclass-guard/nodeclass-guard/check"
+)
+
+func runCheck(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("check", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		iamf       iamFlags
+		offline    bool
+		output     string
+		kubeconfig string
+	)
+	iamf.register(fs)
+	fs.BoolVar(&offline, "offline", false, "format checks only; no IAM source needed")
+	fs.StringVar(&output, "o", "text", "report format: text or json")
+	fs.StringVar(&kubeconfig, "kubeconfig", "", "also resolve NodePool references against this cluster")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: nodeclass-guard check [flags] PATH...\n\nExit codes: 0 all allowed, 1 at least one denied, 2 unusable input or flags.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
+	}
+	fail := func(format string, a ...any) int {
+		fmt.Fprintf(stderr, "nodeclass-guard check: "+format+"\n", a...)
+		return exitUsage
+	}
+	if fs.NArg() == 0 {
+		return fail("no PATH given (a file, a directory, or - for stdin)")
+	}
+	if output != "text" && output != "json" {
+		return fail("-o %q: want text or json", output)
+	}
+	if offline && iamf.snapshot != "" {
+		return fail("--offline and --iam-snapshot exclude each other")
+	}
+	if err := iamf.validate(); err != nil {
+		return fail("%v", err)
+	}
+	docs, err := check.ReadPaths(fs.Args(), stdin)
+	if err != nil {
+		var ie *check.InputError
+		if errors.As(err, &ie) {
+			return fail("%v", ie)
+		}
+		return fail("%v", err)
+	}
+	var view authz.View
+	if !offline {
+		view, err = iamf.view(ctx, nil)
+		if err != nil {
+			return fail("%v", err)
+		}
+	}
+	c, err := iamf.checker(ctx, view, iamf.controllerRole, func(msg string) {
+		fmt.Fprintf(stderr, "nodeclass-guard check: warning: %s\n", msg)
+	})
+	if err != nil {
+		return fail("%v", err)
+	}
+	var cluster *clusterClasses
+	if kubeconfig != "" {
+		cluster, err = newClusterClasses(kubeconfig)
+		if err != nil {
+			return fail("--kubeconfig: %v", err)
+		}
+	}
+	if cluster != nil {
+		c.Classes = check.NewInputClasses(docs, cluster)
+	} else {
+		c.Classes = check.NewInputClasses(docs, nil)
+	}
+	report := check.Run(ctx, c, docs)
+	if output == "json" {
+		err = report.WriteJSON(stdout)
+	} else {
+		err = report.WriteText(stdout)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "nodeclass-guard check: writing the report: %v\n", err)
+		return exitFailure
+	}
+	if report.Denied() {
+		return exitDenied
+	}
+	return exitOK
+}

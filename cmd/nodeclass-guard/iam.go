@@ -1,0 +1,124 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"time"
+
+	"github.com/nodeclass-guard/nodeclass-guard/authz"
+	"github.com/nodeclass-guard/nodeclass-guard/webhook"
+)
+
+// iamFlags are the flags `serve` and `check` share to reach IAM and to
+// describe the cluster.
+type iamFlags struct {
+	controllerRole string
+	clusterName    string
+	region         string
+	snapshot       string
+	endpoint       string
+	timeout        time.Duration
+	onIAMError     string
+	cacheSize      int
+	cacheTTL       time.Duration
+	negativeTTL    time.Duration
+}
+
+func (f *iamFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.controllerRole, "controller-role", "", "ARN of the Karpenter controller's IAM role, whose permissions are checked (an STS assumed-role ARN is resolved to the role)")
+	fs.StringVar(&f.clusterName, "cluster-name", "", "the EKS cluster's name, as Karpenter's tags and policies use it")
+	fs.StringVar(&f.region, "region", "", "the cluster's AWS region")
+	fs.StringVar(&f.snapshot, "iam-snapshot", "", "evaluate IAM checks against this snapshot (aws iam get-account-authorization-details output, optionally merged with list-instance-profiles) instead of the IAM API")
+	fs.StringVar(&f.endpoint, "iam-endpoint", "", "IAM API endpoint URL to use instead of AWS's (a local test endpoint)")
+	fs.DurationVar(&f.timeout, "iam-timeout", 2*time.Second, "bound on one IAM call, retries included; keep it well inside the webhook's timeoutSeconds")
+	fs.StringVar(&f.onIAMError, "on-iam-error", "allow", "when IAM cannot be reached and no cached answer exists: allow (with an IAMUnavailable warning) or deny")
+	fs.IntVar(&f.cacheSize, "iam-cache-size", 4096, "maximum number of cached IAM answers")
+	fs.DurationVar(&f.cacheTTL, "iam-cache-ttl", 5*time.Minute, "how long an IAM answer is reused")
+	fs.DurationVar(&f.negativeTTL, "iam-cache-negative-ttl", 30*time.Second, "how long a not-found IAM answer is reused")
+}
+
+// view builds the IAM view: a snapshot, or the live API behind the cache.
+func (f *iamFlags) view(ctx context.Context, metrics *authz.Metrics) (authz.View, error) {
+	if f.snapshot != "" {
+		snap, err := authz.LoadSnapshotFile(f.snapshot)
+		if err != nil {
+			return nil, fmt.Errorf("--iam-snapshot: %w", err)
+		}
+		return snap, nil
+	}
+	client, err := authz.NewIAMClient(ctx, f.region, f.endpoint, f.timeout)
+	if err != nil {
+		return nil, err
+	}
+	live := authz.NewLive(client, authz.LiveOptions{Metrics: metrics})
+	return authz.NewCached(live, authz.CacheOptions{
+		Size: f.cacheSize, TTL: f.cacheTTL, NegativeTTL: f.negativeTTL, Timeout: f.timeout, Metrics: metrics,
+	}), nil
+}
+
+// validate checks the flags that need no IAM.
+func (f *iamFlags) validate() error {
+	if _, err := webhook.ParseOnIAMError(f.onIAMError); err != nil {
+		return err
+	}
+	if f.controllerRole != "" {
+		if _, err := authz.ParseRoleARN(f.controllerRole); err != nil {
+			return fmt.Errorf("--controller-role: %v", err)
+		}
+	}
+	if f.timeout <= 0 {
+		return fmt.Errorf("--iam-timeout=%s: want a positive duration", f.timeout)
+	}
+	if f.cacheSize <= 0 {
+		return fmt.Errorf("--iam-cache-size=%d: want a positive number", f.cacheSize)
+	}
+	return nil
+}
+
+// checker builds the rules' Checker. The controller role is resolved
+// through IAM to its real ARN (path included); an assumed-role ARN becomes
+// the role's ARN. warn receives what the user should know.
+func (f *iamFlags) checker(ctx context.Context, view authz.View, controllerRole string, warn func(string)) (*webhook.Checker, error) {
+	onErr, err := webhook.ParseOnIAMError(f.onIAMError)
+	if err != nil {
+		return nil, err
+	}
+	c := &webhook.Checker{IAM: view, ClusterName: f.clusterName, Region: f.region, OnIAMError: onErr}
+	if controllerRole == "" {
+		return c, nil
+	}
+	parsed, err := authz.ParseRoleARN(controllerRole)
+	if err != nil {
+		return nil, fmt.Errorf("controller role: %v", err)
+	}
+	c.Controller = parsed
+	c.ControllerARN = parsed.String()
+	if view == nil {
+		return c, nil
+	}
+	rctx, cancel := context.WithTimeout(ctx, 2*f.timeout)
+	defer cancel()
+	role, err := view.Role(rctx, parsed.Name)
+	switch {
+	case errors.Is(err, authz.ErrNotFound):
+		return nil, fmt.Errorf("controller role %s: IAM has no role named %s in account %s", controllerRole, parsed.Name, parsed.Account)
+	case err != nil:
+		warn(fmt.Sprintf("could not resolve controller role %s through IAM (%v); using it as given", controllerRole, err))
+	default:
+		if role.ARN != "" && role.ARN != c.ControllerARN {
+			if !authz.IsAssumedRoleARN(controllerRole) {
+				warn(fmt.Sprintf("controller role %s has the real ARN %s (path %s); using that", controllerRole, role.ARN, role.Path))
+			}
+			c.ControllerARN = role.ARN
+			if r, err := authz.ParseRoleARN(role.ARN); err == nil {
+				c.Controller = r
+			}
+		}
+	}
+	if f.clusterName == "" || f.region == "" {
+		warn("--cluster-name and --region are not both set; permission checks use Karpenter's tags with empty values and may deny what Karpenter is allowed")
+	}
+	return c, nil
+}

@@ -1,0 +1,252 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/config"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
+
+	"github.com/nodeclass-guard/nodeclass-guard/authz"
+	"github.com/nodeclass-guard/nodeclass-guard/webhook"
+)
+
+// karpenterRoleAnnotation is where IRSA records a service account's role.
+const karpenterRoleAnnotation = "eks.amazonaws.com/role-arn"
+
+func runServe(ctx context.Context, args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		iamf            iamFlags
+		certDir         string
+		host            string
+		port            int
+		metricsAddr     string
+		metricsSecure   bool
+		probeAddr       string
+		kubeconfig      string
+		karpenterSA     string
+		shutdownTimeout time.Duration
+	)
+	iamf.register(fs)
+	fs.StringVar(&certDir, "cert-dir", "/tmp/k8s-webhook-server/serving-certs", "folder holding tls.crt and tls.key; reloaded when they change")
+	fs.StringVar(&host, "host", "", "address the webhook server listens on (all by default)")
+	fs.IntVar(&port, "port", 9443, "webhook HTTPS port")
+	fs.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "metrics address, or 0 to disable")
+	fs.BoolVar(&metricsSecure, "metrics-secure", false, "serve metrics over HTTPS, authenticated and authorized through the Kubernetes API (TokenReview, SubjectAccessReview)")
+	fs.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "address of /healthz and /readyz")
+	fs.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig file, when running outside a cluster")
+	fs.StringVar(&karpenterSA, "karpenter-service-account", "karpenter/karpenter", "NAMESPACE/NAME of Karpenter's service account, read for its "+karpenterRoleAnnotation+" annotation when --controller-role is not set")
+	fs.DurationVar(&shutdownTimeout, "graceful-shutdown-timeout", 25*time.Second, "how long in-flight admissions may take to finish on SIGTERM")
+	zapOpts := zap.Options{}
+	zapOpts.BindFlags(fs)
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
+	}
+	fail := func(format string, a ...any) int {
+		fmt.Fprintf(stderr, "nodeclass-guard serve: "+format+"\n", a...)
+		return exitUsage
+	}
+	if fs.NArg() > 0 {
+		return fail("unexpected arguments %q", fs.Args())
+	}
+	if err := iamf.validate(); err != nil {
+		return fail("%v", err)
+	}
+	saNamespace, saName, ok := strings.Cut(karpenterSA, "/")
+	if !ok || saNamespace == "" || saName == "" {
+		return fail("--karpenter-service-account=%q: want NAMESPACE/NAME", karpenterSA)
+	}
+
+	log := zap.New(zap.UseFlagOptions(&zapOpts))
+	ctrl.SetLogger(log)
+	setup := log.WithName("setup")
+
+	restConfig, err := loadRESTConfig(kubeconfig)
+	if err != nil {
+		return fail("%v", err)
+	}
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		return fail("%v", err)
+	}
+	if err := webhook.AddToClientScheme(scheme); err != nil {
+		return fail("%v", err)
+	}
+
+	metricsOpts := metricsserver.Options{BindAddress: metricsAddr, SecureServing: metricsSecure}
+	if metricsSecure {
+		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
+	}
+	tlsMin := func(c *tls.Config) { c.MinVersion = tls.VersionTLS12 }
+	metricsOpts.TLSOpts = []func(*tls.Config){tlsMin}
+	srv := crwebhook.NewServer(crwebhook.Options{
+		Host:    host,
+		Port:    port,
+		CertDir: certDir,
+		TLSOpts: []func(*tls.Config){tlsMin},
+	})
+	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
+		Scheme:                  scheme,
+		Metrics:                 metricsOpts,
+		HealthProbeBindAddress:  probeAddr,
+		WebhookServer:           srv,
+		GracefulShutdownTimeout: &shutdownTimeout,
+		Logger:                  log,
+	})
+	if err != nil {
+		return fail("creating the manager: %v", err)
+	}
+
+	iamMetrics := authz.NewMetrics()
+	iamMetrics.MustRegister(crmetrics.Registry)
+	verdicts := webhook.NewMetrics()
+	verdicts.MustRegister(crmetrics.Registry)
+
+	view, err := iamf.view(ctx, iamMetrics)
+	if err != nil {
+		return fail("%v", err)
+	}
+	controllerRole := iamf.controllerRole
+	if controllerRole == "" {
+		controllerRole = karpenterRoleFromServiceAccount(ctx, mgr.GetAPIReader(), saNamespace, saName, func(msg string) {
+			setup.Info(msg)
+		})
+	}
+	checker, err := iamf.checker(ctx, view, controllerRole, func(msg string) { setup.Info(msg) })
+	if err != nil {
+		return fail("%v", err)
+	}
+	checker.Classes = webhook.ClusterClasses{Reader: mgr.GetClient()}
+	if checker.ControllerARN == "" {
+		setup.Info("the Karpenter controller's role is unknown: iam:PassRole and launch permission checks are skipped and every admission carries a PermissionChecksSkipped warning; set --controller-role")
+	}
+
+	for path, wh := range webhook.Handlers(checker, verdicts) {
+		srv.Register(path, wh)
+	}
+	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+		return fail("%v", err)
+	}
+	if err := mgr.AddReadyzCheck("webhook", srv.StartedChecker()); err != nil {
+		return fail("%v", err)
+	}
+	if err := mgr.Add(warmInformers(mgr)); err != nil {
+		return fail("%v", err)
+	}
+	setup.Info("starting", "version", version, "controllerRole", checker.ControllerARN, "cluster", iamf.clusterName,
+		"region", iamf.region, "iam", iamSource(&iamf), "onIAMError", iamf.onIAMError, "port", port)
+	if err := mgr.Start(ctx); err != nil {
+		setup.Error(err, "manager stopped")
+		return exitFailure
+	}
+	setup.Info("stopped")
+	return exitOK
+}
+
+func iamSource(f *iamFlags) string {
+	switch {
+	case f.snapshot != "":
+		return "snapshot " + f.snapshot
+	case f.endpoint != "":
+		return "IAM API at " + f.endpoint
+	}
+	return "IAM API"
+}
+
+func loadRESTConfig(kubeconfig string) (*rest.Config, error) {
+	if kubeconfig != "" {
+		cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+		if err != nil {
+			return nil, fmt.Errorf("--kubeconfig %s: %v", kubeconfig, err)
+		}
+		return cfg, nil
+	}
+	cfg, err := config.GetConfig()
+	if err != nil {
+		return nil, fmt.Errorf("no Kubernetes configuration (in-cluster, KUBECONFIG or --kubeconfig): %v", err)
+	}
+	return cfg, nil
+}
+
+// karpenterRoleFromServiceAccount reads the IRSA annotation of Karpenter's
+// service account; "" when it cannot.
+func karpenterRoleFromServiceAccount(ctx context.Context, r client.Reader, ns, name string, note func(string)) string {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	var sa corev1.ServiceAccount
+	if err := r.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, &sa); err != nil {
+		note(fmt.Sprintf("--controller-role is not set and service account %s/%s could not be read (%v)", ns, name, err))
+		return ""
+	}
+	arn := sa.Annotations[karpenterRoleAnnotation]
+	if arn == "" {
+		note(fmt.Sprintf("--controller-role is not set and service account %s/%s has no %s annotation (EKS Pod Identity?)", ns, name, karpenterRoleAnnotation))
+		return ""
+	}
+	note(fmt.Sprintf("controller role %s read from service account %s/%s", arn, ns, name))
+	return arn
+}
+
+// warmInformers starts the informers NodePool admissions read, so that the
+// first NodePool admission does not wait for a cache sync. A missing CRD
+// (no EKS Auto Mode) is fine.
+func warmInformers(mgr manager.Manager) manager.RunnableFunc {
+	return func(ctx context.Context) error {
+		log := mgr.GetLogger().WithName("informers")
+		for _, obj := range []client.Object{&webhook.EC2NodeClass{}, &webhook.NodeClass{}} {
+			if _, err := mgr.GetCache().GetInformer(ctx, obj); err != nil {
+				var noMatch *meta.NoKindMatchError
+				if meta.IsNoMatchError(err) || errors.As(err, &noMatch) || apierrors.IsNotFound(err) {
+					log.Info("kind not served by this cluster; references to it are reported as not found", "kind", fmt.Sprintf("%T", obj))
+					continue
+				}
+				log.Error(err, "starting informer", "kind", fmt.Sprintf("%T", obj))
+			}
+		}
+		<-ctx.Done()
+		return nil
+	}
+}
+
+// clusterClasses resolves NodePool references for `check --kubeconfig`.
+type clusterClasses = webhook.ClusterClasses
+
+func newClusterClasses(kubeconfig string) (*clusterClasses, error) {
+	cfg, err := loadRESTConfig(kubeconfig)
+	if err != nil {
+		return nil, err
+	}
+	scheme := runtime.NewScheme()
+	if err := webhook.AddToClientScheme(scheme); err != nil {
+		return nil, err
+	}
+	c, err := client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		return nil, err
+	}
+	return &clusterClasses{Reader: c}, nil
+}
