@@ -1,0 +1,359 @@
+// Package iamserver is a local IAM endpoint speaking IAM's Query protocol
+// (form-encoded requests, XML answers in the 2010-05-08 namespace), backed
+// by an authz.Snapshot. Tests and demos point the real AWS SDK at it
+// (BaseEndpoint) to exercise authz.Live end to end: found and missing
+// roles, SimulatePrincipalPolicy answered by the snapshot's evaluator,
+// and the failures IAM really produces (throttling, 5xx, hangs, garbage)
+// injected on demand.
+//
+// Actions: GetRole, GetInstanceProfile, ListInstanceProfilesForRole,
+// SimulatePrincipalPolicy. SigV4 signatures are not verified, but a request
+// without an Authorization header is refused as IAM refuses it.
+package iamserver
+
+import (
+	"bytes"
+	"encoding/xml"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"time"
+
+	"github.com/nodeclass-guard/nodeclass-guard/authz"
+)
+
+// Fault is a failure the server can inject instead of answering.
+type Fault string
+
+// Fault values.
+const (
+	// Throttling answers 400 Throttling "Rate exceeded", as IAM does when
+	// an account's request rate is exceeded; the SDK retries it.
+	Throttling Fault = "Throttling"
+	// ServiceFailure answers 500 ServiceFailure; the SDK retries it.
+	ServiceFailure Fault = "ServiceFailure"
+	// Hang answers nothing until the client gives up (or the server stops).
+	Hang Fault = "Hang"
+	// MalformedXML answers 200 with a truncated XML document.
+	MalformedXML Fault = "MalformedXML"
+)
+
+// Failure says which calls fail and how. Exactly one of Next, Fraction
+// and Always should be set.
+type Failure struct {
+	Fault Fault
+	// Action limits the failure to one IAM action; "" means every action.
+	Action string
+	// Next fails the next Next matching calls, then the failure is spent.
+	Next int
+	// Fraction fails each matching call with this probability (0..1).
+	Fraction float64
+	// Always fails every matching call until ClearFailures.
+	Always bool
+}
+
+// Server is the IAM endpoint; it implements http.Handler. Its knobs may be
+// turned while it serves.
+type Server struct {
+	mu            sync.Mutex
+	snap          *authz.Snapshot
+	latency       time.Duration
+	actionLatency map[string]time.Duration
+	failures      []*Failure
+	rng           *rand.Rand
+	calls         map[string]int
+	total         int
+	requests      uint64
+	stopping      chan struct{}
+	stopOnce      sync.Once
+}
+
+var _ http.Handler = (*Server)(nil)
+
+// Option configures a Server at construction.
+type Option func(*Server)
+
+// WithLatency delays every answer by d.
+func WithLatency(d time.Duration) Option { return func(s *Server) { s.latency = d } }
+
+// WithActionLatency delays answers to one action by d (instead of the
+// general latency).
+func WithActionLatency(action string, d time.Duration) Option {
+	return func(s *Server) { s.actionLatency[action] = d }
+}
+
+// WithFailure injects a failure from the start.
+func WithFailure(f Failure) Option { return func(s *Server) { s.failures = append(s.failures, &f) } }
+
+// WithSeed seeds the generator behind Failure.Fraction, for reproducible
+// runs.
+func WithSeed(seed uint64) Option {
+	return func(s *Server) { s.rng = rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)) }
+}
+
+// New returns a server answering from snap.
+func New(snap *authz.Snapshot, opts ...Option) *Server {
+	s := &Server{
+		snap:          snap,
+		actionLatency: map[string]time.Duration{},
+		rng:           rand.New(rand.NewPCG(1, 2)),
+		calls:         map[string]int{},
+		stopping:      make(chan struct{}),
+	}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
+}
+
+// SetSnapshot replaces the data the server answers from.
+func (s *Server) SetSnapshot(snap *authz.Snapshot) {
+	s.mu.Lock()
+	s.snap = snap
+	s.mu.Unlock()
+}
+
+// SetLatency sets the delay of every answer.
+func (s *Server) SetLatency(d time.Duration) {
+	s.mu.Lock()
+	s.latency = d
+	s.mu.Unlock()
+}
+
+// SetActionLatency sets the delay of one action's answers; 0 falls back to
+// the general latency.
+func (s *Server) SetActionLatency(action string, d time.Duration) {
+	s.mu.Lock()
+	if d == 0 {
+		delete(s.actionLatency, action)
+	} else {
+		s.actionLatency[action] = d
+	}
+	s.mu.Unlock()
+}
+
+// InjectFailure adds a failure; failures are tried in the order added and
+// the first that fires wins.
+func (s *Server) InjectFailure(f Failure) {
+	s.mu.Lock()
+	s.failures = append(s.failures, &f)
+	s.mu.Unlock()
+}
+
+// FailNext fails the next n calls (of any action) with fault.
+func (s *Server) FailNext(fault Fault, n int) { s.InjectFailure(Failure{Fault: fault, Next: n}) }
+
+// FailAlways fails every call with fault until ClearFailures.
+func (s *Server) FailAlways(fault Fault) { s.InjectFailure(Failure{Fault: fault, Always: true}) }
+
+// FailFraction fails each call with probability p.
+func (s *Server) FailFraction(fault Fault, p float64) {
+	s.InjectFailure(Failure{Fault: fault, Fraction: p})
+}
+
+// ClearFailures removes every injected failure.
+func (s *Server) ClearFailures() {
+	s.mu.Lock()
+	s.failures = nil
+	s.mu.Unlock()
+}
+
+// Calls returns how many requests for action were received (failed ones
+// included, so SDK retries show) since the last ResetCalls.
+func (s *Server) Calls(action string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.calls[action]
+}
+
+// TotalCalls returns how many authenticated requests were received.
+func (s *Server) TotalCalls() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.total
+}
+
+// ResetCalls zeroes the call counts.
+func (s *Server) ResetCalls() {
+	s.mu.Lock()
+	s.calls = map[string]int{}
+	s.total = 0
+	s.mu.Unlock()
+}
+
+// Start serves s on a local httptest server and returns its URL (use it as
+// the SDK's BaseEndpoint) and a function stopping it, which also ends hung
+// requests.
+func (s *Server) Start() (url string, stop func()) {
+	ts := httptest.NewServer(s)
+	return ts.URL, func() {
+		s.stopOnce.Do(func() { close(s.stopping) })
+		ts.CloseClientConnections()
+		ts.Close()
+	}
+}
+
+// call is one request being answered.
+type call struct {
+	s         *Server
+	w         http.ResponseWriter
+	r         *http.Request
+	requestID string
+	snap      *authz.Snapshot
+}
+
+// ServeHTTP implements IAM's Query protocol.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	s.requests++
+	c := &call{s: s, w: w, r: r, requestID: requestID(s.requests), snap: s.snap}
+	s.mu.Unlock()
+
+	if r.Method != http.MethodPost && r.Method != http.MethodGet {
+		w.Header().Set("Allow", "GET, POST")
+		c.fail(http.StatusMethodNotAllowed, "Sender", "InvalidAction", fmt.Sprintf("The HTTP method %s is not supported; IAM's Query API takes POST (or GET).", r.Method))
+		return
+	}
+	if r.Header.Get("Authorization") == "" && r.URL.Query().Get("X-Amz-Signature") == "" {
+		c.fail(http.StatusForbidden, "Sender", "MissingAuthenticationToken", "Request is missing Authentication Token")
+		return
+	}
+	if err := r.ParseForm(); err != nil {
+		c.fail(http.StatusBadRequest, "Sender", "MalformedQueryString", "The request body could not be parsed as a form: "+err.Error())
+		return
+	}
+	action := r.Form.Get("Action")
+	if action == "" {
+		c.fail(http.StatusBadRequest, "Sender", "MissingAction", "The request must contain the parameter Action.")
+		return
+	}
+	if v := r.Form.Get("Version"); v != "" && v != "2010-05-08" {
+		c.fail(http.StatusBadRequest, "Sender", "InvalidParameterValue", fmt.Sprintf("Version %q is not supported; IAM's API version is 2010-05-08.", v))
+		return
+	}
+
+	fault, delay := s.begin(action)
+	if !c.wait(delay) {
+		return
+	}
+	switch fault {
+	case Throttling:
+		c.fail(http.StatusBadRequest, "Sender", "Throttling", "Rate exceeded")
+		return
+	case ServiceFailure:
+		c.fail(http.StatusInternalServerError, "Receiver", "ServiceFailure", "Request processing has failed because of an unknown error, exception or failure.")
+		return
+	case Hang:
+		select {
+		case <-r.Context().Done():
+		case <-s.stopping:
+		}
+		return
+	case MalformedXML:
+		w.Header().Set("Content-Type", "text/xml")
+		fmt.Fprintf(w, `<%sResponse xmlns="%s"><%sResult><Role><RoleName>trunc`, action, xmlns, action)
+		return
+	}
+
+	if c.snap == nil {
+		c.fail(http.StatusInternalServerError, "Receiver", "ServiceFailure", "The local IAM endpoint has no snapshot loaded.")
+		return
+	}
+	switch action {
+	case "GetRole":
+		c.getRole()
+	case "GetInstanceProfile":
+		c.getInstanceProfile()
+	case "ListInstanceProfilesForRole":
+		c.listInstanceProfilesForRole()
+	case "SimulatePrincipalPolicy":
+		c.simulatePrincipalPolicy()
+	default:
+		c.fail(http.StatusBadRequest, "Sender", "InvalidAction", fmt.Sprintf("Could not find operation %s for version 2010-05-08", action))
+	}
+}
+
+// begin counts the call and decides its fault (or "") and delay.
+func (s *Server) begin(action string) (Fault, time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls[action]++
+	s.total++
+	delay := s.latency
+	if d, ok := s.actionLatency[action]; ok {
+		delay = d
+	}
+	for i, f := range s.failures {
+		if f.Action != "" && f.Action != action {
+			continue
+		}
+		switch {
+		case f.Always:
+			return f.Fault, delay
+		case f.Next > 0:
+			f.Next--
+			if f.Next == 0 {
+				s.failures = append(s.failures[:i:i], s.failures[i+1:]...)
+			}
+			return f.Fault, delay
+		case f.Fraction > 0 && s.rng.Float64() < f.Fraction:
+			return f.Fault, delay
+		}
+	}
+	return "", delay
+}
+
+// wait sleeps for d unless the request ends first; it reports whether to
+// go on answering.
+func (c *call) wait(d time.Duration) bool {
+	if d <= 0 {
+		return true
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-c.r.Context().Done():
+		return false
+	case <-c.s.stopping:
+		return false
+	}
+}
+
+// reply writes a successful XML answer.
+func (c *call) reply(v any) {
+	body, err := xml.Marshal(v)
+	if err != nil {
+		c.fail(http.StatusInternalServerError, "Receiver", "ServiceFailure", "encoding the answer: "+err.Error())
+		return
+	}
+	c.w.Header().Set("Content-Type", "text/xml")
+	c.w.Header().Set("x-amzn-RequestId", c.requestID)
+	c.w.WriteHeader(http.StatusOK)
+	c.w.Write(append([]byte(xml.Header), body...))
+}
+
+// fail writes an error answer in IAM's ErrorResponse shape.
+func (c *call) fail(status int, typ, code, message string) {
+	var e errorResponse
+	e.Error.Type, e.Error.Code, e.Error.Message = typ, code, message
+	e.RequestID = c.requestID
+	var buf bytes.Buffer
+	buf.WriteString(xml.Header)
+	if err := xml.NewEncoder(&buf).Encode(e); err != nil {
+		http.Error(c.w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	c.w.Header().Set("Content-Type", "text/xml")
+	c.w.Header().Set("x-amzn-RequestId", c.requestID)
+	c.w.WriteHeader(status)
+	c.w.Write(buf.Bytes())
+}
+
+// requestID formats a request counter as a UUID-shaped request ID.
+func requestID(n uint64) string {
+	return fmt.Sprintf("%08x-0000-4000-8000-%012x", uint32(n>>32), n&0xffffffffffff)
+}
