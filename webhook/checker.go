@@ -197,9 +197,11 @@ func (c *Checker) checkRole(q *questions, v *Verdict, ref RoleRef, eks bool, cla
 		}
 		return
 	case roleErr != nil:
+		// Without the role's real ARN, a PassRole answer for the guessed
+		// one could be about another ARN: report only the unavailability.
 		q.unavailable(rolePath, "GetRole", roleErr)
 		if perms {
-			c.reportPassRole(q, v, rolePath, guessARN, <-guessPass)
+			<-guessPass
 		}
 		return
 	}
