@@ -250,8 +250,7 @@ func TestLiveTimeouts(t *testing.T) {
 }
 
 func TestNewIAMClientUsesEnvironmentCredentials(t *testing.T) {
-	srv, _, _ := endpoint(t)
-	url, stop := srv.Start()
+	url, stop := iamserver.New(loadSample(t)).Start()
 	defer stop()
 	isolateAWSEnv(t)
 	client, err := authz.NewIAMClient(context.Background(), "", url, 2*time.Second)

@@ -66,8 +66,9 @@ type Server struct {
 	calls         map[string]int
 	total         int
 	requests      uint64
-	stopping      chan struct{}
-	stopOnce      sync.Once
+	// stopping is closed by the stop function of Start; held requests
+	// watch it.
+	stopping chan struct{}
 }
 
 var _ http.Handler = (*Server)(nil)
@@ -184,12 +185,22 @@ func (s *Server) ResetCalls() {
 }
 
 // Start serves s on a local httptest server and returns its URL (use it as
-// the SDK's BaseEndpoint) and a function stopping it, which also ends hung
-// requests.
+// the SDK's BaseEndpoint) and a function stopping it. Stopping ends the
+// requests held by Hang or by latency, so that it never waits on them; a
+// stopped Server may be started again.
 func (s *Server) Start() (url string, stop func()) {
+	s.mu.Lock()
+	select {
+	case <-s.stopping:
+		s.stopping = make(chan struct{})
+	default:
+	}
+	stopping := s.stopping
+	s.mu.Unlock()
 	ts := httptest.NewServer(s)
+	var once sync.Once
 	return ts.URL, func() {
-		s.stopOnce.Do(func() { close(s.stopping) })
+		once.Do(func() { close(stopping) })
 		ts.CloseClientConnections()
 		ts.Close()
 	}
@@ -202,13 +213,14 @@ type call struct {
 	r         *http.Request
 	requestID string
 	snap      *authz.Snapshot
+	stopping  <-chan struct{}
 }
 
 // ServeHTTP implements IAM's Query protocol.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.requests++
-	c := &call{s: s, w: w, r: r, requestID: requestID(s.requests), snap: s.snap}
+	c := &call{s: s, w: w, r: r, requestID: requestID(s.requests), snap: s.snap, stopping: s.stopping}
 	s.mu.Unlock()
 
 	if r.Method != http.MethodPost && r.Method != http.MethodGet {
@@ -248,7 +260,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case Hang:
 		select {
 		case <-r.Context().Done():
-		case <-s.stopping:
+		case <-c.stopping:
 		}
 		return
 	case MalformedXML:
@@ -318,7 +330,7 @@ func (c *call) wait(d time.Duration) bool {
 		return true
 	case <-c.r.Context().Done():
 		return false
-	case <-c.s.stopping:
+	case <-c.stopping:
 		return false
 	}
 }

@@ -442,3 +442,32 @@ func TestMatchedStatementPositions(t *testing.T) {
 		t.Errorf("positions frame the wrong statement:\n%s", framed)
 	}
 }
+
+func TestStopEndsHeldRequestsAndRestarts(t *testing.T) {
+	srv := iamserver.New(sample(t))
+	srv.FailAlways(iamserver.Hang)
+	u, stop := srv.Start()
+	client := sdkClient(u)
+	done := make(chan error, 1)
+	go func() {
+		_, err := client.GetRole(context.Background(), &iam.GetRoleInput{RoleName: aws.String("AdminNodeRole")},
+			func(o *iam.Options) { o.Retryer = aws.NopRetryer{} })
+		done <- err
+	}()
+	for srv.Calls("GetRole") == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	stop() // must not wait for the hung request
+	if err := <-done; err == nil {
+		t.Error("a request hung until stop succeeded")
+	}
+
+	srv.ClearFailures()
+	srv.SetLatency(time.Millisecond)
+	u, stop = srv.Start()
+	defer stop()
+	out, err := sdkClient(u).GetRole(context.Background(), &iam.GetRoleInput{RoleName: aws.String("AdminNodeRole")})
+	if err != nil || out.Role == nil || aws.ToString(out.Role.Arn) != adminNodeARN {
+		t.Errorf("GetRole after a restart = %+v, %v", out, err)
+	}
+}
