@@ -230,6 +230,18 @@ func TestChartValues(t *testing.T) {
 		}
 	})
 
+	t.Run("Karpenter in kube-system", func(t *testing.T) {
+		r := renderChart(t, "karpenter.namespace=kube-system")
+		if got, _ := argValue(argsOf(t, r, defaultName, defaultNamespace), "karpenter-service-account"); got != "kube-system/karpenter" {
+			t.Errorf("--karpenter-service-account = %q, want kube-system/karpenter", got)
+		}
+		role := decodeStrict[rbacv1.Role](t, r.get(t, "Role", "kube-system", defaultName))
+		if len(role.Rules) != 1 || !slices.Equal(role.Rules[0].ResourceNames, []string{"karpenter"}) {
+			t.Errorf("Role rules %+v, want get on service account karpenter", role.Rules)
+		}
+		r.get(t, "RoleBinding", "kube-system", defaultName)
+	})
+
 	t.Run("release name and namespace", func(t *testing.T) {
 		r := renderChartAs(t, "guard", "security")
 		decodeAllStrict(t, r)

@@ -40,9 +40,10 @@ const (
 const (
 	defaultName      = "nodeclass-guard"
 	defaultNamespace = "nodeclass-guard"
-	// karpenterNamespace is where Karpenter's install guide puts its
-	// service account, read by the webhook when --controller-role is empty.
-	karpenterNamespace = "kube-system"
+	// karpenterNamespace is where the webhook looks for Karpenter's service
+	// account when --controller-role is empty (--karpenter-service-account
+	// defaults to karpenter/karpenter).
+	karpenterNamespace = "karpenter"
 )
 
 // readManifests reads every manifest once per test binary run. The
