@@ -248,7 +248,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	fault, delay := s.begin(action)
 	if !c.wait(delay) {
-		return
+		panic(http.ErrAbortHandler) // as for Hang
 	}
 	switch fault {
 	case Throttling:
@@ -262,7 +262,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case <-r.Context().Done():
 		case <-c.stopping:
 		}
-		return
+		// Drop the connection without an answer: returning would send an
+		// empty 200, which the SDK reads as success.
+		panic(http.ErrAbortHandler)
 	case MalformedXML:
 		w.Header().Set("Content-Type", "text/xml")
 		fmt.Fprintf(w, `<%sResponse xmlns="%s"><%sResult><Role><RoleName>trunc`, action, xmlns, action)
@@ -317,8 +319,8 @@ func (s *Server) begin(action string) (Fault, time.Duration) {
 	return "", delay
 }
 
-// wait sleeps for d unless the request ends first; it reports whether to
-// go on answering.
+// wait sleeps for d unless the request ends or the server stops first; it
+// reports whether to go on answering.
 func (c *call) wait(d time.Duration) bool {
 	if d <= 0 {
 		return true
