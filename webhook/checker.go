@@ -364,7 +364,7 @@ func tagContext(tags [][2]string, request, resource bool) map[string][]string {
 func tagList(tags [][2]string) string {
 	parts := make([]string, len(tags))
 	for i, t := range tags {
-		parts[i] = t[0] + "=" + t[1]
+		parts[i] = shown(t[0]) + "=" + shown(t[1])
 	}
 	return strings.Join(parts, ", ")
 }

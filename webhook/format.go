@@ -75,7 +75,10 @@ func CheckRoleFormat(path *field.Path, role, account string) (ref RoleRef, findi
 		if rolePath == "//" {
 			rolePath = "/"
 		}
-		if !validIAMPath(strings.Trim(role[:i], "/")) {
+		// The path as written, with its leading slash: an empty segment
+		// ("a//b", "//b") is as invalid at the ends as inside.
+		written := "/" + strings.TrimPrefix(role[:i+1], "/")
+		if !validIAMPath(strings.Trim(role[:i], "/")) || strings.Contains(written, "//") {
 			findings = append(findings, deny(RoleInvalidName, path,
 				"%s has an invalid IAM path %s; a path is printable ASCII without spaces, up to 512 characters. Set spec.role to the role name only",
 				quote(role), quote(role[:i+1])))

@@ -84,5 +84,5 @@ func groupKindString(gk interface{ String() string }) string {
 	if s == "" || s == "." {
 		return "(empty group/kind)"
 	}
-	return s
+	return shown(s)
 }

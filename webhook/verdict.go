@@ -185,3 +185,13 @@ func quote(s string) string {
 	}
 	return fmt.Sprintf("%q", s)
 }
+
+// shown renders a name for a message: as it is when it is short printable
+// ASCII, else as quote does. Names in `check` come from files no API server
+// validated, so a hostile one must not break a line or flood a message.
+func shown(s string) string {
+	if len(s) <= 96 && !strings.ContainsFunc(s, func(r rune) bool { return r < 0x21 || r > 0x7e }) {
+		return s
+	}
+	return quote(s)
+}
