@@ -1,0 +1,101 @@
+package webhook
+
+import (
+	"context"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nodeclass-guard/nodeclass-guard/authz"
+	"github.com/nodeclass-guard/nodeclass-guard/e2e/iamserver"
+)
+
+// liveView starts the local IAM endpoint over the sample snapshot and
+// returns the view serve builds: the real SDK client → Live → Cached.
+func liveView(t *testing.T, opts authz.CacheOptions) (*authz.Cached, *iamserver.Server) {
+	t.Helper()
+	// The SDK's default chain must find these and nothing of the machine's.
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")
+	t.Setenv("AWS_SESSION_TOKEN", "")
+	t.Setenv("AWS_PROFILE", "")
+	t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "config"))
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(t.TempDir(), "credentials"))
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+	srv := iamserver.New(loadSampleSnapshot(t))
+	url, stop := srv.Start()
+	t.Cleanup(stop)
+	client, err := authz.NewIAMClient(context.Background(), "us-east-1", url, 2*time.Second)
+	if err != nil {
+		t.Fatalf("NewIAMClient: %v", err)
+	}
+	return authz.NewCached(authz.NewLive(client, authz.LiveOptions{}), opts), srv
+}
+
+// TestRulesLive runs the rules table through the real AWS SDK against the
+// local IAM endpoint: the codes must be those the snapshot gives.
+func TestRulesLive(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a local IAM endpoint")
+	}
+	view, srv := liveView(t, authz.CacheOptions{})
+	runRuleCases(t, view)
+	if srv.Calls("SimulatePrincipalPolicy") == 0 || srv.Calls("GetRole") == 0 || srv.Calls("GetInstanceProfile") == 0 {
+		t.Errorf("the live view did not reach the endpoint: %d GetRole, %d GetInstanceProfile, %d SimulatePrincipalPolicy",
+			srv.Calls("GetRole"), srv.Calls("GetInstanceProfile"), srv.Calls("SimulatePrincipalPolicy"))
+	}
+}
+
+// TestRulesLiveIAMDown covers IAMUnavailable and IAMStale as they really
+// happen: the endpoint fails, and the cache has nothing, or only answers
+// past their TTL.
+func TestRulesLiveIAMDown(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a local IAM endpoint")
+	}
+	var (
+		mu  sync.Mutex
+		now = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+	)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	view, srv := liveView(t, authz.CacheOptions{TTL: time.Minute, Now: clock})
+
+	ctl, _ := authz.ParseRoleARN(ctlKarpenter)
+	checker := func(on OnIAMError) *Checker {
+		return &Checker{IAM: view, Controller: ctl, ControllerARN: ctlKarpenter, ClusterName: testCluster, Region: testRegion, OnIAMError: on}
+	}
+	check := func(on OnIAMError, nc *EC2NodeClass) Verdict {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		v := checker(on).CheckEC2NodeClass(ctx, nc)
+		checkLineShapes(t, v)
+		return v
+	}
+	expect := func(what string, v Verdict, deny, warn []Code) {
+		t.Helper()
+		if !slices.Equal(findingCodes(v.Denials), sortedCodes(deny)) || !slices.Equal(findingCodes(v.Warnings), sortedCodes(warn)) {
+			t.Errorf("%s: denials %v, warnings %v; want %v, %v\n%s", what, findingCodes(v.Denials), findingCodes(v.Warnings), deny, warn, dump(v))
+		}
+	}
+
+	srv.FailAlways(iamserver.ServiceFailure)
+	good := ec2Class("default", "KarpenterNodeRole-demo", "")
+	expect("nothing cached, allow", check(OnIAMErrorAllow, good), nil, codes(IAMUnavailable))
+	expect("nothing cached, deny", check(OnIAMErrorDeny, good), codes(IAMUnavailable), nil)
+
+	srv.ClearFailures()
+	expect("IAM back", check(OnIAMErrorDeny, good), nil, nil)
+	admin := ec2Class("admin", "AdminNodeRole", "")
+	expect("IAM back, explicit deny", check(OnIAMErrorDeny, admin), codes(PassRoleDenied), nil)
+
+	advance(10 * time.Minute)
+	srv.FailAlways(iamserver.Throttling)
+	expect("stale answers", check(OnIAMErrorDeny, good), nil, codes(IAMStale))
+	expect("stale answers still deny", check(OnIAMErrorDeny, admin), codes(PassRoleDenied), codes(IAMStale))
+	other := ec2Class("other", "OtherNodeRole", "")
+	expect("uncached role while throttled", check(OnIAMErrorDeny, other), codes(IAMUnavailable), nil)
+}
