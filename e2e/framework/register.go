@@ -15,8 +15,14 @@ import (
 
 // RegisterWebhook creates (or replaces) the ValidatingWebhookConfiguration
 // and returns once the API server consults the webhook for all three kinds.
-func (e *Env) RegisterWebhook(ctx context.Context) error {
+// edits change the registered copy (for example, dropping matchConditions
+// to see what the binary answers on its own); the next call without edits
+// restores the shipped configuration.
+func (e *Env) RegisterWebhook(ctx context.Context, edits ...func(*admissionregistrationv1.ValidatingWebhookConfiguration)) error {
 	want := e.webhookConfig.DeepCopy()
+	for _, edit := range edits {
+		edit(want)
+	}
 	cur := &admissionregistrationv1.ValidatingWebhookConfiguration{}
 	err := e.Client.Get(ctx, client.ObjectKeyFromObject(want), cur)
 	switch {
