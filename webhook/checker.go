@@ -53,6 +53,14 @@ type Checker struct {
 	ClusterName   string
 	Region        string
 	OnIAMError    OnIAMError
+	// IAMTimeout bounds all the IAM questions of one check together; 0
+	// leaves only each call's own bound. Some checks ask in two rounds (the
+	// instance profile, then iam:PassRole on the role inside it), so
+	// without it a failing IAM would hold an admission for two call
+	// timeouts. When it runs out, what is not answered yet is taken from
+	// the cache (stale if need be) or reported as IAMUnavailable; the calls
+	// themselves go on and fill the cache for the next request.
+	IAMTimeout time.Duration
 	// Classes resolves NodePool references; nil means none can be found.
 	Classes ClassGetter
 }
@@ -126,6 +134,11 @@ func (c *Checker) checkClass(ctx context.Context, name, role, profile string, ek
 	}
 	if c.IAM == nil || (role != "" && profile != "") {
 		return v
+	}
+	if c.IAMTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.IAMTimeout)
+		defer cancel()
 	}
 	q := &questions{c: c, ctx: ctx}
 	switch {

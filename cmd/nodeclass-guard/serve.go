@@ -141,6 +141,8 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 		return fail("%v", err)
 	}
 	checker.Classes = webhook.ClusterClasses{Reader: mgr.GetClient()}
+	// One admission's IAM questions, all rounds together, get --iam-timeout.
+	checker.IAMTimeout = iamf.timeout
 	if checker.ControllerARN == "" {
 		setup.Info("the Karpenter controller's role is unknown: iam:PassRole and launch permission checks are skipped and every admission carries a PermissionChecksSkipped warning; set --controller-role")
 	}
