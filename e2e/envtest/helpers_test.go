@@ -3,8 +3,11 @@ package envtest_test
 import (
 	"context"
 	"errors"
+	"io"
+	"net/http"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -258,3 +261,59 @@ func obj(apiVersion, kind, name string, spec map[string]any) *unstructured.Unstr
 func role(name string) map[string]any    { return map[string]any{"role": name} }
 func profile(name string) map[string]any { return map[string]any{"instanceProfile": name} }
 
+// nested reads a string field.
+func nested(o *unstructured.Unstructured, fields ...string) string {
+	v, _, _ := unstructured.NestedString(o.Object, fields...)
+	return v
+}
+
+// setNested sets a string field.
+func setNested(o *unstructured.Unstructured, value string, fields ...string) error {
+	return unstructured.SetNestedField(o.Object, value, fields...)
+}
+
+// webhookPath returns the path the registered webhook for group calls.
+func webhookPath(t *testing.T, e *framework.Env, group string) string {
+	t.Helper()
+	for _, wh := range e.WebhookConfiguration().Webhooks {
+		for _, r := range wh.Rules {
+			for _, g := range r.APIGroups {
+				if g == group && wh.ClientConfig.URL != nil {
+					return strings.TrimPrefix(*wh.ClientConfig.URL, e.WebhookURL)
+				}
+			}
+		}
+	}
+	t.Fatalf("no webhook for group %s", group)
+	return ""
+}
+
+// webhookRequests reads controller-runtime's request counter for one
+// webhook path from serve's metrics endpoint: the only way to see, from
+// outside, whether the API server called the webhook at all.
+func webhookRequests(t *testing.T, e *framework.Env, path string) float64 {
+	t.Helper()
+	resp, err := http.Get(e.MetricsURL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var total float64
+	label := `webhook="` + path + `"`
+	for _, line := range strings.Split(string(body), "\n") {
+		if !strings.HasPrefix(line, "controller_runtime_webhook_requests_total{") || !strings.Contains(line, label) {
+			continue
+		}
+		f := strings.Fields(line)
+		v, err := strconv.ParseFloat(f[len(f)-1], 64)
+		if err != nil {
+			t.Fatalf("metrics line %q: %v", line, err)
+		}
+		total += v
+	}
+	return total
+}
