@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/yaml"
 
@@ -185,12 +186,21 @@ func Decode(file string, data []byte) ([]Document, error) {
 	return out, nil
 }
 
+// typeHeader is what identifies a document. Its fields are raw so that a
+// document that is not a Kubernetes object (a Helm values file, a CI
+// workflow: `kind: 3`, `metadata: [a, b]`) is ignored, not an error.
 type typeHeader struct {
-	APIVersion string `json:"apiVersion"`
-	Kind       string `json:"kind"`
-	Metadata   struct {
-		Name string `json:"name"`
-	} `json:"metadata"`
+	APIVersion json.RawMessage `json:"apiVersion"`
+	Kind       json.RawMessage `json:"kind"`
+}
+
+// str returns a raw JSON value as a string, ok=false when it is not one.
+func str(raw json.RawMessage) (string, bool) {
+	var s string
+	if len(raw) == 0 || raw[0] != '"' || json.Unmarshal(raw, &s) != nil {
+		return "", false
+	}
+	return s, true
 }
 
 // decodeObject decodes one JSON document; a v1 List is expanded.
@@ -198,15 +208,25 @@ func decodeObject(source string, line int, js []byte) ([]Document, error) {
 	if js[0] != '{' {
 		return nil, nil // a scalar or a list document is not a Kubernetes object
 	}
-	var h typeHeader
-	if err := json.Unmarshal(js, &h); err != nil {
-		return nil, fmt.Errorf("apiVersion, kind or metadata.name has the wrong type: %v", err)
+	var raw typeHeader
+	if err := json.Unmarshal(js, &raw); err != nil {
+		return nil, fmt.Errorf("not a JSON object: %v", err)
 	}
-	gv, err := schema.ParseGroupVersion(h.APIVersion)
+	apiVersion, ok1 := str(raw.APIVersion)
+	kind, ok2 := str(raw.Kind)
+	if !ok1 || !ok2 {
+		return nil, nil // not a Kubernetes object
+	}
+	switch kind {
+	case "List", webhook.EC2NodeClassKind, webhook.NodePoolKind, webhook.NodeClassKind:
+	default:
+		return nil, nil
+	}
+	gv, err := schema.ParseGroupVersion(apiVersion)
 	if err != nil {
-		return nil, fmt.Errorf("apiVersion %q: %v", h.APIVersion, err)
+		return nil, fmt.Errorf("apiVersion %q: %v", apiVersion, err)
 	}
-	if h.Kind == "List" && gv.Group == "" {
+	if kind == "List" && gv.Group == "" {
 		var list struct {
 			Items []json.RawMessage `json:"items"`
 		}
@@ -223,24 +243,34 @@ func decodeObject(source string, line int, js []byte) ([]Document, error) {
 		}
 		return out, nil
 	}
-	d := Document{Source: source, Line: line, APIVersion: h.APIVersion, Kind: h.Kind, Name: h.Metadata.Name}
-	var into any
-	switch (schema.GroupKind{Group: gv.Group, Kind: h.Kind}) {
+	d := Document{Source: source, Line: line, APIVersion: apiVersion, Kind: kind}
+	var (
+		into any
+		meta *metav1.ObjectMeta
+	)
+	switch (schema.GroupKind{Group: gv.Group, Kind: kind}) {
 	case webhook.EC2NodeClassGK:
 		d.EC2NodeClass = &webhook.EC2NodeClass{}
-		into = d.EC2NodeClass
+		into, meta = d.EC2NodeClass, &d.EC2NodeClass.ObjectMeta
 	case webhook.NodePoolGK:
 		d.NodePool = &webhook.NodePool{}
-		into = d.NodePool
+		into, meta = d.NodePool, &d.NodePool.ObjectMeta
 	case webhook.EKSNodeClassGK:
 		d.NodeClass = &webhook.NodeClass{}
-		into = d.NodeClass
+		into, meta = d.NodeClass, &d.NodeClass.ObjectMeta
 	default:
 		return nil, nil
 	}
 	if err := json.Unmarshal(js, into); err != nil {
-		return nil, fmt.Errorf("%s %q: %s", h.Kind, h.Metadata.Name, describeJSONError(err))
+		var named struct {
+			Metadata struct {
+				Name string `json:"name"`
+			} `json:"metadata"`
+		}
+		_ = json.Unmarshal(js, &named)
+		return nil, fmt.Errorf("%s %q: %s", kind, named.Metadata.Name, describeJSONError(err))
 	}
+	d.Name = meta.Name
 	return []Document{d}, nil
 }
 
@@ -263,6 +293,15 @@ type chunk struct {
 func splitDocuments(data []byte) []chunk {
 	var out []chunk
 	start, startLine, line := 0, 1, 1
+	// emit adds the chunk ending at end, except a blank or comment-only
+	// head before the first marker ("# license\n---\n..."), which is not
+	// a document: the first object is document 1, as for kubectl.
+	emit := func(end int) {
+		if len(out) == 0 && start == 0 && blank(data[:end]) {
+			return
+		}
+		out = append(out, chunk{data: data[start:end], line: startLine})
+	}
 	for pos := 0; pos <= len(data); {
 		end := bytes.IndexByte(data[pos:], '\n')
 		var text []byte
@@ -274,14 +313,32 @@ func splitDocuments(data []byte) []chunk {
 			text = data[pos:]
 		}
 		t := bytes.TrimRight(text, " \t\r")
-		if bytes.Equal(t, []byte("---")) || bytes.HasPrefix(t, []byte("--- ")) {
-			out = append(out, chunk{data: data[start:pos], line: startLine})
+		switch {
+		case bytes.Equal(t, []byte("---")):
+			emit(pos)
 			start = min(next, len(data))
 			startLine = line + 1
+		case bytes.HasPrefix(t, []byte("--- ")), bytes.HasPrefix(t, []byte("---\t")):
+			// "--- {...}" or "--- !tag": the document starts on the
+			// marker's line, which the YAML parser reads as it is.
+			emit(pos)
+			start = pos
+			startLine = line
 		}
 		pos = next
 		line++
 	}
 	out = append(out, chunk{data: data[start:], line: startLine})
 	return out
+}
+
+// blank reports whether data holds only blank and comment lines.
+func blank(data []byte) bool {
+	for _, l := range bytes.Split(data, []byte("\n")) {
+		l = bytes.TrimSpace(l)
+		if len(l) > 0 && l[0] != '#' {
+			return false
+		}
+	}
+	return true
 }
