@@ -73,8 +73,8 @@ func guardKind(gk schema.GroupKind, wh *admission.Webhook) *admission.Webhook {
 	wh.Handler = admission.HandlerFunc(func(ctx context.Context, req admission.Request) admission.Response {
 		if got := (schema.GroupKind{Group: req.Kind.Group, Kind: req.Kind.Kind}); got != gk {
 			return admission.Errored(http.StatusBadRequest, fmt.Errorf(
-				"this webhook path validates %s, but the request (uid %s) is for %q: check the ValidatingWebhookConfiguration's rules",
-				gk, req.UID, got.String()))
+				"this webhook path validates %s, but the request (uid %s) is for %s: check the ValidatingWebhookConfiguration's rules",
+				gk, req.UID, quote(got.String())))
 		}
 		return inner.Handle(ctx, req)
 	})
