@@ -76,6 +76,9 @@ func (e *Env) waitWebhook(ctx context.Context, effective bool) error {
 		}
 		select {
 		case <-ctx.Done():
+			if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return fmt.Errorf("waiting for the webhook registration: %w", ctx.Err())
+			}
 			state := "answering"
 			if !effective {
 				state = "gone"

@@ -97,6 +97,9 @@ func (p *serveProcess) waitReady(ctx context.Context, healthAddr string) error {
 		case <-p.exited:
 			return fmt.Errorf("nodeclass-guard serve exited before it was ready (%v); its output:\n%s", p.err, p.log.tail(40))
 		case <-ctx.Done():
+			if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return fmt.Errorf("waiting for nodeclass-guard serve: %w", ctx.Err())
+			}
 			return fmt.Errorf("nodeclass-guard serve not ready (%s); last answer: %s; its output:\n%s", ctx.Err(), last, p.log.tail(40))
 		case <-time.After(100 * time.Millisecond):
 		}
