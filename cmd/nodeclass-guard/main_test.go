@@ -1,0 +1,501 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/nodeclass-guard/nodeclass-guard/authz"
+	"github.com/nodeclass-guard/nodeclass-guard/e2e/iamserver"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/golden from the current output")
+
+const (
+	snapshotFile = "../../testdata/iam/sample-snapshot.json"
+	ctlKarpenter = "arn:aws:iam::111122223333:role/KarpenterControllerRole"
+	ctlLimited   = "arn:aws:iam::111122223333:role/LimitedControllerRole"
+	ctlBounded   = "arn:aws:iam::111122223333:role/BoundedControllerRole"
+)
+
+// iamArgs are the flags of the shared scenario.
+func iamArgs(ctl string) []string {
+	return []string{"--iam-snapshot", snapshotFile, "--controller-role", ctl, "--cluster-name", "demo", "--region", "us-west-2"}
+}
+
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+func runCmd(t *testing.T, stdin string, args ...string) result {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code := run(args, strings.NewReader(stdin), &out, &errOut)
+	return result{code: code, stdout: out.String(), stderr: errOut.String()}
+}
+
+func checkArgs(extra []string, paths ...string) []string {
+	return append(append([]string{"check"}, extra...), paths...)
+}
+
+// report mirrors the contract's JSON report, strictly.
+type report struct {
+	Results []struct {
+		Source     string `json:"source"`
+		APIVersion string `json:"apiVersion"`
+		Kind       string `json:"kind"`
+		Name       string `json:"name"`
+		Allowed    bool   `json:"allowed"`
+		Denials    []item `json:"denials"`
+		Warnings   []item `json:"warnings"`
+	} `json:"results"`
+}
+
+type item struct {
+	Code    string `json:"code"`
+	Field   string `json:"field"`
+	Message string `json:"message"`
+}
+
+func parseReport(t *testing.T, out string) report {
+	t.Helper()
+	var r report
+	dec := json.NewDecoder(strings.NewReader(out))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&r); err != nil {
+		t.Fatalf("stdout is not the contract's JSON report: %v\n%s", err, out)
+	}
+	if r.Results == nil {
+		t.Fatalf("results is not an array: %s", out)
+	}
+	for _, res := range r.Results {
+		if res.Denials == nil || res.Warnings == nil {
+			t.Errorf("%s: denials and warnings must be arrays, even empty", res.Source)
+		}
+		if res.Allowed != (len(res.Denials) == 0) {
+			t.Errorf("%s: allowed %v with %d denials", res.Source, res.Allowed, len(res.Denials))
+		}
+		for _, it := range append(slices.Clone(res.Denials), res.Warnings...) {
+			if it.Code == "" || it.Field == "" || it.Message == "" || strings.ContainsAny(it.Message, "\r\n") {
+				t.Errorf("%s: item %+v: want a code, a field and a one-line message", res.Source, it)
+			}
+		}
+	}
+	return r
+}
+
+// codesBySource returns "source: DENY codes | WARN codes" lines.
+func codesBySource(r report) []string {
+	var out []string
+	for _, res := range r.Results {
+		var d, w []string
+		for _, it := range res.Denials {
+			d = append(d, it.Code)
+		}
+		for _, it := range res.Warnings {
+			w = append(w, it.Code)
+		}
+		out = append(out, res.Source+": "+strings.Join(d, ",")+" | "+strings.Join(w, ","))
+	}
+	return out
+}
+
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", "golden", name)
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test ./cmd/nodeclass-guard -update to create it)", err)
+	}
+	if got != string(want) {
+		t.Errorf("output differs from %s (rerun with -update if the change is intended)\n--- got\n%s\n--- want\n%s", path, got, want)
+	}
+}
+
+// TestCheckGolden runs check over the testdata folders and compares the
+// JSON (and one text) report with the golden files.
+func TestCheckGolden(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		args     []string
+		paths    []string
+		exit     int
+		golden   string
+		wantByID []string // "source: denials | warnings"
+	}{
+		{name: "good", args: iamArgs(ctlKarpenter), paths: []string{"testdata/good"}, exit: 0, golden: "good.json",
+			wantByID: []string{
+				"testdata/good/ec2nodeclass.yaml#1:  | ",
+				"testdata/good/eks-auto-mode.yaml#1:  | ",
+				"testdata/good/eks-auto-mode.yaml#2:  | ",
+				"testdata/good/instance-profile.yaml#1:  | ",
+				"testdata/good/nodepool.yaml#1:  | ",
+			}},
+		{name: "bad", args: iamArgs(ctlKarpenter), paths: []string{"testdata/bad"}, exit: 1, golden: "bad.json",
+			wantByID: []string{
+				"testdata/bad/role-arn.yaml#1: RoleIsARN | ",
+				"testdata/bad/role-path.yaml#1: PassRoleDenied | RoleHasPath",
+				"testdata/bad/trust-and-profile.yaml#1: RoleTrustMissingEC2 | ",
+				"testdata/bad/trust-and-profile.yaml#2: InstanceProfileHasNoRole | ",
+			}},
+		{name: "mixed", args: iamArgs(ctlKarpenter), paths: []string{"testdata/mixed"}, exit: 1, golden: "mixed.json",
+			wantByID: []string{
+				"testdata/mixed/classes.yaml#1:  | ",
+				"testdata/mixed/classes.yaml#3: PassRoleDenied | ",
+				"testdata/mixed/list.json#1/items/0:  | ",
+				"testdata/mixed/list.json#1/items/1:  | ",
+				"testdata/mixed/pools/nodepools.yaml#1:  | ",
+				"testdata/mixed/pools/nodepools.yaml#2: NodeClassInvalid | ",
+				"testdata/mixed/pools/nodepools.yaml#3:  | NodeClassNotFound",
+			}},
+		{name: "missing class alone exits 0", args: iamArgs(ctlKarpenter), paths: []string{"testdata/mixed/pools/nodepools.yaml"}, exit: 0,
+			wantByID: []string{
+				"testdata/mixed/pools/nodepools.yaml#1:  | NodeClassNotFound",
+				"testdata/mixed/pools/nodepools.yaml#2:  | NodeClassNotFound",
+				"testdata/mixed/pools/nodepools.yaml#3:  | NodeClassNotFound",
+			}},
+		{name: "offline", args: []string{"--offline"}, paths: []string{"testdata/offline"}, exit: 1, golden: "offline.json",
+			wantByID: []string{
+				"testdata/offline/format.yaml#1: RoleIsARN | ",
+				"testdata/offline/format.yaml#2:  | RoleHasPath",
+				"testdata/offline/format.yaml#3: InstanceProfileIsARN | ",
+				"testdata/offline/format.yaml#4: RoleInstanceProfileExclusive | ",
+				"testdata/offline/format.yaml#5:  | InstanceProfileNamePrefix",
+				"testdata/offline/format.yaml#6:  | ",
+			}},
+		{name: "offline with a controller role finds cross-account roles", args: []string{"--offline", "--controller-role", ctlKarpenter},
+			paths: []string{"testdata/codes/RoleCrossAccount.yaml"}, exit: 1,
+			wantByID: []string{"testdata/codes/RoleCrossAccount.yaml#1: RoleIsARN,RoleCrossAccount | "}},
+		{name: "several paths, a file twice", args: iamArgs(ctlKarpenter), paths: []string{"testdata/bad/role-arn.yaml", "testdata/good/nodepool.yaml", "testdata/bad/role-arn.yaml"}, exit: 1,
+			wantByID: []string{
+				"testdata/bad/role-arn.yaml#1: RoleIsARN | ",
+				"testdata/good/nodepool.yaml#1:  | NodeClassNotFound",
+				"testdata/bad/role-arn.yaml#1: RoleIsARN | ",
+			}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res := runCmd(t, "", checkArgs(append(slices.Clone(tc.args), "-o", "json"), tc.paths...)...)
+			if res.code != tc.exit {
+				t.Errorf("exit %d, want %d; stderr:\n%s", res.code, tc.exit, res.stderr)
+			}
+			r := parseReport(t, res.stdout)
+			if got := codesBySource(r); !slices.Equal(got, tc.wantByID) {
+				t.Errorf("codes\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(tc.wantByID, "\n"))
+			}
+			if tc.golden != "" {
+				golden(t, tc.golden, res.stdout)
+			}
+		})
+	}
+}
+
+// TestCheckTextReport pins the text report's shape.
+func TestCheckTextReport(t *testing.T) {
+	res := runCmd(t, "", checkArgs(iamArgs(ctlKarpenter), "testdata/mixed", "testdata/bad/role-path.yaml")...)
+	if res.code != 1 {
+		t.Errorf("exit %d, want 1; stderr: %s", res.code, res.stderr)
+	}
+	golden(t, "mixed.txt", res.stdout)
+	lines := strings.Split(strings.TrimSuffix(res.stdout, "\n"), "\n")
+	if last := lines[len(lines)-1]; last != "8 object(s): 4 allowed, 1 allowed with warnings, 3 denied" {
+		t.Errorf("summary line %q", last)
+	}
+	for _, l := range lines {
+		switch {
+		case l == "", strings.HasPrefix(l, "8 object(s)"):
+		case strings.HasPrefix(l, "ok    "), strings.HasPrefix(l, "warn  "), strings.HasPrefix(l, "DENY  "):
+			if !strings.HasSuffix(l, ")") || !strings.Contains(l, "  (testdata/") {
+				t.Errorf("object line %q: want `<verdict>  <Kind>/<name>  (<source>)`", l)
+			}
+		case strings.HasPrefix(l, "      denied   "):
+			if !strings.Contains(l, ": [") {
+				t.Errorf("denial line %q: want `<field>: [<Code>] <message>`", l)
+			}
+		case strings.HasPrefix(l, "      warning  ["):
+		default:
+			t.Errorf("unexpected line %q", l)
+		}
+	}
+	if res.stderr != "" {
+		t.Errorf("stderr %q, want nothing", res.stderr)
+	}
+}
+
+func TestCheckStdin(t *testing.T) {
+	data, err := os.ReadFile("testdata/bad/trust-and-profile.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := runCmd(t, string(data), checkArgs(append(iamArgs(ctlKarpenter), "-o", "json"), "-", "testdata/good/ec2nodeclass.yaml")...)
+	if res.code != 1 {
+		t.Errorf("exit %d, want 1; stderr: %s", res.code, res.stderr)
+	}
+	want := []string{
+		"<stdin>#1: RoleTrustMissingEC2 | ",
+		"<stdin>#2: InstanceProfileHasNoRole | ",
+		"testdata/good/ec2nodeclass.yaml#1:  | ",
+	}
+	if got := codesBySource(parseReport(t, res.stdout)); !slices.Equal(got, want) {
+		t.Errorf("codes %q, want %q", got, want)
+	}
+
+	res = runCmd(t, "kind: Nothing\n", checkArgs([]string{"--offline"}, "-")...)
+	if res.code != 0 || res.stdout != "no EC2NodeClass, NodePool or EKS NodeClass found in the input\n" {
+		t.Errorf("nothing on stdin: exit %d, stdout %q", res.code, res.stdout)
+	}
+}
+
+// TestCheckUnusableInput covers exit 2: a message on stderr naming the
+// file (and the line, where known), nothing on stdout.
+func TestCheckUnusableInput(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		args  []string
+		stdin string
+		want  []string
+	}{
+		{name: "missing file", args: checkArgs([]string{"--offline"}, "testdata/good", "testdata/no-such-file.yaml"),
+			want: []string{"testdata/no-such-file.yaml: ", "no such file"}},
+		{name: "a folder's dangling link", args: checkArgs([]string{"--offline"}, "DANGLING"), want: []string{"gone.yaml: "}},
+		{name: "tab-indented document 3", args: checkArgs([]string{"--offline"}, "testdata/invalid/tab-doc3.yaml"),
+			want: []string{"testdata/invalid/tab-doc3.yaml:20: document 3: invalid YAML"}},
+		{name: "invalid YAML on stdin", args: checkArgs([]string{"--offline"}, "-"), stdin: "a: b\n---\nc: [d\n",
+			want: []string{"<stdin>:3: document 2: invalid YAML"}},
+		{name: "field of the wrong type", args: checkArgs([]string{"--offline"}, "testdata/invalid/wrong-type.yaml"),
+			want: []string{"testdata/invalid/wrong-type.yaml:8: document 2", `EC2NodeClass "typed"`, "spec.role", "want string"}},
+		{name: "unknown -o", args: checkArgs([]string{"--offline", "-o", "yaml"}, "testdata/good"), want: []string{`-o "yaml": want text or json`}},
+		{name: "no PATH", args: checkArgs([]string{"--offline"}), want: []string{"no PATH given"}},
+		{name: "offline and a snapshot", args: checkArgs(append(iamArgs(ctlKarpenter), "--offline"), "testdata/good"), want: []string{"--offline and --iam-snapshot exclude each other"}},
+		{name: "malformed controller role", args: checkArgs([]string{"--offline", "--controller-role", "KarpenterControllerRole"}, "testdata/good"),
+			want: []string{"--controller-role", "not an ARN"}},
+		{name: "controller role not in the snapshot", args: checkArgs(iamArgs("arn:aws:iam::111122223333:role/NoSuchController"), "testdata/good"),
+			want: []string{"controller role", "NoSuchController"}},
+		{name: "missing snapshot", args: checkArgs([]string{"--iam-snapshot", "testdata/no-such-snapshot.json"}, "testdata/good"),
+			want: []string{"--iam-snapshot", "testdata/no-such-snapshot.json"}},
+		{name: "snapshot that is not one", args: checkArgs([]string{"--iam-snapshot", "testdata/good/nodepool.yaml"}, "testdata/good"),
+			want: []string{"--iam-snapshot", "testdata/good/nodepool.yaml"}},
+		{name: "bad --on-iam-error", args: checkArgs([]string{"--offline", "--on-iam-error", "maybe"}, "testdata/good"), want: []string{"--on-iam-error"}},
+		{name: "unknown flag", args: checkArgs([]string{"--no-such-flag"}, "testdata/good"), want: []string{"no-such-flag"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := slices.Clone(tc.args)
+			if i := slices.Index(args, "DANGLING"); i >= 0 {
+				dir := t.TempDir()
+				if err := os.Symlink(filepath.Join(dir, "missing"), filepath.Join(dir, "gone.yaml")); err != nil {
+					t.Skip(err)
+				}
+				args[i] = dir
+			}
+			res := runCmd(t, tc.stdin, args...)
+			if res.code != 2 {
+				t.Errorf("exit %d, want 2", res.code)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(res.stderr, w) {
+					t.Errorf("stderr %q does not contain %q", res.stderr, w)
+				}
+			}
+			if res.stdout != "" {
+				t.Errorf("stdout %q, want nothing", res.stdout)
+			}
+		})
+	}
+}
+
+func TestCommands(t *testing.T) {
+	if res := runCmd(t, ""); res.code != 2 || !strings.Contains(res.stderr, "Usage:") {
+		t.Errorf("no command: exit %d, stderr %q", res.code, res.stderr)
+	}
+	if res := runCmd(t, "", "frobnicate"); res.code != 2 || !strings.Contains(res.stderr, `unknown command "frobnicate"`) {
+		t.Errorf("unknown command: exit %d, stderr %q", res.code, res.stderr)
+	}
+	if res := runCmd(t, "", "version"); res.code != 0 || !strings.HasPrefix(res.stdout, "nodeclass-guard ") {
+		t.Errorf("version: exit %d, stdout %q", res.code, res.stdout)
+	}
+	if res := runCmd(t, "", "help"); res.code != 0 || !strings.Contains(res.stdout, "nodeclass-guard check") {
+		t.Errorf("help: exit %d, stdout %q", res.code, res.stdout)
+	}
+	if res := runCmd(t, "", "check", "-h"); res.code != 0 || !strings.Contains(res.stderr, "Exit codes") {
+		t.Errorf("check -h: exit %d, stderr %q", res.code, res.stderr)
+	}
+}
+
+// TestCheckExamples runs the command the README shows over examples/.
+func TestCheckExamples(t *testing.T) {
+	res := runCmd(t, "", checkArgs(append(iamArgs(ctlKarpenter), "-o", "json"), "../../examples/")...)
+	if res.code != 1 {
+		t.Fatalf("exit %d, want 1; stderr: %s", res.code, res.stderr)
+	}
+	r := parseReport(t, res.stdout)
+	byFile := map[string][]string{}
+	for _, res := range r.Results {
+		file := filepath.Base(strings.SplitN(res.Source, "#", 2)[0])
+		for _, it := range res.Denials {
+			byFile[file] = append(byFile[file], it.Code)
+		}
+		for _, it := range res.Warnings {
+			byFile[file] = append(byFile[file], it.Code)
+		}
+	}
+	want := map[string][]string{
+		"empty-instance-profile.yaml": {"InstanceProfileHasNoRole"},
+		"nodepool-missing-class.yaml": {"NodeClassNotFound"},
+		"role-arn.yaml":               {"RoleIsARN", "PassRoleDenied"},
+		"role-path-passrole.yaml":     {"PassRoleDenied", "RoleHasPath"},
+		"role-trust-missing-ec2.yaml": {"RoleTrustMissingEC2"},
+	}
+	for file, codes := range want {
+		if !slices.Equal(byFile[file], codes) {
+			t.Errorf("%s: codes %v, want %v", file, byFile[file], codes)
+		}
+	}
+	for file, codes := range byFile {
+		if _, ok := want[file]; !ok && len(codes) > 0 {
+			t.Errorf("good example %s has codes %v", file, codes)
+		}
+	}
+}
+
+// setDummyAWS gives the SDK's default chain fixed credentials and nothing
+// of the machine's.
+func setDummyAWS(t *testing.T) {
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")
+	t.Setenv("AWS_SESSION_TOKEN", "")
+	t.Setenv("AWS_PROFILE", "")
+	t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "config"))
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(t.TempDir(), "credentials"))
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+}
+
+// startIAM serves the sample snapshot as a local IAM endpoint.
+func startIAM(t *testing.T) (*iamserver.Server, string) {
+	t.Helper()
+	snap, err := authz.LoadSnapshotFile(snapshotFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := iamserver.New(snap)
+	url, stop := srv.Start()
+	t.Cleanup(stop)
+	return srv, url
+}
+
+// TestCheckEveryCode: every code of the contract is producible by check,
+// from testdata/codes (one document per code), under the controller roles
+// and IAM states the codes need.
+func TestCheckEveryCode(t *testing.T) {
+	contract := []string{
+		"RoleInvalidName", "RoleIsARN", "RoleARNMalformed", "RoleCrossAccount", "RoleHasPath",
+		"RoleInstanceProfileExclusive", "InstanceProfileInvalidName", "InstanceProfileIsARN", "InstanceProfileNamePrefix",
+		"RoleNotFound", "RolePathMismatch", "RoleTrustMissingEC2", "InstanceProfileNotFound", "InstanceProfileHasNoRole",
+		"PassRoleDenied", "InstanceProfileActionsDenied", "InstanceProfileReadDenied", "LaunchDenied",
+		"NodeClassRefUnsupported", "NodeClassNotFound", "NodeClassInvalid",
+		"IAMUnavailable",
+	}
+	union := map[string]bool{}
+	collect := func(name string, res result, wantExit int) report {
+		t.Helper()
+		if res.code != wantExit {
+			t.Errorf("%s: exit %d, want %d; stderr: %s", name, res.code, wantExit, res.stderr)
+		}
+		r := parseReport(t, res.stdout)
+		for _, x := range r.Results {
+			for _, it := range append(slices.Clone(x.Denials), x.Warnings...) {
+				union[it.Code] = true
+			}
+		}
+		return r
+	}
+
+	// Each file's name is the code it exists for: under the default
+	// controller role, it produces that code (or, for the permission and
+	// availability codes, nothing at all).
+	r := collect("KarpenterControllerRole", runCmd(t, "", checkArgs(append(iamArgs(ctlKarpenter), "-o", "json"), "testdata/codes")...), 1)
+	needOther := map[string]bool{"InstanceProfileActionsDenied": true, "InstanceProfileReadDenied": true, "LaunchDenied": true, "IAMUnavailable": true}
+	for _, x := range r.Results {
+		code := strings.TrimSuffix(filepath.Base(strings.SplitN(x.Source, "#", 2)[0]), ".yaml")
+		var got []string
+		for _, it := range append(slices.Clone(x.Denials), x.Warnings...) {
+			got = append(got, it.Code)
+		}
+		if needOther[code] {
+			if len(got) != 0 {
+				t.Errorf("%s: codes %v under KarpenterControllerRole, want none", x.Source, got)
+			}
+		} else if !slices.Contains(got, code) {
+			t.Errorf("%s: codes %v, want %s among them", x.Source, got, code)
+		}
+	}
+
+	collect("LimitedControllerRole", runCmd(t, "", checkArgs(append(iamArgs(ctlLimited), "-o", "json"),
+		"testdata/codes/InstanceProfileActionsDenied.yaml", "testdata/codes/InstanceProfileReadDenied.yaml", "testdata/codes/LaunchDenied.yaml")...), 1)
+	collect("BoundedControllerRole", runCmd(t, "", checkArgs(append(iamArgs(ctlBounded), "-o", "json"),
+		"testdata/codes/InstanceProfileActionsDenied.yaml")...), 1)
+
+	// IAM down: the live API through a local endpoint that fails every call.
+	setDummyAWS(t)
+	srv, url := startIAM(t)
+	srv.FailAlways(iamserver.ServiceFailure)
+	live := []string{"--iam-endpoint", url, "--iam-timeout", "500ms", "--controller-role", ctlKarpenter, "--cluster-name", "demo", "--region", "us-west-2", "-o", "json"}
+	res := runCmd(t, "", checkArgs(live, "testdata/codes/IAMUnavailable.yaml")...)
+	r = collect("IAM down, allow", res, 0)
+	if !strings.Contains(res.stderr, "could not resolve controller role") {
+		t.Errorf("stderr %q does not say the controller role could not be resolved", res.stderr)
+	}
+	if got := codesBySource(r); !slices.Equal(got, []string{"testdata/codes/IAMUnavailable.yaml#1:  | IAMUnavailable"}) {
+		t.Errorf("IAM down, allow: %q", got)
+	}
+	res = runCmd(t, "", checkArgs(append(live, "--on-iam-error", "deny"), "testdata/codes/IAMUnavailable.yaml")...)
+	r = collect("IAM down, deny", res, 1)
+	if got := codesBySource(r); !slices.Equal(got, []string{"testdata/codes/IAMUnavailable.yaml#1: IAMUnavailable | "}) {
+		t.Errorf("IAM down, deny: %q", got)
+	}
+
+	var got []string
+	for c := range union {
+		got = append(got, c)
+	}
+	sort.Strings(got)
+	want := slices.Clone(contract)
+	sort.Strings(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("codes produced by check\n%v\nwant the contract's\n%v", got, want)
+	}
+}
+
+// TestCheckLiveAgreesWithSnapshot runs check over the same folders with the
+// snapshot and with the live IAM API (the local endpoint): the codes agree.
+func TestCheckLiveAgreesWithSnapshot(t *testing.T) {
+	setDummyAWS(t)
+	srv, url := startIAM(t)
+	for _, ctl := range []string{ctlKarpenter, ctlLimited, ctlBounded} {
+		for _, dir := range []string{"testdata/codes", "testdata/mixed", "testdata/bad", "testdata/good"} {
+			snap := runCmd(t, "", checkArgs(append(iamArgs(ctl), "-o", "json"), dir)...)
+			live := runCmd(t, "", checkArgs([]string{"--iam-endpoint", url, "--controller-role", ctl, "--cluster-name", "demo", "--region", "us-west-2", "-o", "json"}, dir)...)
+			if snap.code != live.code {
+				t.Errorf("%s, %s: exit %d with the snapshot, %d live; stderr %s", filepath.Base(ctl), dir, snap.code, live.code, live.stderr)
+			}
+			s, l := codesBySource(parseReport(t, snap.stdout)), codesBySource(parseReport(t, live.stdout))
+			if !slices.Equal(s, l) {
+				t.Errorf("%s, %s: codes differ\nsnapshot:\n%s\nlive:\n%s", filepath.Base(ctl), dir, strings.Join(s, "\n"), strings.Join(l, "\n"))
+			}
+		}
+	}
+	if srv.Calls("SimulatePrincipalPolicy") == 0 {
+		t.Error("the live runs never reached the endpoint")
+	}
+}
