@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -42,14 +43,38 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
-// tail returns the last n lines, for error messages.
+// tail returns the last n distinct lines, for error messages: a line that
+// repeats the one before it except for its JSON timestamp (a failing
+// health check every 100ms) is counted, not repeated, so that the lines
+// that explain a failure are not pushed out.
 func (b *syncBuffer) tail(n int) string {
-	lines := strings.Split(strings.TrimRight(b.String(), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
+	var lines []string
+	var repeats []int
+	prev := ""
+	for _, l := range strings.Split(strings.TrimRight(b.String(), "\n"), "\n") {
+		key := jsonTimestamp.ReplaceAllString(l, "")
+		if len(lines) > 0 && key == prev {
+			repeats[len(repeats)-1]++
+			continue
+		}
+		prev = key
+		lines = append(lines, l)
+		repeats = append(repeats, 0)
 	}
-	return strings.Join(lines, "\n")
+	var out []string
+	for i, l := range lines {
+		if repeats[i] > 0 {
+			l += fmt.Sprintf(" (and %d more like it)", repeats[i])
+		}
+		out = append(out, l)
+	}
+	if len(out) > n {
+		out = out[len(out)-n:]
+	}
+	return strings.Join(out, "\n")
 }
+
+var jsonTimestamp = regexp.MustCompile(`"ts":("[^"]*"|[0-9.e+]+),?`)
 
 // startServe starts the binary with args and environment env; its output
 // goes to the returned process's log and, when not nil, to extra.
@@ -89,7 +114,7 @@ func (p *serveProcess) waitReady(ctx context.Context, healthAddr string) error {
 			if resp.StatusCode == http.StatusOK {
 				return nil
 			}
-			last = fmt.Sprintf("%s answered %d: %s", url, resp.StatusCode, strings.TrimSpace(string(body)))
+			last = fmt.Sprintf("%s answered %d: %s", url, resp.StatusCode, strings.ReplaceAll(strings.TrimSpace(string(body)), "\n", "; "))
 		} else {
 			last = err.Error()
 		}
