@@ -15,13 +15,19 @@ import (
 	"github.com/nodeclass-guard/nodeclass-guard/e2e/framework"
 )
 
-// One control plane per CRD set for the whole package: each start costs
-// seconds. The v1beta1 one starts only if a test asks for it.
+// One control plane per configuration for the whole package, each started
+// by the first test that asks for it (a start costs seconds):
+//   - v1Env: Karpenter's current CRDs, serve asking the local IAM endpoint
+//     (--iam-endpoint), --on-iam-error=deny;
+//   - v1beta1Env: Karpenter 1.0.x's CRDs (v1 and v1beta1 served);
+//   - snapshotEnv: serve reading the sample snapshot file (--iam-snapshot),
+//     as deploy/overlays/snapshot runs it.
 var (
-	v1Env      = &framework.Shared{}
-	v1beta1Env = &framework.Shared{Options: framework.Options{CRDs: framework.CRDsV1beta1}}
+	v1Env       = &framework.Shared{}
+	v1beta1Env  = &framework.Shared{Options: framework.Options{CRDs: framework.CRDsV1beta1}}
+	snapshotEnv = &framework.Shared{Options: framework.Options{IAM: framework.IAMSnapshotFile}}
 )
 
 func TestMain(m *testing.M) {
-	os.Exit(framework.RunMain(m, v1Env, v1beta1Env))
+	os.Exit(framework.RunMain(m, v1Env, v1beta1Env, snapshotEnv))
 }

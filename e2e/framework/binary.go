@@ -22,7 +22,7 @@ var binary struct {
 
 // acquireBinary returns the path of a nodeclass-guard binary built from the
 // repository's ./cmd/nodeclass-guard, or NCG_BINARY when set.
-func acquireBinary(ctx context.Context, root string) (string, error) {
+func acquireBinary(ctx context.Context, root string, logf func(string, ...any)) (string, error) {
 	binary.mu.Lock()
 	defer binary.mu.Unlock()
 	if binary.path != "" {
@@ -36,6 +36,7 @@ func acquireBinary(ctx context.Context, root string) (string, error) {
 		binary.path, binary.users = p, 1
 		return p, nil
 	}
+	logf("building nodeclass-guard (./cmd/nodeclass-guard)")
 	dir, err := os.MkdirTemp("", "nodeclass-guard-bin-")
 	if err != nil {
 		return "", err

@@ -201,8 +201,7 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 		return nil, err
 	}
 
-	opts.Logf("building nodeclass-guard")
-	bin, err := acquireBinary(ctx, root)
+	bin, err := acquireBinary(ctx, root, opts.Logf)
 	if err != nil {
 		return nil, err
 	}
