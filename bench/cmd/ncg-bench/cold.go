@@ -1,0 +1,184 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/nodeclass-guard/nodeclass-guard/authz"
+	"github.com/nodeclass-guard/nodeclass-guard/bench"
+	"github.com/nodeclass-guard/nodeclass-guard/webhook"
+)
+
+// iamActions are the IAM APIs the local endpoint counts.
+var iamActions = []string{"GetRole", "GetInstanceProfile", "ListInstanceProfilesForRole", "SimulatePrincipalPolicy"}
+
+type coldResult struct {
+	// cold is the burst against a fresh serve; warm the same burst right
+	// after (cache warm); trivial the same burst against the trivial webhook.
+	cold, warm, trivial bench.Latencies
+	iamCalls            int
+	callsByAction       map[string]int
+	distinct            int
+	distinctByAction    map[string]int
+	perClass            int // distinct questions one more class adds
+	warmCalls           int // IAM calls during the warm burst (want 0)
+	// serve's own view of the cold burst: SDK operations by outcome
+	// (retries inside one operation are one) and cache lookups by result.
+	opsByOutcome map[string]int
+	cacheResults map[string]int
+}
+
+// checker is the Checker serve builds from its flags, over the snapshot
+// the local endpoint serves: the controller role resolved to its real ARN.
+func (h *harness) checker(ctx context.Context) (webhook.Checker, error) {
+	parsed, err := authz.ParseRoleARN(controllerRole)
+	if err != nil {
+		return webhook.Checker{}, err
+	}
+	role, err := h.snap.Role(ctx, parsed.Name)
+	if err != nil {
+		return webhook.Checker{}, fmt.Errorf("controller role: %w", err)
+	}
+	if r, err := authz.ParseRoleARN(role.ARN); err == nil {
+		parsed = r
+	}
+	return webhook.Checker{IAM: h.snap, Controller: parsed, ControllerARN: role.ARN,
+		ClusterName: clusterName, Region: region, OnIAMError: webhook.OnIAMErrorDeny}, nil
+}
+
+// coldScenario sends a burst of concurrent admissions over a few distinct
+// classes to a fresh serve whose IAM answers take coldLatency: every IAM
+// question must be asked exactly once (the cache coalesces identical
+// questions in flight), and an admission's questions run in parallel, so
+// its latency is about one IAM round trip.
+func (h *harness) coldScenario(ctx context.Context) (coldResult, error) {
+	res := coldResult{callsByAction: map[string]int{}}
+	serve, proc, err := h.startServe(ctx, "serve-cold", h.c.coldAdmissions)
+	if err != nil {
+		return res, err
+	}
+
+	// Open every connection first, as a running API server has them open,
+	// with admissions the format rules deny before any IAM question (both
+	// spec.role and spec.instanceProfile set).
+	formatOnly := make([]bench.Request, h.c.coldAdmissions)
+	for i := range formatOnly {
+		c := bench.Class{Name: fmt.Sprintf("format-%06d", i), Role: nodeRole, InstanceProfile: "KarpenterNodeInstanceProfile-demo"}
+		formatOnly[i] = bench.Request{Body: bench.ReviewBody(c, fmt.Sprintf("00000000-0000-4000-8000-%012d", i)), Allowed: false, Check: true}
+	}
+	before := h.iam.TotalCalls()
+	if run := bench.Burst(ctx, serve, formatOnly); run.Errors > 0 {
+		return res, fmt.Errorf("opening connections: %d failed; first: %v", run.Errors, run.FirstErr)
+	}
+	if got := h.iam.TotalCalls(); got != before {
+		return res, fmt.Errorf("format-only admissions made %d IAM calls; they must make none", got-before)
+	}
+
+	cs := classes("cold", h.c.coldClasses)
+	byClass := requests(cs)
+	reqs := make([]bench.Request, h.c.coldAdmissions)
+	for i := range reqs {
+		reqs[i] = byClass[i%len(byClass)]
+	}
+	h.iam.ResetCalls()
+	h.iam.SetLatency(h.c.coldLatency)
+	defer h.iam.SetLatency(0)
+	h.logf("cold: %d concurrent admissions over %d classes, fresh serve (pid %d), IAM latency %s", len(reqs), len(cs), serve.PID, h.c.coldLatency)
+	run := bench.Burst(ctx, serve, reqs)
+	if run.Errors > 0 {
+		return res, fmt.Errorf("cold burst: %d failed; first: %v", run.Errors, run.FirstErr)
+	}
+	res.cold = bench.Summarize(run.Latencies)
+	res.iamCalls = h.iam.TotalCalls()
+	m, err := bench.Scrape(ctx, serve.MetricsURL)
+	if err != nil {
+		return res, err
+	}
+	res.opsByOutcome, res.cacheResults = map[string]int{}, map[string]int{}
+	for _, o := range []string{"ok", "not_found", "throttled", "error", "timeout"} {
+		if n := int(bench.Sum(m, "nodeclass_guard_iam_requests_total", `outcome="`+o+`"`)); n > 0 {
+			res.opsByOutcome[o] = n
+		}
+	}
+	for _, r := range []string{"hit", "miss", "coalesced", "stale"} {
+		if n := int(bench.Sum(m, "nodeclass_guard_iam_cache_total", `result="`+r+`"`)); n > 0 {
+			res.cacheResults[r] = n
+		}
+	}
+	for _, a := range iamActions {
+		if n := h.iam.Calls(a); n > 0 {
+			res.callsByAction[a] = n
+		}
+	}
+
+	chk, err := h.checker(ctx)
+	if err != nil {
+		return res, err
+	}
+	res.distinctByAction = bench.DistinctQuestions(ctx, chk, cs)
+	for _, n := range res.distinctByAction {
+		res.distinct += n
+	}
+	one := total(bench.DistinctQuestions(ctx, chk, cs[:1]))
+	two := total(bench.DistinctQuestions(ctx, chk, cs[:2]))
+	res.perClass = two - one
+
+	h.iam.ResetCalls()
+	run = bench.Burst(ctx, serve, reqs)
+	if run.Errors > 0 {
+		return res, fmt.Errorf("warm burst: %d failed; first: %v", run.Errors, run.FirstErr)
+	}
+	res.warm = bench.Summarize(run.Latencies)
+	res.warmCalls = h.iam.TotalCalls()
+
+	// The same burst against the trivial webhook, its pool as large.
+	trivial := *h.trivial
+	if trivial.Client, err = bench.NewClient(h.caPEM, h.c.coldAdmissions); err != nil {
+		return res, err
+	}
+	defer trivial.Client.CloseIdleConnections()
+	unchecked := make([]bench.Request, len(formatOnly))
+	for i, r := range formatOnly {
+		unchecked[i] = bench.Request{Body: r.Body} // the trivial webhook allows everything
+	}
+	if run := bench.Burst(ctx, &trivial, unchecked); run.Errors > 0 {
+		return res, fmt.Errorf("trivial: opening connections: %d failed; first: %v", run.Errors, run.FirstErr)
+	}
+	run = bench.Burst(ctx, &trivial, reqs)
+	if run.Errors > 0 {
+		return res, fmt.Errorf("trivial burst: %d failed; first: %v", run.Errors, run.FirstErr)
+	}
+	res.trivial = bench.Summarize(run.Latencies)
+
+	h.logf("cold: fresh cache     %s", res.cold)
+	h.logf("cold: same, warm      %s", res.warm)
+	h.logf("cold: trivial webhook %s", res.trivial)
+	h.logf("cold: IAM calls %d (%s); distinct questions %d (%s; %d per class); IAM calls of the warm burst %d",
+		res.iamCalls, byAction(res.callsByAction), res.distinct, byAction(res.distinctByAction), res.perClass, res.warmCalls)
+	h.logf("cold: serve's count since start: IAM operations %s; cache lookups %s", byAction(res.opsByOutcome), byAction(res.cacheResults))
+	serve.Client.CloseIdleConnections()
+	if err := proc.Stop(10 * time.Second); err != nil {
+		return res, err
+	}
+	return res, h.trivialProc.Stop(10 * time.Second)
+}
+
+func total(m map[string]int) int {
+	n := 0
+	for _, v := range m {
+		n += v
+	}
+	return n
+}
+
+func byAction(m map[string]int) string {
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		parts = append(parts, fmt.Sprintf("%s %d", k, m[k]))
+	}
+	return strings.Join(parts, ", ")
+}

@@ -1,0 +1,264 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/nodeclass-guard/nodeclass-guard/authz"
+	"github.com/nodeclass-guard/nodeclass-guard/bench"
+	"github.com/nodeclass-guard/nodeclass-guard/certs"
+	"github.com/nodeclass-guard/nodeclass-guard/e2e/iamserver"
+)
+
+// The sample snapshot's scenario (testdata/iam/sample-snapshot.json).
+const (
+	controllerRole = "arn:aws:iam::111122223333:role/KarpenterControllerRole"
+	clusterName    = "demo"
+	region         = "us-west-2"
+	nodeRole       = "KarpenterNodeRole-demo"
+)
+
+// harness holds what every scenario shares: the work folder, the serving
+// certificate, the control plane and the local IAM endpoint.
+type harness struct {
+	c       config
+	out     io.Writer
+	start   time.Time
+	dir     string
+	certDir string
+	caPEM   []byte
+	cp      *bench.ControlPlane
+	snap    *authz.Snapshot
+	iam     *iamserver.Server
+	iamURL  string
+	stopIAM func()
+	procs   []*bench.Process
+
+	// trivial is the baseline webhook, shared by the warm and cold scenarios.
+	trivial     *bench.Target
+	trivialProc *bench.Process
+}
+
+func newHarness(ctx context.Context, c config, out io.Writer) (_ *harness, err error) {
+	h := &harness{c: c, out: out, start: time.Now()}
+	defer func() {
+		if err != nil {
+			h.close()
+		}
+	}()
+	if h.dir, err = os.MkdirTemp("", "nodeclass-guard-bench-"); err != nil {
+		return nil, err
+	}
+	ca, err := certs.NewCA("nodeclass-guard bench CA", 24*time.Hour)
+	if err != nil {
+		return nil, err
+	}
+	crt, key, err := ca.Issue([]string{"localhost"}, []net.IP{net.IPv4(127, 0, 0, 1)}, 24*time.Hour)
+	if err != nil {
+		return nil, err
+	}
+	h.caPEM = ca.CertPEM()
+	h.certDir = filepath.Join(h.dir, "certs")
+	if err := certs.WriteServingPair(h.certDir, crt, key); err != nil {
+		return nil, err
+	}
+	if h.snap, err = authz.LoadSnapshotFile(c.snapshot); err != nil {
+		return nil, err
+	}
+	h.iam = iamserver.New(h.snap)
+	h.iamURL, h.stopIAM = h.iam.Start()
+
+	h.logf("starting kube-apiserver and etcd from %s", c.assets)
+	crds := []string{
+		filepath.Join(c.crds, "karpenter.k8s.aws_ec2nodeclasses.yaml"),
+		filepath.Join(c.crds, "karpenter.sh_nodepools.yaml"),
+		filepath.Join(c.root, "e2e", "crds", "eks.amazonaws.com_nodeclasses.yaml"),
+	}
+	if h.cp, err = bench.StartControlPlane(c.assets, crds, h.dir); err != nil {
+		return nil, err
+	}
+	return h, nil
+}
+
+// logf prints a progress line with the time since the start.
+func (h *harness) logf(format string, args ...any) {
+	fmt.Fprintf(h.out, "[%5.1fs] %s\n", time.Since(h.start).Seconds(), fmt.Sprintf(format, args...))
+}
+
+// close stops every process, the IAM endpoint and the control plane.
+func (h *harness) close() error {
+	var errs []error
+	for _, p := range h.procs {
+		if err := p.Stop(10 * time.Second); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if h.stopIAM != nil {
+		h.stopIAM()
+	}
+	if h.cp != nil {
+		if err := h.cp.Stop(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if h.dir != "" {
+		if h.c.keep {
+			fmt.Fprintf(h.out, "work folder kept: %s\n", h.dir)
+		} else {
+			os.RemoveAll(h.dir)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// startServe starts `nodeclass-guard serve` against the control plane and
+// the local IAM endpoint, with the flags a deployment uses, and returns a
+// Target for its EC2NodeClass webhook once it is ready.
+func (h *harness) startServe(ctx context.Context, name string, conns int) (*bench.Target, *bench.Process, error) {
+	ports, err := bench.FreePorts(3)
+	if err != nil {
+		return nil, nil, err
+	}
+	metrics, health := "127.0.0.1:"+strconv.Itoa(ports[1]), "127.0.0.1:"+strconv.Itoa(ports[2])
+	args := []string{"serve",
+		"--cert-dir", h.certDir,
+		"--host", "127.0.0.1",
+		"--port", strconv.Itoa(ports[0]),
+		"--metrics-bind-address", metrics,
+		"--health-probe-bind-address", health,
+		"--kubeconfig", h.cp.Kubeconfig,
+		"--controller-role", controllerRole,
+		"--cluster-name", clusterName,
+		"--region", region,
+		"--iam-endpoint", h.iamURL,
+		"--iam-cache-size", strconv.Itoa(h.c.cacheSize),
+		"--on-iam-error", "deny",
+	}
+	// Dummy credentials: the endpoint does not check signatures, but the
+	// SDK signs every request. No shared config, no instance metadata.
+	env := bench.ChildEnv(
+		"AWS_ACCESS_KEY_ID=AKIAIOSFODNN7EXAMPLE",
+		"AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+		"AWS_CONFIG_FILE="+os.DevNull,
+		"AWS_SHARED_CREDENTIALS_FILE="+os.DevNull,
+		"AWS_EC2_METADATA_DISABLED=true",
+	)
+	p, err := bench.StartProcess(name, h.c.binary, args, env, filepath.Join(h.dir, name+".log"))
+	if err != nil {
+		return nil, nil, err
+	}
+	h.procs = append(h.procs, p)
+	rctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := p.WaitReady(rctx, "http://"+health+"/readyz"); err != nil {
+		return nil, nil, err
+	}
+	client, err := bench.NewClient(h.caPEM, conns)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &bench.Target{
+		Name:       name,
+		URL:        "https://127.0.0.1:" + strconv.Itoa(ports[0]) + "/validate-karpenter-k8s-aws-ec2nodeclass",
+		PID:        p.PID,
+		MetricsURL: "http://" + metrics + "/metrics",
+		Client:     client,
+	}, p, nil
+}
+
+// startTrivial starts the trivial webhook as its own process (this binary,
+// `trivial` subcommand), so that its CPU time and allocations are counted
+// apart from the load generator's, as serve's are.
+func (h *harness) startTrivial(ctx context.Context, conns int) (*bench.Target, *bench.Process, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, nil, err
+	}
+	ports, err := bench.FreePorts(2)
+	if err != nil {
+		return nil, nil, err
+	}
+	addr, metrics := "127.0.0.1:"+strconv.Itoa(ports[0]), "127.0.0.1:"+strconv.Itoa(ports[1])
+	p, err := bench.StartProcess("trivial", self,
+		[]string{"trivial", "--cert-dir", h.certDir, "--addr", addr, "--metrics-addr", metrics},
+		bench.ChildEnv(), filepath.Join(h.dir, "trivial.log"))
+	if err != nil {
+		return nil, nil, err
+	}
+	h.procs = append(h.procs, p)
+	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := p.WaitReady(rctx, "http://"+metrics+"/readyz"); err != nil {
+		return nil, nil, err
+	}
+	client, err := bench.NewClient(h.caPEM, conns)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &bench.Target{
+		Name:       "trivial",
+		URL:        "https://" + addr + "/validate-karpenter-k8s-aws-ec2nodeclass",
+		PID:        p.PID,
+		MetricsURL: "http://" + metrics + "/metrics",
+		Client:     client,
+	}, p, nil
+}
+
+// classes returns n role-based classes named prefix-NNNNNN: nodeRole
+// exists, trusts EC2 and may be passed, so every one is allowed.
+func classes(prefix string, n int) []bench.Class {
+	out := make([]bench.Class, n)
+	for i := range out {
+		out[i] = bench.Class{Name: fmt.Sprintf("%s-%06d", prefix, i), Role: nodeRole}
+	}
+	return out
+}
+
+// requests builds one checked, allowed request per class.
+func requests(cs []bench.Class) []bench.Request {
+	out := make([]bench.Request, len(cs))
+	for i, c := range cs {
+		out[i] = bench.Request{Body: bench.ReviewBody(c, fmt.Sprintf("00000000-0000-4000-8000-%012d", i)), Allowed: true, Check: true}
+	}
+	return out
+}
+
+// runAll runs the scenarios in order and returns the figures line.
+func (h *harness) runAll(ctx context.Context) (string, error) {
+	var err error
+	if h.trivial, h.trivialProc, err = h.startTrivial(ctx, poolSize); err != nil {
+		return "", err
+	}
+	warm, err := h.warmScenario(ctx)
+	if err != nil {
+		return "", fmt.Errorf("warm scenario: %w", err)
+	}
+	cold, err := h.coldScenario(ctx)
+	if err != nil {
+		return "", fmt.Errorf("cold scenario: %w", err)
+	}
+	mem, err := h.memoryScenario(ctx)
+	if err != nil {
+		return "", fmt.Errorf("memory scenario: %w", err)
+	}
+	h.summary(warm, cold, mem)
+	ref := warm.levels[warm.refIndex]
+	return fmt.Sprintf("bench: p50_ratio=%.2f p99_ratio=%.2f throughput_ratio=%.2f allocs_per_req=%.0f cold_p99_ms=%.1f iam_calls=%d distinct_questions=%d rss_mb=%.1f",
+		ratio(ref.serve.lat.P50, ref.trivial.lat.P50), ratio(ref.serve.lat.P99, ref.trivial.lat.P99),
+		ref.serve.throughput/ref.trivial.throughput, ref.serve.allocsPerReq,
+		bench.Ms(cold.cold.P99), cold.iamCalls, cold.distinct, mem.maxRSSMiB()), nil
+}
+
+func ratio(a, b time.Duration) float64 {
+	if b == 0 {
+		return 0
+	}
+	return float64(a) / float64(b)
+}

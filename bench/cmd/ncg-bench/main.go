@@ -1,0 +1,181 @@
+// Command ncg-bench is `make bench`'s load harness: it starts a control
+// plane (envtest), the local IAM endpoint, the real `nodeclass-guard serve`
+// and a trivial webhook, then runs the warm, cold-cache and memory
+// scenarios and prints one line of figures last. docs/benchmarks.md
+// describes the method and how to read the output.
+//
+//	ncg-bench --binary bin/nodeclass-guard [flags]
+//	ncg-bench trivial --cert-dir DIR --addr HOST:PORT --metrics-addr HOST:PORT
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/nodeclass-guard/nodeclass-guard/bench"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if len(os.Args) > 1 && os.Args[1] == "trivial" {
+		os.Exit(runTrivial(ctx, os.Args[2:]))
+	}
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// runTrivial is the trivial webhook's process, started by the harness.
+func runTrivial(ctx context.Context, args []string) int {
+	fs := flag.NewFlagSet("trivial", flag.ContinueOnError)
+	var o bench.TrivialOptions
+	fs.StringVar(&o.CertDir, "cert-dir", "", "folder holding tls.crt and tls.key")
+	fs.StringVar(&o.Addr, "addr", "127.0.0.1:9443", "HTTPS address")
+	fs.StringVar(&o.MetricsAddr, "metrics-addr", "127.0.0.1:8080", "address of /metrics and /readyz")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if err := bench.RunTrivial(ctx, o); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return 0
+}
+
+// config is the harness's flags.
+type config struct {
+	binary      string
+	root        string
+	assets      string
+	crds        string
+	snapshot    string
+	rounds      int
+	roundTime   time.Duration
+	conc        []int
+	openRate    float64
+	openTime    time.Duration
+	warmClasses int
+
+	coldClasses    int
+	coldAdmissions int
+	coldLatency    time.Duration
+
+	memoryClasses int
+	cacheSize     int
+
+	keep bool
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	var c config
+	var conc string
+	fs := flag.NewFlagSet("ncg-bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&c.binary, "binary", "bin/nodeclass-guard", "the nodeclass-guard binary under test")
+	fs.StringVar(&c.root, "root", ".", "the repository root")
+	fs.StringVar(&c.assets, "assets", os.Getenv("KUBEBUILDER_ASSETS"), "folder holding kube-apiserver and etcd (default bin/k8s/<KUBERNETES_VERSION>)")
+	fs.StringVar(&c.crds, "crds", "", "folder holding Karpenter's v1 CRDs (default bin/crds/v1)")
+	fs.StringVar(&c.snapshot, "iam-snapshot", "testdata/iam/sample-snapshot.json", "the snapshot the local IAM endpoint serves")
+	fs.IntVar(&c.rounds, "rounds", 3, "alternating rounds per load level (each target runs once per round)")
+	fs.DurationVar(&c.roundTime, "round-time", time.Second, "how long each target is driven per round")
+	fs.StringVar(&conc, "concurrency", "1,16,64", "closed-loop concurrency levels")
+	fs.Float64Var(&c.openRate, "open-rate", 0, "open-loop requests per second (0: half the slower target's closed-loop throughput at concurrency 16, rounded down to 100)")
+	fs.DurationVar(&c.openTime, "open-time", 2*time.Second, "how long each target is driven open-loop per round")
+	fs.IntVar(&c.warmClasses, "warm-classes", 50, "distinct EC2NodeClasses in the warm scenario")
+	fs.IntVar(&c.coldClasses, "cold-classes", 50, "distinct EC2NodeClasses in the cold-cache burst")
+	fs.IntVar(&c.coldAdmissions, "cold-admissions", 1000, "concurrent admissions in the cold-cache burst")
+	fs.DurationVar(&c.coldLatency, "cold-iam-latency", 50*time.Millisecond, "latency the local IAM endpoint adds in the cold scenario")
+	fs.IntVar(&c.memoryClasses, "memory-classes", 100000, "distinct EC2NodeClasses passed through in the memory scenario")
+	fs.IntVar(&c.cacheSize, "iam-cache-size", 4096, "serve's --iam-cache-size (its default)")
+	fs.BoolVar(&c.keep, "keep", false, "keep the work folder (logs, certificates) after the run")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	for _, s := range strings.Split(conc, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n <= 0 {
+			fmt.Fprintf(stderr, "ncg-bench: --concurrency=%q: want positive integers separated by commas\n", conc)
+			return 2
+		}
+		c.conc = append(c.conc, n)
+	}
+	if err := c.resolve(); err != nil {
+		fmt.Fprintln(stderr, "ncg-bench:", err)
+		return 2
+	}
+	h, err := newHarness(ctx, c, stdout)
+	if err != nil {
+		fmt.Fprintln(stderr, "ncg-bench:", err)
+		return 1
+	}
+	line, err := h.runAll(ctx)
+	if stopErr := h.close(); stopErr != nil {
+		fmt.Fprintln(stderr, "ncg-bench: stopping:", stopErr)
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "ncg-bench:", err)
+		return 1
+	}
+	fmt.Fprintln(stdout, line)
+	return 0
+}
+
+// resolve makes paths absolute and fills the defaults that depend on the
+// repository.
+func (c *config) resolve() error {
+	root, err := filepath.Abs(c.root)
+	if err != nil {
+		return err
+	}
+	c.root = root
+	abs := func(p string) string {
+		if p == "" || filepath.IsAbs(p) {
+			return p
+		}
+		return filepath.Join(root, p)
+	}
+	if c.assets == "" {
+		v, err := kubernetesVersion(root)
+		if err != nil {
+			return err
+		}
+		c.assets = filepath.Join(root, "bin", "k8s", v)
+	}
+	if c.crds == "" {
+		c.crds = filepath.Join(root, "bin", "crds", "v1")
+	}
+	c.binary, c.assets, c.crds, c.snapshot = abs(c.binary), abs(c.assets), abs(c.crds), abs(c.snapshot)
+	if _, err := os.Stat(c.binary); err != nil {
+		return fmt.Errorf("--binary: %w (run `make build`)", err)
+	}
+	if c.rounds <= 0 || c.roundTime <= 0 || c.openTime <= 0 {
+		return fmt.Errorf("--rounds, --round-time and --open-time must be positive")
+	}
+	if c.coldClasses <= 0 || c.coldAdmissions < c.coldClasses || c.warmClasses <= 0 || c.memoryClasses <= 0 {
+		return fmt.Errorf("class and admission counts must be positive, with --cold-admissions >= --cold-classes")
+	}
+	return nil
+}
+
+// kubernetesVersion reads KUBERNETES_VERSION from hack/versions.env.
+func kubernetesVersion(root string) (string, error) {
+	path := filepath.Join(root, "hack", "versions.env")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "KUBERNETES_VERSION="); ok {
+			return strings.TrimSpace(v), nil
+		}
+	}
+	return "", fmt.Errorf("%s has no KUBERNETES_VERSION", path)
+}

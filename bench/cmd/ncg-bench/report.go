@@ -1,0 +1,80 @@
+package main
+
+import (
+	"fmt"
+	"text/tabwriter"
+
+	"github.com/nodeclass-guard/nodeclass-guard/bench"
+)
+
+// Goals of `make bench` (docs/benchmarks.md).
+const (
+	goalP99Ratio        = 1.25
+	goalThroughputRatio = 0.8
+	goalColdSlackMs     = 10.0
+	goalRSSMiB          = 64.0
+)
+
+// summary prints the tables and the goals, met or missed.
+func (h *harness) summary(warm warmResult, cold coldResult, mem memResult) {
+	fmt.Fprintln(h.out)
+	fmt.Fprintln(h.out, "== warm path: nodeclass-guard serve (IAM cache warm) vs the trivial webhook ==")
+	tw := tabwriter.NewWriter(h.out, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "load\ttarget\tp50 ms\tp99 ms\tp99.9 ms\treq/s\tCPU µs/req\tallocs/req\t")
+	for _, l := range warm.levels {
+		for _, x := range []struct {
+			name string
+			m    measured
+		}{{"nodeclass-guard", l.serve}, {"trivial", l.trivial}} {
+			fmt.Fprintf(tw, "%s\t%s\t%.3f\t%.3f\t%.3f\t%.0f\t%.0f\t%.0f\t\n", l.name, x.name,
+				bench.Ms(x.m.lat.P50), bench.Ms(x.m.lat.P99), bench.Ms(x.m.lat.P999), x.m.throughput,
+				float64(x.m.cpuPerReq.Microseconds()), x.m.allocsPerReq)
+		}
+		fmt.Fprintf(tw, "%s\tratio\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t\n", l.name,
+			ratio(l.serve.lat.P50, l.trivial.lat.P50), ratio(l.serve.lat.P99, l.trivial.lat.P99), ratio(l.serve.lat.P999, l.trivial.lat.P999),
+			l.serve.throughput/l.trivial.throughput, ratio(l.serve.cpuPerReq, l.trivial.cpuPerReq), l.serve.allocsPerReq/l.trivial.allocsPerReq)
+	}
+	tw.Flush()
+
+	fmt.Fprintln(h.out)
+	fmt.Fprintf(h.out, "== cold cache: %d concurrent admissions, %d classes, IAM latency %s ==\n", h.c.coldAdmissions, h.c.coldClasses, h.c.coldLatency)
+	tw = tabwriter.NewWriter(h.out, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "burst\tp50 ms\tp99 ms\tp99.9 ms\tmax ms\t")
+	for _, x := range []struct {
+		name string
+		l    bench.Latencies
+	}{{"nodeclass-guard, cache empty", cold.cold}, {"nodeclass-guard, cache warm", cold.warm}, {"trivial", cold.trivial}} {
+		fmt.Fprintf(tw, "%s\t%.1f\t%.1f\t%.1f\t%.1f\t\n", x.name, bench.Ms(x.l.P50), bench.Ms(x.l.P99), bench.Ms(x.l.P999), bench.Ms(x.l.Max))
+	}
+	tw.Flush()
+	fmt.Fprintf(h.out, "IAM calls %d (%s); distinct questions %d (%s)\n", cold.iamCalls, byAction(cold.callsByAction), cold.distinct, byAction(cold.distinctByAction))
+
+	fmt.Fprintln(h.out)
+	fmt.Fprintf(h.out, "== memory: serve RSS, --iam-cache-size %d, %d distinct classes ==\n", mem.cacheSize, mem.classes)
+	tw = tabwriter.NewWriter(h.out, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "point\tclasses\tRSS MiB\theap in use MiB\t")
+	fmt.Fprintf(tw, "warm serve, after the warm runs\t%d\t%.1f\t\t\n", h.c.warmClasses, mib(warm.rss))
+	for _, p := range mem.points {
+		fmt.Fprintf(tw, "%s\t%d\t%.1f\t%.1f\t\n", p.label, p.classes, mib(p.rss), p.heapInuse/(1<<20))
+	}
+	tw.Flush()
+
+	ref := warm.levels[warm.refIndex]
+	coldGoal := bench.Ms(h.c.coldLatency) + goalColdSlackMs
+	fmt.Fprintln(h.out)
+	fmt.Fprintf(h.out, "== goals (reference level: %s) ==\n", ref.name)
+	goal := func(ok bool, format string, args ...any) {
+		verdict := "met   "
+		if !ok {
+			verdict = "MISSED"
+		}
+		fmt.Fprintf(h.out, "%s %s\n", verdict, fmt.Sprintf(format, args...))
+	}
+	p99r, tpr := ratio(ref.serve.lat.P99, ref.trivial.lat.P99), ref.serve.throughput/ref.trivial.throughput
+	goal(p99r <= goalP99Ratio, "warm p99 ratio %.2f <= %.2f", p99r, goalP99Ratio)
+	goal(tpr >= goalThroughputRatio, "warm throughput ratio %.2f >= %.2f", tpr, goalThroughputRatio)
+	goal(bench.Ms(cold.cold.P99) < coldGoal, "cold p99 %.1f ms < %.0f ms (IAM latency + %.0f ms)", bench.Ms(cold.cold.P99), coldGoal, goalColdSlackMs)
+	goal(cold.iamCalls == cold.distinct, "cold IAM calls %d == distinct questions %d", cold.iamCalls, cold.distinct)
+	goal(mem.maxRSSMiB() < goalRSSMiB, "RSS %.1f MiB < %.0f MiB (largest of the memory points)", mem.maxRSSMiB(), goalRSSMiB)
+	fmt.Fprintln(h.out)
+}

@@ -1,0 +1,67 @@
+package bench
+
+import (
+	"context"
+	"sync"
+
+	"github.com/nodeclass-guard/nodeclass-guard/authz"
+	"github.com/nodeclass-guard/nodeclass-guard/webhook"
+)
+
+// recordingView answers from another View and remembers every distinct
+// question asked, keyed as the cache keys them: a role name, a profile
+// name, or a permission question's Key.
+type recordingView struct {
+	inner authz.View
+	mu    sync.Mutex
+	seen  map[string]bool
+}
+
+var _ authz.View = (*recordingView)(nil)
+
+func (r *recordingView) note(key string) {
+	r.mu.Lock()
+	r.seen[key] = true
+	r.mu.Unlock()
+}
+
+func (r *recordingView) Role(ctx context.Context, name string) (authz.Role, error) {
+	r.note("GetRole\x00" + name)
+	return r.inner.Role(ctx, name)
+}
+
+func (r *recordingView) InstanceProfile(ctx context.Context, name string) (authz.InstanceProfile, error) {
+	r.note("GetInstanceProfile\x00" + name)
+	return r.inner.InstanceProfile(ctx, name)
+}
+
+func (r *recordingView) Decide(ctx context.Context, q authz.Question) (authz.Decision, error) {
+	r.note("SimulatePrincipalPolicy\x00" + q.Key())
+	return r.inner.Decide(ctx, q)
+}
+
+// DistinctQuestions runs the rules (checker, whose IAM view is replaced by
+// a recording wrapper around it) over classes and returns how many distinct
+// IAM questions they ask, by API: what a cold cache must ask IAM, once each.
+// Deriving the count from the rules themselves, rather than from a formula,
+// keeps it right when the rules change.
+func DistinctQuestions(ctx context.Context, checker webhook.Checker, classes []Class) map[string]int {
+	rec := &recordingView{inner: checker.IAM, seen: map[string]bool{}}
+	checker.IAM = rec
+	for _, c := range classes {
+		nc := &webhook.EC2NodeClass{}
+		nc.Name = c.Name
+		nc.Spec.Role, nc.Spec.InstanceProfile = c.Role, c.InstanceProfile
+		checker.CheckEC2NodeClass(ctx, nc)
+	}
+	out := map[string]int{}
+	for k := range rec.seen {
+		for i := 0; i < len(k); i++ {
+			if k[i] == 0 {
+				out[k[:i]]++
+				break
+			}
+		}
+	}
+	return out
+}

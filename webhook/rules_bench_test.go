@@ -1,0 +1,141 @@
+package webhook
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/nodeclass-guard/nodeclass-guard/authz"
+)
+
+// Benchmarks of the rule path, the part of an admission nodeclass-guard
+// adds over the cheapest webhook. `make bench` runs them with -benchmem;
+// docs/benchmarks.md reads them next to the load harness's figures.
+
+// benchClasses are the objects the benchmarks check: spec.role (the
+// heaviest: eight IAM questions) and spec.instanceProfile (five), both
+// admitted by the sample snapshot.
+var benchClasses = []struct {
+	name string
+	spec EC2NodeClassSpec
+}{
+	{"role", EC2NodeClassSpec{Role: "KarpenterNodeRole-demo"}},
+	{"instanceProfile", EC2NodeClassSpec{InstanceProfile: "KarpenterNodeInstanceProfile-demo"}},
+}
+
+// benchChecker is the Checker serve builds for the sample snapshot's
+// cluster, over view.
+func benchChecker(b *testing.B, view authz.View) *Checker {
+	b.Helper()
+	ctl, err := authz.ParseRoleARN(ctlKarpenter)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return &Checker{IAM: view, Controller: ctl, ControllerARN: ctlKarpenter,
+		ClusterName: testCluster, Region: testRegion, OnIAMError: OnIAMErrorDeny}
+}
+
+// warmCache returns a Cached view over the sample snapshot holding every
+// answer the benchmark classes need, as serve's cache holds them once warm.
+func warmCache(b *testing.B) *authz.Cached {
+	b.Helper()
+	cached := authz.NewCached(loadSampleSnapshot(b), authz.CacheOptions{})
+	c := benchChecker(b, cached)
+	for _, bc := range benchClasses {
+		nc := &EC2NodeClass{Spec: bc.spec}
+		nc.Name = "default"
+		if v := c.CheckEC2NodeClass(context.Background(), nc); !v.Allowed() {
+			b.Fatalf("%s: denied while warming the cache: %s", bc.name, v.DenialMessage())
+		}
+	}
+	return cached
+}
+
+// BenchmarkCheckEC2NodeClass measures the rules for one EC2NodeClass:
+// against the Snapshot view (every question evaluated locally, as in
+// `check --iam-snapshot`) and against a warm Cached view (every question a
+// cache hit, serve's steady state).
+func BenchmarkCheckEC2NodeClass(b *testing.B) {
+	views := []struct {
+		name string
+		view func(*testing.B) authz.View
+	}{
+		{"snapshot", func(b *testing.B) authz.View { return loadSampleSnapshot(b) }},
+		{"cached", func(b *testing.B) authz.View { return warmCache(b) }},
+	}
+	for _, v := range views {
+		for _, bc := range benchClasses {
+			b.Run(v.name+"/"+bc.name, func(b *testing.B) {
+				c := benchChecker(b, v.view(b))
+				nc := &EC2NodeClass{Spec: bc.spec}
+				nc.Name = "default"
+				ctx := context.Background()
+				b.ReportAllocs()
+				for b.Loop() {
+					if v := c.CheckEC2NodeClass(ctx, nc); !v.Allowed() {
+						b.Fatalf("denied: %s", v.DenialMessage())
+					}
+				}
+			})
+		}
+	}
+}
+
+// BenchmarkQuestionKey measures the cache key of a launch question, built
+// on every cache lookup.
+func BenchmarkQuestionKey(b *testing.B) {
+	c := benchChecker(b, nil)
+	q := authz.Question{Principal: c.ControllerARN, Action: "ec2:CreateFleet",
+		Resource: "arn:aws:ec2:us-west-2:111122223333:fleet/*",
+		Context:  tagContext(c.karpenterTags("default"), true, false)}
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = q.Key()
+	}
+}
+
+var setBenchLogger sync.Once
+
+// BenchmarkAdmission measures one EC2NodeClass admission through the
+// webhook handler serve registers (controller-runtime's decoding, the
+// typed validator, the rules over a warm cache, the verdict metric, the
+// per-admission log line in serve's JSON format, the encoded answer),
+// without TLS or the HTTP server: the in-process share of the warm path.
+func BenchmarkAdmission(b *testing.B) {
+	setBenchLogger.Do(func() {
+		// serve's logger: zap's production JSON encoder; the lines go nowhere.
+		log.SetLogger(zap.New(zap.WriteTo(io.Discard)))
+	})
+	c := benchChecker(b, warmCache(b))
+	wh := Handlers(c, NewMetrics())[EC2NodeClassPath]
+	for _, bc := range benchClasses {
+		b.Run(bc.name, func(b *testing.B) {
+			spec := fmt.Sprintf(`{"role":%q,"instanceProfile":%q,"amiSelectorTerms":[{"alias":"al2023@latest"}],
+				"subnetSelectorTerms":[{"tags":{"karpenter.sh/discovery":"demo"}}],
+				"securityGroupSelectorTerms":[{"tags":{"karpenter.sh/discovery":"demo"}}]}`, bc.spec.Role, bc.spec.InstanceProfile)
+			body := []byte(fmt.Sprintf(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{
+				"uid":"00000000-0000-4000-8000-000000000001","kind":{"group":"karpenter.k8s.aws","version":"v1","kind":"EC2NodeClass"},
+				"resource":{"group":"karpenter.k8s.aws","version":"v1","resource":"ec2nodeclasses"},
+				"name":"default","operation":"CREATE","userInfo":{"username":"admin"},
+				"object":%s,"oldObject":null,"dryRun":false}}`, ec2NodeClassJSON("v1", "default", spec)))
+			b.ReportAllocs()
+			for b.Loop() {
+				req := httptest.NewRequest(http.MethodPost, EC2NodeClassPath, bytes.NewReader(body))
+				req.Header.Set("Content-Type", "application/json")
+				rec := httptest.NewRecorder()
+				wh.ServeHTTP(rec, req)
+				if rec.Code != http.StatusOK || !bytes.Contains(rec.Body.Bytes(), []byte(`"allowed":true`)) {
+					b.Fatalf("answer %d: %s", rec.Code, rec.Body.Bytes())
+				}
+			}
+		})
+	}
+}
