@@ -338,6 +338,7 @@ func TestChartValues(t *testing.T) {
 			{"timeoutSeconds=31", "timeoutSeconds must be between 1 and 30"},
 			{"timeoutSeconds=0", "timeoutSeconds must be between 1 and 30"},
 			{"clusterName=", "clusterName is required"},
+			{"region=", "region is required"},
 		} {
 			_, err := runRenderer(t, "helm", chartArgs(defaultName, defaultNamespace, tc.set)...)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
