@@ -138,12 +138,10 @@ k apply -f "$cert_manager_manifest" >/dev/null || fail "installing cert-manager"
 k -n cert-manager wait --for=condition=Available deployment --all --timeout=300s >&2 ||
   fail "cert-manager did not become available"
 
-log "installing the Karpenter CRDs v$KARPENTER_AWS_VERSION from the module cache"
-karpenter_dir="$(cd "$(mktemp -d)" && GOFLAGS=-mod=mod go mod download -json "github.com/aws/karpenter-provider-aws@v$KARPENTER_AWS_VERSION" |
-  sed -n 's/.*"Dir": "\(.*\)".*/\1/p')"
-[ -d "$karpenter_dir/pkg/apis/crds" ] || fail "no CRDs in the karpenter-provider-aws module ($karpenter_dir)"
-for crd in karpenter.k8s.aws_ec2nodeclasses.yaml karpenter.sh_nodepools.yaml karpenter.sh_nodeclaims.yaml; do
-  k apply --server-side -f "$karpenter_dir/pkg/apis/crds/$crd" >/dev/null || fail "applying CRD $crd"
+log "installing the Karpenter CRDs v$KARPENTER_AWS_VERSION (hack/karpenter-crds.sh, from the Go module proxy)"
+crds="$(hack/karpenter-crds.sh)" || fail "fetching the Karpenter CRDs"
+for crd in "$crds"/v1/*.yaml; do
+  k apply --server-side -f "$crd" >/dev/null || fail "applying CRD $crd"
 done
 # EKS Auto Mode's NodeClass is installed by EKS; kind gets the stand-in.
 k apply --server-side -f e2e/crds/eks.amazonaws.com_nodeclasses.yaml >/dev/null || fail "applying the EKS NodeClass stand-in CRD"
