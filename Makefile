@@ -61,9 +61,13 @@ fuzz:
 e2e:
 	@bash hack/e2e-kind.sh
 
+## render: the rendered base, snapshot overlay and chart into bin/rendered
+render: tools
+	@bash hack/render.sh >/dev/null
+
 ## docker-build: the container image
 docker-build:
-	docker build -t $${IMG:-nodeclass-guard:dev} .
+	docker build --build-arg VERSION=$${VERSION:-dev} -t $${IMG:-nodeclass-guard:dev} .
 
 clean:
 	rm -rf $(BIN)/nodeclass-guard $(BIN)/rendered
