@@ -601,7 +601,9 @@ func (q *questions) report(v *Verdict) {
 		if f.Deny {
 			f.Message = fmt.Sprintf("IAM could not be asked (%s: %s) and no cached answer exists, so the object cannot be verified. Retry shortly; nodeclass-guard runs with --on-iam-error=deny", strings.Join(names, ", "), errSummary(u.err))
 		} else {
-			f.Message = fmt.Sprintf("IAM could not be asked (%s: %s); admitted without the IAM checks (--on-iam-error=allow)", strings.Join(names, ", "), errSummary(u.err))
+			// What happened first: the error's detail is what a warning's
+			// 256-character limit may cut.
+			f.Message = fmt.Sprintf("admitted without the IAM checks (--on-iam-error=allow): IAM could not be asked (%s: %s)", strings.Join(names, ", "), errSummary(u.err))
 		}
 		v.add(f)
 	}

@@ -93,8 +93,8 @@ func CheckRoleFormat(path *field.Path, role, account string) (ref RoleRef, findi
 	}
 	if rolePath != "" {
 		findings = append(findings, warn(RoleHasPath, path,
-			"%s: Karpenter uses only the name %s; the path %s is part of the role's ARN (role%s%s), so the controller's iam:PassRole must allow that ARN",
-			quote(role), name, rolePath, rolePath, name))
+			"Karpenter uses only the name %s; the role's ARN includes the path (role%s%s), which the controller's iam:PassRole must allow",
+			name, rolePath, name))
 	}
 	return RoleRef{Name: name, Path: rolePath}, findings, true
 }

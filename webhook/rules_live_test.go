@@ -4,6 +4,7 @@ import (
 	"context"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -84,7 +85,12 @@ func TestRulesLiveIAMDown(t *testing.T) {
 
 	srv.FailAlways(iamserver.ServiceFailure)
 	good := ec2Class("default", "KarpenterNodeRole-demo", "")
-	expect("nothing cached, allow", check(OnIAMErrorAllow, good), nil, codes(IAMUnavailable))
+	v := check(OnIAMErrorAllow, good)
+	expect("nothing cached, allow", v, nil, codes(IAMUnavailable))
+	// The SDK's error is long: a cut warning must keep what was decided.
+	if w := v.WarningLines(); len(w) == 1 && !strings.HasPrefix(w[0], "[IAMUnavailable] spec.role: admitted without the IAM checks (--on-iam-error=allow): ") {
+		t.Errorf("warning %q does not start with the decision", w[0])
+	}
 	expect("nothing cached, deny", check(OnIAMErrorDeny, good), codes(IAMUnavailable), nil)
 
 	srv.ClearFailures()

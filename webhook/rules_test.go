@@ -271,6 +271,25 @@ func TestHostileValuesThroughTheChecker(t *testing.T) {
 	}
 }
 
+// TestWarningsFitUncut: warnings about ordinary values keep their advice
+// whole within the API server's 256-character limit: a cut one ends in the
+// middle of the fix.
+func TestWarningsFitUncut(t *testing.T) {
+	ctl, _ := authz.ParseRoleARN(ctlKarpenter)
+	c := &Checker{Controller: ctl, ControllerARN: ctlKarpenter, ClusterName: testCluster, Region: testRegion}
+	for _, v := range []Verdict{
+		c.CheckEC2NodeClass(context.Background(), ec2Class("x", "platform-team/KarpenterNodeRole-platform-prod", "")),
+		c.CheckEC2NodeClass(context.Background(), ec2Class("x", "/org/platform/"+strings.Repeat("n", 40), "")),
+		c.CheckNodeClass(context.Background(), eksClass("x", "", "KarpenterNodeInstanceProfile-platform-prod")),
+	} {
+		for _, f := range v.Warnings {
+			if full := fmt.Sprintf("[%s] %s: %s", f.Code, f.Field, f.Message); len(full) > maxWarningLen {
+				t.Errorf("warning of %d bytes is cut: %q", len(full), f.WarningLine())
+			}
+		}
+	}
+}
+
 func TestFindingLines(t *testing.T) {
 	f := deny(RoleIsARN, field.NewPath("spec", "role"), "line one\nline two\r\nthree")
 	if got, want := f.DenialLine(), "spec.role: [RoleIsARN] line one line two  three"; got != want {
