@@ -147,13 +147,16 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 		setup.Info("the Karpenter controller's role is unknown: iam:PassRole and launch permission checks are skipped and every admission carries a PermissionChecksSkipped warning; set --controller-role")
 	}
 
+	// The manager starts its webhook server only once GetWebhookServer has
+	// been called: register through it, not through srv directly.
+	hooks := mgr.GetWebhookServer()
 	for path, wh := range webhook.Handlers(checker, verdicts) {
-		srv.Register(path, wh)
+		hooks.Register(path, wh)
 	}
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return fail("%v", err)
 	}
-	if err := mgr.AddReadyzCheck("webhook", srv.StartedChecker()); err != nil {
+	if err := mgr.AddReadyzCheck("webhook", hooks.StartedChecker()); err != nil {
 		return fail("%v", err)
 	}
 	if err := mgr.Add(warmInformers(mgr)); err != nil {
