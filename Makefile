@@ -12,7 +12,7 @@ FUZZTIME ?= 30s
 export KUBEBUILDER_ASSETS ?= $(ENVTEST_ASSETS)
 export NCG_CRD_DIR ?= $(CRD_DIR)
 
-.PHONY: all build test unit envtest-assets crds tools demo bench fuzz e2e vet fmt docker-build render clean
+.PHONY: all build test unit envtest envtest-assets crds tools demo bench fuzz e2e vet fmt docker-build render clean
 
 all: build
 
@@ -40,6 +40,10 @@ vet:
 ## unit: the tiers that need nothing but Go (rules, evaluator, local IAM endpoint)
 unit:
 	$(GO) test ./...
+
+## envtest: only the tier on a real kube-apiserver (e2e/)
+envtest: envtest-assets crds tools
+	NCG_REQUIRE_ENVTEST=1 NCG_REQUIRE_TOOLS=1 $(GO) test -count=1 ./e2e/...
 
 ## test: every tier that runs here: unit, local IAM endpoint, envtest, rendered deploy/ dry-run
 test: envtest-assets crds tools vet
