@@ -9,6 +9,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/nodeclass-guard/nodeclass-guard/e2e/framework"
 )
 
 // broken holds objects the API server must not accept as they are, each
@@ -184,5 +186,28 @@ func TestParseObjects(t *testing.T) {
 		if err == nil || !strings.HasPrefix(err.Error(), want) {
 			t.Errorf("parseObjects(%q) = %v, want an error starting %q", doc, err, want)
 		}
+	}
+}
+
+// TestCertManagerPinsAgree checks that the CRDs these tests install are
+// those of the cert-manager release `make e2e` installs on kind:
+// hack/versions.env's CERT_MANAGER_VERSION and the module go.mod requires
+// must name the same version.
+func TestCertManagerPinsAgree(t *testing.T) {
+	root := repoRoot(t)
+	versions, err := framework.Versions(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pinned := versions["CERT_MANAGER_VERSION"]
+	if pinned == "" {
+		t.Fatal("hack/versions.env has no CERT_MANAGER_VERSION")
+	}
+	m, err := goJSON(root, "list", "-m", "-json", certManagerModule)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Version != pinned {
+		t.Errorf("go.mod requires %s %s but hack/versions.env pins CERT_MANAGER_VERSION=%s: the dry-run would check against other CRDs than `make e2e` installs; align them", certManagerModule, m.Version, pinned)
 	}
 }
