@@ -7,7 +7,7 @@
 #   chart.yaml     helm template nodeclass-guard deploy/charts/nodeclass-guard
 #                  --namespace nodeclass-guard (default values)
 #
-# The envtest tier dry-runs these against a real kube-apiserver. Installs the
+# For reading; e2e/deploydryrun renders and dry-runs on its own. Installs the
 # tools first (hack/tools.sh) when they are missing. Prints the folder.
 set -euo pipefail
 cd "$(dirname "$0")/.."
