@@ -15,7 +15,7 @@ import (
 
 // liveView starts the local IAM endpoint over the sample snapshot and
 // returns the view serve builds: the real SDK client → Live → Cached.
-func liveView(t *testing.T, opts authz.CacheOptions) (*authz.Cached, *iamserver.Server) {
+func liveView(t *testing.T, timeout time.Duration, opts authz.CacheOptions) (*authz.Cached, *iamserver.Server) {
 	t.Helper()
 	// The SDK's default chain must find these and nothing of the machine's.
 	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
@@ -29,12 +29,20 @@ func liveView(t *testing.T, opts authz.CacheOptions) (*authz.Cached, *iamserver.
 	srv := iamserver.New(loadSampleSnapshot(t))
 	url, stop := srv.Start()
 	t.Cleanup(stop)
-	client, err := authz.NewIAMClient(context.Background(), "us-east-1", url, 2*time.Second)
+	// Generous bounds: a loaded machine (-race, two cores) must not turn a
+	// slow answer into IAMUnavailable and a false difference.
+	client, err := authz.NewIAMClient(context.Background(), "us-east-1", url, timeout)
 	if err != nil {
 		t.Fatalf("NewIAMClient: %v", err)
 	}
+	if opts.Timeout == 0 {
+		opts.Timeout = timeout
+	}
 	return authz.NewCached(authz.NewLive(client, authz.LiveOptions{}), opts), srv
 }
+
+// liveTimeout bounds one IAM call of the live tests, retries included.
+const liveTimeout = 20 * time.Second
 
 // TestRulesLive runs the rules table through the real AWS SDK against the
 // local IAM endpoint: the codes must be those the snapshot gives.
@@ -42,7 +50,7 @@ func TestRulesLive(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a local IAM endpoint")
 	}
-	view, srv := liveView(t, authz.CacheOptions{})
+	view, srv := liveView(t, liveTimeout, authz.CacheOptions{})
 	runRuleCases(t, view)
 	if srv.Calls("SimulatePrincipalPolicy") == 0 || srv.Calls("GetRole") == 0 || srv.Calls("GetInstanceProfile") == 0 {
 		t.Errorf("the live view did not reach the endpoint: %d GetRole, %d GetInstanceProfile, %d SimulatePrincipalPolicy",
@@ -63,7 +71,9 @@ func TestRulesLiveIAMDown(t *testing.T) {
 	)
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
 	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
-	view, srv := liveView(t, authz.CacheOptions{TTL: time.Minute, Now: clock})
+	// Failing calls wait out the SDK's backoff (up to a tenth of this);
+	// answered ones must not time out on a loaded machine.
+	view, srv := liveView(t, 5*time.Second, authz.CacheOptions{TTL: time.Minute, Now: clock})
 
 	ctl, _ := authz.ParseRoleARN(ctlKarpenter)
 	checker := func(on OnIAMError) *Checker {

@@ -485,7 +485,7 @@ func TestCheckLiveAgreesWithSnapshot(t *testing.T) {
 	for _, ctl := range []string{ctlKarpenter, ctlLimited, ctlBounded} {
 		for _, dir := range []string{"testdata/codes", "testdata/mixed", "testdata/bad", "testdata/good"} {
 			snap := runCmd(t, "", checkArgs(append(iamArgs(ctl), "-o", "json"), dir)...)
-			live := runCmd(t, "", checkArgs([]string{"--iam-endpoint", url, "--controller-role", ctl, "--cluster-name", "demo", "--region", "us-west-2", "-o", "json"}, dir)...)
+			live := runCmd(t, "", checkArgs([]string{"--iam-endpoint", url, "--iam-timeout", "20s", "--controller-role", ctl, "--cluster-name", "demo", "--region", "us-west-2", "-o", "json"}, dir)...)
 			if snap.code != live.code {
 				t.Errorf("%s, %s: exit %d with the snapshot, %d live; stderr %s", filepath.Base(ctl), dir, snap.code, live.code, live.stderr)
 			}
