@@ -220,3 +220,36 @@ func IsUnavailable(err error) bool {
 	var u *UnavailableError
 	return errors.As(err, &u)
 }
+
+// Summary says in a few words why IAM could not be asked, for a one-line
+// message: the API's error code and message where IAM answered ("Throttling:
+// Rate exceeded"), the HTTP status where only that is known, or "timed out",
+// without the SDK's retry and request details.
+func (e *UnavailableError) Summary() string {
+	err := e.Err
+	if err == nil {
+		return "unknown error"
+	}
+	var api interface {
+		ErrorCode() string
+		ErrorMessage() string
+	}
+	if errors.As(err, &api) && api.ErrorCode() != "" {
+		if msg := api.ErrorMessage(); msg != "" {
+			return api.ErrorCode() + ": " + msg
+		}
+		return api.ErrorCode()
+	}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return "timed out"
+	}
+	var status interface{ HTTPStatusCode() int }
+	if errors.As(err, &status) && status.HTTPStatusCode() != 0 {
+		return fmt.Sprintf("HTTP %d", status.HTTPStatusCode())
+	}
+	var timeout interface{ Timeout() bool }
+	if errors.As(err, &timeout) && timeout.Timeout() {
+		return "timed out"
+	}
+	return err.Error()
+}

@@ -630,8 +630,8 @@ func sortedKeys(m map[string]bool) []string {
 // errSummary keeps an IAM error short enough for one line.
 func errSummary(err error) string {
 	var u *authz.UnavailableError
-	if errors.As(err, &u) && u.Err != nil {
-		err = u.Err
+	if errors.As(err, &u) {
+		return truncate(oneLine(u.Summary()), 120)
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		return "timed out"

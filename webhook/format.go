@@ -101,6 +101,15 @@ func CheckRoleFormat(path *field.Path, role, account string) (ref RoleRef, findi
 
 func checkRoleARN(path *field.Path, role, account string) (RoleRef, []Finding, bool) {
 	a, err := authz.ParseARN(role)
+	if err == nil && a.Service == "sts" {
+		// An assumed-role ARN (what `aws sts get-caller-identity` prints)
+		// names the role too: say which name to use.
+		if r, perr := authz.ParseRoleARN(role); perr == nil {
+			return RoleRef{}, []Finding{deny(RoleARNMalformed, path,
+				"%s is an STS assumed-role ARN, not an IAM role; Karpenter expects the role's name. Set spec.role: %s",
+				quote(role), shown(r.Name))}, false
+		}
+	}
 	var parsed authz.RoleARN
 	if err == nil {
 		if a.Service != "iam" {

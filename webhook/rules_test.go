@@ -321,3 +321,17 @@ func TestParseOnIAMError(t *testing.T) {
 		}
 	}
 }
+
+// TestAssumedRoleARNNamesTheRole checks that an STS assumed-role ARN in
+// spec.role (what `aws sts get-caller-identity` prints on a node) is
+// denied with the role's name as the fix.
+func TestAssumedRoleARNNamesTheRole(t *testing.T) {
+	_, findings, ok := CheckRoleFormat(field.NewPath("spec", "role"),
+		"arn:aws:sts::111122223333:assumed-role/KarpenterNodeRole-demo/i-0abc", testAccount)
+	if ok || len(findings) != 1 || findings[0].Code != RoleARNMalformed {
+		t.Fatalf("got ok=%v %v, want one RoleARNMalformed", ok, findings)
+	}
+	if want := "Set spec.role: KarpenterNodeRole-demo"; !strings.HasSuffix(findings[0].Message, want) {
+		t.Errorf("message %q does not end with %q", findings[0].Message, want)
+	}
+}

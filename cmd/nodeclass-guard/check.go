@@ -20,7 +20,7 @@ func runCheck(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		output     string
 		kubeconfig string
 	)
-	iamf.register(fs)
+	iamf.register(fs, "deny")
 	fs.BoolVar(&offline, "offline", false, "format checks only; no IAM source needed")
 	fs.StringVar(&output, "o", "text", "report format: text or json")
 	fs.StringVar(&kubeconfig, "kubeconfig", "", "also resolve NodePool references against this cluster")

@@ -26,14 +26,18 @@ type iamFlags struct {
 	negativeTTL    time.Duration
 }
 
-func (f *iamFlags) register(fs *flag.FlagSet) {
+// register adds the flags; onIAMError is the command's default: serve
+// admits (with a warning) when IAM cannot be asked, so that the webhook is
+// never why a cluster cannot change, while check denies, so that a CI job
+// without IAM access fails instead of passing unchecked manifests.
+func (f *iamFlags) register(fs *flag.FlagSet, onIAMError string) {
 	fs.StringVar(&f.controllerRole, "controller-role", "", "ARN of the Karpenter controller's IAM role, whose permissions are checked (an STS assumed-role ARN is resolved to the role)")
 	fs.StringVar(&f.clusterName, "cluster-name", "", "the EKS cluster's name, as Karpenter's tags and policies use it")
 	fs.StringVar(&f.region, "region", "", "the cluster's AWS region")
 	fs.StringVar(&f.snapshot, "iam-snapshot", "", "evaluate IAM checks against this snapshot (aws iam get-account-authorization-details output, optionally merged with list-instance-profiles) instead of the IAM API")
 	fs.StringVar(&f.endpoint, "iam-endpoint", "", "IAM API endpoint URL to use instead of AWS's (a local test endpoint)")
 	fs.DurationVar(&f.timeout, "iam-timeout", 2*time.Second, "bound on one IAM call, retries included; keep it well inside the webhook's timeoutSeconds")
-	fs.StringVar(&f.onIAMError, "on-iam-error", "allow", "when IAM cannot be reached and no cached answer exists: allow (with an IAMUnavailable warning) or deny")
+	fs.StringVar(&f.onIAMError, "on-iam-error", onIAMError, "when IAM cannot be reached and no cached answer exists: allow (with an IAMUnavailable warning) or deny (IAMUnavailable denial)")
 	fs.IntVar(&f.cacheSize, "iam-cache-size", 4096, "maximum number of cached IAM answers")
 	fs.DurationVar(&f.cacheTTL, "iam-cache-ttl", 5*time.Minute, "how long an IAM answer is reused")
 	fs.DurationVar(&f.negativeTTL, "iam-cache-negative-ttl", 30*time.Second, "how long a not-found IAM answer is reused")
@@ -105,7 +109,12 @@ func (f *iamFlags) checker(ctx context.Context, view authz.View, controllerRole 
 	case errors.Is(err, authz.ErrNotFound):
 		return nil, fmt.Errorf("controller role %s: IAM has no role named %s in account %s", controllerRole, parsed.Name, parsed.Account)
 	case err != nil:
-		warn(fmt.Sprintf("could not resolve controller role %s through IAM (%v); using it as given", controllerRole, err))
+		why := err.Error()
+		var u *authz.UnavailableError
+		if errors.As(err, &u) {
+			why = u.Summary()
+		}
+		warn(fmt.Sprintf("could not resolve controller role %s through IAM (%s); using it as given", controllerRole, why))
 	default:
 		if role.ARN != "" && role.ARN != c.ControllerARN {
 			if !authz.IsAssumedRoleARN(controllerRole) {

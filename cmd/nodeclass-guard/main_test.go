@@ -451,7 +451,7 @@ func TestCheckEveryCode(t *testing.T) {
 	srv, url := startIAM(t)
 	srv.FailAlways(iamserver.ServiceFailure)
 	live := []string{"--iam-endpoint", url, "--iam-timeout", "500ms", "--controller-role", ctlKarpenter, "--cluster-name", "demo", "--region", "us-west-2", "-o", "json"}
-	res := runCmd(t, "", checkArgs(live, "testdata/codes/IAMUnavailable.yaml")...)
+	res := runCmd(t, "", checkArgs(append(live, "--on-iam-error", "allow"), "testdata/codes/IAMUnavailable.yaml")...)
 	r = collect("IAM down, allow", res, 0)
 	if !strings.Contains(res.stderr, "could not resolve controller role") {
 		t.Errorf("stderr %q does not say the controller role could not be resolved", res.stderr)
@@ -459,8 +459,9 @@ func TestCheckEveryCode(t *testing.T) {
 	if got := codesBySource(r); !slices.Equal(got, []string{"testdata/codes/IAMUnavailable.yaml#1:  | IAMUnavailable"}) {
 		t.Errorf("IAM down, allow: %q", got)
 	}
-	res = runCmd(t, "", checkArgs(append(live, "--on-iam-error", "deny"), "testdata/codes/IAMUnavailable.yaml")...)
-	r = collect("IAM down, deny", res, 1)
+	// check's default is deny: a CI job that cannot reach IAM fails.
+	res = runCmd(t, "", checkArgs(live, "testdata/codes/IAMUnavailable.yaml")...)
+	r = collect("IAM down, default (deny)", res, 1)
 	if got := codesBySource(r); !slices.Equal(got, []string{"testdata/codes/IAMUnavailable.yaml#1: IAMUnavailable | "}) {
 		t.Errorf("IAM down, deny: %q", got)
 	}

@@ -51,7 +51,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 		karpenterSA     string
 		shutdownTimeout time.Duration
 	)
-	iamf.register(fs)
+	iamf.register(fs, "allow")
 	fs.StringVar(&certDir, "cert-dir", "/tmp/k8s-webhook-server/serving-certs", "folder holding tls.crt and tls.key; reloaded when they change")
 	fs.StringVar(&host, "host", "", "address the webhook server listens on (all by default)")
 	fs.IntVar(&port, "port", 9443, "webhook HTTPS port")
