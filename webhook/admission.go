@@ -9,6 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 )
@@ -59,9 +60,23 @@ func Handlers(c *Checker, m *Metrics) map[string]*admission.Webhook {
 	scheme := AdmissionScheme()
 	a := &adapter{checker: c, metrics: m}
 	return map[string]*admission.Webhook{
-		EC2NodeClassPath: guardKind(EC2NodeClassGK, admission.WithValidator[*EC2NodeClass](scheme, ec2NodeClassValidator{a})),
-		NodePoolPath:     guardKind(NodePoolGK, admission.WithValidator[*NodePool](scheme, nodePoolValidator{a})),
-		NodeClassPath:    guardKind(EKSNodeClassGK, admission.WithValidator[*NodeClass](scheme, nodeClassValidator{a})),
+		EC2NodeClassPath: guardKind(EC2NodeClassGK, admission.WithValidator[*EC2NodeClass](scheme, &validator[*EC2NodeClass]{
+			adapter: a, kind: EC2NodeClassKind, check: c.CheckEC2NodeClass,
+			same:   func(old, obj *EC2NodeClass) bool { return old.Spec == obj.Spec },
+			fields: "spec.role and spec.instanceProfile unchanged",
+		})),
+		NodePoolPath: guardKind(NodePoolGK, admission.WithValidator[*NodePool](scheme, &validator[*NodePool]{
+			adapter: a, kind: NodePoolKind, check: c.CheckNodePool,
+			same: func(old, obj *NodePool) bool {
+				return sameRef(old.Spec.Template.Spec.NodeClassRef, obj.Spec.Template.Spec.NodeClassRef)
+			},
+			fields: "spec.template.spec.nodeClassRef unchanged",
+		})),
+		NodeClassPath: guardKind(EKSNodeClassGK, admission.WithValidator[*NodeClass](scheme, &validator[*NodeClass]{
+			adapter: a, kind: NodeClassKind, check: c.CheckNodeClass,
+			same:   func(old, obj *NodeClass) bool { return old.Spec == obj.Spec },
+			fields: "spec.role and spec.instanceProfile unchanged",
+		})),
 	}
 }
 
@@ -110,74 +125,44 @@ func (a *adapter) skip(ctx context.Context, kind, name, why string) (admission.W
 	return nil, nil
 }
 
-type ec2NodeClassValidator struct{ *adapter }
+// validator is the admission.Validator of one kind: creates are checked,
+// updates only when they change what the rules read, deletes never.
+type validator[T client.Object] struct {
+	*adapter
+	kind   string
+	check  func(context.Context, T) Verdict
+	same   func(old, obj T) bool // whether an update leaves the checked fields alone
+	fields string                // what same compares, for the log
+}
 
-var _ admission.Validator[*EC2NodeClass] = ec2NodeClassValidator{}
-
-func (e ec2NodeClassValidator) ValidateCreate(ctx context.Context, obj *EC2NodeClass) (admission.Warnings, error) {
+func (v *validator[T]) ValidateCreate(ctx context.Context, obj T) (admission.Warnings, error) {
 	start := time.Now()
-	return e.admit(ctx, EC2NodeClassKind, obj.Name, start, e.checker.CheckEC2NodeClass(ctx, obj))
+	return v.admit(ctx, v.kind, obj.GetName(), start, v.check(ctx, obj))
 }
 
-func (e ec2NodeClassValidator) ValidateUpdate(ctx context.Context, oldObj, obj *EC2NodeClass) (admission.Warnings, error) {
-	if obj.DeletionTimestamp != nil {
-		return e.skip(ctx, EC2NodeClassKind, obj.Name, "being deleted")
+// ValidateUpdate never blocks an object being deleted (a finalizer
+// removal) nor an update that leaves the checked fields alone (status,
+// metadata, other spec fields).
+func (v *validator[T]) ValidateUpdate(ctx context.Context, oldObj, obj T) (admission.Warnings, error) {
+	if obj.GetDeletionTimestamp() != nil {
+		return v.skip(ctx, v.kind, obj.GetName(), "being deleted")
 	}
-	if oldObj.Spec == obj.Spec {
-		return e.skip(ctx, EC2NodeClassKind, obj.Name, "spec.role and spec.instanceProfile unchanged")
+	if v.same(oldObj, obj) {
+		return v.skip(ctx, v.kind, obj.GetName(), v.fields)
 	}
-	return e.ValidateCreate(ctx, obj)
+	return v.ValidateCreate(ctx, obj)
 }
 
-func (e ec2NodeClassValidator) ValidateDelete(context.Context, *EC2NodeClass) (admission.Warnings, error) {
+// ValidateDelete always allows.
+func (v *validator[T]) ValidateDelete(context.Context, T) (admission.Warnings, error) {
 	return nil, nil
 }
 
-type nodeClassValidator struct{ *adapter }
-
-var _ admission.Validator[*NodeClass] = nodeClassValidator{}
-
-func (e nodeClassValidator) ValidateCreate(ctx context.Context, obj *NodeClass) (admission.Warnings, error) {
-	start := time.Now()
-	return e.admit(ctx, NodeClassKind, obj.Name, start, e.checker.CheckNodeClass(ctx, obj))
-}
-
-func (e nodeClassValidator) ValidateUpdate(ctx context.Context, oldObj, obj *NodeClass) (admission.Warnings, error) {
-	if obj.DeletionTimestamp != nil {
-		return e.skip(ctx, NodeClassKind, obj.Name, "being deleted")
-	}
-	if oldObj.Spec == obj.Spec {
-		return e.skip(ctx, NodeClassKind, obj.Name, "spec.role and spec.instanceProfile unchanged")
-	}
-	return e.ValidateCreate(ctx, obj)
-}
-
-func (e nodeClassValidator) ValidateDelete(context.Context, *NodeClass) (admission.Warnings, error) {
-	return nil, nil
-}
-
-type nodePoolValidator struct{ *adapter }
-
-var _ admission.Validator[*NodePool] = nodePoolValidator{}
-
-func (e nodePoolValidator) ValidateCreate(ctx context.Context, obj *NodePool) (admission.Warnings, error) {
-	start := time.Now()
-	return e.admit(ctx, NodePoolKind, obj.Name, start, e.checker.CheckNodePool(ctx, obj))
-}
-
-func (e nodePoolValidator) ValidateUpdate(ctx context.Context, oldObj, obj *NodePool) (admission.Warnings, error) {
-	if obj.DeletionTimestamp != nil {
-		return e.skip(ctx, NodePoolKind, obj.Name, "being deleted")
-	}
-	if sameRef(oldObj.Spec.Template.Spec.NodeClassRef, obj.Spec.Template.Spec.NodeClassRef) {
-		return e.skip(ctx, NodePoolKind, obj.Name, "spec.template.spec.nodeClassRef unchanged")
-	}
-	return e.ValidateCreate(ctx, obj)
-}
-
-func (e nodePoolValidator) ValidateDelete(context.Context, *NodePool) (admission.Warnings, error) {
-	return nil, nil
-}
+var (
+	_ admission.Validator[*EC2NodeClass] = (*validator[*EC2NodeClass])(nil)
+	_ admission.Validator[*NodePool]     = (*validator[*NodePool])(nil)
+	_ admission.Validator[*NodeClass]    = (*validator[*NodeClass])(nil)
+)
 
 func sameRef(a, b *NodeClassReference) bool {
 	if a == nil || b == nil {
