@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"strings"
 	"time"
 
@@ -151,6 +152,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 	// been called: register through it, not through srv directly.
 	hooks := mgr.GetWebhookServer()
 	for path, wh := range webhook.Handlers(checker, verdicts) {
+		wh.WithContextFunc = finishOnShutdown(ctx, shutdownTimeout)
 		hooks.Register(path, wh)
 	}
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
@@ -170,6 +172,28 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 	}
 	setup.Info("stopped")
 	return exitOK
+}
+
+// finishOnShutdown lets the admissions in flight at SIGTERM finish with
+// their real verdict. controller-runtime's webhook server derives each
+// request's context from its own, and cancels that when it starts shutting
+// down, before it waits for the requests in flight: without this, an
+// admission waiting on IAM would end at once as IAMUnavailable (a denial
+// with --on-iam-error=deny). The request's context still ends as before
+// when the client goes away or the handler returns, and, once shutdown has
+// begun, at the latest grace later.
+func finishOnShutdown(shutdown context.Context, grace time.Duration) func(context.Context, *http.Request) context.Context {
+	return func(ctx context.Context, _ *http.Request) context.Context {
+		detached, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		context.AfterFunc(ctx, func() {
+			if shutdown.Err() == nil {
+				cancel()
+				return
+			}
+			time.AfterFunc(grace, cancel)
+		})
+		return detached
+	}
 }
 
 func iamSource(f *iamFlags) string {
