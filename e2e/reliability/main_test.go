@@ -1,0 +1,56 @@
+package reliability_test
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"net/http"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/nodeclass-guard/nodeclass-guard/e2e/framework"
+)
+
+// serveEnv runs `nodeclass-guard serve` in the live mode with the local IAM
+// endpoint, --metrics-secure and the most verbose logging, for the TLS,
+// metrics, log and rotation tests. snapshotEnv runs it on the snapshot
+// file, for the log test (the snapshot holds every policy document). The
+// shutdown test starts and stops its own.
+var (
+	serveEnv = &framework.Shared{Options: framework.Options{
+		ServeArgs: []string{"--metrics-secure", "--zap-log-level=10"},
+	}}
+	snapshotEnv = &framework.Shared{Options: framework.Options{
+		IAM:       framework.IAMSnapshotFile,
+		ServeArgs: []string{"--zap-log-level=10"},
+	}}
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(framework.RunMain(m, serveEnv, snapshotEnv))
+}
+
+func testContext(t *testing.T) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// webhookClient is an HTTPS client of serve's webhook port trusting the
+// given CA certificates (PEM).
+func webhookClient(keepAlive bool, caPEMs ...[]byte) *http.Client {
+	roots := x509.NewCertPool()
+	for _, pem := range caPEMs {
+		roots.AppendCertsFromPEM(pem)
+	}
+	return &http.Client{
+		Timeout: 30 * time.Second,
+		Transport: &http.Transport{
+			TLSClientConfig:   &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
+			DisableKeepAlives: !keepAlive,
+			ForceAttemptHTTP2: true,
+		},
+	}
+}
