@@ -13,13 +13,14 @@ import (
 )
 
 // serveEnv runs `nodeclass-guard serve` in the live mode with the local IAM
-// endpoint, --metrics-secure and the most verbose logging, for the TLS,
-// metrics, log and rotation tests. snapshotEnv runs it on the snapshot
+// endpoint, --metrics-secure, the most verbose logging and a short cache
+// TTL, for the TLS, metrics, log, rotation and slow-IAM tests. snapshotEnv runs it on the snapshot
 // file, for the log test (the snapshot holds every policy document). The
 // shutdown test starts and stops its own.
 var (
 	serveEnv = &framework.Shared{Options: framework.Options{
-		ServeArgs: []string{"--metrics-secure", "--zap-log-level=10"},
+		IAMTimeout: serveIAMTimeout,
+		ServeArgs:  []string{"--metrics-secure", "--zap-log-level=10", "--iam-cache-ttl=" + serveCacheTTL.String()},
 	}}
 	snapshotEnv = &framework.Shared{Options: framework.Options{
 		IAM:       framework.IAMSnapshotFile,
