@@ -89,12 +89,12 @@ func TestProcfsOfThisProcess(t *testing.T) {
 	if cpu <= 0 {
 		t.Errorf("CPUTime = %s, want > 0", cpu)
 	}
-	rss, err := RSS(os.Getpid())
+	m, err := ReadMemory(os.Getpid())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rss < 1<<20 {
-		t.Errorf("RSS = %d bytes, want at least 1 MiB for a Go test binary", rss)
+	if m.RSS < 1<<20 || m.Anon <= 0 || m.File <= 0 || m.Anon+m.File > m.RSS {
+		t.Errorf("%s: want at least 1 MiB, anon and file parts that add up to at most the whole", m)
 	}
 	if _, err := CPUTime(-1); err == nil {
 		t.Error("CPUTime of pid -1: no error")

@@ -26,6 +26,8 @@ type Target struct {
 	PID int
 	// MetricsURL is the process's /metrics, for allocation counts.
 	MetricsURL string
+	// PprofURL is the process's CPU profile endpoint, when it serves one.
+	PprofURL string
 	// Client calls the webhook (see NewClient).
 	Client *http.Client
 }
@@ -94,28 +96,79 @@ func (t *Target) Do(ctx context.Context, r Request, start time.Time) (time.Durat
 			want = allowedFalse
 		}
 		if !bytes.Contains(body, want) {
-			return 0, fmt.Errorf("%s: expected %s in the answer, got %.500s", t.Name, want, body)
+			return lat, &VerdictError{Target: t.Name, Want: string(want), Answer: string(body)}
 		}
 	}
 	return lat, nil
 }
 
+// VerdictError is an answer with the wrong verdict: the request was
+// answered (its latency counts), but not as the scenario expects.
+type VerdictError struct {
+	Target, Want, Answer string
+}
+
+func (e *VerdictError) Error() string {
+	return fmt.Sprintf("%s: expected %s in the answer, got %.500s", e.Target, e.Want, e.Answer)
+}
+
 // Run is the outcome of driving one target for a while.
 type Run struct {
+	// Latencies of the answered requests, wrong verdicts included.
 	Latencies []time.Duration
-	Errors    int
-	FirstErr  error
-	Elapsed   time.Duration
+	// Errors counts requests not answered (transport errors, status codes
+	// other than 200) and WrongVerdicts those answered with the verdict
+	// not expected; FirstErr and FirstWrong are the first of each.
+	Errors, WrongVerdicts int
+	FirstErr, FirstWrong  error
+	Elapsed               time.Duration
 }
 
 // Merge appends o to r.
 func (r *Run) Merge(o Run) {
 	r.Latencies = append(r.Latencies, o.Latencies...)
 	r.Errors += o.Errors
+	r.WrongVerdicts += o.WrongVerdicts
 	if r.FirstErr == nil {
 		r.FirstErr = o.FirstErr
 	}
+	if r.FirstWrong == nil {
+		r.FirstWrong = o.FirstWrong
+	}
 	r.Elapsed += o.Elapsed
+}
+
+// record adds one request's outcome to r.
+func (r *Run) record(lat time.Duration, err error) {
+	var wrong *VerdictError
+	switch {
+	case err == nil:
+		r.Latencies = append(r.Latencies, lat)
+	case errors.As(err, &wrong):
+		r.Latencies = append(r.Latencies, lat)
+		r.WrongVerdicts++
+		if r.FirstWrong == nil {
+			r.FirstWrong = err
+		}
+	default:
+		r.Errors++
+		if r.FirstErr == nil {
+			r.FirstErr = err
+		}
+	}
+}
+
+// Failed returns an error describing failed requests and wrong verdicts,
+// nil when there were none.
+func (r Run) Failed() error {
+	var errs []error
+	if r.Errors > 0 {
+		errs = append(errs, fmt.Errorf("%d requests failed; first: %w", r.Errors, r.FirstErr))
+	}
+	if r.WrongVerdicts > 0 {
+		errs = append(errs, fmt.Errorf("%d answers with the wrong verdict; first: %w", r.WrongVerdicts, r.FirstWrong))
+	}
+	return errors.Join(errs...)
 }
 
 // Throughput is requests answered per second of elapsed time.
@@ -141,22 +194,12 @@ func ClosedLoop(ctx context.Context, t *Target, reqs []Request, conc int, d time
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			lats := make([]time.Duration, 0, 4096)
-			var errs int
-			var first error
+			local := Run{Latencies: make([]time.Duration, 0, 4096)}
 			for i := w; time.Now().Before(deadline) && ctx.Err() == nil; i++ {
-				lat, err := t.Do(ctx, reqs[i%len(reqs)], time.Now())
-				if err != nil {
-					errs++
-					if first == nil {
-						first = err
-					}
-					continue
-				}
-				lats = append(lats, lat)
+				local.record(t.Do(ctx, reqs[i%len(reqs)], time.Now()))
 			}
 			mu.Lock()
-			run.Merge(Run{Latencies: lats, Errors: errs, FirstErr: first})
+			run.Merge(local)
 			mu.Unlock()
 		}()
 	}
@@ -174,13 +217,11 @@ func OpenLoop(ctx context.Context, t *Target, reqs []Request, rate float64, d ti
 	n := int(rate * d.Seconds())
 	interval := time.Duration(float64(time.Second) / rate)
 	lats := make([]time.Duration, n)
-	ok := make([]bool, n)
+	errs := make([]error, n)
+	sent := make([]bool, n)
 	var (
-		wg     sync.WaitGroup
-		errs   atomic.Int64
-		firstM sync.Mutex
-		first  error
-		sem    = make(chan struct{}, maxInFlight)
+		wg  sync.WaitGroup
+		sem = make(chan struct{}, maxInFlight)
 	)
 	start := time.Now()
 	for i := range n {
@@ -193,26 +234,17 @@ func OpenLoop(ctx context.Context, t *Target, reqs []Request, rate float64, d ti
 		}
 		sem <- struct{}{}
 		wg.Add(1)
+		sent[i] = true
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			lat, err := t.Do(ctx, reqs[i%len(reqs)], due)
-			if err != nil {
-				errs.Add(1)
-				firstM.Lock()
-				if first == nil {
-					first = err
-				}
-				firstM.Unlock()
-				return
-			}
-			lats[i], ok[i] = lat, true
+			lats[i], errs[i] = t.Do(ctx, reqs[i%len(reqs)], due)
 		}()
 	}
 	wg.Wait()
-	run := Run{Elapsed: time.Since(start), Errors: int(errs.Load()), FirstErr: first}
+	run := Run{Elapsed: time.Since(start)}
 	for i := range lats {
-		if ok[i] {
-			run.Latencies = append(run.Latencies, lats[i])
+		if sent[i] {
+			run.record(lats[i], errs[i])
 		}
 	}
 	return run
@@ -245,14 +277,7 @@ func Burst(ctx context.Context, t *Target, reqs []Request) Run {
 	wg.Wait()
 	run := Run{Elapsed: time.Since(start)}
 	for i := range reqs {
-		if errs[i] != nil {
-			run.Errors++
-			if run.FirstErr == nil {
-				run.FirstErr = errs[i]
-			}
-			continue
-		}
-		run.Latencies = append(run.Latencies, lats[i])
+		run.record(lats[i], errs[i])
 	}
 	return run
 }
@@ -277,15 +302,7 @@ func Sequence(ctx context.Context, t *Target, n, conc int, next func(i int) Requ
 				if i >= n {
 					break
 				}
-				lat, err := t.Do(ctx, next(i), time.Now())
-				if err != nil {
-					local.Errors++
-					if local.FirstErr == nil {
-						local.FirstErr = err
-					}
-					continue
-				}
-				local.Latencies = append(local.Latencies, lat)
+				local.record(t.Do(ctx, next(i), time.Now()))
 			}
 			mu.Lock()
 			run.Merge(local)

@@ -41,32 +41,56 @@ func CPUTime(pid int) (time.Duration, error) {
 	return time.Duration(utime+stime) * time.Second / clockTicks, nil
 }
 
-// RSS returns the resident set size of the process pid in bytes, from
-// VmRSS in /proc/PID/status.
-func RSS(pid int) (int64, error) {
+// Memory is a process's resident memory, from /proc/PID/status.
+type Memory struct {
+	// RSS is VmRSS: every resident page, anonymous and file-backed.
+	RSS int64
+	// Anon is RssAnon: the heap, stacks and runtime structures.
+	Anon int64
+	// File is RssFile: pages of mapped files (the binary's code and data),
+	// shared with other processes mapping them and reclaimable.
+	File int64
+}
+
+// String formats m in MiB.
+func (m Memory) String() string {
+	return fmt.Sprintf("RSS %.1f MiB (anon %.1f, file %.1f)", float64(m.RSS)/(1<<20), float64(m.Anon)/(1<<20), float64(m.File)/(1<<20))
+}
+
+// ReadMemory returns the resident memory of the process pid.
+func ReadMemory(pid int) (Memory, error) {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return 0, err
+		return Memory{}, err
 	}
 	defer f.Close()
+	var m Memory
+	fields := map[string]*int64{"VmRSS:": &m.RSS, "RssAnon:": &m.Anon, "RssFile:": &m.File}
+	found := 0
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		line := sc.Text()
-		if !strings.HasPrefix(line, "VmRSS:") {
+		name, rest, _ := strings.Cut(line, "\t")
+		dst, ok := fields[name]
+		if !ok {
 			continue
 		}
-		fields := strings.Fields(strings.TrimPrefix(line, "VmRSS:"))
-		if len(fields) != 2 || fields[1] != "kB" {
-			return 0, fmt.Errorf("/proc/%d/status: unexpected VmRSS line %q", pid, line)
+		v := strings.Fields(rest)
+		if len(v) != 2 || v[1] != "kB" {
+			return Memory{}, fmt.Errorf("/proc/%d/status: unexpected line %q", pid, line)
 		}
-		kb, err := strconv.ParseInt(fields[0], 10, 64)
+		kb, err := strconv.ParseInt(v[0], 10, 64)
 		if err != nil {
-			return 0, fmt.Errorf("/proc/%d/status: VmRSS %q: %v", pid, fields[0], err)
+			return Memory{}, fmt.Errorf("/proc/%d/status: %s %q: %v", pid, name, v[0], err)
 		}
-		return kb * 1024, nil
+		*dst = kb * 1024
+		found++
 	}
 	if err := sc.Err(); err != nil {
-		return 0, err
+		return Memory{}, err
 	}
-	return 0, fmt.Errorf("/proc/%d/status has no VmRSS line", pid)
+	if found != len(fields) {
+		return Memory{}, fmt.Errorf("/proc/%d/status lacks VmRSS, RssAnon or RssFile", pid)
+	}
+	return m, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -30,6 +31,9 @@ type coldResult struct {
 	// (retries inside one operation are one) and cache lookups by result.
 	opsByOutcome map[string]int
 	cacheResults map[string]int
+	// CPU time the bursts took, serve's and the harness's (load generator
+	// and IAM endpoint): 2 cores give at most twice the wall time.
+	coldCPU, warmCPU cpuUse
 }
 
 // checker is the Checker serve builds from its flags, over the snapshot
@@ -57,7 +61,7 @@ func (h *harness) checker(ctx context.Context) (webhook.Checker, error) {
 // its latency is about one IAM round trip.
 func (h *harness) coldScenario(ctx context.Context) (coldResult, error) {
 	res := coldResult{callsByAction: map[string]int{}}
-	serve, proc, err := h.startServe(ctx, "serve-cold", h.c.coldAdmissions)
+	serve, proc, err := h.startServe(ctx, "serve-cold", h.c.coldAdmissions, false)
 	if err != nil {
 		return res, err
 	}
@@ -71,8 +75,8 @@ func (h *harness) coldScenario(ctx context.Context) (coldResult, error) {
 		formatOnly[i] = bench.Request{Body: bench.ReviewBody(c, fmt.Sprintf("00000000-0000-4000-8000-%012d", i)), Allowed: false, Check: true}
 	}
 	before := h.iam.TotalCalls()
-	if run := bench.Burst(ctx, serve, formatOnly); run.Errors > 0 {
-		return res, fmt.Errorf("opening connections: %d failed; first: %v", run.Errors, run.FirstErr)
+	if err := bench.Burst(ctx, serve, formatOnly).Failed(); err != nil {
+		return res, fmt.Errorf("opening connections: %w", err)
 	}
 	if got := h.iam.TotalCalls(); got != before {
 		return res, fmt.Errorf("format-only admissions made %d IAM calls; they must make none", got-before)
@@ -88,9 +92,12 @@ func (h *harness) coldScenario(ctx context.Context) (coldResult, error) {
 	h.iam.SetLatency(h.c.coldLatency)
 	defer h.iam.SetLatency(0)
 	h.logf("cold: %d concurrent admissions over %d classes, fresh serve (pid %d), IAM latency %s", len(reqs), len(cs), serve.PID, h.c.coldLatency)
-	run := bench.Burst(ctx, serve, reqs)
-	if run.Errors > 0 {
-		return res, fmt.Errorf("cold burst: %d failed; first: %v", run.Errors, run.FirstErr)
+	var run bench.Run
+	if res.coldCPU, err = measureCPU(serve.PID, func() { run = bench.Burst(ctx, serve, reqs) }); err != nil {
+		return res, err
+	}
+	if err := run.Failed(); err != nil {
+		return res, fmt.Errorf("cold burst: %w", err)
 	}
 	res.cold = bench.Summarize(run.Latencies)
 	res.iamCalls = h.iam.TotalCalls()
@@ -128,9 +135,11 @@ func (h *harness) coldScenario(ctx context.Context) (coldResult, error) {
 	res.perClass = two - one
 
 	h.iam.ResetCalls()
-	run = bench.Burst(ctx, serve, reqs)
-	if run.Errors > 0 {
-		return res, fmt.Errorf("warm burst: %d failed; first: %v", run.Errors, run.FirstErr)
+	if res.warmCPU, err = measureCPU(serve.PID, func() { run = bench.Burst(ctx, serve, reqs) }); err != nil {
+		return res, err
+	}
+	if err := run.Failed(); err != nil {
+		return res, fmt.Errorf("warm burst: %w", err)
 	}
 	res.warm = bench.Summarize(run.Latencies)
 	res.warmCalls = h.iam.TotalCalls()
@@ -145,26 +154,23 @@ func (h *harness) coldScenario(ctx context.Context) (coldResult, error) {
 	for i, r := range formatOnly {
 		unchecked[i] = bench.Request{Body: r.Body} // the trivial webhook allows everything
 	}
-	if run := bench.Burst(ctx, &trivial, unchecked); run.Errors > 0 {
-		return res, fmt.Errorf("trivial: opening connections: %d failed; first: %v", run.Errors, run.FirstErr)
+	if err := bench.Burst(ctx, &trivial, unchecked).Failed(); err != nil {
+		return res, fmt.Errorf("trivial: opening connections: %w", err)
 	}
 	run = bench.Burst(ctx, &trivial, reqs)
-	if run.Errors > 0 {
-		return res, fmt.Errorf("trivial burst: %d failed; first: %v", run.Errors, run.FirstErr)
+	if err := run.Failed(); err != nil {
+		return res, fmt.Errorf("trivial burst: %w", err)
 	}
 	res.trivial = bench.Summarize(run.Latencies)
 
-	h.logf("cold: fresh cache     %s", res.cold)
-	h.logf("cold: same, warm      %s", res.warm)
+	h.logf("cold: fresh cache     %s; %s", res.cold, res.coldCPU)
+	h.logf("cold: same, warm      %s; %s", res.warm, res.warmCPU)
 	h.logf("cold: trivial webhook %s", res.trivial)
 	h.logf("cold: IAM calls %d (%s); distinct questions %d (%s; %d per class); IAM calls of the warm burst %d",
 		res.iamCalls, byAction(res.callsByAction), res.distinct, byAction(res.distinctByAction), res.perClass, res.warmCalls)
 	h.logf("cold: serve's count since start: IAM operations %s; cache lookups %s", byAction(res.opsByOutcome), byAction(res.cacheResults))
 	serve.Client.CloseIdleConnections()
-	if err := proc.Stop(10 * time.Second); err != nil {
-		return res, err
-	}
-	return res, h.trivialProc.Stop(10 * time.Second)
+	return res, proc.Stop(10 * time.Second)
 }
 
 func total(m map[string]int) int {
@@ -181,4 +187,38 @@ func byAction(m map[string]int) string {
 		parts = append(parts, fmt.Sprintf("%s %d", k, m[k]))
 	}
 	return strings.Join(parts, ", ")
+}
+
+// cpuUse is the CPU time a piece of load took.
+type cpuUse struct {
+	wall, serve, harness time.Duration
+}
+
+func (c cpuUse) String() string {
+	return fmt.Sprintf("%s wall, CPU serve %s + harness %s", c.wall.Round(time.Millisecond), c.serve, c.harness)
+}
+
+// measureCPU runs f and returns the wall time and the CPU time serve (pid)
+// and this process used meanwhile.
+func measureCPU(pid int, f func()) (cpuUse, error) {
+	s0, err := bench.CPUTime(pid)
+	if err != nil {
+		return cpuUse{}, err
+	}
+	h0, err := bench.CPUTime(os.Getpid())
+	if err != nil {
+		return cpuUse{}, err
+	}
+	start := time.Now()
+	f()
+	wall := time.Since(start)
+	s1, err := bench.CPUTime(pid)
+	if err != nil {
+		return cpuUse{}, err
+	}
+	h1, err := bench.CPUTime(os.Getpid())
+	if err != nil {
+		return cpuUse{}, err
+	}
+	return cpuUse{wall: wall, serve: s1 - s0, harness: h1 - h0}, nil
 }

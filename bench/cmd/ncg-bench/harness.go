@@ -121,8 +121,11 @@ func (h *harness) close() error {
 // startServe starts `nodeclass-guard serve` against the control plane and
 // the local IAM endpoint, with the flags a deployment uses, and returns a
 // Target for its EC2NodeClass webhook once it is ready.
-func (h *harness) startServe(ctx context.Context, name string, conns int) (*bench.Target, *bench.Process, error) {
-	ports, err := bench.FreePorts(3)
+//
+// With pprof set (--serve-profile), serve is started with
+// --pprof-bind-address and the returned Target's PprofURL is set.
+func (h *harness) startServe(ctx context.Context, name string, conns int, pprof bool) (*bench.Target, *bench.Process, error) {
+	ports, err := bench.FreePorts(4)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -150,6 +153,10 @@ func (h *harness) startServe(ctx context.Context, name string, conns int) (*benc
 		"AWS_SHARED_CREDENTIALS_FILE="+os.DevNull,
 		"AWS_EC2_METADATA_DISABLED=true",
 	)
+	env = append(env, h.c.serveEnv...)
+	if pprof {
+		args = append(args, "--pprof-bind-address", "127.0.0.1:"+strconv.Itoa(ports[3]))
+	}
 	p, err := bench.StartProcess(name, h.c.binary, args, env, filepath.Join(h.dir, name+".log"))
 	if err != nil {
 		return nil, nil, err
@@ -164,13 +171,17 @@ func (h *harness) startServe(ctx context.Context, name string, conns int) (*benc
 	if err != nil {
 		return nil, nil, err
 	}
-	return &bench.Target{
+	t := &bench.Target{
 		Name:       name,
 		URL:        "https://127.0.0.1:" + strconv.Itoa(ports[0]) + "/validate-karpenter-k8s-aws-ec2nodeclass",
 		PID:        p.PID,
 		MetricsURL: "http://" + metrics + "/metrics",
 		Client:     client,
-	}, p, nil
+	}
+	if pprof {
+		t.PprofURL = "http://127.0.0.1:" + strconv.Itoa(ports[3]) + "/debug/pprof/profile"
+	}
+	return t, p, nil
 }
 
 // startTrivial starts the trivial webhook as its own process (this binary,
@@ -230,30 +241,71 @@ func requests(cs []bench.Class) []bench.Request {
 	return out
 }
 
-// runAll runs the scenarios in order and returns the figures line.
+// runAll runs the selected scenarios in order and returns the figures
+// line; a scenario not run shows as "-".
 func (h *harness) runAll(ctx context.Context) (string, error) {
-	var err error
-	if h.trivial, h.trivialProc, err = h.startTrivial(ctx, poolSize); err != nil {
-		return "", err
+	var (
+		warm *warmResult
+		cold *coldResult
+		mem  *memResult
+		err  error
+	)
+	if h.c.run("warm") || h.c.run("cold") {
+		if h.trivial, h.trivialProc, err = h.startTrivial(ctx, poolSize); err != nil {
+			return "", err
+		}
 	}
-	warm, err := h.warmScenario(ctx)
-	if err != nil {
-		return "", fmt.Errorf("warm scenario: %w", err)
+	if h.c.run("warm") {
+		r, err := h.warmScenario(ctx)
+		if err != nil {
+			return "", fmt.Errorf("warm scenario: %w", err)
+		}
+		warm = &r
 	}
-	cold, err := h.coldScenario(ctx)
-	if err != nil {
-		return "", fmt.Errorf("cold scenario: %w", err)
+	if h.c.run("cold") {
+		r, err := h.coldScenario(ctx)
+		if err != nil {
+			return "", fmt.Errorf("cold scenario: %w", err)
+		}
+		cold = &r
 	}
-	mem, err := h.memoryScenario(ctx)
-	if err != nil {
-		return "", fmt.Errorf("memory scenario: %w", err)
+	if h.trivialProc != nil {
+		if err := h.trivialProc.Stop(10 * time.Second); err != nil {
+			return "", err
+		}
+	}
+	if h.c.run("memory") {
+		r, err := h.memoryScenario(ctx)
+		if err != nil {
+			return "", fmt.Errorf("memory scenario: %w", err)
+		}
+		mem = &r
 	}
 	h.summary(warm, cold, mem)
-	ref := warm.levels[warm.refIndex]
-	return fmt.Sprintf("bench: p50_ratio=%.2f p99_ratio=%.2f throughput_ratio=%.2f allocs_per_req=%.0f cold_p99_ms=%.1f iam_calls=%d distinct_questions=%d rss_mb=%.1f",
-		ratio(ref.serve.lat.P50, ref.trivial.lat.P50), ratio(ref.serve.lat.P99, ref.trivial.lat.P99),
-		ref.serve.throughput/ref.trivial.throughput, ref.serve.allocsPerReq,
-		bench.Ms(cold.cold.P99), cold.iamCalls, cold.distinct, mem.maxRSSMiB()), nil
+	return figures(warm, cold, mem), nil
+}
+
+// figures formats the last line of `make bench`.
+func figures(warm *warmResult, cold *coldResult, mem *memResult) string {
+	p50, p99, tput, allocs := "-", "-", "-", "-"
+	if warm != nil {
+		ref := warm.levels[warm.refIndex]
+		p50 = fmt.Sprintf("%.2f", ratio(ref.serve.lat.P50, ref.trivial.lat.P50))
+		p99 = fmt.Sprintf("%.2f", ratio(ref.serve.lat.P99, ref.trivial.lat.P99))
+		tput = fmt.Sprintf("%.2f", ref.serve.throughput/ref.trivial.throughput)
+		allocs = fmt.Sprintf("%.0f", ref.serve.allocsPerReq)
+	}
+	coldP99, calls, distinct := "-", "-", "-"
+	if cold != nil {
+		coldP99 = fmt.Sprintf("%.1f", bench.Ms(cold.cold.P99))
+		calls, distinct = fmt.Sprint(cold.iamCalls), fmt.Sprint(cold.distinct)
+	}
+	rss := "-"
+	if mem != nil {
+		rss = fmt.Sprintf("%.1f", mem.maxRSSMiB())
+	}
+	return fmt.Sprintf("bench: p50_ratio=%s p99_ratio=%s throughput_ratio=%s allocs_per_req=%s cold_p99_ms=%s iam_calls=%s distinct_questions=%s rss_mb=%s",
+		p50, p99, tput, allocs, coldP99, calls, distinct, rss)
 }
 
 func ratio(a, b time.Duration) float64 {

@@ -16,6 +16,8 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -30,6 +32,9 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == "trivial" {
 		os.Exit(runTrivial(ctx, os.Args[2:]))
 	}
+	// The harness's own memory is not measured: fewer collections leave
+	// more of the two cores to the processes under test.
+	debug.SetGCPercent(400)
 	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
 }
 
@@ -71,12 +76,17 @@ type config struct {
 	memoryClasses int
 	cacheSize     int
 
-	keep bool
+	scenarios    map[string]bool
+	serveEnv     []string
+	cpuProfile   string
+	serveProfile string
+	keep         bool
+	started      int64 // Unix time `make bench` started, for its total time
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var c config
-	var conc string
+	var conc, scenarios string
 	fs := flag.NewFlagSet("ncg-bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.binary, "binary", "bin/nodeclass-guard", "the nodeclass-guard binary under test")
@@ -87,15 +97,26 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&c.rounds, "rounds", 3, "alternating rounds per load level (each target runs once per round)")
 	fs.DurationVar(&c.roundTime, "round-time", time.Second, "how long each target is driven per round")
 	fs.StringVar(&conc, "concurrency", "1,16,64", "closed-loop concurrency levels")
-	fs.Float64Var(&c.openRate, "open-rate", 0, "open-loop requests per second (0: half the slower target's closed-loop throughput at concurrency 16, rounded down to 100)")
-	fs.DurationVar(&c.openTime, "open-time", 2*time.Second, "how long each target is driven open-loop per round")
+	fs.Float64Var(&c.openRate, "open-rate", 1000, "open-loop requests per second (0: half the slower target's closed-loop throughput at concurrency 16, rounded down to 100)")
+	fs.DurationVar(&c.openTime, "open-time", time.Second, "how long each target is driven open-loop per round")
 	fs.IntVar(&c.warmClasses, "warm-classes", 50, "distinct EC2NodeClasses in the warm scenario")
 	fs.IntVar(&c.coldClasses, "cold-classes", 50, "distinct EC2NodeClasses in the cold-cache burst")
 	fs.IntVar(&c.coldAdmissions, "cold-admissions", 1000, "concurrent admissions in the cold-cache burst")
 	fs.DurationVar(&c.coldLatency, "cold-iam-latency", 50*time.Millisecond, "latency the local IAM endpoint adds in the cold scenario")
 	fs.IntVar(&c.memoryClasses, "memory-classes", 100000, "distinct EC2NodeClasses passed through in the memory scenario")
 	fs.IntVar(&c.cacheSize, "iam-cache-size", 4096, "serve's --iam-cache-size (its default)")
+	fs.Func("serve-env", "KEY=VALUE added to serve's environment (repeatable), e.g. GOMEMLIMIT=40MiB to measure a deployment setting", func(v string) error {
+		if k, _, ok := strings.Cut(v, "="); !ok || k == "" {
+			return fmt.Errorf("want KEY=VALUE, got %q", v)
+		}
+		c.serveEnv = append(c.serveEnv, v)
+		return nil
+	})
+	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of this process (load generator and IAM endpoint) to this file")
+	fs.StringVar(&c.serveProfile, "serve-profile", "", "write a CPU profile of serve during the warm reference level (closed loop, concurrency 16) to this file; needs serve's --pprof-bind-address")
+	fs.StringVar(&scenarios, "scenarios", "warm,cold,memory", "the scenarios to run, in this order")
 	fs.BoolVar(&c.keep, "keep", false, "keep the work folder (logs, certificates) after the run")
+	fs.Int64Var(&c.started, "started", 0, "Unix time at which `make bench` started (hack/bench.sh sets it), to report its total time")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -107,9 +128,32 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		c.conc = append(c.conc, n)
 	}
+	c.scenarios = map[string]bool{}
+	for _, s := range strings.Split(scenarios, ",") {
+		switch s = strings.TrimSpace(s); s {
+		case "warm", "cold", "memory":
+			c.scenarios[s] = true
+		default:
+			fmt.Fprintf(stderr, "ncg-bench: --scenarios: unknown scenario %q (want warm, cold, memory)\n", s)
+			return 2
+		}
+	}
 	if err := c.resolve(); err != nil {
 		fmt.Fprintln(stderr, "ncg-bench:", err)
 		return 2
+	}
+	if c.cpuProfile != "" {
+		f, err := os.Create(c.cpuProfile)
+		if err != nil {
+			fmt.Fprintln(stderr, "ncg-bench:", err)
+			return 2
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(stderr, "ncg-bench:", err)
+			return 2
+		}
+		defer pprof.StopCPUProfile()
 	}
 	h, err := newHarness(ctx, c, stdout)
 	if err != nil {
@@ -124,9 +168,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "ncg-bench:", err)
 		return 1
 	}
+	if c.started > 0 {
+		fmt.Fprintf(stdout, "make bench took %ds (Go benchmarks and builds included; budget 180s on 2 cores)\n", time.Now().Unix()-c.started)
+	}
 	fmt.Fprintln(stdout, line)
 	return 0
 }
+
+// run reports whether scenario is selected.
+func (c *config) run(scenario string) bool { return c.scenarios[scenario] }
 
 // resolve makes paths absolute and fills the defaults that depend on the
 // repository.

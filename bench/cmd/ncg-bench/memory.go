@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/nodeclass-guard/nodeclass-guard/bench"
@@ -22,7 +23,7 @@ const memoryProfile = "KarpenterNodeInstanceProfile-demo"
 type memPoint struct {
 	label     string
 	classes   int
-	rss       int64
+	mem       bench.Memory
 	heapInuse float64
 }
 
@@ -33,12 +34,16 @@ type memResult struct {
 	iamCalls  int
 	cacheSize int
 	perClass  int // distinct questions one more class adds
+
+	serveCPU, harnessCPU time.Duration
+	wrong                int // admissions not allowed (IAMUnavailable)
+	firstWrong           error
 }
 
 func (m memResult) maxRSSMiB() float64 {
 	var top int64
 	for _, p := range m.points {
-		top = max(top, p.rss)
+		top = max(top, p.mem.RSS)
 	}
 	return mib(top)
 }
@@ -50,7 +55,7 @@ func (m memResult) maxRSSMiB() float64 {
 // last class. A bounded cache keeps it flat.
 func (h *harness) memoryScenario(ctx context.Context) (memResult, error) {
 	res := memResult{classes: h.c.memoryClasses, cacheSize: h.c.cacheSize}
-	serve, proc, err := h.startServe(ctx, "serve-memory", memoryConcurrency)
+	serve, proc, err := h.startServe(ctx, "serve-memory", memoryConcurrency, false)
 	if err != nil {
 		return res, err
 	}
@@ -67,7 +72,7 @@ func (h *harness) memoryScenario(ctx context.Context) (memResult, error) {
 		return bench.Request{Body: body(fmt.Sprintf("mem-%06d", i)), Allowed: true, Check: true}
 	}
 	point := func(label string, classes int) error {
-		rss, err := bench.RSS(serve.PID)
+		mem, err := bench.ReadMemory(serve.PID)
 		if err != nil {
 			return err
 		}
@@ -75,9 +80,9 @@ func (h *harness) memoryScenario(ctx context.Context) (memResult, error) {
 		if err != nil {
 			return err
 		}
-		p := memPoint{label: label, classes: classes, rss: rss, heapInuse: m[bench.MetricHeapInuse]}
+		p := memPoint{label: label, classes: classes, mem: mem, heapInuse: m[bench.MetricHeapInuse]}
 		res.points = append(res.points, p)
-		h.logf("memory: %-22s %7d classes  RSS %5.1f MiB  heap in use %5.1f MiB", label, classes, mib(rss), p.heapInuse/(1<<20))
+		h.logf("memory: %-22s %7d classes  %s  heap in use %5.1f MiB", label, classes, mem, p.heapInuse/(1<<20))
 		return nil
 	}
 	if err := point("idle, cache empty", 0); err != nil {
@@ -94,6 +99,14 @@ func (h *harness) memoryScenario(ctx context.Context) (memResult, error) {
 		}
 	}
 	h.iam.ResetCalls()
+	serveCPU0, err := bench.CPUTime(serve.PID)
+	if err != nil {
+		return res, err
+	}
+	selfCPU0, err := bench.CPUTime(os.Getpid())
+	if err != nil {
+		return res, err
+	}
 	start := time.Now()
 	done := 0
 	for i, cp := range checkpoints {
@@ -101,6 +114,13 @@ func (h *harness) memoryScenario(ctx context.Context) (memResult, error) {
 		run := bench.Sequence(ctx, serve, cp-from, memoryConcurrency, func(i int) bench.Request { return next(from + i) })
 		if run.Errors > 0 {
 			return res, fmt.Errorf("%d failed admissions; first: %v", run.Errors, run.FirstErr)
+		}
+		// An IAMUnavailable denial (IAM answered later than --iam-timeout on
+		// an overloaded machine) still passed through the cache: counted
+		// and reported, not fatal.
+		res.wrong += run.WrongVerdicts
+		if res.firstWrong == nil {
+			res.firstWrong = run.FirstWrong
 		}
 		if err := proc.Alive(); err != nil {
 			return res, err
@@ -116,6 +136,18 @@ func (h *harness) memoryScenario(ctx context.Context) (memResult, error) {
 	}
 	res.elapsed = time.Since(start)
 	res.iamCalls = h.iam.TotalCalls()
+	serveCPU1, err := bench.CPUTime(serve.PID)
+	if err != nil {
+		return res, err
+	}
+	selfCPU1, err := bench.CPUTime(os.Getpid())
+	if err != nil {
+		return res, err
+	}
+	res.serveCPU, res.harnessCPU = serveCPU1-serveCPU0, selfCPU1-selfCPU0
+	if res.wrong > 0 {
+		h.logf("memory: WARNING: %d admissions were not allowed (the machine is overloaded?); first: %v", res.wrong, res.firstWrong)
+	}
 	h.logf("memory: %d classes in %s (%.0f admissions/s), %d IAM calls (%.2f per class; %d distinct questions per class)",
 		res.classes, res.elapsed.Round(time.Millisecond), float64(res.classes)/res.elapsed.Seconds(), res.iamCalls, float64(res.iamCalls)/float64(res.classes), perClass)
 	return res, proc.Stop(10 * time.Second)

@@ -31,7 +31,7 @@ type level struct {
 type warmResult struct {
 	levels   []level
 	refIndex int // the level the figures line uses: closed loop at 16
-	rss      int64
+	rss      bench.Memory
 	openRate float64
 }
 
@@ -64,8 +64,8 @@ func (a *account) window(ctx context.Context, load func() bench.Run) error {
 	if err != nil {
 		return err
 	}
-	if run.Errors > 0 {
-		return fmt.Errorf("%s: %d failed requests; first: %v", a.t.Name, run.Errors, run.FirstErr)
+	if err := run.Failed(); err != nil {
+		return fmt.Errorf("%s: %w", a.t.Name, err)
 	}
 	a.run.Merge(run)
 	a.cpu += cpu1 - cpu0
@@ -109,7 +109,7 @@ func scrapeCost(ctx context.Context, t *bench.Target) (float64, error) {
 // machine (other processes, frequency scaling) falls on both alike.
 func (h *harness) warmScenario(ctx context.Context) (warmResult, error) {
 	var res warmResult
-	serve, serveProc, err := h.startServe(ctx, "serve-warm", poolSize)
+	serve, serveProc, err := h.startServe(ctx, "serve-warm", poolSize, h.c.serveProfile != "")
 	if err != nil {
 		return res, err
 	}
@@ -124,8 +124,8 @@ func (h *harness) warmScenario(ctx context.Context) (warmResult, error) {
 	maxConc := slices.Max(h.c.conc)
 	for _, t := range []*bench.Target{serve, trivial} {
 		// Open the connections and let both heaps reach their working size.
-		if run := bench.ClosedLoop(ctx, t, reqs, maxConc, 500*time.Millisecond); run.Errors > 0 {
-			return res, fmt.Errorf("%s warm-up: %d failed requests; first: %v", t.Name, run.Errors, run.FirstErr)
+		if err := bench.ClosedLoop(ctx, t, reqs, maxConc, 500*time.Millisecond).Failed(); err != nil {
+			return res, fmt.Errorf("%s warm-up: %w", t.Name, err)
 		}
 	}
 	costs := map[*bench.Target]float64{}
@@ -164,6 +164,9 @@ func (h *harness) warmScenario(ctx context.Context) (warmResult, error) {
 	res.refIndex = -1
 	for _, c := range h.c.conc {
 		l, err := levelOf(fmt.Sprintf("closed c=%d", c), func(t *bench.Target) bench.Run {
+			if t == serve && c == 16 && serve.PprofURL != "" {
+				return h.profiled(ctx, serve, func() bench.Run { return bench.ClosedLoop(ctx, t, reqs, c, h.c.roundTime) })
+			}
 			return bench.ClosedLoop(ctx, t, reqs, c, h.c.roundTime)
 		})
 		if err != nil {
@@ -191,13 +194,28 @@ func (h *harness) warmScenario(ctx context.Context) (warmResult, error) {
 	}
 	res.levels = append(res.levels, l)
 
-	if res.rss, err = bench.RSS(serve.PID); err != nil {
+	if res.rss, err = bench.ReadMemory(serve.PID); err != nil {
 		return res, err
 	}
-	h.logf("warm: serve RSS after the warm runs: %.1f MiB", mib(res.rss))
+	h.logf("warm: serve after the warm runs: %s", res.rss)
 	serve.Client.CloseIdleConnections()
 	trivial.Client.CloseIdleConnections()
 	return res, serveProc.Stop(10 * time.Second)
 }
 
 func mib(b int64) float64 { return float64(b) / (1 << 20) }
+
+// profiled runs load while serve records a CPU profile of the same length,
+// and appends the profile to --serve-profile (one profile per round; `go
+// tool pprof` merges them).
+func (h *harness) profiled(ctx context.Context, serve *bench.Target, load func() bench.Run) bench.Run {
+	secs := max(1, int(h.c.roundTime.Seconds()))
+	done := make(chan error, 1)
+	go func() { done <- fetchProfile(ctx, serve.PprofURL, secs, h.c.serveProfile) }()
+	time.Sleep(50 * time.Millisecond) // the profile starts before the load
+	run := load()
+	if err := <-done; err != nil {
+		h.logf("warm: serve profile: %v", err)
+	}
+	return run
+}
