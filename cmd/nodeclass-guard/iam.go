@@ -36,7 +36,7 @@ func (f *iamFlags) register(fs *flag.FlagSet, onIAMError string) {
 	fs.StringVar(&f.region, "region", "", "the cluster's AWS region")
 	fs.StringVar(&f.snapshot, "iam-snapshot", "", "evaluate IAM checks against this snapshot (aws iam get-account-authorization-details output, optionally merged with list-instance-profiles) instead of the IAM API")
 	fs.StringVar(&f.endpoint, "iam-endpoint", "", "IAM API endpoint URL to use instead of AWS's (a local test endpoint)")
-	fs.DurationVar(&f.timeout, "iam-timeout", 2*time.Second, "bound on one IAM call, retries included; keep it well inside the webhook's timeoutSeconds")
+	fs.DurationVar(&f.timeout, "iam-timeout", 2*time.Second, "bound on all the IAM questions of one admission together (each call's retries included); keep it well inside the webhook's timeoutSeconds")
 	fs.StringVar(&f.onIAMError, "on-iam-error", onIAMError, "when IAM cannot be reached and no cached answer exists: allow (with an IAMUnavailable warning) or deny (IAMUnavailable denial)")
 	fs.IntVar(&f.cacheSize, "iam-cache-size", 4096, "maximum number of cached IAM answers")
 	fs.DurationVar(&f.cacheTTL, "iam-cache-ttl", 5*time.Minute, "how long an IAM answer is reused")
