@@ -14,19 +14,24 @@ import (
 	"github.com/nodeclass-guard/nodeclass-guard/webhook"
 )
 
+// coldProbes is how many cold admissions are sent one at a time.
+const coldProbes = 20
+
 // iamActions are the IAM APIs the local endpoint counts.
 var iamActions = []string{"GetRole", "GetInstanceProfile", "ListInstanceProfilesForRole", "SimulatePrincipalPolicy"}
 
 type coldResult struct {
 	// cold is the burst against a fresh serve; warm the same burst right
-	// after (cache warm); trivial the same burst against the trivial webhook.
-	cold, warm, trivial bench.Latencies
-	iamCalls            int
-	callsByAction       map[string]int
-	distinct            int
-	distinctByAction    map[string]int
-	perClass            int // distinct questions one more class adds
-	warmCalls           int // IAM calls during the warm burst (want 0)
+	// after (cache warm); trivial the same burst against the trivial webhook;
+	// single is cold admissions one at a time.
+	cold, warm, trivial, single bench.Latencies
+	singleCalls                 int
+	iamCalls                    int
+	callsByAction               map[string]int
+	distinct                    int
+	distinctByAction            map[string]int
+	perClass                    int // distinct questions one more class adds
+	warmCalls                   int // IAM calls during the warm burst (want 0)
 	// serve's own view of the cold burst: SDK operations by outcome
 	// (retries inside one operation are one) and cache lookups by result.
 	opsByOutcome map[string]int
@@ -61,7 +66,7 @@ func (h *harness) checker(ctx context.Context) (webhook.Checker, error) {
 // its latency is about one IAM round trip.
 func (h *harness) coldScenario(ctx context.Context) (coldResult, error) {
 	res := coldResult{callsByAction: map[string]int{}}
-	serve, proc, err := h.startServe(ctx, "serve-cold", h.c.coldAdmissions, false)
+	serve, proc, err := h.startServe(ctx, "serve-cold", h.c.coldAdmissions, h.c.serveProfile != "")
 	if err != nil {
 		return res, err
 	}
@@ -93,7 +98,13 @@ func (h *harness) coldScenario(ctx context.Context) (coldResult, error) {
 	defer h.iam.SetLatency(0)
 	h.logf("cold: %d concurrent admissions over %d classes, fresh serve (pid %d), IAM latency %s", len(reqs), len(cs), serve.PID, h.c.coldLatency)
 	var run bench.Run
-	if res.coldCPU, err = measureCPU(serve.PID, func() { run = bench.Burst(ctx, serve, reqs) }); err != nil {
+	burst := func() bench.Run { return bench.Burst(ctx, serve, reqs) }
+	if serve.PprofURL != "" {
+		burst = func() bench.Run {
+			return h.profiled(ctx, serve, h.c.serveProfile+".cold", time.Second, func() bench.Run { return bench.Burst(ctx, serve, reqs) })
+		}
+	}
+	if res.coldCPU, err = measureCPU(serve.PID, func() { run = burst() }); err != nil {
 		return res, err
 	}
 	if err := run.Failed(); err != nil {
@@ -144,6 +155,23 @@ func (h *harness) coldScenario(ctx context.Context) (coldResult, error) {
 	res.warm = bench.Summarize(run.Latencies)
 	res.warmCalls = h.iam.TotalCalls()
 
+	// One cold admission at a time, each naming a class not seen before
+	// (its own %d questions, its role's already cached): on an idle
+	// machine, what an admission's questions cost when IAM takes
+	// coldLatency to answer each. Parallel questions make it one round trip.
+	probes := requests(classes("cold-probe", coldProbes))
+	h.iam.ResetCalls()
+	var probe bench.Run
+	for _, r := range probes {
+		lat, err := serve.Do(ctx, r, time.Now())
+		if err != nil {
+			return res, fmt.Errorf("cold probe: %w", err)
+		}
+		probe.Latencies = append(probe.Latencies, lat)
+	}
+	res.single = bench.Summarize(probe.Latencies)
+	res.singleCalls = h.iam.TotalCalls()
+
 	// The same burst against the trivial webhook, its pool as large.
 	trivial := *h.trivial
 	if trivial.Client, err = bench.NewClient(h.caPEM, h.c.coldAdmissions); err != nil {
@@ -166,6 +194,7 @@ func (h *harness) coldScenario(ctx context.Context) (coldResult, error) {
 	h.logf("cold: fresh cache     %s; %s", res.cold, res.coldCPU)
 	h.logf("cold: same, warm      %s; %s", res.warm, res.warmCPU)
 	h.logf("cold: trivial webhook %s", res.trivial)
+	h.logf("cold: one at a time   %s; %d IAM calls for %d new classes", res.single, res.singleCalls, coldProbes)
 	h.logf("cold: IAM calls %d (%s); distinct questions %d (%s; %d per class); IAM calls of the warm burst %d",
 		res.iamCalls, byAction(res.callsByAction), res.distinct, byAction(res.distinctByAction), res.perClass, res.warmCalls)
 	h.logf("cold: serve's count since start: IAM operations %s; cache lookups %s", byAction(res.opsByOutcome), byAction(res.cacheResults))

@@ -165,7 +165,7 @@ func (h *harness) warmScenario(ctx context.Context) (warmResult, error) {
 	for _, c := range h.c.conc {
 		l, err := levelOf(fmt.Sprintf("closed c=%d", c), func(t *bench.Target) bench.Run {
 			if t == serve && c == 16 && serve.PprofURL != "" {
-				return h.profiled(ctx, serve, func() bench.Run { return bench.ClosedLoop(ctx, t, reqs, c, h.c.roundTime) })
+				return h.profiled(ctx, serve, h.c.serveProfile, h.c.roundTime, func() bench.Run { return bench.ClosedLoop(ctx, t, reqs, c, h.c.roundTime) })
 			}
 			return bench.ClosedLoop(ctx, t, reqs, c, h.c.roundTime)
 		})
@@ -205,13 +205,13 @@ func (h *harness) warmScenario(ctx context.Context) (warmResult, error) {
 
 func mib(b int64) float64 { return float64(b) / (1 << 20) }
 
-// profiled runs load while serve records a CPU profile of the same length,
-// and appends the profile to --serve-profile (one profile per round; `go
-// tool pprof` merges them).
-func (h *harness) profiled(ctx context.Context, serve *bench.Target, load func() bench.Run) bench.Run {
-	secs := max(1, int(h.c.roundTime.Seconds()))
+// profiled runs load while serve records a CPU profile for d (whole
+// seconds), written to path (path.1, path.2... when it exists; `go tool
+// pprof` merges them).
+func (h *harness) profiled(ctx context.Context, serve *bench.Target, path string, d time.Duration, load func() bench.Run) bench.Run {
+	secs := max(1, int(d.Seconds()))
 	done := make(chan error, 1)
-	go func() { done <- fetchProfile(ctx, serve.PprofURL, secs, h.c.serveProfile) }()
+	go func() { done <- fetchProfile(ctx, serve.PprofURL, secs, path) }()
 	time.Sleep(50 * time.Millisecond) // the profile starts before the load
 	run := load()
 	if err := <-done; err != nil {
