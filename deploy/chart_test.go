@@ -2,8 +2,6 @@ package deploy
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 	"reflect"
 	"slices"
 	"sort"
@@ -235,25 +233,7 @@ func TestChartValues(t *testing.T) {
 	t.Run("Karpenter in kube-system", func(t *testing.T) {
 		r := renderChart(t, "karpenter.namespace=kube-system")
 		// The kustomize component for the same case renders the same objects.
-		// Kustomize wants paths relative to the kustomization.
-		dir := t.TempDir()
-		rel := func(path string) string {
-			t.Helper()
-			abs, err := filepath.Abs(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			r, err := filepath.Rel(dir, abs)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return r
-		}
-		kustomization := "resources: [" + rel("base") + "]\ncomponents: [" + rel("components/karpenter-in-kube-system") + "]\n"
-		if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(kustomization), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		withComponent := mustRender(t, "base + components/karpenter-in-kube-system", "kustomize", "build", dir)
+		withComponent := renderWithComponents(t, "karpenter-in-kube-system")
 		assertSameObjects(t, withComponent, r, "Namespace")
 
 		if got, _ := argValue(argsOf(t, r, defaultName, defaultNamespace), "karpenter-service-account"); got != "kube-system/karpenter" {

@@ -517,10 +517,18 @@ func checkService(t *testing.T, source string, svc *corev1.Service, dep *appsv1.
 	if len(svc.Spec.Selector) == 0 || !isSubset(svc.Spec.Selector, dep.Spec.Template.Labels) {
 		t.Errorf("%s: Service selector %v does not select the webhook pods %v", source, svc.Spec.Selector, dep.Spec.Template.Labels)
 	}
-	want := map[string]struct {
-		port   int32
-		target string
-	}{"https": {443, "webhook-server"}, "metrics": {8080, "metrics"}}
+	type wantPort struct {
+		port        int32
+		target      string
+		appProtocol string // "" for none
+	}
+	want := map[string]wantPort{"https": {443, "webhook-server", ""}}
+	// With --metrics-secure the metrics port speaks HTTPS, and says so.
+	if slices.Contains(c.Args, "--metrics-secure") {
+		want[metricsPortSecure] = wantPort{8080, "metrics", "https"}
+	} else {
+		want["metrics"] = wantPort{8080, "metrics", ""}
+	}
 	for _, p := range svc.Spec.Ports {
 		w, ok := want[p.Name]
 		if !ok {
@@ -530,6 +538,13 @@ func checkService(t *testing.T, source string, svc *corev1.Service, dep *appsv1.
 		delete(want, p.Name)
 		if p.Port != w.port || p.TargetPort.String() != w.target {
 			t.Errorf("%s: Service port %s is %d -> %s, want %d -> %s", source, p.Name, p.Port, p.TargetPort.String(), w.port, w.target)
+		}
+		got := ""
+		if p.AppProtocol != nil {
+			got = *p.AppProtocol
+		}
+		if got != w.appProtocol {
+			t.Errorf("%s: Service port %s has appProtocol %q, want %q", source, p.Name, got, w.appProtocol)
 		}
 		found := false
 		for _, cp := range c.Ports {

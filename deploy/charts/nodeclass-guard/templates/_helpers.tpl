@@ -83,3 +83,23 @@ nodeclass-guard.tlsSecret names the Secret holding the serving certificate.
 {{- define "nodeclass-guard.tlsSecret" -}}
 {{- printf "%s-tls" (include "nodeclass-guard.fullname" .) }}
 {{- end }}
+
+{{/*
+nodeclass-guard.metricsPortName names the Service's metrics port: https-metrics
+with metrics.secure, so that a scrape configuration written for plain HTTP
+fails to find it instead of failing every scrape.
+*/}}
+{{- define "nodeclass-guard.metricsPortName" -}}
+{{- if .Values.metrics.secure }}https-metrics{{ else }}metrics{{ end }}
+{{- end }}
+
+{{/*
+nodeclass-guard.metricsCertDir is where controller-runtime's metrics server
+looks for tls.crt and tls.key when serve sets no certificate directory of its
+own: <os.TempDir()>/k8s-metrics-server/serving-certs, and TMPDIR is unset in
+the image. With metrics.secure the serving certificate's Secret is mounted
+there too.
+*/}}
+{{- define "nodeclass-guard.metricsCertDir" -}}
+/tmp/k8s-metrics-server/serving-certs
+{{- end }}
