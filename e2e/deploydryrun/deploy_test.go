@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -38,7 +39,10 @@ func TestKustomizeSnapshotOverlay(t *testing.T) {
 	mustAccept(t, install{objects: objs, existing: map[string]map[string]string{karpenterNamespace: nil}})
 }
 
-func TestKustomizeKarpenterInKubeSystem(t *testing.T) {
+// kustomizeWithComponents renders deploy/base with the named components of
+// deploy/components, in that order, as an overlay listing them would.
+func kustomizeWithComponents(t *testing.T, names ...string) []object {
+	t.Helper()
 	root := repoRoot(t)
 	// Kustomize wants the paths of a kustomization relative to it.
 	dir := t.TempDir()
@@ -50,13 +54,33 @@ func TestKustomizeKarpenterInKubeSystem(t *testing.T) {
 		}
 		return r
 	}
-	kustomization := "resources: [" + rel("deploy/base") + "]\ncomponents: [" + rel("deploy/components/karpenter-in-kube-system") + "]\n"
+	components := make([]string, len(names))
+	for i, n := range names {
+		components[i] = rel(filepath.Join("deploy", "components", n))
+	}
+	kustomization := "resources: [" + rel("deploy/base") + "]\ncomponents: [" + strings.Join(components, ", ") + "]\n"
 	if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(kustomization), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	objs := kustomizeBuild(t, dir)
+	return kustomizeBuild(t, dir)
+}
+
+func TestKustomizeKarpenterInKubeSystem(t *testing.T) {
+	objs := kustomizeWithComponents(t, "karpenter-in-kube-system")
 	requireKinds(t, objs, append([]string{"Namespace"}, installKinds...)...)
 	mustAccept(t, install{objects: objs, existing: map[string]map[string]string{"kube-system": nil}})
+}
+
+// TestKustomizeSecureMetrics dry-runs the base with the secure-metrics
+// component: its ClusterRoles (the reader's is a nonResourceURLs rule) and
+// binding, the second mount of the serving certificate, and the Service
+// port with appProtocol.
+func TestKustomizeSecureMetrics(t *testing.T) {
+	objs := kustomizeWithComponents(t, "secure-metrics")
+	requireKinds(t, objs, append([]string{"Namespace"}, installKinds...)...)
+	requireNames(t, objs, "ClusterRole", "nodeclass-guard-metrics-auth", "nodeclass-guard-metrics-reader")
+	requireNames(t, objs, "ClusterRoleBinding", "nodeclass-guard-metrics-auth")
+	mustAccept(t, install{objects: objs, existing: map[string]map[string]string{karpenterNamespace: nil}})
 }
 
 func TestHelmChartDefaults(t *testing.T) {
@@ -85,6 +109,43 @@ func TestHelmChartServiceMonitor(t *testing.T) {
 		"nodeclass-guard":  restricted,
 		karpenterNamespace: nil,
 	}})
+}
+
+// TestHelmChartSecureMetrics dry-runs the chart with metrics.secure and its
+// ServiceMonitor (HTTPS, bearer token file, tlsConfig against the serving
+// certificate's CA), and with a tlsConfig of the user's.
+func TestHelmChartSecureMetrics(t *testing.T) {
+	for _, extra := range [][]string{
+		nil,
+		{"metrics.serviceMonitor.tlsConfig.insecureSkipVerify=true"},
+	} {
+		set := append([]string{"metrics.secure=true", "metrics.serviceMonitor.enabled=true"}, extra...)
+		objs := helmTemplate(t, "nodeclass-guard", "nodeclass-guard", set...)
+		requireKinds(t, objs, slices.Concat(installKinds, []string{"ServiceMonitor"})...)
+		requireNames(t, objs, "ClusterRole", "nodeclass-guard-metrics-auth", "nodeclass-guard-metrics-reader")
+		requireNames(t, objs, "ClusterRoleBinding", "nodeclass-guard-metrics-auth")
+		mustAccept(t, install{objects: objs, existing: map[string]map[string]string{
+			"nodeclass-guard":  restricted,
+			karpenterNamespace: nil,
+		}})
+	}
+}
+
+// requireNames fails the test when the render lacks an object of that kind
+// with one of the names.
+func requireNames(t *testing.T, objs []object, kind string, names ...string) {
+	t.Helper()
+	have := map[string]bool{}
+	for _, o := range objs {
+		if o.u.GetKind() == kind {
+			have[o.u.GetName()] = true
+		}
+	}
+	for _, n := range names {
+		if !have[n] {
+			t.Fatalf("%s renders no %s %s", objs[0].source, kind, n)
+		}
+	}
 }
 
 // TestHelmChartValues dry-runs the chart with the values that change what
@@ -119,6 +180,7 @@ func TestHelmChartValues(t *testing.T) {
 		"extraEnv[0].name=HTTPS_PROXY",
 		"extraEnv[0].value=http://proxy.corp.internal:3128",
 		"metrics.port=9090",
+		"metrics.secure=true",
 	)
 	// With its own issuer the chart renders no Issuer.
 	requireKinds(t, objs, "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding",

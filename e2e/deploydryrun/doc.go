@@ -2,8 +2,9 @@
 // real kube-apiserver. Its tests start their own envtest control plane with
 // the CRDs an installation meets in a cluster (cert-manager's, read from the
 // cert-manager Go module this repository pins; Karpenter's; a ServiceMonitor
-// CRD written for the test), render deploy/base, deploy/overlays/snapshot
-// and the Helm chart with the pinned kustomize and helm from bin/tools, and
+// CRD written for the test), render deploy/base, deploy/overlays/snapshot,
+// the base with each component of deploy/components, and the Helm chart
+// with the pinned kustomize and helm from bin/tools, and
 // send every rendered object to the API server as a server-side dry-run
 // create with strict field validation. The API server then runs everything
 // it runs on a real install short of persisting: OpenAPI and CRD schema
