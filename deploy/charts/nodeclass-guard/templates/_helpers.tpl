@@ -85,9 +85,9 @@ nodeclass-guard.tlsSecret names the Secret holding the serving certificate.
 {{- end }}
 
 {{/*
-nodeclass-guard.metricsPortName names the Service's metrics port: https-metrics
-with metrics.secure, so that a scrape configuration written for plain HTTP
-fails to find it instead of failing every scrape.
+nodeclass-guard.metricsPortName names the Service's metrics port:
+https-metrics with metrics.secure, so that the port says what it speaks, to
+people and to tools that choose the protocol from the name (service meshes).
 */}}
 {{- define "nodeclass-guard.metricsPortName" -}}
 {{- if .Values.metrics.secure }}https-metrics{{ else }}metrics{{ end }}
