@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -47,6 +49,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 		port            int
 		metricsAddr     string
 		metricsSecure   bool
+		metricsCertDir  string
 		probeAddr       string
 		kubeconfig      string
 		karpenterSA     string
@@ -58,6 +61,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 	fs.IntVar(&port, "port", 9443, "webhook HTTPS port")
 	fs.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "metrics address, or 0 to disable")
 	fs.BoolVar(&metricsSecure, "metrics-secure", false, "serve metrics over HTTPS, authenticated and authorized through the Kubernetes API (TokenReview, SubjectAccessReview)")
+	fs.StringVar(&metricsCertDir, "metrics-cert-dir", filepath.Join(os.TempDir(), "k8s-metrics-server", "serving-certs"), "with --metrics-secure: folder holding tls.crt and tls.key for the metrics port (a self-signed certificate is made when it holds none)")
 	fs.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "address of /healthz and /readyz")
 	fs.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig file, when running outside a cluster")
 	fs.StringVar(&karpenterSA, "karpenter-service-account", "karpenter/karpenter", "NAMESPACE/NAME of Karpenter's service account, read for its "+karpenterRoleAnnotation+" annotation when --controller-role is not set")
@@ -98,7 +102,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 		return fail("%v", err)
 	}
 
-	metricsOpts := metricsserver.Options{BindAddress: metricsAddr, SecureServing: metricsSecure}
+	metricsOpts := metricsserver.Options{BindAddress: metricsAddr, SecureServing: metricsSecure, CertDir: metricsCertDir}
 	if metricsSecure {
 		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
 	}
