@@ -112,7 +112,7 @@ func (a *adapter) admit(ctx context.Context, kind, name string, start time.Time,
 	if !v.Allowed() {
 		verdict = "denied"
 	}
-	log.Info("admission", "kind", kind, "name", name, "verdict", verdict, "codes", v.Codes(), "checkDuration", time.Since(start).String())
+	log.Info("admission", "kind", kind, "name", name, "verdict", verdict, "codes", v.Codes(), "iamTime", v.IAMTime.String(), "duration", time.Since(start).String())
 	if v.Allowed() {
 		return v.WarningLines(), nil
 	}

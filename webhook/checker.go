@@ -140,6 +140,7 @@ func (c *Checker) checkClass(ctx context.Context, name, role, profile string, ek
 		ctx, cancel = context.WithTimeout(ctx, c.IAMTimeout)
 		defer cancel()
 	}
+	asked := time.Now()
 	q := &questions{c: c, ctx: ctx}
 	switch {
 	case roleOK:
@@ -148,6 +149,7 @@ func (c *Checker) checkClass(ctx context.Context, name, role, profile string, ek
 		c.checkProfile(q, &v, profName, eks, name, nodePool)
 	}
 	q.report(&v)
+	v.IAMTime = time.Since(asked)
 	return v
 }
 

@@ -56,6 +56,7 @@ func (c *Checker) CheckNodePool(ctx context.Context, np *NodePool) Verdict {
 			"%s %s does not exist (yet); Karpenter will not launch nodes for this NodePool until it does", kindName, quote(ref.Name)))
 		return v
 	}
+	v.IAMTime = class.IAMTime
 	// IAM's absence is reported as such, not as a broken class.
 	var broken []string
 	for _, f := range class.Denials {

@@ -3,6 +3,7 @@ package webhook
 import (
 	"fmt"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -91,6 +92,9 @@ func (f Finding) WarningLine() string {
 type Verdict struct {
 	Denials  []Finding
 	Warnings []Finding
+	// IAMTime is how long the check waited for IAM's answers (cached ones
+	// included), for the admission log.
+	IAMTime time.Duration
 }
 
 // Allowed reports whether the object passes.
@@ -135,11 +139,6 @@ func (v *Verdict) add(f Finding) {
 	} else {
 		v.Warnings = append(v.Warnings, f)
 	}
-}
-
-func (v *Verdict) merge(o Verdict) {
-	v.Denials = append(v.Denials, o.Denials...)
-	v.Warnings = append(v.Warnings, o.Warnings...)
 }
 
 func deny(code Code, path *field.Path, format string, args ...any) Finding {
