@@ -73,8 +73,9 @@ type config struct {
 	coldAdmissions int
 	coldLatency    time.Duration
 
-	memoryClasses int
-	cacheSize     int
+	memoryClasses     int
+	memoryConcurrency int
+	cacheSize         int
 
 	scenarios    map[string]bool
 	serveEnv     []string
@@ -104,6 +105,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&c.coldAdmissions, "cold-admissions", 1000, "concurrent admissions in the cold-cache burst")
 	fs.DurationVar(&c.coldLatency, "cold-iam-latency", 50*time.Millisecond, "latency the local IAM endpoint adds in the cold scenario")
 	fs.IntVar(&c.memoryClasses, "memory-classes", 100000, "distinct EC2NodeClasses passed through in the memory scenario")
+	fs.IntVar(&c.memoryConcurrency, "memory-concurrency", 32, "admissions the memory scenario keeps in flight (and connections it opens)")
 	fs.IntVar(&c.cacheSize, "iam-cache-size", 4096, "serve's --iam-cache-size (its default)")
 	fs.Func("serve-env", "KEY=VALUE added to serve's environment (repeatable), e.g. GOMEMLIMIT=40MiB to measure a deployment setting", func(v string) error {
 		if k, _, ok := strings.Cut(v, "="); !ok || k == "" {
@@ -209,7 +211,7 @@ func (c *config) resolve() error {
 	if c.rounds <= 0 || c.roundTime <= 0 || c.openTime <= 0 {
 		return fmt.Errorf("--rounds, --round-time and --open-time must be positive")
 	}
-	if c.coldClasses <= 0 || c.coldAdmissions < c.coldClasses || c.warmClasses <= 0 || c.memoryClasses <= 0 {
+	if c.coldClasses <= 0 || c.coldAdmissions < c.coldClasses || c.warmClasses <= 0 || c.memoryClasses <= 0 || c.memoryConcurrency <= 0 {
 		return fmt.Errorf("class and admission counts must be positive, with --cold-admissions >= --cold-classes")
 	}
 	return nil

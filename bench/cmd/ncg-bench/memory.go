@@ -9,10 +9,6 @@ import (
 	"github.com/nodeclass-guard/nodeclass-guard/bench"
 )
 
-// memoryConcurrency is how many admissions the memory scenario keeps in
-// flight (and connections it opens): enough to keep both cores busy.
-const memoryConcurrency = 32
-
 // memoryProfile is the instance profile every memory-scenario class names.
 // A class naming spec.instanceProfile asks three class-specific questions
 // (the launch permissions, tagged with its name) where spec.role asks six:
@@ -55,7 +51,7 @@ func (m memResult) maxRSSMiB() float64 {
 // last class. A bounded cache keeps it flat.
 func (h *harness) memoryScenario(ctx context.Context) (memResult, error) {
 	res := memResult{classes: h.c.memoryClasses, cacheSize: h.c.cacheSize}
-	serve, proc, err := h.startServe(ctx, "serve-memory", memoryConcurrency, false)
+	serve, proc, err := h.startServe(ctx, "serve-memory", h.c.memoryConcurrency, false)
 	if err != nil {
 		return res, err
 	}
@@ -111,7 +107,7 @@ func (h *harness) memoryScenario(ctx context.Context) (memResult, error) {
 	done := 0
 	for i, cp := range checkpoints {
 		from := done
-		run := bench.Sequence(ctx, serve, cp-from, memoryConcurrency, func(i int) bench.Request { return next(from + i) })
+		run := bench.Sequence(ctx, serve, cp-from, h.c.memoryConcurrency, func(i int) bench.Request { return next(from + i) })
 		if run.Errors > 0 {
 			return res, fmt.Errorf("%d failed admissions; first: %v", run.Errors, run.FirstErr)
 		}
