@@ -31,7 +31,9 @@ func benchLaunchQuestion(class string) Question {
 // measure the cache alone.
 type benchAllowAll struct{}
 
-func (benchAllowAll) Role(context.Context, string) (Role, error) { return Role{Name: "r", Path: "/"}, nil }
+func (benchAllowAll) Role(context.Context, string) (Role, error) {
+	return Role{Name: "r", Path: "/"}, nil
+}
 func (benchAllowAll) InstanceProfile(context.Context, string) (InstanceProfile, error) {
 	return InstanceProfile{Name: "p", Path: "/"}, nil
 }
