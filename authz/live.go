@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"sort"
 	"strings"
@@ -89,7 +90,12 @@ func NewIAMClient(ctx context.Context, region, endpoint string, timeout time.Dur
 			config.WithRetryer(func() aws.Retryer {
 				return retry.AddWithMaxBackoffDelay(retry.AddWithMaxAttempts(retry.NewStandard(), iamMaxAttempts), backoff)
 			}),
-			config.WithHTTPClient(awshttp.NewBuildableClient().WithTimeout(attempt)),
+			// The SDK keeps 10 idle connections per host: a burst of misses
+			// asks more in parallel, and every call past the tenth would
+			// open (and TLS-handshake) a connection of its own.
+			config.WithHTTPClient(awshttp.NewBuildableClient().WithTimeout(attempt).WithTransportOptions(func(t *http.Transport) {
+				t.MaxIdleConnsPerHost = 64
+			})),
 		)
 	}
 	cfg, err := config.LoadDefaultConfig(ctx, opts...)

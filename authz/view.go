@@ -13,7 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 )
@@ -79,26 +79,56 @@ type Question struct {
 	Context map[string][]string
 }
 
-// Key returns a deterministic string identifying the question.
+// Key returns a deterministic string identifying the question. It is
+// built on every cache lookup, so it is built in one allocation.
 func (q Question) Key() string {
+	var small [8]string
+	keys := small[:0]
+	n := len(q.Principal) + len(q.Action) + len(q.Resource) + 2
+	for k, vs := range q.Context {
+		keys = append(keys, k)
+		n += len(k) + 2
+		for _, v := range vs {
+			n += len(v) + 1
+		}
+	}
+	slices.Sort(keys)
 	var b strings.Builder
+	b.Grow(n)
 	b.WriteString(q.Principal)
 	b.WriteByte('\x00')
 	b.WriteString(q.Action)
 	b.WriteByte('\x00')
 	b.WriteString(q.Resource)
-	keys := make([]string, 0, len(q.Context))
-	for k := range q.Context {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
 	for _, k := range keys {
 		b.WriteByte('\x00')
-		b.WriteString(strings.ToLower(k))
+		writeLower(&b, k)
 		b.WriteByte('=')
-		b.WriteString(strings.Join(q.Context[k], "\x01"))
+		for i, v := range q.Context[k] {
+			if i > 0 {
+				b.WriteByte('\x01')
+			}
+			b.WriteString(v)
+		}
 	}
 	return b.String()
+}
+
+// writeLower writes strings.ToLower(s) without allocating for ASCII s.
+func writeLower(b *strings.Builder, s string) {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			b.WriteString(strings.ToLower(s))
+			return
+		}
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		b.WriteByte(c)
+	}
 }
 
 // IsListKey reports whether a context key is multivalued.

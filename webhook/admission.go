@@ -104,15 +104,17 @@ type adapter struct {
 // admit turns a verdict into the validator's answer and records it.
 func (a *adapter) admit(ctx context.Context, kind, name string, start time.Time, v Verdict) (admission.Warnings, error) {
 	a.metrics.observe(kind, v)
-	log := logf.FromContext(ctx)
-	if req, err := admission.RequestFromContext(ctx); err == nil {
-		log = log.WithValues("uid", req.UID, "operation", req.Operation, "dryRun", req.DryRun != nil && *req.DryRun)
-	}
 	verdict := "allowed"
 	if !v.Allowed() {
 		verdict = "denied"
 	}
-	log.Info("admission", "kind", kind, "name", name, "verdict", verdict, "codes", v.Codes(), "iamTime", v.IAMTime.String(), "duration", time.Since(start).String())
+	// One Info call with every field: WithValues would encode a child
+	// logger's fields on every admission before the line is written.
+	kv := []any{"kind", kind, "name", name, "verdict", verdict, "codes", v.Codes(), "iamTime", v.IAMTime.String(), "duration", time.Since(start).String()}
+	if req, err := admission.RequestFromContext(ctx); err == nil {
+		kv = append(kv, "uid", req.UID, "operation", req.Operation, "dryRun", req.DryRun != nil && *req.DryRun)
+	}
+	logf.FromContext(ctx).Info("admission", kv...)
 	if v.Allowed() {
 		return v.WarningLines(), nil
 	}

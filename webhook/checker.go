@@ -423,9 +423,10 @@ func (c *Checker) askLaunch(q *questions, v *Verdict, className, nodePool string
 		{"karpenter.k8s.aws/ec2nodeclass", className},
 	}
 	qs := make([]authz.Question, len(launchActions))
+	// One context for the three actions: questions only read it.
+	ctx := tagContext(tags, true, false)
+	ctx["aws:RequestedRegion"] = []string{c.Region}
 	for i, a := range launchActions {
-		ctx := tagContext(tags, true, false)
-		ctx["aws:RequestedRegion"] = []string{c.Region}
 		qs[i] = authz.Question{Principal: c.ControllerARN, Action: a[0],
 			Resource: "arn:" + c.partition() + ":ec2:" + c.Region + ":" + c.Account() + ":" + a[1], Context: ctx}
 	}

@@ -51,6 +51,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 		metricsSecure   bool
 		metricsCertDir  string
 		probeAddr       string
+		pprofAddr       string
 		kubeconfig      string
 		karpenterSA     string
 		shutdownTimeout time.Duration
@@ -63,6 +64,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 	fs.BoolVar(&metricsSecure, "metrics-secure", false, "serve metrics over HTTPS, authenticated and authorized through the Kubernetes API (TokenReview, SubjectAccessReview)")
 	fs.StringVar(&metricsCertDir, "metrics-cert-dir", filepath.Join(os.TempDir(), "k8s-metrics-server", "serving-certs"), "with --metrics-secure: folder holding tls.crt and tls.key for the metrics port (a self-signed certificate is made when it holds none)")
 	fs.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "address of /healthz and /readyz")
+	fs.StringVar(&pprofAddr, "pprof-bind-address", "", "address of net/http/pprof, for profiling (off when empty; never expose it)")
 	fs.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig file, when running outside a cluster")
 	fs.StringVar(&karpenterSA, "karpenter-service-account", "karpenter/karpenter", "NAMESPACE/NAME of Karpenter's service account, read for its "+karpenterRoleAnnotation+" annotation when --controller-role is not set")
 	fs.DurationVar(&shutdownTimeout, "graceful-shutdown-timeout", 25*time.Second, "how long in-flight admissions may take to finish on SIGTERM")
@@ -118,6 +120,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 		Scheme:                  scheme,
 		Metrics:                 metricsOpts,
 		HealthProbeBindAddress:  probeAddr,
+		PprofBindAddress:        pprofAddr,
 		WebhookServer:           srv,
 		GracefulShutdownTimeout: &shutdownTimeout,
 		Logger:                  log,
