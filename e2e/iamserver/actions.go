@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/nodeclass-guard/nodeclass-guard/authz"
 )
@@ -413,7 +414,7 @@ func statementOf(np authz.NamedPolicy, i int) statementXML {
 			st.SourcePolicyType = "aws-managed"
 		}
 	}
-	if spans := statementSpans(np.Policy.Document()); i < len(spans) {
+	if spans := cachedSpans(np.Policy); i < len(spans) {
 		st.StartPosition = &positionXML{Line: spans[i].start.line, Column: spans[i].start.col}
 		st.EndPosition = &positionXML{Line: spans[i].end.line, Column: spans[i].end.col}
 	}
@@ -427,4 +428,18 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// spanCache remembers each policy's statement positions: policies are
+// immutable once loaded, and re-parsing a document on every
+// SimulatePrincipalPolicy answer dominated the endpoint's CPU under load.
+var spanCache sync.Map // *authz.Policy -> []span
+
+func cachedSpans(p *authz.Policy) []span {
+	if v, ok := spanCache.Load(p); ok {
+		return v.([]span)
+	}
+	spans := statementSpans(p.Document())
+	spanCache.Store(p, spans)
+	return spans
 }
