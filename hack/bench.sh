@@ -21,7 +21,8 @@ trap 'rm -rf "$work"' EXIT
 binary="${NCG_BINARY:-}"
 if [ -z "$binary" ]; then
   binary="$work/nodeclass-guard"
-  go build -trimpath -o "$binary" ./cmd/nodeclass-guard
+  # Built as the image builds it (Dockerfile): the RSS measured is the shipped one.
+  CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$binary" ./cmd/nodeclass-guard
 fi
 go build -trimpath -o "$work/ncg-bench" ./bench/cmd/ncg-bench
 
