@@ -244,7 +244,7 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 		return nil, err
 	}
 
-	env := childEnv()
+	env := ChildEnv()
 	var iamArgs []string
 	switch opts.IAM {
 	case IAMLocalEndpoint:
@@ -258,7 +258,7 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 		iamArgs = []string{"--iam-endpoint", e.IAMURL}
 		// Dummy credentials: the endpoint does not check signatures, but the
 		// SDK signs every request. No shared config, no instance metadata.
-		env = childEnv(
+		env = ChildEnv(
 			"AWS_ACCESS_KEY_ID=AKIAIOSFODNN7EXAMPLE",
 			"AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
 			"AWS_CONFIG_FILE="+os.DevNull,
@@ -271,7 +271,7 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 		return nil, fmt.Errorf("unknown IAM source %d", opts.IAM)
 	}
 
-	ports, err := freePorts(3)
+	ports, err := FreePorts(3)
 	if err != nil {
 		return nil, err
 	}

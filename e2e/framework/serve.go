@@ -157,10 +157,11 @@ func (p *serveProcess) stop(grace time.Duration) error {
 	}
 }
 
-// freePorts reserves n distinct free TCP ports on 127.0.0.1. They are
+// FreePorts reserves n distinct free TCP ports on 127.0.0.1. They are
 // released before returning, so another process could take one in between;
-// on this loopback-only test machine that is rare enough.
-func freePorts(n int) ([]int, error) {
+// on a loopback-only test or benchmark machine that is rare enough. The
+// benchmark harness (bench/cmd/ncg-bench) uses it too.
+func FreePorts(n int) ([]int, error) {
 	var ls []net.Listener
 	defer func() {
 		for _, l := range ls {
@@ -179,10 +180,10 @@ func freePorts(n int) ([]int, error) {
 	return ports, nil
 }
 
-// childEnv is the environment of the serve process: this process's, minus
-// every AWS_ variable (a developer's profile or region must not leak into
-// the test), plus extra.
-func childEnv(extra ...string) []string {
+// ChildEnv is the environment of a child process (serve, the trivial
+// webhook): this process's, minus every AWS_ variable (a developer's
+// profile or region must not leak into a test or benchmark), plus extra.
+func ChildEnv(extra ...string) []string {
 	var env []string
 	for _, kv := range os.Environ() {
 		if strings.HasPrefix(kv, "AWS_") {

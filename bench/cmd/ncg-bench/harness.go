@@ -14,6 +14,7 @@ import (
 	"github.com/nodeclass-guard/nodeclass-guard/authz"
 	"github.com/nodeclass-guard/nodeclass-guard/bench"
 	"github.com/nodeclass-guard/nodeclass-guard/certs"
+	"github.com/nodeclass-guard/nodeclass-guard/e2e/framework"
 	"github.com/nodeclass-guard/nodeclass-guard/e2e/iamserver"
 )
 
@@ -125,7 +126,7 @@ func (h *harness) close() error {
 // With pprof set (--serve-profile), serve is started with
 // --pprof-bind-address and the returned Target's PprofURL is set.
 func (h *harness) startServe(ctx context.Context, name string, conns int, pprof bool) (*bench.Target, *bench.Process, error) {
-	ports, err := bench.FreePorts(4)
+	ports, err := framework.FreePorts(4)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -146,7 +147,7 @@ func (h *harness) startServe(ctx context.Context, name string, conns int, pprof 
 	}
 	// Dummy credentials: the endpoint does not check signatures, but the
 	// SDK signs every request. No shared config, no instance metadata.
-	env := bench.ChildEnv(
+	env := framework.ChildEnv(
 		"AWS_ACCESS_KEY_ID=AKIAIOSFODNN7EXAMPLE",
 		"AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
 		"AWS_CONFIG_FILE="+os.DevNull,
@@ -192,14 +193,14 @@ func (h *harness) startTrivial(ctx context.Context, conns int) (*bench.Target, *
 	if err != nil {
 		return nil, nil, err
 	}
-	ports, err := bench.FreePorts(2)
+	ports, err := framework.FreePorts(2)
 	if err != nil {
 		return nil, nil, err
 	}
 	addr, metrics := "127.0.0.1:"+strconv.Itoa(ports[0]), "127.0.0.1:"+strconv.Itoa(ports[1])
 	p, err := bench.StartProcess("trivial", self,
 		[]string{"trivial", "--cert-dir", h.certDir, "--addr", addr, "--metrics-addr", metrics},
-		bench.ChildEnv(), filepath.Join(h.dir, "trivial.log"))
+		framework.ChildEnv(), filepath.Join(h.dir, "trivial.log"))
 	if err != nil {
 		return nil, nil, err
 	}
