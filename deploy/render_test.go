@@ -1,14 +1,11 @@
 package deploy
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -24,8 +21,8 @@ import (
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
-	"sigs.k8s.io/yaml"
+
+	"github.com/nodeclass-guard/nodeclass-guard/deploy/render"
 )
 
 // The paths of the contract, one per kind.
@@ -118,73 +115,42 @@ func (r rendered) get(t *testing.T, kind, namespace, name string) renderedObject
 // namespace and name. Documents holding only comments are skipped.
 func parseRendered(source string, out []byte) (rendered, error) {
 	r := rendered{source: source, objects: map[objectKey]renderedObject{}}
-	reader := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(out)))
-	for i := 1; ; i++ {
-		doc, err := reader.Read()
-		if errors.Is(err, io.EOF) {
-			return r, nil
-		}
-		if err != nil {
-			return r, fmt.Errorf("%s: document %d: %w", source, i, err)
-		}
-		raw, err := yaml.YAMLToJSON(doc)
-		if err != nil {
-			return r, fmt.Errorf("%s: document %d: %w", source, i, err)
-		}
-		if bytes.Equal(bytes.TrimSpace(raw), []byte("null")) {
-			continue
-		}
-		var fields map[string]any
-		if err := json.Unmarshal(raw, &fields); err != nil {
-			return r, fmt.Errorf("%s: document %d is not an object: %w", source, i, err)
-		}
-		kind, _ := fields["kind"].(string)
-		meta, _ := fields["metadata"].(map[string]any)
-		name, _ := meta["name"].(string)
-		namespace, _ := meta["namespace"].(string)
+	docs, err := render.SplitObjects(out)
+	if err != nil {
+		return r, fmt.Errorf("%s: %w", source, err)
+	}
+	for _, d := range docs {
+		kind, name, namespace := d.Object.GetKind(), d.Object.GetName(), d.Object.GetNamespace()
 		if kind == "" || name == "" {
-			return r, fmt.Errorf("%s: document %d has no kind or metadata.name", source, i)
+			return r, fmt.Errorf("%s: document %d has no kind or metadata.name", source, d.N)
 		}
 		key := objectKey{kind, namespace, name}
 		if _, dup := r.objects[key]; dup {
 			return r, fmt.Errorf("%s: %s rendered twice", source, key)
 		}
-		r.objects[key] = renderedObject{key: key, raw: raw, fields: fields}
+		r.objects[key] = renderedObject{key: key, raw: d.JSON, fields: d.Object.Object}
 	}
+	return r, nil
 }
 
-// toolPath returns the path of a tool installed by hack/tools.sh. A missing
+// runRenderer runs a renderer installed by hack/tools.sh in the deploy
+// folder and returns its stdout, or its stderr as the error. A missing
 // tool skips the test with a message, or fails it when NCG_REQUIRE_TOOLS=1
 // (as `make test` sets), so that CI never passes without these tests.
-func toolPath(t *testing.T, name string) string {
-	t.Helper()
-	path, err := filepath.Abs(filepath.Join("..", "bin", "tools", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(path); err != nil {
-		if os.Getenv("NCG_REQUIRE_TOOLS") == "1" {
-			t.Fatalf("%s is not installed: run `make tools` (hack/tools.sh)", path)
-		}
-		t.Skipf("%s is not installed: run `make tools` (hack/tools.sh); `make test` requires it", path)
-	}
-	return path
-}
-
-// runRenderer runs a renderer in the deploy folder and returns its stdout,
-// or its stderr as the error.
 func runRenderer(t *testing.T, tool string, args ...string) ([]byte, error) {
 	t.Helper()
 	if err := readManifests(); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(toolPath(t, tool), args...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		return nil, fmt.Errorf("%s %s: %v: %s", tool, strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
+	out, err := render.Run("..", ".", tool, args...)
+	var missing *render.MissingToolError
+	if errors.As(err, &missing) {
+		if os.Getenv("NCG_REQUIRE_TOOLS") == "1" {
+			t.Fatal(err)
+		}
+		t.Skipf("%s; `make test` requires it", err)
 	}
-	return stdout.Bytes(), nil
+	return out, err
 }
 
 func mustRender(t *testing.T, source, tool string, args ...string) rendered {

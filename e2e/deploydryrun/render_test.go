@@ -1,22 +1,17 @@
 package deploydryrun
 
 import (
-	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
-	"sigs.k8s.io/yaml"
 
+	deployrender "github.com/nodeclass-guard/nodeclass-guard/deploy/render"
 	"github.com/nodeclass-guard/nodeclass-guard/e2e/framework"
 )
 
@@ -45,30 +40,19 @@ func (o object) String() string {
 // Documents holding nothing (comments, `---` alone) are skipped; a document
 // without apiVersion, kind or metadata.name is an error naming it.
 func parseObjects(source string, out []byte) ([]object, error) {
-	var objs []object
-	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(out)))
-	for doc := 1; ; doc++ {
-		raw, err := r.Read()
-		if errors.Is(err, io.EOF) {
-			return objs, nil
-		}
-		if err != nil {
-			return nil, fmt.Errorf("%s: document %d: %w", source, doc, err)
-		}
-		var m map[string]any
-		if err := yaml.Unmarshal(raw, &m); err != nil {
-			return nil, fmt.Errorf("%s: document %d: %w", source, doc, err)
-		}
-		if len(m) == 0 {
-			doc--
-			continue
-		}
-		u := &unstructured.Unstructured{Object: m}
-		if u.GetAPIVersion() == "" || u.GetKind() == "" || u.GetName() == "" {
-			return nil, fmt.Errorf("%s: document %d has no apiVersion, kind or metadata.name", source, doc)
-		}
-		objs = append(objs, object{source: source, doc: doc, u: u})
+	docs, err := deployrender.SplitObjects(out)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", source, err)
 	}
+	var objs []object
+	for _, d := range docs {
+		u := d.Object
+		if u.GetAPIVersion() == "" || u.GetKind() == "" || u.GetName() == "" {
+			return nil, fmt.Errorf("%s: document %d has no apiVersion, kind or metadata.name", source, d.N)
+		}
+		objs = append(objs, object{source: source, doc: d.N, u: u})
+	}
+	return objs, nil
 }
 
 // requireTools reports whether NCG_REQUIRE_TOOLS asks that missing tools
@@ -86,26 +70,6 @@ func repoRoot(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return root
-}
-
-// toolPath returns bin/tools/<name> (TOOLS_DIR/<name> when set, as for
-// hack/tools.sh), installed by `make tools` at the version hack/versions.env
-// pins. A missing tool skips the test, or fails it when NCG_REQUIRE_TOOLS=1.
-func toolPath(t *testing.T, name string) string {
-	t.Helper()
-	dir := os.Getenv("TOOLS_DIR")
-	if dir == "" {
-		dir = filepath.Join(repoRoot(t), "bin", "tools")
-	}
-	path := filepath.Join(dir, name)
-	if st, err := os.Stat(path); err != nil || st.IsDir() {
-		msg := fmt.Sprintf("%s is not installed: run `make tools` (hack/tools.sh)", path)
-		if requireTools() {
-			t.Fatal(msg)
-		}
-		t.Skipf("%s; %s=1 turns this skip into a failure", msg, envRequireTools)
-	}
-	return path
 }
 
 // readDeploy reads every file under deploy/ that a render reads, once per
@@ -133,23 +97,29 @@ var readDeploy = sync.OnceValue(func() error {
 	return nil
 })
 
-// render runs a tool from bin/tools in the repository root and parses its
-// output. The source named in messages is the command line.
+// render runs a tool from bin/tools (TOOLS_DIR when set, as for
+// hack/tools.sh; installed by `make tools` at the version hack/versions.env
+// pins) in the repository root and parses its output. The source named in
+// messages is the command line. A missing tool skips the test, or fails it
+// when NCG_REQUIRE_TOOLS=1.
 func render(t *testing.T, tool string, args ...string) []object {
 	t.Helper()
 	if err := readDeploy(); err != nil {
 		t.Fatal(err)
 	}
-	path := toolPath(t, tool)
+	root := repoRoot(t)
 	source := tool + " " + strings.Join(args, " ")
-	cmd := exec.Command(path, args...)
-	cmd.Dir = repoRoot(t)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("%s: %v: %s", source, err, strings.TrimSpace(stderr.String()))
+	out, err := deployrender.Run(root, root, tool, args...)
+	var missing *deployrender.MissingToolError
+	switch {
+	case errors.As(err, &missing) && requireTools():
+		t.Fatal(err)
+	case errors.As(err, &missing):
+		t.Skipf("%s; %s=1 turns this skip into a failure", err, envRequireTools)
+	case err != nil:
+		t.Fatal(err)
 	}
-	objs, err := parseObjects(source, stdout.Bytes())
+	objs, err := parseObjects(source, out)
 	if err != nil {
 		t.Fatal(err)
 	}

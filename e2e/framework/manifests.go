@@ -1,11 +1,8 @@
 package framework
 
 import (
-	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -13,8 +10,9 @@ import (
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
+
+	"github.com/nodeclass-guard/nodeclass-guard/deploy/render"
 )
 
 // Document is one YAML document of a manifest file.
@@ -59,28 +57,19 @@ func ReadManifests(paths ...string) ([]Document, error) {
 		if err != nil {
 			return nil, err
 		}
-		r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(b)))
-		for n := 1; ; n++ {
-			raw, err := r.Read()
-			if errors.Is(err, io.EOF) {
-				break
+		split, err := render.SplitObjects(b)
+		var de *render.DocumentError
+		if errors.As(err, &de) {
+			return nil, fmt.Errorf("%s#%d: %w", f, de.N, de.Err)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", f, err)
+		}
+		for _, d := range split {
+			if d.Object.GetKind() == "" || d.Object.GetAPIVersion() == "" {
+				return nil, fmt.Errorf("%s#%d: a document without apiVersion or kind", f, d.N)
 			}
-			if err != nil {
-				return nil, fmt.Errorf("%s#%d: %w", f, n, err)
-			}
-			var m map[string]any
-			if err := yaml.Unmarshal(raw, &m); err != nil {
-				return nil, fmt.Errorf("%s#%d: %w", f, n, err)
-			}
-			if len(m) == 0 {
-				n--
-				continue
-			}
-			u := &unstructured.Unstructured{Object: m}
-			if u.GetKind() == "" || u.GetAPIVersion() == "" {
-				return nil, fmt.Errorf("%s#%d: a document without apiVersion or kind", f, n)
-			}
-			docs = append(docs, Document{Source: fmt.Sprintf("%s#%d", f, n), Object: u})
+			docs = append(docs, Document{Source: fmt.Sprintf("%s#%d", f, d.N), Object: d.Object})
 		}
 	}
 	return docs, nil
