@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"reflect"
 	"slices"
 	"sort"
@@ -43,26 +42,9 @@ const (
 	karpenterNamespace = "karpenter"
 )
 
-// readManifests reads every manifest once per test binary run. The
-// renderers read them in a subprocess, which `go test`'s result cache does
-// not see; files the test itself opens (while tests run, not in TestMain)
-// are part of the cache key, so an edited manifest reruns the tests instead
-// of replaying a stale pass.
-var readManifests = sync.OnceValue(func() error {
-	for _, dir := range []string{"base", "components", "overlays", "charts"} {
-		err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
-			if err != nil || d.IsDir() {
-				return err
-			}
-			_, err = os.ReadFile(path)
-			return err
-		})
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-})
+// readManifests reads every manifest once per test binary run, so that
+// `go test`'s result cache sees them (render.ReadSources).
+var readManifests = sync.OnceValue(func() error { return render.ReadSources("..") })
 
 // objectKey identifies a rendered object the way the API server does.
 type objectKey struct {

@@ -72,6 +72,28 @@ func Run(root, dir, name string, args ...string) ([]byte, error) {
 	return stdout.Bytes(), nil
 }
 
+// ReadSources reads every file under <root>/deploy that a render reads
+// (base, components, overlays, charts). The renderers read them in a
+// subprocess, which `go test`'s result cache does not see; files the test
+// process itself opens (while tests run, not in TestMain) are part of the
+// cache key, so a test that calls this reruns when a manifest is edited
+// instead of replaying a stale pass.
+func ReadSources(root string) error {
+	for _, dir := range []string{"base", "components", "overlays", "charts"} {
+		err := filepath.WalkDir(filepath.Join(root, "deploy", dir), func(path string, d os.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			_, err = os.ReadFile(path)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Document is one non-empty document of multi-document YAML.
 type Document struct {
 	// N is the document's position among the non-empty documents, from 1.

@@ -81,3 +81,24 @@ func TestToolAndRun(t *testing.T) {
 		t.Errorf("Tool with TOOLS_DIR = %q, %v; want the tool in TOOLS_DIR", path, err)
 	}
 }
+
+func TestReadSources(t *testing.T) {
+	root := t.TempDir()
+	for _, dir := range []string{"base", "components/x", "overlays/snapshot", "charts/c/templates"} {
+		if err := os.MkdirAll(filepath.Join(root, "deploy", dir), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(root, "deploy", dir, "a.yaml"), []byte("kind: A\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := ReadSources(root); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Join(root, "deploy", "charts")); err != nil {
+		t.Fatal(err)
+	}
+	if err := ReadSources(root); err == nil || !strings.Contains(err.Error(), "charts") {
+		t.Errorf("ReadSources without deploy/charts = %v, want an error naming it", err)
+	}
+}

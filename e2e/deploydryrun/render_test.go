@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -73,28 +72,14 @@ func repoRoot(t *testing.T) string {
 }
 
 // readDeploy reads every file under deploy/ that a render reads, once per
-// test binary. The renderers read them in a subprocess, which `go test`'s
-// result cache does not see; files the test process opens are part of the
-// cache key, so an edited manifest reruns these tests instead of replaying
-// an old pass.
+// test binary, so that `go test`'s result cache sees them
+// (deployrender.ReadSources).
 var readDeploy = sync.OnceValue(func() error {
 	root, err := framework.RepoRoot()
 	if err != nil {
 		return err
 	}
-	for _, dir := range []string{"base", "components", "overlays", "charts"} {
-		err := filepath.WalkDir(filepath.Join(root, "deploy", dir), func(path string, d os.DirEntry, err error) error {
-			if err != nil || d.IsDir() {
-				return err
-			}
-			_, err = os.ReadFile(path)
-			return err
-		})
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	return deployrender.ReadSources(root)
 })
 
 // render runs a tool from bin/tools (TOOLS_DIR when set, as for
