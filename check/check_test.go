@@ -131,7 +131,6 @@ func TestDecodeIgnores(t *testing.T) {
 		"markers only":            "---\n---\n",
 		"scalar":                  "just a string\n",
 		"sequence":                "- a\n- b\n",
-		"JSON array of objects":   `[{"apiVersion": "karpenter.k8s.aws/v1", "kind": "EC2NodeClass"}]`,
 		"Helm values":             "kind: 3\napiVersion: [1, 2]\nmetadata:\n  - name: nope\n",
 		"kind without apiVersion": "kind: EC2NodeClass\nspec: {role: x}\n",
 		"other group, same kind":  "apiVersion: example.com/v1\nkind: EC2NodeClass\nmetadata: {name: x}\nspec: {role: 42}\n",
@@ -451,5 +450,25 @@ DENY  NodePool/c  (b.yaml#1)
 `
 	if b.String() != want {
 		t.Errorf("text report\n%s\nwant\n%s", b.String(), want)
+	}
+}
+
+// TestDecodeJSONArray checks that a JSON array of manifests is read, each
+// element with its own source, and that two definitions of a class are
+// reported.
+func TestDecodeJSONArray(t *testing.T) {
+	data := `[{"apiVersion": "karpenter.k8s.aws/v1", "kind": "EC2NodeClass", "metadata": {"name": "a"}, "spec": {"role": "R"}},
+  "not an object",
+  {"apiVersion": "karpenter.k8s.aws/v1", "kind": "EC2NodeClass", "metadata": {"name": "a"}, "spec": {"role": "S"}}]`
+	docs, err := Decode("f.json", []byte(data))
+	if err != nil {
+		t.Fatalf("Decode: %v", err)
+	}
+	if len(docs) != 2 || docs[0].Source != "f.json#1/0" || docs[1].Source != "f.json#1/2" || docs[1].EC2NodeClass.Spec.Role != "S" {
+		t.Fatalf("Decode = %+v", docs)
+	}
+	dups := Duplicates(docs)
+	if len(dups) != 1 || !strings.Contains(dups[0], `EC2NodeClass "a" is defined 2 times (f.json#1/0, f.json#1/2)`) {
+		t.Errorf("Duplicates = %q", dups)
 	}
 }

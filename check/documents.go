@@ -205,8 +205,28 @@ func str(raw json.RawMessage) (string, bool) {
 
 // decodeObject decodes one JSON document; a v1 List is expanded.
 func decodeObject(source string, line int, js []byte) ([]Document, error) {
+	if js[0] == '[' {
+		// A JSON array of manifests (as some generators write them).
+		var items []json.RawMessage
+		if err := json.Unmarshal(js, &items); err != nil {
+			return nil, nil // a YAML sequence of scalars is not a manifest list
+		}
+		var out []Document
+		for i, item := range items {
+			item = bytes.TrimSpace(item)
+			if len(item) == 0 || item[0] != '{' {
+				continue
+			}
+			docs, err := decodeObject(fmt.Sprintf("%s/%d", source, i), line, item)
+			if err != nil {
+				return nil, fmt.Errorf("[%d]: %w", i, err)
+			}
+			out = append(out, docs...)
+		}
+		return out, nil
+	}
 	if js[0] != '{' {
-		return nil, nil // a scalar or a list document is not a Kubernetes object
+		return nil, nil // a scalar is not a Kubernetes object
 	}
 	var raw typeHeader
 	if err := json.Unmarshal(js, &raw); err != nil {

@@ -68,6 +68,32 @@ func NewInputClasses(docs []Document, cluster webhook.ClassGetter) *InputClasses
 	return ic
 }
 
+// Duplicates lists the classes the input defines more than once, one line
+// each naming every place: NodePools resolve to the last definition, which
+// may not be the one the cluster ends up with.
+func Duplicates(docs []Document) []string {
+	type key struct{ kind, name string }
+	seen := map[key][]string{}
+	var order []key
+	for _, d := range docs {
+		if d.EC2NodeClass == nil && d.NodeClass == nil {
+			continue
+		}
+		k := key{d.Kind, d.Name}
+		if _, ok := seen[k]; !ok {
+			order = append(order, k)
+		}
+		seen[k] = append(seen[k], d.Source)
+	}
+	var out []string
+	for _, k := range order {
+		if places := seen[k]; len(places) > 1 {
+			out = append(out, fmt.Sprintf("%s %q is defined %d times (%s); NodePools are checked against the last", k.kind, k.name, len(places), strings.Join(places, ", ")))
+		}
+	}
+	return out
+}
+
 // GetEC2NodeClass implements webhook.ClassGetter.
 func (ic *InputClasses) GetEC2NodeClass(ctx context.Context, name string) (*webhook.EC2NodeClass, bool, error) {
 	if nc, ok := ic.ec2[name]; ok {

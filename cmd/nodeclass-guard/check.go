@@ -55,6 +55,9 @@ func runCheck(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		}
 		return fail("%v", err)
 	}
+	for _, dup := range check.Duplicates(docs) {
+		fmt.Fprintf(stderr, "nodeclass-guard check: warning: %s\n", dup)
+	}
 	var view authz.View
 	if !offline {
 		view, err = iamf.view(ctx, nil)
