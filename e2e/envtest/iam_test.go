@@ -1,7 +1,9 @@
 package envtest_test
 
 import (
+	"fmt"
 	"testing"
+	"time"
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -35,7 +37,8 @@ func TestIAMOutage(t *testing.T) {
 	requireAllowed(t, err, "the same request during the outage (cached answers)")
 	requireWarnings(t, warnings, nil, "IAMUnavailable")
 
-	fresh := ec2NodeClass("iam-outage-fresh", role("KarpenterNodeRole-never-asked"))
+	// A role name no earlier run (go test -count=N shares serve) asked about.
+	fresh := ec2NodeClass("iam-outage-fresh", role(fmt.Sprintf("KarpenterNodeRole-never-asked-%d", time.Now().UnixNano())))
 	_, err = create(ctx, c, fresh.DeepCopy(), client.DryRunAll)
 	requireDenied(t, e, groupEC2NodeClass, err, "IAMUnavailable")
 	if e.IAM.TotalCalls() == 0 {

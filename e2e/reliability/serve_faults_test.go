@@ -1,6 +1,7 @@
 package reliability_test
 
 import (
+	"fmt"
 	"maps"
 	"net/http"
 	"testing"
@@ -29,7 +30,9 @@ func TestServeIAMSlow(t *testing.T) {
 	hc := webhookClient(true, e.CA.CertPEM())
 	bound := serveIAMTimeout + 100*time.Millisecond
 	cached := ec2NodeClass("serve-by-profile", "", "KarpenterNodeInstanceProfile-demo")
-	fresh := ec2NodeClass("serve-never-asked", "", "admin-profile")
+	// A class name (and so launch questions) no earlier run asked about:
+	// go test -count=N shares serve and its cache between runs.
+	fresh := ec2NodeClass(fmt.Sprintf("serve-never-asked-%d", time.Now().UnixNano()), "", "admin-profile")
 
 	healthy := admit(t, hc, e.WebhookURL, cached)
 	if !healthy.allowed() || healthy.codes()[string(webhook.IAMStale)] || healthy.codes()[string(webhook.IAMUnavailable)] {
