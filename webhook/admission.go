@@ -110,9 +110,13 @@ func (a *adapter) admit(ctx context.Context, kind, name string, start time.Time,
 	}
 	// One Info call with every field: WithValues would encode a child
 	// logger's fields on every admission before the line is written.
-	kv := []any{"kind", kind, "name", name, "verdict", verdict, "codes", v.Codes(), "iamTime", v.IAMTime.String(), "duration", time.Since(start).String()}
+	// controller-runtime's request logger already carries the object's
+	// name and namespace; repeating them would duplicate JSON keys.
+	kv := []any{"kind", kind, "verdict", verdict, "codes", v.Codes(), "iamTime", v.IAMTime.String(), "duration", time.Since(start).String()}
 	if req, err := admission.RequestFromContext(ctx); err == nil {
 		kv = append(kv, "uid", req.UID, "operation", req.Operation, "dryRun", req.DryRun != nil && *req.DryRun)
+	} else {
+		kv = append(kv, "name", name)
 	}
 	logf.FromContext(ctx).Info("admission", kv...)
 	if v.Allowed() {
