@@ -21,13 +21,7 @@ func benchLive(b *testing.B) *authz.Live {
 	}
 	url, stop := iamserver.New(snap).Start()
 	b.Cleanup(stop)
-	for k, v := range map[string]string{
-		"AWS_ACCESS_KEY_ID": "AKIAIOSFODNN7EXAMPLE", "AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
-		"AWS_SESSION_TOKEN": "", "AWS_PROFILE": "", "AWS_CONFIG_FILE": "/dev/null", "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
-		"AWS_EC2_METADATA_DISABLED": "true",
-	} {
-		b.Setenv(k, v)
-	}
+	iamserver.IsolateAWSEnv(b, iamserver.TestAccessKeyID, iamserver.TestSecretAccessKey)
 	client, err := authz.NewIAMClient(context.Background(), "us-west-2", url, 2*time.Second)
 	if err != nil {
 		b.Fatal(err)

@@ -2,7 +2,6 @@ package webhook
 
 import (
 	"context"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -17,14 +16,7 @@ import (
 // returns the view serve builds: the real SDK client → Live → Cached.
 func liveView(t *testing.T, timeout time.Duration, opts authz.CacheOptions) (*authz.Cached, *iamserver.Server) {
 	t.Helper()
-	// The SDK's default chain must find these and nothing of the machine's.
-	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")
-	t.Setenv("AWS_SESSION_TOKEN", "")
-	t.Setenv("AWS_PROFILE", "")
-	t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "config"))
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(t.TempDir(), "credentials"))
-	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	iamserver.IsolateAWSEnv(t, iamserver.TestAccessKeyID, iamserver.TestSecretAccessKey)
 
 	srv := iamserver.New(loadSampleSnapshot(t))
 	url, stop := srv.Start()

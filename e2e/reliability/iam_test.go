@@ -159,17 +159,7 @@ func newLiveRig(t *testing.T, timeout time.Duration) *liveRig {
 // isolateAWSEnv gives the SDK's default chain static environment
 // credentials and nothing else to find.
 func isolateAWSEnv(t *testing.T) {
-	t.Setenv("AWS_ACCESS_KEY_ID", "AKIAIOSFODNN7EXAMPLE")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", awsSecret)
-	t.Setenv("AWS_SESSION_TOKEN", "")
-	t.Setenv("AWS_REGION", "")
-	t.Setenv("AWS_DEFAULT_REGION", "")
-	t.Setenv("AWS_PROFILE", "")
-	t.Setenv("AWS_CONFIG_FILE", t.TempDir()+"/none")
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", t.TempDir()+"/none")
-	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
-	t.Setenv("AWS_ENDPOINT_URL", "")
-	t.Setenv("AWS_ENDPOINT_URL_IAM", "")
+	iamserver.IsolateAWSEnv(t, "AKIAIOSFODNN7EXAMPLE", awsSecret)
 }
 
 // classMap is the cluster's node classes as NodePool admissions see them.
