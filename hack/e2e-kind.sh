@@ -64,7 +64,7 @@ skip() {
 # ---- prerequisites: skip cleanly when the machine cannot run kind.
 command -v "$DOCKER" >/dev/null 2>&1 || skip "no docker command ($DOCKER)"
 "$DOCKER" info >/dev/null 2>&1 || skip "no Docker daemon ($DOCKER info failed)"
-command -v "$KIND" >/dev/null 2>&1 || skip "no kind command ($KIND); install it: go install sigs.k8s.io/kind@latest"
+command -v "$KIND" >/dev/null 2>&1 || skip "no kind command ($KIND)"
 command -v "$KUBECTL" >/dev/null 2>&1 || skip "no kubectl command ($KUBECTL)"
 for f in "$snapshot" examples/good examples/bad; do
   [ -e "$f" ] || { echo "e2e: failed: $f is missing" >&2; exit 1; }
