@@ -165,7 +165,7 @@ func TestPathElements(t *testing.T) {
 		field.NewPath("spec", "tags").Key("a.b"):  "spec|tags|a.b",
 		field.NewPath("spec", "items").Index(2):   "spec|items|2",
 		field.NewPath("spec").Index(0).Child("x"): "spec|0|x",
-		nil:                                       "",
+		nil: "",
 	} {
 		if got := strings.Join(pathElements(path), "|"); got != want {
 			t.Errorf("%v: %q, want %q", path, got, want)
