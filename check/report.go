@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/nodeclass-guard/nodeclass-guard/authz"
 	"github.com/nodeclass-guard/nodeclass-guard/webhook"
 )
 
@@ -40,6 +41,10 @@ type Item struct {
 	// (1-based, the column in Unicode code points); 0 when unknown.
 	Line   int `json:"line"`
 	Column int `json:"column"`
+	// Fix is, for a denial of the controller's permissions, the policy
+	// document to change and the statements that would allow what was
+	// denied (authz.SuggestFix).
+	Fix *authz.Fix `json:"fix,omitempty"`
 }
 
 // Denied reports whether any object was denied.
@@ -161,18 +166,41 @@ func checkOne(ctx context.Context, c *webhook.Checker, d Document) Result {
 		Source: d.Source, File: d.File(), Line: d.Position(nil).Line,
 		APIVersion: d.APIVersion, Kind: d.Kind, Name: d.Name,
 		Allowed:  v.Allowed(),
-		Denials:  items(d, v.Denials),
-		Warnings: items(d, v.Warnings),
+		Denials:  items(ctx, c.IAM, d, v.Denials),
+		Warnings: items(ctx, c.IAM, d, v.Warnings),
 	}
 }
 
-func items(d Document, fs []webhook.Finding) []Item {
+func items(ctx context.Context, view authz.View, d Document, fs []webhook.Finding) []Item {
 	out := make([]Item, len(fs))
 	for i, f := range fs {
 		pos := d.Position(f.Field)
-		out[i] = Item{Code: string(f.Code), Field: f.Field.String(), Message: f.Message, Line: pos.Line, Column: pos.Column}
+		out[i] = Item{Code: string(f.Code), Field: f.Field.String(), Message: f.Message, Line: pos.Line, Column: pos.Column,
+			Fix: suggest(ctx, view, f)}
 	}
 	return out
+}
+
+// suggest returns the fix for a permission denial: the questions the
+// finding carries are asked again (the answers are the snapshot's, or the
+// cache's, so IAM is not called twice) to learn what denied each one.
+func suggest(ctx context.Context, view authz.View, f webhook.Finding) *authz.Fix {
+	if view == nil || !f.Deny || len(f.Requests) == 0 {
+		return nil
+	}
+	var ds []authz.Denial
+	for _, q := range f.Requests {
+		d, err := view.Decide(ctx, q)
+		if err != nil || d.Allowed {
+			continue
+		}
+		ds = append(ds, authz.Denial{Question: q, Decision: d})
+	}
+	if len(ds) == 0 {
+		return nil
+	}
+	fix := authz.SuggestFix(ds)
+	return &fix
 }
 
 // Position returns where the item is written in res's file.

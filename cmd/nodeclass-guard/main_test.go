@@ -70,6 +70,8 @@ type item struct {
 	Message string `json:"message"`
 	Line    int    `json:"line"`
 	Column  int    `json:"column"`
+	// Fix is set on the controller-permission denials (fix_test.go).
+	Fix *authz.Fix `json:"fix"`
 }
 
 func parseReport(t *testing.T, out string) report {
@@ -290,7 +292,7 @@ func TestCheckUnusableInput(t *testing.T) {
 			want: []string{"<stdin>:3: document 2: invalid YAML"}},
 		{name: "field of the wrong type", args: checkArgs([]string{"--offline"}, "testdata/invalid/wrong-type.yaml"),
 			want: []string{"testdata/invalid/wrong-type.yaml:8: document 2", `EC2NodeClass "typed"`, "spec.role", "want string"}},
-		{name: "unknown -o", args: checkArgs([]string{"--offline", "-o", "yaml"}, "testdata/good"), want: []string{`-o "yaml": want text or json`}},
+		{name: "unknown -o", args: checkArgs([]string{"--offline", "-o", "yaml"}, "testdata/good"), want: []string{`-o "yaml": want text, json or sarif`}},
 		{name: "no PATH", args: checkArgs([]string{"--offline"}), want: []string{"no PATH given"}},
 		{name: "offline and a snapshot", args: checkArgs(append(iamArgs(ctlKarpenter), "--offline"), "testdata/good"), want: []string{"--offline and --iam-snapshot exclude each other"}},
 		{name: "malformed controller role", args: checkArgs([]string{"--offline", "--controller-role", "KarpenterControllerRole"}, "testdata/good"),
