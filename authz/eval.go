@@ -52,6 +52,7 @@ func Evaluate(set PolicySet, q Question) Decision {
 		if deny != nil {
 			d.Explicit = true
 			d.DeniedBy = Denier{Source: DeniedByIdentity, Policy: np.Name, Statement: deny.Label()}
+			d.AllowedButForDeny = allowsIgnoringDenies(set, q)
 			return finish(d)
 		}
 		identityAllows = identityAllows || allows
@@ -62,6 +63,7 @@ func Evaluate(set PolicySet, q Question) Decision {
 		if deny != nil {
 			d.Explicit = true
 			d.DeniedBy = Denier{Source: DeniedByBoundary, Policy: set.Boundary.Name, Statement: deny.Label()}
+			d.AllowedButForDeny = allowsIgnoringDenies(set, q)
 			return finish(d)
 		}
 		boundaryAllows = allows
@@ -73,8 +75,33 @@ func Evaluate(set PolicySet, q Question) Decision {
 		d.DeniedBy = Denier{Source: DeniedByBoundary, Policy: set.Boundary.Name}
 	default:
 		d.NearMisses = nearMisses(set.Identity, q)
+		if !boundaryAllows {
+			d.AlsoDeniedByBoundary = set.Boundary.Name
+		}
 	}
 	return finish(d)
+}
+
+// allowsIgnoringDenies reports whether set would allow q if it had no
+// Deny statements: whether narrowing a Deny is enough to allow it.
+func allowsIgnoringDenies(set PolicySet, q Question) bool {
+	allows := func(p *Policy) bool {
+		if p == nil {
+			return false
+		}
+		for i := range p.Statements {
+			s := &p.Statements[i]
+			if s.Effect == Allow && s.matchesAction(q.Action) && s.matchesResource(q.Resource) && s.conditionsHold(q.Context, nil) {
+				return true
+			}
+		}
+		return false
+	}
+	identity := false
+	for _, np := range set.Identity {
+		identity = identity || allows(np.Policy)
+	}
+	return identity && (set.Boundary == nil || allows(set.Boundary.Policy))
 }
 
 // evalPolicy reports whether some statement of p allows q, and returns the

@@ -144,6 +144,17 @@ type Decision struct {
 	Explicit bool
 	// DeniedBy names what denied the request, where known.
 	DeniedBy Denier
+	// AllowedButForDeny is set, on an explicit denial, when the identity
+	// policies and the boundary would allow the request were it not for
+	// the Deny: narrowing the Deny is then enough. Only the snapshot
+	// evaluator knows.
+	AllowedButForDeny bool
+	// AlsoDeniedByBoundary names the permissions boundary when, on an
+	// implicit denial by the identity policies, the boundary does not
+	// allow the request either: allowing it takes a statement in both.
+	// Only the snapshot evaluator knows; the live answer reports the
+	// boundary in DeniedBy.
+	AlsoDeniedByBoundary string
 	// NearMisses lists resource patterns of Allow statements that matched
 	// the action but not the resource, or whose conditions did not hold, so
 	// that a message can say what the policy does cover.

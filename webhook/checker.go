@@ -332,20 +332,32 @@ func (c *Checker) reportPassRole(q *questions, v *Verdict, path *field.Path, rol
 		return
 	}
 	svc := authz.EC2ServicePrincipal(c.partition())
-	v.add(deny(PassRoleDenied, path,
+	v.add(withDenied(deny(PassRoleDenied, path,
 		"role %s may not iam:PassRole %s to %s: %s. %s",
 		c.ControllerARN, roleARN, svc, d.ans.Reason(),
-		fix(d.ans, fmt.Sprintf("Allow iam:PassRole on that ARN with iam:PassedToService=%s", svc))))
+		fix(d.ans, fmt.Sprintf("Allow iam:PassRole on that ARN with iam:PassedToService=%s", svc))), []decided{d}))
+}
+
+// withDenied attaches the denied questions and the first one's denier to
+// a permission finding.
+func withDenied(f Finding, ds []decided) Finding {
+	for _, d := range ds {
+		f.Requests = append(f.Requests, d.q)
+	}
+	if len(ds) > 0 {
+		f.DeniedBy = string(ds[0].ans.DeniedBy.Source)
+	}
+	return f
 }
 
 func (c *Checker) reportProfileRead(q *questions, v *Verdict, d decided) {
 	if !q.usable(instanceProfilePath, d) || d.ans.Allowed {
 		return
 	}
-	v.add(deny(InstanceProfileReadDenied, instanceProfilePath,
+	v.add(withDenied(deny(InstanceProfileReadDenied, instanceProfilePath,
 		"role %s may not iam:GetInstanceProfile %s: %s. %s",
 		c.ControllerARN, d.q.Resource, d.ans.Reason(),
-		fix(d.ans, "Allow iam:GetInstanceProfile on that ARN")))
+		fix(d.ans, "Allow iam:GetInstanceProfile on that ARN")), []decided{d}))
 }
 
 // karpenterTags are the tags Karpenter puts on what it creates for a class.
@@ -397,10 +409,10 @@ func (c *Checker) askInstanceProfileActions(q *questions, v *Verdict, className 
 			Context: tagContext(tags, action != "iam:AddRoleToInstanceProfile", action != "iam:CreateInstanceProfile")}
 	}
 	q.group(rolePath, qs, func(denied []decided) {
-		v.add(deny(InstanceProfileActionsDenied, rolePath,
+		v.add(withDenied(deny(InstanceProfileActionsDenied, rolePath,
 			"role %s may not %s on %s with Karpenter's tags (%s): %s. %s",
 			c.ControllerARN, actionsOf(denied), resource, tagList(tags), denied[0].ans.Reason(),
-			fix(denied[0].ans, "Karpenter creates the instance profile for spec.role: allow these actions on instance-profile/* for these tags, or set spec.instanceProfile to a profile you manage")))
+			fix(denied[0].ans, "Karpenter creates the instance profile for spec.role: allow these actions on instance-profile/* for these tags, or set spec.instanceProfile to a profile you manage")), denied))
 	})
 }
 
@@ -435,10 +447,10 @@ func (c *Checker) askLaunch(q *questions, v *Verdict, className, nodePool string
 		for i, d := range denied {
 			resources[i] = d.q.Resource
 		}
-		v.add(deny(LaunchDenied, specPath,
+		v.add(withDenied(deny(LaunchDenied, specPath,
 			"role %s may not %s on %s with Karpenter's tags (%s): %s. %s",
 			c.ControllerARN, actionsOf(denied), strings.Join(resources, ", "), tagList(tags), denied[0].ans.Reason(),
-			fix(denied[0].ans, "Allow these EC2 actions in the region for requests carrying these tags, as Karpenter's controller policy does")))
+			fix(denied[0].ans, "Allow these EC2 actions in the region for requests carrying these tags, as Karpenter's controller policy does")), denied))
 	})
 }
 

@@ -7,6 +7,8 @@ import (
 	"unicode/utf8"
 
 	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"github.com/nodeclass-guard/nodeclass-guard/authz"
 )
 
 // Code is a stable reason code of the contract, printed as [Code].
@@ -71,6 +73,14 @@ type Finding struct {
 	Message string
 	// Deny is set for findings that reject the object.
 	Deny bool
+	// Requests are the permission questions whose denial the finding
+	// reports (the controller-permission codes only), so that a report can
+	// say which statement would allow them.
+	Requests []authz.Question
+	// DeniedBy is the layer of IAM that denied them, as
+	// authz.DenySource says ("identity policy", "permissions boundary",
+	// "service control policy"); "" when no statement allowed them.
+	DeniedBy string
 }
 
 // maxWarningLen is the API server's limit on one admission warning.
