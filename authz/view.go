@@ -100,18 +100,45 @@ func (q Question) Key() string {
 	b.WriteString(q.Action)
 	b.WriteByte('\x00')
 	b.WriteString(q.Resource)
+	writeContext(&b, keys, q.Context)
+	return b.String()
+}
+
+// BatchKey returns what must be equal for questions to go to IAM in one
+// SimulatePrincipalPolicy call: the principal, whether a resource is named,
+// and every context entry. Actions and resources may differ.
+func (q Question) BatchKey() string {
+	var small [8]string
+	keys := small[:0]
+	for k := range q.Context {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	var b strings.Builder
+	b.WriteString(q.Principal)
+	if q.Resource == "" {
+		b.WriteString("\x00-")
+	} else {
+		b.WriteString("\x00+")
+	}
+	writeContext(&b, keys, q.Context)
+	return b.String()
+}
+
+// writeContext writes the context entries of keys (sorted) as Key and
+// BatchKey identify them: names case-insensitively, values as they are.
+func writeContext(b *strings.Builder, keys []string, ctx map[string][]string) {
 	for _, k := range keys {
 		b.WriteByte('\x00')
-		writeLower(&b, k)
+		writeLower(b, k)
 		b.WriteByte('=')
-		for i, v := range q.Context[k] {
+		for i, v := range ctx[k] {
 			if i > 0 {
 				b.WriteByte('\x01')
 			}
 			b.WriteString(v)
 		}
 	}
-	return b.String()
 }
 
 // writeLower writes strings.ToLower(s) without allocating for ASCII s.

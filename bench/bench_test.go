@@ -139,7 +139,7 @@ func TestAdmissionThroughServeHandlers(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctl, _ := authz.ParseRoleARN("arn:aws:iam::111122223333:role/KarpenterControllerRole")
-	c := &webhook.Checker{IAM: snap, Controller: ctl, ControllerARN: ctl.String(), ClusterName: "demo", Region: "us-west-2", OnIAMError: webhook.OnIAMErrorDeny}
+	c := webhook.NewChecker(webhook.Config{IAM: snap, Controller: ctl, ClusterName: "demo", Region: "us-west-2", OnIAMError: webhook.OnIAMErrorDeny})
 	srv := httptest.NewServer(webhook.Handlers(c, nil)[webhook.EC2NodeClassPath])
 	defer srv.Close()
 	target := &Target{Name: "serve", URL: srv.URL, Client: srv.Client()}
@@ -192,7 +192,7 @@ func TestDistinctQuestions(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctl, _ := authz.ParseRoleARN("arn:aws:iam::111122223333:role/KarpenterControllerRole")
-	c := webhook.Checker{IAM: snap, Controller: ctl, ControllerARN: ctl.String(), ClusterName: "demo", Region: "us-west-2", OnIAMError: webhook.OnIAMErrorDeny}
+	c := webhook.Config{IAM: snap, Controller: ctl, ClusterName: "demo", Region: "us-west-2", OnIAMError: webhook.OnIAMErrorDeny}
 	var classes []Class
 	for _, n := range []string{"a", "b", "c"} {
 		classes = append(classes, Class{Name: n, Role: "KarpenterNodeRole-demo"})

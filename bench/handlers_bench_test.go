@@ -55,8 +55,7 @@ func warmServeHandler(b *testing.B, class Class) http.Handler {
 		b.Fatal(err)
 	}
 	ctl, _ := authz.ParseRoleARN("arn:aws:iam::111122223333:role/KarpenterControllerRole")
-	c := &webhook.Checker{IAM: authz.NewCached(snap, authz.CacheOptions{}), Controller: ctl, ControllerARN: ctl.String(),
-		ClusterName: "demo", Region: "us-west-2", OnIAMError: webhook.OnIAMErrorDeny}
+	c := webhook.NewChecker(webhook.Config{IAM: authz.NewCached(snap, authz.CacheOptions{}), Controller: ctl, ClusterName: "demo", Region: "us-west-2", OnIAMError: webhook.OnIAMErrorDeny})
 	nc := &webhook.EC2NodeClass{}
 	nc.Name, nc.Spec.Role, nc.Spec.InstanceProfile = class.Name, class.Role, class.InstanceProfile
 	if v := c.CheckEC2NodeClass(context.Background(), nc); !v.Allowed() {

@@ -40,14 +40,15 @@ func (r *recordingView) Decide(ctx context.Context, q authz.Question) (authz.Dec
 	return r.inner.Decide(ctx, q)
 }
 
-// DistinctQuestions runs the rules (checker, whose IAM view is replaced by
+// DistinctQuestions runs the rules (a Checker of cfg, whose IAM view is replaced by
 // a recording wrapper around it) over classes and returns how many distinct
 // IAM questions they ask, by API: what a cold cache must ask IAM, once each.
 // Deriving the count from the rules themselves, rather than from a formula,
 // keeps it right when the rules change.
-func DistinctQuestions(ctx context.Context, checker webhook.Checker, classes []Class) map[string]int {
-	rec := &recordingView{inner: checker.IAM, seen: map[string]bool{}}
-	checker.IAM = rec
+func DistinctQuestions(ctx context.Context, cfg webhook.Config, classes []Class) map[string]int {
+	rec := &recordingView{inner: cfg.IAM, seen: map[string]bool{}}
+	cfg.IAM = rec
+	checker := webhook.NewChecker(cfg)
 	for _, c := range classes {
 		nc := &webhook.EC2NodeClass{}
 		nc.Name = c.Name

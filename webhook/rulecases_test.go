@@ -465,14 +465,14 @@ func ruleCases() []ruleCase {
 // newTestChecker builds the Checker a case describes over view.
 func newTestChecker(t *testing.T, tc ruleCase, view authz.View) *Checker {
 	t.Helper()
-	c := &Checker{ClusterName: testCluster, Region: testRegion, OnIAMError: OnIAMErrorAllow}
+	cfg := Config{ClusterName: testCluster, Region: testRegion, OnIAMError: OnIAMErrorAllow}
 	if tc.onIAMError != "" {
-		c.OnIAMError = tc.onIAMError
+		cfg.OnIAMError = tc.onIAMError
 	}
 	if !tc.offline {
-		c.IAM = view
+		cfg.IAM = view
 		if tc.wrap != nil {
-			c.IAM = tc.wrap(view)
+			cfg.IAM = tc.wrap(view)
 		}
 	}
 	ctl := tc.ctl
@@ -484,13 +484,13 @@ func newTestChecker(t *testing.T, tc ruleCase, view authz.View) *Checker {
 		if err != nil {
 			t.Fatalf("controller role %q: %v", ctl, err)
 		}
-		c.Controller, c.ControllerARN = parsed, parsed.String()
+		cfg.Controller = parsed
 	}
-	c.Classes = tc.classes
-	if c.Classes == nil {
-		c.Classes = testClasses()
+	cfg.Classes = tc.classes
+	if cfg.Classes == nil {
+		cfg.Classes = testClasses()
 	}
-	return c
+	return NewChecker(cfg)
 }
 
 // checkObject runs the rules matching obj's kind.

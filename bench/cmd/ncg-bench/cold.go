@@ -41,22 +41,21 @@ type coldResult struct {
 	coldCPU, warmCPU cpuUse
 }
 
-// checker is the Checker serve builds from its flags, over the snapshot
+// checker is the configuration serve builds from its flags, over the snapshot
 // the local endpoint serves: the controller role resolved to its real ARN.
-func (h *harness) checker(ctx context.Context) (webhook.Checker, error) {
+func (h *harness) checker(ctx context.Context) (webhook.Config, error) {
 	parsed, err := authz.ParseRoleARN(controllerRole)
 	if err != nil {
-		return webhook.Checker{}, err
+		return webhook.Config{}, err
 	}
 	role, err := h.snap.Role(ctx, parsed.Name)
 	if err != nil {
-		return webhook.Checker{}, fmt.Errorf("controller role: %w", err)
+		return webhook.Config{}, fmt.Errorf("controller role: %w", err)
 	}
 	if r, err := authz.ParseRoleARN(role.ARN); err == nil {
 		parsed = r
 	}
-	return webhook.Checker{IAM: h.snap, Controller: parsed, ControllerARN: role.ARN,
-		ClusterName: clusterName, Region: region, OnIAMError: webhook.OnIAMErrorDeny}, nil
+	return webhook.Config{IAM: h.snap, Controller: parsed, ClusterName: clusterName, Region: region, OnIAMError: webhook.OnIAMErrorDeny}, nil
 }
 
 // coldScenario sends a burst of concurrent admissions over a few distinct
