@@ -175,6 +175,11 @@ type Decision struct {
 	// the action but not the resource, or whose conditions did not hold, so
 	// that a message can say what the policy does cover.
 	NearMisses []string
+	// FailedConditions lists, for an implicit deny, the conditions
+	// ("StringEquals iam:PassedToService ec2.amazonaws.com.cn") of Allow
+	// statements that matched the action and the resource but whose
+	// conditions did not hold.
+	FailedConditions []string
 	// Unsupported lists condition operators the evaluator does not know;
 	// statements using them were treated as not matching.
 	Unsupported []string
@@ -232,7 +237,11 @@ func (d Decision) Reason() string {
 		b.WriteString("implicitly denied by an Organizations service control policy")
 	default:
 		b.WriteString("no statement allows it")
-		if len(d.NearMisses) > 0 {
+		if len(d.FailedConditions) > 0 {
+			b.WriteString(" (a statement covers that resource, but its condition ")
+			b.WriteString(strings.Join(d.FailedConditions, "; "))
+			b.WriteString(" does not hold)")
+		} else if len(d.NearMisses) > 0 {
 			b.WriteString(" (policy statements match ")
 			b.WriteString(strings.Join(d.NearMisses, ", "))
 			b.WriteString(" only)")
