@@ -32,6 +32,9 @@ type Item struct {
 	Code    string `json:"code"`
 	Field   string `json:"field"`
 	Message string `json:"message"`
+	// Causes are, for NodeClassInvalid, the denials of the referenced
+	// class, each with its own code, field and message.
+	Causes []Item `json:"causes,omitempty"`
 }
 
 // Denied reports whether any object was denied.
@@ -161,6 +164,9 @@ func items(fs []webhook.Finding) []Item {
 	out := make([]Item, len(fs))
 	for i, f := range fs {
 		out[i] = Item{Code: string(f.Code), Field: f.Field.String(), Message: f.Message}
+		if len(f.Causes) > 0 {
+			out[i].Causes = items(f.Causes)
+		}
 	}
 	return out
 }

@@ -62,6 +62,9 @@ type item struct {
 	Code    string `json:"code"`
 	Field   string `json:"field"`
 	Message string `json:"message"`
+	// Causes: a NodeClassInvalid denial's class denials (an extension the
+	// contract names).
+	Causes []item `json:"causes,omitempty"`
 }
 
 func parseReport(t *testing.T, out string) report {
@@ -85,6 +88,14 @@ func parseReport(t *testing.T, out string) report {
 		for _, it := range append(slices.Clone(res.Denials), res.Warnings...) {
 			if it.Code == "" || it.Field == "" || it.Message == "" || strings.ContainsAny(it.Message, "\r\n") {
 				t.Errorf("%s: item %+v: want a code, a field and a one-line message", res.Source, it)
+			}
+			if (it.Code == "NodeClassInvalid") != (len(it.Causes) > 0) {
+				t.Errorf("%s: item %s has %d causes; NodeClassInvalid, and only it, carries its class's denials", res.Source, it.Code, len(it.Causes))
+			}
+			for _, c := range it.Causes {
+				if c.Code == "" || c.Field == "" || c.Message == "" || !strings.Contains(it.Message, "["+c.Code+"]") {
+					t.Errorf("%s: cause %+v: want a code, a field and a message, quoted by the denial", res.Source, c)
+				}
 			}
 		}
 	}
