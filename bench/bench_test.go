@@ -210,4 +210,29 @@ func TestDistinctQuestions(t *testing.T) {
 	if got["GetInstanceProfile"] != 1 || got["SimulatePrincipalPolicy"] != 2+3*2 {
 		t.Errorf("instance-profile classes: %v, want GetInstanceProfile 1 and SimulatePrincipalPolicy 8", got)
 	}
+
+	// IAM calls: the role's GetRole and PassRole (shared), and per class
+	// the three instance-profile questions (three contexts) and the three
+	// launch questions (one context, one call).
+	if got := DistinctCalls(context.Background(), c, append(classes, classes...)); got != 2+4*3 {
+		t.Errorf("role classes: %d calls, want 14", got)
+	}
+	// GetInstanceProfile, its read permission and PassRole (shared); one
+	// launch call per class.
+	if got := DistinctCalls(context.Background(), c, []Class{{Name: "a", InstanceProfile: "KarpenterNodeInstanceProfile-demo"}, {Name: "b", InstanceProfile: "KarpenterNodeInstanceProfile-demo"}}); got != 3+2 {
+		t.Errorf("instance-profile classes: %d calls, want 5", got)
+	}
+}
+
+// TestNoopHandler: the no-op validator admits the harness's requests,
+// through controller-runtime's decoding, as the warm scenario checks.
+func TestNoopHandler(t *testing.T) {
+	srv := httptest.NewServer(NoopHandler())
+	defer srv.Close()
+	target := &Target{Name: "noop", URL: srv.URL, Client: srv.Client()}
+	for _, c := range []Class{{Name: "a", Role: "KarpenterNodeRole-demo"}, {Name: "c", Role: "x", InstanceProfile: "y"}} {
+		if _, err := target.Do(context.Background(), Request{Body: ReviewBody(c, "uid"), Allowed: true, Check: true}, time.Now()); err != nil {
+			t.Errorf("%+v: %v", c, err)
+		}
+	}
 }
