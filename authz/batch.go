@@ -189,67 +189,110 @@ func batchDecisionFor(results []types.EvaluationResult, q Question, severalResou
 }
 
 // DecideAll implements Batcher. Each question keeps its own cache entry, so
-// hits are answered as Decide answers them; the misses go to the inner view
-// together (one IAM call per BatchKey when it is a Batcher), and concurrent
-// callers missing the same questions share that one call. When IAM is
-// unavailable, each question falls back to its own stale answer.
+// hits are answered as Decide answers them. The misses are grouped by
+// BatchKey, and each group goes to the inner view in one DecideAll (one IAM
+// call when it is Live); concurrent callers missing the same group share
+// that call. When IAM is unavailable, each question falls back to its own
+// stale answer.
 func (c *Cached) DecideAll(ctx context.Context, qs []Question) ([]Decision, []error) {
 	ds, errs := make([]Decision, len(qs)), make([]error, len(qs))
-	keys := make([]string, len(qs))
-	olds := make([]*cacheEntry, len(qs))
-	var misses []int
+	var misses []cacheMiss
 	now := c.opts.Now()
 	for i, q := range qs {
-		keys[i] = "decide\x00" + q.Key()
-		e, ok := c.entries.Get(keys[i])
+		key := "decide\x00" + q.Key()
+		e, ok := c.entries.Get(key)
 		if ok && now.Before(e.expires) {
 			c.opts.Metrics.cacheResult(CacheHit)
-			d, _ := e.value.(Decision)
-			ds[i], errs[i] = d, e.err
+			ds[i], _ = e.value.(Decision)
+			errs[i] = e.err
 			continue
 		}
-		if ok {
-			olds[i] = e
+		if misses == nil {
+			misses = make([]cacheMiss, 0, len(qs)-i)
 		}
-		misses = append(misses, i)
+		misses = append(misses, cacheMiss{i: i, key: key, old: e})
 	}
 	switch len(misses) {
 	case 0:
 		return ds, errs
 	case 1:
-		i := misses[0]
+		i := misses[0].i
 		ds[i], errs[i] = c.Decide(ctx, qs[i])
 		return ds, errs
 	}
+	groups := groupMisses(qs, misses)
+	if len(groups) == 1 {
+		c.decideMisses(ctx, qs, misses, ds, errs)
+		return ds, errs
+	}
+	var wg sync.WaitGroup
+	for _, g := range groups {
+		wg.Go(func() { c.decideMisses(ctx, qs, g, ds, errs) })
+	}
+	wg.Wait()
+	return ds, errs
+}
 
+// cacheMiss is a question DecideAll found no fresh answer for: its index,
+// its cache key, and its expired entry, if any.
+type cacheMiss struct {
+	i   int
+	key string
+	old *cacheEntry
+}
+
+// groupMisses groups misses by their question's BatchKey.
+func groupMisses(qs []Question, misses []cacheMiss) [][]cacheMiss {
+	at := map[string]int{}
+	var out [][]cacheMiss
+	for _, m := range misses {
+		k := qs[m.i].BatchKey()
+		j, ok := at[k]
+		if !ok {
+			j = len(out)
+			at[k] = j
+			out = append(out, nil)
+		}
+		out[j] = append(out[j], m)
+	}
+	return out
+}
+
+// decideMisses answers one group of misses with one shared inner call.
+func (c *Cached) decideMisses(ctx context.Context, qs []Question, misses []cacheMiss, ds []Decision, errs []error) {
+	if len(misses) == 1 {
+		i := misses[0].i
+		ds[i], errs[i] = c.Decide(ctx, qs[i])
+		return
+	}
 	var b strings.Builder
 	b.WriteString("batch")
-	for _, i := range misses {
+	for _, m := range misses {
 		b.WriteByte('\x02')
-		b.WriteString(keys[i])
+		b.WriteString(m.key)
 	}
 	var leader atomic.Bool
 	ch := c.group.DoChan(b.String(), func() (any, error) {
 		// A batch of the same questions that ended between our Gets and
 		// DoChan has just stored fresh answers: use them rather than ask.
-		if got, ok := c.peekAll(keys, misses); ok {
+		if got, ok := c.peekAll(misses); ok {
 			return got, nil
 		}
 		leader.Store(true)
 		sub := make([]Question, len(misses))
-		for j, i := range misses {
-			sub[j] = qs[i]
+		for j, m := range misses {
+			sub[j] = qs[m.i]
 		}
 		callCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.opts.Timeout)
 		defer cancel()
 		got, gotErrs := DecideAll(callCtx, c.inner, sub)
 		fetched := c.opts.Now()
-		for j, i := range misses {
+		for j, m := range misses {
 			switch err := gotErrs[j]; {
 			case err == nil:
-				c.entries.Add(keys[i], &cacheEntry{value: got[j], fetched: fetched, expires: fetched.Add(c.opts.TTL)})
+				c.entries.Add(m.key, &cacheEntry{value: got[j], fetched: fetched, expires: fetched.Add(c.opts.TTL)})
 			case errors.Is(err, ErrNotFound):
-				c.entries.Add(keys[i], &cacheEntry{err: err, fetched: fetched, expires: fetched.Add(c.opts.NegativeTTL)})
+				c.entries.Add(m.key, &cacheEntry{err: err, fetched: fetched, expires: fetched.Add(c.opts.NegativeTTL)})
 			}
 		}
 		return answers{got, gotErrs}, nil
@@ -270,21 +313,18 @@ func (c *Cached) DecideAll(ctx context.Context, qs []Question) ([]Decision, []er
 	if leader.Load() {
 		result = CacheMiss
 	}
-	for j, i := range misses {
+	for j, m := range misses {
 		c.opts.Metrics.cacheResult(result)
 		d, err := got.ds[j], got.errs[j]
-		if err != nil && IsUnavailable(err) {
-			if old := olds[i]; old != nil && old.err == nil {
-				if now := c.opts.Now(); now.Before(old.expires.Add(c.opts.StaleFor)) {
-					c.opts.Metrics.cacheResult(CacheStale)
-					d, err = old.value.(Decision), nil
-					d.Served = Served{Stale: true, Age: now.Sub(old.fetched)}
-				}
+		if err != nil && IsUnavailable(err) && m.old != nil && m.old.err == nil {
+			if now := c.opts.Now(); now.Before(m.old.expires.Add(c.opts.StaleFor)) {
+				c.opts.Metrics.cacheResult(CacheStale)
+				d, err = m.old.value.(Decision), nil
+				d.Served = Served{Stale: true, Age: now.Sub(m.old.fetched)}
 			}
 		}
-		ds[i], errs[i] = d, err
+		ds[m.i], errs[m.i] = d, err
 	}
-	return ds, errs
 }
 
 // answers are a batch's decisions and errors, index for index.
@@ -293,19 +333,17 @@ type answers struct {
 	errs []error
 }
 
-// peekAll returns the fresh cached answers of keys[misses...], ok=false
-// unless every one is cached and fresh.
-func (c *Cached) peekAll(keys []string, misses []int) (answers, bool) {
+// peekAll returns the fresh cached answers of misses, ok=false unless
+// every one is cached and fresh.
+func (c *Cached) peekAll(misses []cacheMiss) (answers, bool) {
 	now := c.opts.Now()
 	got := answers{make([]Decision, len(misses)), make([]error, len(misses))}
-	for j, i := range misses {
-		e, ok := c.entries.Peek(keys[i])
+	for j, m := range misses {
+		e, ok := c.entries.Peek(m.key)
 		if !ok || !now.Before(e.expires) {
 			return answers{}, false
 		}
-		if e.err == nil {
-			got.ds[j] = e.value.(Decision)
-		}
+		got.ds[j], _ = e.value.(Decision)
 		got.errs[j] = e.err
 	}
 	return got, true

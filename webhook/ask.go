@@ -58,70 +58,69 @@ func roleQuery(name string) Query { return Query{Kind: QueryRole, Name: name} }
 
 func profileQuery(name string) Query { return Query{Kind: QueryInstanceProfile, Name: name} }
 
-func permissionQueries(qs []authz.Question) []Query {
-	out := make([]Query, len(qs))
-	for i, q := range qs {
-		out[i] = Query{Kind: QueryPermission, Permission: q}
+// appendPermissions appends a permission query for each of ps.
+func appendPermissions(qs []Query, ps []authz.Question) []Query {
+	for _, p := range ps {
+		qs = append(qs, Query{Kind: QueryPermission, Permission: p})
 	}
-	return out
+	return qs
 }
 
 // ask puts qs to AWS at once and returns their answers in order: each
-// lookup concurrently, and the permission queries in batches of one
-// BatchKey, each batch one call, all batches concurrently. ctx carries the
+// lookup on a goroutine of its own, and every permission query in one
+// authz.DecideAll, which asks IAM one call per batch of questions sharing
+// principal and context (and nothing for cached answers). ctx carries the
 // admission's deadline.
 func (c *Checker) ask(ctx context.Context, qs []Query) []Answer {
 	answers := make([]Answer, len(qs))
-	var (
-		tasks   []func()
-		batchAt map[string]int
-		batches [][]int
-	)
-	for i, q := range qs {
-		switch q.Kind {
-		case QueryRole:
-			tasks = append(tasks, func() { answers[i].Role, answers[i].Err = c.cfg.IAM.Role(ctx, q.Name) })
-		case QueryInstanceProfile:
-			tasks = append(tasks, func() { answers[i].Profile, answers[i].Err = c.cfg.IAM.InstanceProfile(ctx, q.Name) })
-		case QueryPermission:
-			k := q.Permission.BatchKey()
-			j, ok := batchAt[k]
-			if !ok {
-				if batchAt == nil {
-					batchAt = map[string]int{}
-				}
-				j = len(batches)
-				batchAt[k] = j
-				batches = append(batches, nil)
-			}
-			batches[j] = append(batches[j], i)
-		default:
-			answers[i].Err = fmt.Errorf("query kind %d has no asker", q.Kind)
+	nPerm, nLookup := 0, 0
+	for _, q := range qs {
+		if q.Kind == QueryPermission {
+			nPerm++
+		} else {
+			nLookup++
 		}
 	}
-	for _, b := range batches {
-		tasks = append(tasks, func() {
-			perms := make([]authz.Question, len(b))
-			for j, i := range b {
-				perms[j] = qs[i].Permission
-			}
-			ds, errs := authz.DecideAll(ctx, c.cfg.IAM, perms)
-			for j, i := range b {
-				answers[i].Decision, answers[i].Err = ds[j], errs[j]
-			}
-		})
-	}
-	if len(tasks) == 1 {
-		tasks[0]()
-		return answers
-	}
 	var wg sync.WaitGroup
-	for _, t := range tasks[1:] {
-		wg.Go(t)
+	for i, q := range qs {
+		switch {
+		case q.Kind == QueryPermission:
+		case nPerm == 0 && nLookup == 1:
+			c.lookup(ctx, q, &answers[i])
+		default:
+			wg.Go(func() { c.lookup(ctx, q, &answers[i]) })
+		}
 	}
-	tasks[0]()
+	if nPerm > 0 {
+		perms := make([]authz.Question, 0, nPerm)
+		for _, q := range qs {
+			if q.Kind == QueryPermission {
+				perms = append(perms, q.Permission)
+			}
+		}
+		ds, errs := authz.DecideAll(ctx, c.cfg.IAM, perms)
+		j := 0
+		for i, q := range qs {
+			if q.Kind == QueryPermission {
+				answers[i].Decision, answers[i].Err = ds[j], errs[j]
+				j++
+			}
+		}
+	}
 	wg.Wait()
 	return answers
+}
+
+// lookup answers one query that is not a permission question.
+func (c *Checker) lookup(ctx context.Context, q Query, a *Answer) {
+	switch q.Kind {
+	case QueryRole:
+		a.Role, a.Err = c.cfg.IAM.Role(ctx, q.Name)
+	case QueryInstanceProfile:
+		a.Profile, a.Err = c.cfg.IAM.InstanceProfile(ctx, q.Name)
+	default:
+		a.Err = fmt.Errorf("query kind %d has no asker", q.Kind)
+	}
 }
 
 // notes records, while the judges read the answers of one object, what the

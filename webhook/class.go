@@ -108,16 +108,17 @@ func (c *Checker) permissionsChecked(v *Verdict, cl class) bool {
 func (c *Checker) roleClass(ctx context.Context, v *Verdict, n *notes, ref RoleRef, cl class) {
 	perms := c.permissionsChecked(v, cl)
 	guess := c.nodeRoleARN(ref)
-	qs := []Query{roleQuery(ref.Name)}
 	var pass, actions, launch []authz.Question
 	if perms {
 		pass = c.passRoleQuestions(guess, true)
 		actions = c.profileActionQuestions(cl.name)
 		launch = c.launchQuestions(cl)
-		qs = append(qs, permissionQueries(pass)...)
-		qs = append(qs, permissionQueries(actions)...)
-		qs = append(qs, permissionQueries(launch)...)
 	}
+	qs := make([]Query, 0, 1+len(pass)+len(actions)+len(launch))
+	qs = append(qs, roleQuery(ref.Name))
+	qs = appendPermissions(qs, pass)
+	qs = appendPermissions(qs, actions)
+	qs = appendPermissions(qs, launch)
 	as := c.ask(ctx, qs)
 	roleAns, rest := as[0], as[1:]
 	passAns, rest := rest[:len(pass)], rest[len(pass):]
@@ -126,7 +127,7 @@ func (c *Checker) roleClass(ctx context.Context, v *Verdict, n *notes, ref RoleR
 	if c.judgeRole(v, n, ref, roleAns) && perms {
 		if real := roleAns.Role.ARN; real != "" && real != guess {
 			pass = c.passRoleQuestions(real, true)
-			passAns = c.ask(ctx, permissionQueries(pass))
+			passAns = c.ask(ctx, appendPermissions(nil, pass))
 		}
 		v.addAll(c.judgePassRole(n, rolePath, pass, passAns))
 	}
@@ -143,14 +144,15 @@ func (c *Checker) roleClass(ctx context.Context, v *Verdict, n *notes, ref RoleR
 func (c *Checker) profileClass(ctx context.Context, v *Verdict, n *notes, name string, cl class) {
 	perms := c.permissionsChecked(v, cl)
 	guess := authz.InstanceProfileARN(c.partition, c.Account(), "/", name)
-	qs := []Query{profileQuery(name)}
 	var read, launch []authz.Question
 	if perms {
 		read = []authz.Question{c.profileReadQuestion(guess)}
 		launch = c.launchQuestions(cl)
-		qs = append(qs, permissionQueries(read)...)
-		qs = append(qs, permissionQueries(launch)...)
 	}
+	qs := make([]Query, 0, 1+len(read)+len(launch))
+	qs = append(qs, profileQuery(name))
+	qs = appendPermissions(qs, read)
+	qs = appendPermissions(qs, launch)
 	as := c.ask(ctx, qs)
 	profAns, rest := as[0], as[1:]
 	readAns, launchAns := rest[:len(read)], rest[len(read):]
@@ -172,7 +174,7 @@ func (c *Checker) profileClass(ctx context.Context, v *Verdict, n *notes, name s
 			second = append(second, pass...)
 		}
 		if len(second) > 0 {
-			got := c.ask(ctx, permissionQueries(second))
+			got := c.ask(ctx, appendPermissions(nil, second))
 			if len(second) > len(pass) {
 				readAns, got = got[:1], got[1:]
 			}
