@@ -286,8 +286,8 @@ func testChecker(t *testing.T, view authz.View) *webhook.Checker {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &webhook.Checker{IAM: view, Controller: ctl, ControllerARN: ctl.String(), ClusterName: "demo", Region: "us-west-2",
-		OnIAMError: webhook.OnIAMErrorAllow}
+	return webhook.NewChecker(webhook.Config{IAM: view, Controller: ctl, ClusterName: "demo", Region: "us-west-2",
+		OnIAMError: webhook.OnIAMErrorAllow})
 }
 
 func resultCodes(r Result) (deny, warn []string) {
@@ -308,7 +308,7 @@ func TestRunResolvesAcrossFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := testChecker(t, loadSnapshot(t))
-	c.Classes = NewInputClasses(docs, nil)
+	c = c.WithClasses(NewInputClasses(docs, nil))
 	report := Run(context.Background(), c, docs)
 	if len(report.Results) != len(docs) {
 		t.Fatalf("%d results for %d documents", len(report.Results), len(docs))
@@ -391,7 +391,7 @@ func TestReportJSON(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := testChecker(t, nil)
-	c.Classes = NewInputClasses(docs, nil)
+	c = c.WithClasses(NewInputClasses(docs, nil))
 	b.Reset()
 	if err := Run(context.Background(), c, docs).WriteJSON(&b); err != nil {
 		t.Fatal(err)

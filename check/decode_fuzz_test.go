@@ -86,9 +86,8 @@ func FuzzDecode(f *testing.F) {
 			}
 		}
 
-		c := &webhook.Checker{IAM: snap, Controller: controller, ControllerARN: ctl,
-			ClusterName: "demo", Region: "us-west-2", OnIAMError: webhook.OnIAMErrorDeny}
-		c.Classes = check.NewInputClasses(docs, nil)
+		c := webhook.NewChecker(webhook.Config{IAM: snap, Controller: controller, ClusterName: "demo", Region: "us-west-2", OnIAMError: webhook.OnIAMErrorDeny})
+		c = c.WithClasses(check.NewInputClasses(docs, nil))
 		report := check.Run(context.Background(), c, docs)
 		if len(report.Results) != len(docs) {
 			t.Fatalf("%d documents, %d results", len(docs), len(report.Results))

@@ -38,13 +38,18 @@ type Item struct {
 	Field   string `json:"field"`
 	Message string `json:"message"`
 	// Line and Column say where Field is written in the result's file
-	// (1-based, the column in Unicode code points); 0 when unknown.
-	Line   int `json:"line"`
-	Column int `json:"column"`
+	// (1-based, the column in Unicode code points); omitted when unknown
+	// (a NodeClassInvalid cause: its class may be in another file or only
+	// in the cluster).
+	Line   int `json:"line,omitempty"`
+	Column int `json:"column,omitempty"`
 	// Fix is, for a denial of the controller's permissions, the policy
 	// document to change and the statements that would allow what was
 	// denied (authz.SuggestFix).
 	Fix *authz.Fix `json:"fix,omitempty"`
+	// Causes are, for NodeClassInvalid, the denials of the referenced
+	// class, each with its own code, field and message.
+	Causes []Item `json:"causes,omitempty"`
 }
 
 // Denied reports whether any object was denied.
@@ -166,8 +171,8 @@ func checkOne(ctx context.Context, c *webhook.Checker, d Document) Result {
 		Source: d.Source, File: d.File(), Line: d.Position(nil).Line,
 		APIVersion: d.APIVersion, Kind: d.Kind, Name: d.Name,
 		Allowed:  v.Allowed(),
-		Denials:  items(ctx, c.IAM, d, v.Denials),
-		Warnings: items(ctx, c.IAM, d, v.Warnings),
+		Denials:  items(ctx, c.Config().IAM, d, v.Denials),
+		Warnings: items(ctx, c.Config().IAM, d, v.Warnings),
 	}
 }
 
@@ -177,6 +182,10 @@ func items(ctx context.Context, view authz.View, d Document, fs []webhook.Findin
 		pos := d.Position(f.Field)
 		out[i] = Item{Code: string(f.Code), Field: f.Field.String(), Message: f.Message, Line: pos.Line, Column: pos.Column,
 			Fix: suggest(ctx, view, f)}
+		if len(f.Causes) > 0 {
+			// The class may be elsewhere (or in the cluster): no position.
+			out[i].Causes = items(ctx, view, Document{}, f.Causes)
+		}
 	}
 	return out
 }

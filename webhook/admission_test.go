@@ -30,8 +30,7 @@ type admissionFixture struct {
 func newAdmissionFixture(t *testing.T) *admissionFixture {
 	t.Helper()
 	ctl, _ := authz.ParseRoleARN(ctlKarpenter)
-	c := &Checker{IAM: loadSampleSnapshot(t), Controller: ctl, ControllerARN: ctlKarpenter,
-		ClusterName: testCluster, Region: testRegion, OnIAMError: OnIAMErrorAllow, Classes: testClasses()}
+	c := NewChecker(Config{IAM: loadSampleSnapshot(t), Controller: ctl, ClusterName: testCluster, Region: testRegion, OnIAMError: OnIAMErrorAllow, Classes: testClasses()})
 	m := NewMetrics()
 	mux := http.NewServeMux()
 	hs := Handlers(c, m)

@@ -28,16 +28,16 @@ func TestPermissionFindingsCarryRequests(t *testing.T) {
 		{ctl: ctlLimited, obj: ec2Class("c", "", "KarpenterNodeInstanceProfile-demo"),
 			want: map[Code]int{InstanceProfileReadDenied: 1, LaunchDenied: 3}},
 		{ctl: ctlKarpenter, obj: ec2Class("admin", "AdminNodeRole", ""),
-			want: map[Code]int{PassRoleDenied: 1}, deniedBy: map[Code]string{PassRoleDenied: "identity policy"}},
+			want: map[Code]int{PassRoleDenied: 1}, deniedBy: map[Code]string{PassRoleDenied: DeniedByExplicitDeny}},
 		{ctl: ctlBounded, obj: ec2Class("c", "KarpenterNodeRole-demo", ""),
-			want: map[Code]int{PassRoleDenied: 1, InstanceProfileActionsDenied: 3}, deniedBy: map[Code]string{InstanceProfileActionsDenied: "permissions boundary"}},
+			want: map[Code]int{PassRoleDenied: 1, InstanceProfileActionsDenied: 3}, deniedBy: map[Code]string{InstanceProfileActionsDenied: DeniedByBoundary}},
 		{ctl: ctlKarpenter, obj: ec2Class("c", "arn:aws:iam::111122223333:role/KarpenterNodeRole-notrust", ""), want: map[Code]int{}},
 	} {
 		ctl, err := authz.ParseRoleARN(tc.ctl)
 		if err != nil {
 			t.Fatal(err)
 		}
-		c := &Checker{IAM: snap, Controller: ctl, ControllerARN: tc.ctl, ClusterName: testCluster, Region: testRegion, OnIAMError: OnIAMErrorDeny}
+		c := NewChecker(Config{IAM: snap, Controller: ctl, ClusterName: testCluster, Region: testRegion, OnIAMError: OnIAMErrorDeny})
 		v := c.CheckEC2NodeClass(context.Background(), tc.obj)
 		got := map[Code]int{}
 		for _, f := range append(append([]Finding(nil), v.Denials...), v.Warnings...) {

@@ -73,14 +73,15 @@ type Finding struct {
 	Message string
 	// Deny is set for findings that reject the object.
 	Deny bool
-	// Requests are the permission questions whose denial the finding
-	// reports (the controller-permission codes only), so that a report can
-	// say which statement would allow them.
+	// Requests are, for a denial of the controller's permissions, the
+	// questions IAM denied: principal, action, resource and context.
 	Requests []authz.Question
-	// DeniedBy is the layer of IAM that denied them, as
-	// authz.DenySource says ("identity policy", "permissions boundary",
-	// "service control policy"); "" when no statement allowed them.
+	// DeniedBy says, for such a denial, what denied the first request:
+	// DeniedByExplicitDeny, DeniedByBoundary, DeniedBySCP, or "" when no
+	// statement allows it.
 	DeniedBy string
+	// Causes are, for NodeClassInvalid, the denials of the referenced class.
+	Causes []Finding
 }
 
 // maxWarningLen is the API server's limit on one admission warning.
@@ -148,6 +149,12 @@ func (v *Verdict) add(f Finding) {
 		v.Denials = append(v.Denials, f)
 	} else {
 		v.Warnings = append(v.Warnings, f)
+	}
+}
+
+func (v *Verdict) addAll(fs []Finding) {
+	for _, f := range fs {
+		v.add(f)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 
 	"github.com/nodeclass-guard/nodeclass-guard/authz"
 	"github.com/nodeclass-guard/nodeclass-guard/check"
+	"github.com/nodeclass-guard/nodeclass-guard/webhook"
 )
 
 func runCheck(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -65,24 +66,22 @@ func runCheck(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 			return fail("%v", err)
 		}
 	}
-	c, err := iamf.checker(ctx, view, iamf.controllerRole, func(msg string) {
+	cfg, err := iamf.config(ctx, view, iamf.controllerRole, func(msg string) {
 		fmt.Fprintf(stderr, "nodeclass-guard check: warning: %s\n", msg)
 	})
 	if err != nil {
 		return fail("%v", err)
 	}
-	var cluster *clusterClasses
+	var cluster webhook.ClassGetter
 	if kubeconfig != "" {
-		cluster, err = newClusterClasses(kubeconfig)
+		cc, err := newClusterClasses(kubeconfig)
 		if err != nil {
 			return fail("--kubeconfig: %v", err)
 		}
+		cluster = cc
 	}
-	if cluster != nil {
-		c.Classes = check.NewInputClasses(docs, cluster)
-	} else {
-		c.Classes = check.NewInputClasses(docs, nil)
-	}
+	cfg.Classes = check.NewInputClasses(docs, cluster)
+	c := webhook.NewChecker(cfg)
 	report := check.Run(ctx, c, docs)
 	switch output {
 	case "json":

@@ -81,33 +81,35 @@ func (f *iamFlags) validate() error {
 	return nil
 }
 
-// checker builds the rules' Checker. The controller role is resolved
-// through IAM to its real ARN (path included); an assumed-role ARN becomes
-// the role's ARN. warn receives what the user should know.
-func (f *iamFlags) checker(ctx context.Context, view authz.View, controllerRole string, warn func(string)) (*webhook.Checker, error) {
+// config builds the rules' configuration, every IAM bound from
+// --iam-timeout: one admission's questions (or one object's in `check`),
+// all rounds together, get that bound, and so does resolving the
+// controller role. The controller role is resolved through IAM to its real
+// ARN (path included); an assumed-role ARN becomes the role's ARN. warn
+// receives what the user should know.
+func (f *iamFlags) config(ctx context.Context, view authz.View, controllerRole string, warn func(string)) (webhook.Config, error) {
 	onErr, err := webhook.ParseOnIAMError(f.onIAMError)
 	if err != nil {
-		return nil, err
+		return webhook.Config{}, err
 	}
-	c := &webhook.Checker{IAM: view, ClusterName: f.clusterName, Region: f.region, OnIAMError: onErr}
+	cfg := webhook.Config{IAM: view, ClusterName: f.clusterName, Region: f.region, OnIAMError: onErr, IAMTimeout: f.timeout}
 	if controllerRole == "" {
-		return c, nil
+		return cfg, nil
 	}
 	parsed, err := authz.ParseRoleARN(controllerRole)
 	if err != nil {
-		return nil, fmt.Errorf("controller role: %v", err)
+		return webhook.Config{}, fmt.Errorf("controller role: %v", err)
 	}
-	c.Controller = parsed
-	c.ControllerARN = parsed.String()
+	cfg.Controller = parsed
 	if view == nil {
-		return c, nil
+		return cfg, nil
 	}
-	rctx, cancel := context.WithTimeout(ctx, 2*f.timeout)
+	rctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
 	role, err := view.Role(rctx, parsed.Name)
 	switch {
 	case errors.Is(err, authz.ErrNotFound):
-		return nil, fmt.Errorf("controller role %s: IAM has no role named %s in account %s", controllerRole, parsed.Name, parsed.Account)
+		return webhook.Config{}, fmt.Errorf("controller role %s: IAM has no role named %s in account %s", controllerRole, parsed.Name, parsed.Account)
 	case err != nil:
 		why := err.Error()
 		var u *authz.UnavailableError
@@ -116,18 +118,17 @@ func (f *iamFlags) checker(ctx context.Context, view authz.View, controllerRole 
 		}
 		warn(fmt.Sprintf("could not resolve controller role %s through IAM (%s); using it as given", controllerRole, why))
 	default:
-		if role.ARN != "" && role.ARN != c.ControllerARN {
+		if role.ARN != "" && role.ARN != parsed.String() {
 			if !authz.IsAssumedRoleARN(controllerRole) {
 				warn(fmt.Sprintf("controller role %s has the real ARN %s (path %s); using that", controllerRole, role.ARN, role.Path))
 			}
-			c.ControllerARN = role.ARN
 			if r, err := authz.ParseRoleARN(role.ARN); err == nil {
-				c.Controller = r
+				cfg.Controller = r
 			}
 		}
 	}
 	if f.clusterName == "" || f.region == "" {
 		warn("--cluster-name and --region are not both set; permission checks use Karpenter's tags with empty values and may deny what Karpenter is allowed")
 	}
-	return c, nil
+	return cfg, nil
 }

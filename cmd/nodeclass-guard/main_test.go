@@ -72,6 +72,9 @@ type item struct {
 	Column  int    `json:"column"`
 	// Fix is set on the controller-permission denials (fix_test.go).
 	Fix *authz.Fix `json:"fix"`
+	// Causes: a NodeClassInvalid denial's class denials (an extension the
+	// contract names).
+	Causes []item `json:"causes,omitempty"`
 }
 
 func parseReport(t *testing.T, out string) report {
@@ -98,6 +101,14 @@ func parseReport(t *testing.T, out string) report {
 			}
 			if it.Line < res.Line || it.Column < 1 {
 				t.Errorf("%s (line %d): item %s %s at line %d, column %d", res.Source, res.Line, it.Code, it.Field, it.Line, it.Column)
+			}
+			if (it.Code == "NodeClassInvalid") != (len(it.Causes) > 0) {
+				t.Errorf("%s: item %s has %d causes; NodeClassInvalid, and only it, carries its class's denials", res.Source, it.Code, len(it.Causes))
+			}
+			for _, c := range it.Causes {
+				if c.Code == "" || c.Field == "" || c.Message == "" || !strings.Contains(it.Message, "["+c.Code+"]") {
+					t.Errorf("%s: cause %+v: want a code, a field and a message, quoted by the denial", res.Source, c)
+				}
 			}
 		}
 	}

@@ -144,14 +144,13 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 			setup.Info(msg)
 		})
 	}
-	checker, err := iamf.checker(ctx, view, controllerRole, func(msg string) { setup.Info(msg) })
+	cfg, err := iamf.config(ctx, view, controllerRole, func(msg string) { setup.Info(msg) })
 	if err != nil {
 		return fail("%v", err)
 	}
-	checker.Classes = webhook.ClusterClasses{Reader: mgr.GetClient()}
-	// One admission's IAM questions, all rounds together, get --iam-timeout.
-	checker.IAMTimeout = iamf.timeout
-	if checker.ControllerARN == "" {
+	cfg.Classes = webhook.ClusterClasses{Reader: mgr.GetClient()}
+	checker := webhook.NewChecker(cfg)
+	if checker.ControllerARN() == "" {
 		setup.Info("the Karpenter controller's role is unknown: iam:PassRole and launch permission checks are skipped and every admission carries a PermissionChecksSkipped warning; set --controller-role")
 	}
 
@@ -171,7 +170,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 	if err := mgr.Add(warmInformers(mgr)); err != nil {
 		return fail("%v", err)
 	}
-	setup.Info("starting", "version", version, "controllerRole", checker.ControllerARN, "cluster", iamf.clusterName,
+	setup.Info("starting", "version", version, "controllerRole", checker.ControllerARN(), "cluster", iamf.clusterName,
 		"region", iamf.region, "iam", iamSource(&iamf), "onIAMError", iamf.onIAMError, "port", port)
 	if err := mgr.Start(ctx); err != nil {
 		setup.Error(err, "manager stopped")

@@ -49,8 +49,7 @@ func snapshotHandlers(t *testing.T) string {
 	}
 	classes := &classMap{ec2: map[string]*webhook.EC2NodeClass{}}
 	classes.put("good", "KarpenterNodeRole-demo", "")
-	c := &webhook.Checker{IAM: snap, Controller: controller, ControllerARN: controllerARN,
-		ClusterName: clusterName, Region: region, OnIAMError: webhook.OnIAMErrorDeny, Classes: classes}
+	c := webhook.NewChecker(webhook.Config{IAM: snap, Controller: controller, ClusterName: clusterName, Region: region, OnIAMError: webhook.OnIAMErrorDeny, Classes: classes})
 	mux := http.NewServeMux()
 	for path, wh := range webhook.Handlers(c, webhook.NewMetrics()) {
 		mux.Handle(path, wh)
