@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"strings"
+
+	"github.com/nodeclass-guard/nodeclass-guard/authz"
 )
 
 // CheckNodePool validates a NodePool's nodeClassRef: the class it names must
@@ -29,7 +31,9 @@ func (c *Checker) CheckNodePool(ctx context.Context, np *NodePool) Verdict {
 			nc, found, err = c.Classes.GetEC2NodeClass(ctx, ref.Name)
 		}
 		if found {
-			class = c.checkClass(ctx, nc.Name, nc.Spec.Role, nc.Spec.InstanceProfile, false, np.Name)
+			// A class the cluster has: its questions come first in the IAM
+			// call budget.
+			class = c.checkClass(authz.WithPriority(ctx), nc.Name, nc.Spec.Role, nc.Spec.InstanceProfile, false, np.Name)
 		}
 	case EKSNodeClassGK:
 		kindName = "NodeClass (eks.amazonaws.com)"
@@ -38,7 +42,7 @@ func (c *Checker) CheckNodePool(ctx context.Context, np *NodePool) Verdict {
 			nc, found, err = c.Classes.GetNodeClass(ctx, ref.Name)
 		}
 		if found {
-			class = c.CheckNodeClass(ctx, nc)
+			class = c.CheckNodeClass(authz.WithPriority(ctx), nc)
 		}
 	default:
 		v.add(warn(NodeClassRefUnsupported, nodeClassRefPath,
