@@ -46,16 +46,16 @@ type CacheOptions struct {
 // IAM is unavailable an expired answer is served, marked stale, rather than
 // no answer at all. Unavailable answers are never cached.
 //
-// A question with an answer in the cache, even an expired one, is asked
-// again with WithPriority: a Budgeted view below serves it first.
+// A question with a found answer in the cache, even an expired one, is
+// asked again with WithPriority: a Budgeted view below serves it first.
 //
 // A stale answer is served only for found roles, profiles and decisions:
 // a stale not-found cannot carry the Stale mark (it is an error), and the
 // role may well have been created since, so an expired not-found gives way
 // to the *UnavailableError.
 type Cached struct {
-	inner   View
-	opts    CacheOptions
+	inner    View
+	opts     CacheOptions
 	entries  *lru.Cache[string, *cacheEntry] // found answers
 	negative *lru.Cache[string, *cacheEntry] // not-found answers
 	group    singleflight.Group
@@ -211,8 +211,9 @@ func (c *Cached) lookup(ctx context.Context, op, key string, fetch func(context.
 		// not fail everyone waiting on the same key.
 		callCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.opts.Timeout)
 		defer cancel()
-		if ok {
-			// Asked and answered before: served first by a budget below.
+		if ok && old.err == nil {
+			// Answered before: served first by a budget below. Not for a
+			// not-found answer, which cost its asker nothing to cause.
 			callCtx = WithPriority(callCtx)
 		}
 		v, err := fetch(callCtx)

@@ -100,7 +100,7 @@ func NewIAMClient(ctx context.Context, region, endpoint string, timeout time.Dur
 			t.MaxIdleConnsPerHost = 64
 		})
 	}
-	opts = append(opts, config.WithHTTPClient(&cappedClient{inner: httpClient, max: MaxIAMResponseBytes}))
+	opts = append(opts, config.WithHTTPClient(httpClient))
 	cfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("loading AWS configuration: %w", err)
@@ -111,6 +111,9 @@ func NewIAMClient(ctx context.Context, region, endpoint string, timeout time.Dur
 		cfg.Region = "us-east-1"
 	}
 	return iam.NewFromConfig(cfg, func(o *iam.Options) {
+		// Wrapped here, once the configuration chain has finished with the
+		// client (a custom CA bundle needs the SDK's own client type).
+		o.HTTPClient = &cappedClient{inner: o.HTTPClient, max: MaxIAMResponseBytes}
 		if endpoint != "" {
 			o.BaseEndpoint = aws.String(endpoint)
 		}
