@@ -35,9 +35,11 @@ const (
 	DefaultMaxBodyBytes = 3<<20 + 256<<10
 	// DefaultMaxBodyBytesInFlight bounds the request bodies being read or
 	// decoded at once, as their Content-Length declares (the body limit
-	// when none is declared): a few bodies at the limit, thousands of
-	// ordinary ones.
-	DefaultMaxBodyBytesInFlight = 16 << 20
+	// when none is declared): two bodies at the limit, thousands of
+	// ordinary ones (a few KiB each). Decoding holds a body about three
+	// times over, so this keeps what requests hold at once within what a
+	// 128Mi container has left beside serve's own 60 MiB.
+	DefaultMaxBodyBytesInFlight = 8 << 20
 	// DefaultMaxInFlight bounds the admission requests being served at once.
 	DefaultMaxInFlight = 64
 	// DefaultMaxConnections bounds the open connections to the webhook port.
