@@ -278,6 +278,8 @@ func (s *Server) guard(hook http.Handler) http.Handler {
 			refuseReview(w, http.StatusBadRequest, fmt.Errorf("contentType=%s, expected application/json", quote(r.Header.Get("Content-Type"))))
 			return
 		}
+		// As controller-runtime's handler wants it, parameters aside.
+		r.Header.Set("Content-Type", "application/json")
 		body, err := readBody(r, declared, s.opts.MaxBodyBytes)
 		if err != nil {
 			var tooLarge *http.MaxBytesError
