@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"regexp"
 	"runtime"
 	"strconv"
@@ -205,6 +206,9 @@ func mustHostNoT(rawURL string) string { return strings.TrimPrefix(rawURL, "http
 func TestAttackLargeBodies(t *testing.T) {
 	e := attackEnv.Get(t)
 	ctx := testContext(t)
+	if !strings.Contains(e.ServeLog(), "softLimitBytes") {
+		t.Errorf("serve did not log setting the Go soft memory limit from --memory-limit-mib")
+	}
 	for _, tc := range []struct {
 		name          string
 		contentLength int
@@ -543,4 +547,50 @@ func TestAttackHugeIAMResponse(t *testing.T) {
 	if bound := uint64(16 << 20); allocated > bound {
 		t.Errorf("reading a %d MiB IAM answer allocated %d MiB, over %d MiB", huge>>20, allocated>>20, bound>>20)
 	}
+}
+
+// TestAttackEnumeration: a direct POST naming a role made up on the spot
+// learns that no such role exists, and that the controller's permissions
+// fall short, but not the controller role's ARN, its policies' names or
+// what their statements cover. (Whether a role exists is the webhook's
+// answer to give; the NetworkPolicy of deploy/ keeps other callers out.)
+func TestAttackEnumeration(t *testing.T) {
+	snap, err := authz.LoadSnapshotFile(sampleSnapshot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const limited = "arn:aws:iam::111122223333:role/LimitedControllerRole" // denied launches: details to withhold
+	controller, err := authz.ParseRoleARN(limited)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &webhook.Checker{IAM: snap, Controller: controller, ControllerARN: limited,
+		ClusterName: clusterName, Region: region, OnIAMError: webhook.OnIAMErrorDeny}
+	srv := webhook.NewServer(webhook.ServerOptions{})
+	for path, wh := range webhook.Handlers(c, webhook.NewMetrics()) {
+		srv.Register(path, wh)
+	}
+	ts := httptestServer(t, srv.WebhookMux())
+	hc := &http.Client{Timeout: 10 * time.Second}
+	a := admit(t, hc, ts, ec2NodeClass("probe", "MadeUpRole-4711", ""))
+	if !a.codes()[string(webhook.RoleNotFound)] || !a.codes()[string(webhook.LaunchDenied)] {
+		t.Fatalf("made-up role: %s, want [RoleNotFound] and [LaunchDenied]", a)
+	}
+	text := a.message() + strings.Join(a.response.Warnings, "\n")
+	for _, secret := range []string{limited, "LimitedControllerRole", "PassNodeRoles", "policy statements match"} {
+		if strings.Contains(text, secret) {
+			t.Errorf("the answer to a made-up role tells %q: %s", secret, a)
+		}
+	}
+	// The person applying a class with a real role gets every detail.
+	a = admit(t, hc, ts, ec2NodeClass("real", "KarpenterNodeRole-demo", ""))
+	if !strings.Contains(a.message(), limited) {
+		t.Errorf("an existing role: %s, want the denials' details", a)
+	}
+}
+
+func httptestServer(t *testing.T, h http.Handler) string {
+	ts := httptest.NewServer(h)
+	t.Cleanup(ts.Close)
+	return ts.URL
 }
