@@ -3,7 +3,7 @@ package authz
 import (
 	"context"
 	"errors"
-	"fmt"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -16,11 +16,11 @@ var ErrBudgetSpent = errors.New("IAM call budget spent")
 // BudgetOptions tunes a Budgeted view.
 type BudgetOptions struct {
 	// Rate is the number of AWS calls per second the budget refills
-	// (default 5): well below IAM's own throttling, which is per account
-	// and shared with everything else calling IAM (Karpenter included).
+	// (default 10): below IAM's own throttling, which is per account and
+	// shared with everything else calling IAM (Karpenter included).
 	Rate float64
-	// Burst is how many calls the budget holds when full (default 40: a
-	// few new classes at once).
+	// Burst is how many calls the budget holds when full (default 100:
+	// about nine new classes applied at once, at some eight calls each).
 	Burst int
 	// Reserve is the part of Burst only priority questions may use
 	// (default Burst/4): questions about objects the cluster already has,
@@ -39,16 +39,18 @@ type BudgetOptions struct {
 // A priority question (WithPriority: about an object the cluster already
 // has, or asked before; Cached marks the latter) may use the whole bucket
 // and waits for a token as long as its context allows. Any other question
-// gets a token only while more than Reserve are left, and never waits:
-// when the budget is spent it fails at once with an *UnavailableError
-// wrapping ErrBudgetSpent, which the rules report as "could not check"
-// (--on-iam-error), within the admission's timeout and with nothing
-// queued.
+// takes a token at once only while more than Reserve are left; otherwise
+// it waits for one as long as its context allows, but only while fewer
+// than Reserve others wait. When no token can come in time, or too many
+// wait, it fails at once with an *UnavailableError wrapping ErrBudgetSpent,
+// which the rules report as "could not check" (--on-iam-error): within the
+// admission's timeout, and with at most Reserve new questions queued.
 type Budgeted struct {
 	inner   View
 	limiter *rate.Limiter
 	reserve float64
 	metrics *Metrics
+	waiting atomic.Int64 // new questions waiting for a token
 }
 
 var _ View = (*Budgeted)(nil)
@@ -56,10 +58,10 @@ var _ View = (*Budgeted)(nil)
 // NewBudgeted returns a budget in front of inner.
 func NewBudgeted(inner View, opts BudgetOptions) *Budgeted {
 	if opts.Rate <= 0 {
-		opts.Rate = 5
+		opts.Rate = 10
 	}
 	if opts.Burst <= 0 {
-		opts.Burst = 40
+		opts.Burst = 100
 	}
 	if opts.Reserve <= 0 || opts.Reserve >= opts.Burst {
 		opts.Reserve = opts.Burst / 4
@@ -88,25 +90,61 @@ func (b *Budgeted) spend(ctx context.Context, op string) error {
 	if prio {
 		label = "priority"
 	}
+	if _, ok := ctx.Deadline(); !ok {
+		// No deadline to bound a wait by: take a token or none.
+		if b.limiter.Allow() {
+			b.metrics.budgetSpent(label)
+			return nil
+		}
+		b.metrics.budgetRefused(label)
+		return &UnavailableError{Op: op, Err: ErrBudgetSpent}
+	}
+	now := time.Now()
+	// AllowN after the check may race another caller below the reserve by
+	// a token; the reserve is a preference, the bucket is the bound.
+	if !prio && b.limiter.TokensAt(now) >= b.reserve+1 && b.limiter.AllowN(now, 1) {
+		b.metrics.budgetSpent(label)
+		return nil
+	}
 	if prio {
 		// Waits only as long as ctx allows: rate.Limiter refuses at once a
 		// wait that would outlast the deadline.
 		if err := b.limiter.Wait(ctx); err != nil {
 			b.metrics.budgetRefused(label)
-			return &UnavailableError{Op: op, Err: fmt.Errorf("%w (waiting for a call: %v)", ErrBudgetSpent, err)}
+			return &UnavailableError{Op: op, Err: ErrBudgetSpent}
 		}
 		b.metrics.budgetSpent(label)
 		return nil
 	}
-	now := time.Now()
-	// Allow after the check may race another caller below the reserve by
-	// a token; the reserve is a preference, the bucket is the bound.
-	if b.limiter.TokensAt(now) < b.reserve+1 || !b.limiter.AllowN(now, 1) {
+	// A new question waits, within its deadline and with fewer than
+	// Reserve others, until the bucket holds more than the reserve again.
+	if b.waiting.Add(1) > int64(b.reserve) {
+		b.waiting.Add(-1)
 		b.metrics.budgetRefused(label)
 		return &UnavailableError{Op: op, Err: ErrBudgetSpent}
 	}
-	b.metrics.budgetSpent(label)
-	return nil
+	defer b.waiting.Add(-1)
+	deadline, _ := ctx.Deadline()
+	for {
+		missing := b.reserve + 1 - b.limiter.TokensAt(now)
+		if missing <= 0 && b.limiter.AllowN(now, 1) {
+			b.metrics.budgetSpent(label)
+			return nil
+		}
+		wait := time.Duration(max(missing, 0.1) / float64(b.limiter.Limit()) * float64(time.Second))
+		if now.Add(wait).After(deadline) {
+			b.metrics.budgetRefused(label)
+			return &UnavailableError{Op: op, Err: ErrBudgetSpent}
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			b.metrics.budgetRefused(label)
+			return &UnavailableError{Op: op, Err: ErrBudgetSpent}
+		case now = <-t.C:
+		}
+	}
 }
 
 // Role implements View.

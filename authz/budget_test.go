@@ -21,7 +21,11 @@ func TestBudgetRefusesNewQuestionsBeyondTheShareOutsideTheReserve(t *testing.T) 
 			t.Fatalf("call %d within the budget: %v", i+1, err)
 		}
 	}
-	_, err := b.Role(ctx, "R")
+	// Past the share outside the reserve, a new question waits for a
+	// token only within its deadline: the next one is 1,000 s away.
+	dl, cancelDL := context.WithTimeout(ctx, time.Minute)
+	defer cancelDL()
+	_, err := b.Role(dl, "R")
 	if !IsUnavailable(err) || !errors.Is(err, ErrBudgetSpent) {
 		t.Fatalf("new question past the budget: %v, want an UnavailableError wrapping ErrBudgetSpent", err)
 	}

@@ -221,12 +221,9 @@ func (s *Server) StartedChecker() healthz.Checker {
 		if !started {
 			return errors.New("webhook server has not been started yet")
 		}
-		host := s.opts.Host
-		if host == "" {
-			host = "localhost"
-		}
+		// An empty host dials this machine, as listening on it listens on all.
 		conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp",
-			net.JoinHostPort(host, strconv.Itoa(s.opts.Port)), &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // a liveness dial
+			net.JoinHostPort(s.opts.Host, strconv.Itoa(s.opts.Port)), &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // a readiness dial
 		if err != nil {
 			return fmt.Errorf("webhook server is not reachable: %w", err)
 		}

@@ -51,8 +51,8 @@ func (f *iamFlags) register(fs *flag.FlagSet, onIAMError string) {
 // registerBudget adds the IAM call budget's flags (serve only: a CI job is
 // no hostile caller, and a budget would only slow it down).
 func (f *iamFlags) registerBudget(fs *flag.FlagSet) {
-	fs.Float64Var(&f.callRate, "iam-call-rate", 5, "IAM calls per second the webhook may make (a token bucket; IAM throttles per account); questions about objects the cluster has, or asked before, are served first, others are answered \"could not check\" (--on-iam-error) when it is spent")
-	fs.IntVar(&f.callBurst, "iam-call-burst", 40, "IAM calls the budget holds when full; a quarter is kept for questions about objects the cluster has or asked before")
+	fs.Float64Var(&f.callRate, "iam-call-rate", 10, "IAM calls per second the webhook may make (a token bucket; IAM throttles per account); questions about objects the cluster has, or asked before, are served first; a new question that cannot get a call within --iam-timeout is answered \"could not check\" (--on-iam-error)")
+	fs.IntVar(&f.callBurst, "iam-call-burst", 100, "IAM calls the budget holds when full; a quarter is kept for questions about objects the cluster has or asked before")
 }
 
 // view builds the IAM view: a snapshot, or the live API behind the cache.

@@ -37,8 +37,8 @@ import (
 const (
 	containerLimit     = 128 << 20 // deploy/'s memory limit
 	attackReadTimeout  = 3 * time.Second
-	attackCallRate     = 5
-	attackCallBurst    = 40
+	attackCallRate     = 10 // serve's defaults
+	attackCallBurst    = 100
 	attackMaxConns     = webhook.DefaultMaxConnections
 	attackBodyNearCap  = webhook.DefaultMaxBodyBytes - 4<<10
 	controllerRuntimes = 7339008 // controller-runtime's body limit, what the issue's attacker declared
@@ -482,7 +482,7 @@ func TestAttackCacheFloodAndIAMBudget(t *testing.T) {
 		t.Errorf("no flood admission was refused by the budget: the test did not spend it")
 	}
 	if bound := 2*time.Second + 500*time.Millisecond; time.Duration(slowest.Load()) > bound {
-		t.Errorf("slowest flood answer %v, past --iam-timeout + 500ms: questions queued", time.Duration(slowest.Load()))
+		t.Errorf("slowest flood answer %v, past --iam-timeout + 500ms: questions queued without bound", time.Duration(slowest.Load()))
 	}
 	if got := metricValue(t, e, `nodeclass_guard_iam_budget_refused_total{priority="new"}`); got < float64(refused.Load()) {
 		t.Errorf("nodeclass_guard_iam_budget_refused_total{priority=\"new\"} = %v, want at least the %d refused admissions", got, refused.Load())
