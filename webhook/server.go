@@ -99,6 +99,12 @@ type ServerOptions struct {
 type Server struct {
 	opts ServerOptions
 	mux  *http.ServeMux
+	// registrar is controller-runtime's server used only to register
+	// handlers on mux: it adds its webhook metrics
+	// (controller_runtime_webhook_requests_total, _latency_seconds,
+	// _requests_in_flight) and refuses a path registered twice. It never
+	// starts.
+	registrar crwebhook.Server
 
 	inFlight      chan struct{}
 	bytesInFlight atomic.Int64
@@ -138,15 +144,18 @@ func NewServer(opts ServerOptions) *Server {
 	if opts.ShutdownTimeout <= 0 {
 		opts.ShutdownTimeout = time.Minute
 	}
-	return &Server{opts: opts, mux: http.NewServeMux(), inFlight: make(chan struct{}, opts.MaxInFlight)}
+	mux := http.NewServeMux()
+	return &Server{opts: opts, mux: mux, registrar: crwebhook.NewServer(crwebhook.Options{WebhookMux: mux}),
+		inFlight: make(chan struct{}, opts.MaxInFlight)}
 }
 
 // NeedLeaderElection implements webhook.Server: every replica serves.
 func (*Server) NeedLeaderElection() bool { return false }
 
-// Register serves hook at path behind the request checks.
+// Register serves hook at path behind the request checks, counted in
+// controller-runtime's webhook metrics (refusals included).
 func (s *Server) Register(path string, hook http.Handler) {
-	s.mux.Handle(path, s.guard(hook))
+	s.registrar.Register(path, s.guard(hook))
 }
 
 // WebhookMux implements webhook.Server.
