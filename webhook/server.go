@@ -382,11 +382,11 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		}
 		if l.open.Add(1) > l.max {
 			l.open.Add(-1)
+			l.refused()
 			if tc, ok := c.(*net.TCPConn); ok {
 				_ = tc.SetLinger(0) // reset: free the socket at once
 			}
 			c.Close()
-			l.refused()
 			continue
 		}
 		return &countedConn{Conn: c, l: l}, nil
