@@ -149,7 +149,6 @@ func (c *Checker) checkClass(ctx context.Context, name, role, profile string, ek
 		c.checkProfile(q, &v, profName, eks, name, nodePool)
 	}
 	q.report(&v)
-	withholdForUnknownIdentity(&v)
 	v.IAMTime = time.Since(asked)
 	return v
 }

@@ -32,8 +32,8 @@ func TestRoleARNMalformedReasonKeepsTheInputWhole(t *testing.T) {
 	}
 }
 
-// TestUnknownRoleWithholdsControllerDetails: a class naming a role that
-// does not exist, sent by anyone, learns that the role does not exist and
+// TestUnknownRoleWithholdsControllerDetails: in the webhook's answer, a
+// class naming a role that does not exist, sent by anyone, learns that the role does not exist and
 // that the controller lacks permissions, but not the controller role's
 // ARN, its policies' names or what their statements cover. The same class
 // with an existing role gets the details.
@@ -46,6 +46,10 @@ func TestUnknownRoleWithholdsControllerDetails(t *testing.T) {
 	}
 	c := &Checker{IAM: snap, Controller: controller, ControllerARN: limited, ClusterName: "demo", Region: "us-west-2", OnIAMError: OnIAMErrorDeny}
 	unknown := c.CheckEC2NodeClass(context.Background(), ec2Class("probe", "MadeUpRole-123", ""))
+	if whole := unknown.DenialMessage(); !strings.Contains(whole, limited) {
+		t.Errorf("the checker's own verdict (what check prints) lost the details: %s", whole)
+	}
+	withholdForUnknownIdentity(&unknown)
 	codes := strings.Join(unknown.Codes(), ",")
 	if !strings.Contains(codes, string(RoleNotFound)) || !strings.Contains(codes, string(LaunchDenied)) {
 		t.Fatalf("unknown role: codes %s, want RoleNotFound and LaunchDenied", codes)
@@ -64,6 +68,7 @@ func TestUnknownRoleWithholdsControllerDetails(t *testing.T) {
 		}
 	}
 	known := c.CheckEC2NodeClass(context.Background(), ec2Class("probe", "KarpenterNodeRole-demo", ""))
+	withholdForUnknownIdentity(&known)
 	for _, f := range known.Denials {
 		if f.Code == LaunchDenied && !strings.Contains(f.Message, limited) {
 			t.Errorf("existing role: [%s] %s, want the details (the controller role)", f.Code, f.Message)

@@ -12,8 +12,10 @@ var permissionCodes = map[Code]bool{
 }
 
 // withholdForUnknownIdentity shortens the permission findings of a verdict
-// whose node role or instance profile does not exist. Anyone who can reach
-// the webhook port can send such a class, naming any role: without this,
+// whose node role or instance profile does not exist, in the webhook's
+// answers (`check`, run by the class's author, keeps them whole). Anyone
+// who can reach the webhook port can send such a class, naming any role:
+// without this,
 // a name made up on the spot would be answered with the controller role's
 // ARN and its policies' names and patterns. Whoever applies such a class
 // must fix spec.role (or spec.instanceProfile) first anyway; the code
