@@ -200,7 +200,7 @@ func (c *Cached) DecideAll(ctx context.Context, qs []Question) ([]Decision, []er
 	now := c.opts.Now()
 	for i, q := range qs {
 		key := "decide\x00" + q.Key()
-		e, ok := c.entries.Get(key)
+		e, ok := c.get(key, now)
 		if ok && now.Before(e.expires) {
 			c.opts.Metrics.cacheResult(CacheHit)
 			ds[i], _ = e.value.(Decision)
@@ -285,14 +285,19 @@ func (c *Cached) decideMisses(ctx context.Context, qs []Question, misses []cache
 		}
 		callCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.opts.Timeout)
 		defer cancel()
+		if refreshesOnly(misses) {
+			// Every question was answered before: a budget below serves
+			// the refresh first, as lookup does for one question.
+			callCtx = WithPriority(callCtx)
+		}
 		got, gotErrs := DecideAll(callCtx, c.inner, sub)
 		fetched := c.opts.Now()
 		for j, m := range misses {
 			switch err := gotErrs[j]; {
 			case err == nil:
-				c.entries.Add(m.key, &cacheEntry{value: got[j], fetched: fetched, expires: fetched.Add(c.opts.TTL)})
+				c.store(m.key, &cacheEntry{value: got[j], fetched: fetched, expires: fetched.Add(c.opts.TTL)})
 			case errors.Is(err, ErrNotFound):
-				c.entries.Add(m.key, &cacheEntry{err: err, fetched: fetched, expires: fetched.Add(c.opts.NegativeTTL)})
+				c.store(m.key, &cacheEntry{err: err, fetched: fetched, expires: fetched.Add(c.opts.NegativeTTL)})
 			}
 		}
 		return answers{got, gotErrs}, nil
@@ -339,7 +344,7 @@ func (c *Cached) peekAll(misses []cacheMiss) (answers, bool) {
 	now := c.opts.Now()
 	got := answers{make([]Decision, len(misses)), make([]error, len(misses))}
 	for j, m := range misses {
-		e, ok := c.entries.Peek(m.key)
+		e, ok := c.peek(m.key)
 		if !ok || !now.Before(e.expires) {
 			return answers{}, false
 		}
@@ -347,4 +352,14 @@ func (c *Cached) peekAll(misses []cacheMiss) (answers, bool) {
 		got.errs[j] = e.err
 	}
 	return got, true
+}
+
+// refreshesOnly reports whether every miss had a found answer before.
+func refreshesOnly(misses []cacheMiss) bool {
+	for _, m := range misses {
+		if m.old == nil || m.old.err != nil {
+			return false
+		}
+	}
+	return true
 }

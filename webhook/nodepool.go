@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"github.com/nodeclass-guard/nodeclass-guard/authz"
 )
 
 // CheckNodePool validates a NodePool's nodeClassRef: the class it names must
@@ -30,7 +31,9 @@ func (c *Checker) CheckNodePool(ctx context.Context, np *NodePool) Verdict {
 			nc, found, err = c.cfg.Classes.GetEC2NodeClass(ctx, ref.Name)
 		}
 		if found {
-			classVerdict = c.checkClass(ctx, class{name: nc.Name, role: nc.Spec.Role, profile: nc.Spec.InstanceProfile, nodePool: np.Name})
+			// A class the cluster has: its questions come first in the IAM
+			// call budget.
+			classVerdict = c.checkClass(authz.WithPriority(ctx), class{name: nc.Name, role: nc.Spec.Role, profile: nc.Spec.InstanceProfile, nodePool: np.Name})
 		}
 	case EKSNodeClassGK:
 		kindName = "NodeClass (eks.amazonaws.com)"
@@ -39,7 +42,7 @@ func (c *Checker) CheckNodePool(ctx context.Context, np *NodePool) Verdict {
 			nc, found, err = c.cfg.Classes.GetNodeClass(ctx, ref.Name)
 		}
 		if found {
-			classVerdict = c.CheckNodeClass(ctx, nc)
+			classVerdict = c.CheckNodeClass(authz.WithPriority(ctx), nc)
 		}
 	default:
 		if f, ok := versionedGroup(gk); ok {

@@ -22,8 +22,12 @@ type iamFlags struct {
 	timeout        time.Duration
 	onIAMError     string
 	cacheSize      int
+	negativeSize   int
 	cacheTTL       time.Duration
 	negativeTTL    time.Duration
+	// callRate and callBurst are the IAM call budget; 0 (check) means none.
+	callRate  float64
+	callBurst int
 }
 
 // register adds the flags; onIAMError is the command's default: serve
@@ -41,6 +45,14 @@ func (f *iamFlags) register(fs *flag.FlagSet, onIAMError string) {
 	fs.IntVar(&f.cacheSize, "iam-cache-size", 4096, "maximum number of cached IAM answers")
 	fs.DurationVar(&f.cacheTTL, "iam-cache-ttl", 5*time.Minute, "how long an IAM answer is reused")
 	fs.DurationVar(&f.negativeTTL, "iam-cache-negative-ttl", 30*time.Second, "how long a not-found IAM answer is reused")
+	fs.IntVar(&f.negativeSize, "iam-cache-negative-size", 1024, "maximum number of cached not-found IAM answers, kept apart from the found ones so that names that do not exist cannot evict them")
+}
+
+// registerBudget adds the IAM call budget's flags (serve only: a CI job is
+// no hostile caller, and a budget would only slow it down).
+func (f *iamFlags) registerBudget(fs *flag.FlagSet) {
+	fs.Float64Var(&f.callRate, "iam-call-rate", 10, "IAM calls per second the webhook may make (a token bucket; IAM throttles per account); questions about objects the cluster has, or asked before, are served first; a new question that cannot get a call within --iam-timeout is answered \"could not check\" (--on-iam-error)")
+	fs.IntVar(&f.callBurst, "iam-call-burst", 100, "IAM calls the budget holds when full; a quarter is kept for questions about objects the cluster has or asked before")
 }
 
 // view builds the IAM view: a snapshot, or the live API behind the cache.
@@ -56,9 +68,12 @@ func (f *iamFlags) view(ctx context.Context, metrics *authz.Metrics) (authz.View
 	if err != nil {
 		return nil, err
 	}
-	live := authz.NewLive(client, authz.LiveOptions{Metrics: metrics})
-	return authz.NewCached(live, authz.CacheOptions{
-		Size: f.cacheSize, TTL: f.cacheTTL, NegativeTTL: f.negativeTTL, Timeout: f.timeout, Metrics: metrics,
+	var aws authz.View = authz.NewLive(client, authz.LiveOptions{Metrics: metrics})
+	if f.callRate > 0 {
+		aws = authz.NewBudgeted(aws, authz.BudgetOptions{Rate: f.callRate, Burst: f.callBurst, Metrics: metrics})
+	}
+	return authz.NewCached(aws, authz.CacheOptions{
+		Size: f.cacheSize, NegativeSize: f.negativeSize, TTL: f.cacheTTL, NegativeTTL: f.negativeTTL, Timeout: f.timeout, Metrics: metrics,
 	}), nil
 }
 
@@ -77,6 +92,12 @@ func (f *iamFlags) validate() error {
 	}
 	if f.cacheSize <= 0 {
 		return fmt.Errorf("--iam-cache-size=%d: want a positive number", f.cacheSize)
+	}
+	if f.negativeSize <= 0 {
+		return fmt.Errorf("--iam-cache-negative-size=%d: want a positive number", f.negativeSize)
+	}
+	if f.callRate < 0 || f.callBurst < 0 {
+		return fmt.Errorf("--iam-call-rate=%v, --iam-call-burst=%d: want positive numbers", f.callRate, f.callBurst)
 	}
 	return nil
 }

@@ -66,8 +66,9 @@ func TestGracefulShutdownUnderLoad(t *testing.T) {
 	}
 	results := make(chan result, inFlight)
 	for i := range inFlight {
-		// Half over HTTP/2 (as the API server talks to webhooks), half over
-		// HTTP/1.1; each class is new, so each admission asks IAM.
+		// Half from a client offering HTTP/2 (serve answers in HTTP/1.1:
+		// it never negotiates HTTP/2), half from one offering HTTP/1.1
+		// only; each class is new, so each admission asks IAM.
 		hc := webhookClient(true, e.CA.CertPEM())
 		if i%2 == 1 {
 			hc.Transport.(*http.Transport).ForceAttemptHTTP2 = false
