@@ -4,8 +4,8 @@ import (
 	"context"
 	"strings"
 
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"github.com/nodeclass-guard/nodeclass-guard/authz"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 )
 
 // CheckNodePool validates a NodePool's nodeClassRef: the class it names must
