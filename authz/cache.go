@@ -45,10 +45,21 @@ type CacheOptions struct {
 // role may well have been created since, so an expired not-found gives way
 // to the *UnavailableError.
 type Cached struct {
-	inner   View
+	answerCache
+	inner View
+}
+
+// answerCache is the cache every AWS view shares: the LRU of answers, the
+// coalescing of identical lookups, the TTLs and the stale fallback. Cached
+// (IAM) and CachedEKS embed it, so that a second service's answers follow
+// exactly the rules of the first.
+type answerCache struct {
 	opts    CacheOptions
 	entries *lru.Cache[string, *cacheEntry]
 	group   singleflight.Group
+	// service names the service in the UnavailableError of a caller whose
+	// own context ends first; "" is IAM.
+	service string
 }
 
 var _ View = (*Cached)(nil)
@@ -63,6 +74,13 @@ type cacheEntry struct {
 
 // NewCached returns a cache in front of inner.
 func NewCached(inner View, opts CacheOptions) *Cached {
+	c := &Cached{inner: inner}
+	c.init(opts)
+	return c
+}
+
+// init applies opts' defaults and makes the LRU.
+func (c *answerCache) init(opts CacheOptions) {
 	if opts.Size <= 0 {
 		opts.Size = 4096
 	}
@@ -85,14 +103,14 @@ func NewCached(inner View, opts CacheOptions) *Cached {
 	if err != nil {
 		panic(err) // only for a size <= 0, excluded above
 	}
-	return &Cached{inner: inner, opts: opts, entries: entries}
+	c.opts, c.entries = opts, entries
 }
 
 // Len returns the number of cached answers, expired ones included.
-func (c *Cached) Len() int { return c.entries.Len() }
+func (c *answerCache) Len() int { return c.entries.Len() }
 
 // Purge forgets every cached answer.
-func (c *Cached) Purge() { c.entries.Purge() }
+func (c *answerCache) Purge() { c.entries.Purge() }
 
 // Role implements View.
 func (c *Cached) Role(ctx context.Context, name string) (Role, error) {
@@ -136,7 +154,7 @@ func (c *Cached) Decide(ctx context.Context, q Question) (Decision, error) {
 // lookup answers key from the cache, or through one shared call of fetch.
 // op names the IAM API in the UnavailableError of a caller whose own
 // context ends first.
-func (c *Cached) lookup(ctx context.Context, op, key string, fetch func(context.Context) (any, error)) (any, Served, error) {
+func (c *answerCache) lookup(ctx context.Context, op, key string, fetch func(context.Context) (any, error)) (any, Served, error) {
 	now := c.opts.Now()
 	old, ok := c.entries.Get(key)
 	if ok && now.Before(old.expires) {
@@ -173,7 +191,7 @@ func (c *Cached) lookup(ctx context.Context, op, key string, fetch func(context.
 	case res := <-ch:
 		v, err = res.Val, res.Err
 	case <-ctx.Done():
-		err = &UnavailableError{Op: op, Err: ctx.Err()}
+		err = &UnavailableError{Service: c.service, Op: op, Err: ctx.Err()}
 	}
 	if leader.Load() {
 		c.opts.Metrics.cacheResult(CacheMiss)
