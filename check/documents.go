@@ -37,6 +37,9 @@ type Document struct {
 	EC2NodeClass *webhook.EC2NodeClass
 	NodePool     *webhook.NodePool
 	NodeClass    *webhook.NodeClass
+	// AWSAuth is the kube-system/aws-auth ConfigMap, which the node-join
+	// checks read; it is input to the checks, not an object checked.
+	AWSAuth *webhook.AWSAuth
 }
 
 // InputError is a file that could not be read or parsed: exit code 2.
@@ -238,13 +241,16 @@ func decodeObject(source string, line int, js []byte) ([]Document, error) {
 		return nil, nil // not a Kubernetes object
 	}
 	switch kind {
-	case "List", webhook.EC2NodeClassKind, webhook.NodePoolKind, webhook.NodeClassKind:
+	case "List", webhook.EC2NodeClassKind, webhook.NodePoolKind, webhook.NodeClassKind, "ConfigMap":
 	default:
 		return nil, nil
 	}
 	gv, err := schema.ParseGroupVersion(apiVersion)
 	if err != nil {
 		return nil, fmt.Errorf("apiVersion %q: %v", apiVersion, err)
+	}
+	if kind == "ConfigMap" {
+		return decodeAWSAuth(source, line, apiVersion, js)
 	}
 	if kind == "List" && gv.Group == "" {
 		var list struct {
@@ -292,6 +298,44 @@ func decodeObject(source string, line int, js []byte) ([]Document, error) {
 	}
 	d.Name = meta.Name
 	return []Document{d}, nil
+}
+
+// decodeAWSAuth keeps a ConfigMap only if it is kube-system/aws-auth (a
+// manifest may leave the namespace out).
+func decodeAWSAuth(source string, line int, apiVersion string, js []byte) ([]Document, error) {
+	var cm struct {
+		Metadata struct {
+			Name      string `json:"name"`
+			Namespace string `json:"namespace"`
+		} `json:"metadata"`
+		Data map[string]string `json:"data"`
+	}
+	if apiVersion != "v1" {
+		return nil, nil
+	}
+	if err := json.Unmarshal(js, &cm); err != nil {
+		return nil, nil // not a ConfigMap this tool reads
+	}
+	if cm.Metadata.Name != webhook.AWSAuthName || (cm.Metadata.Namespace != "" && cm.Metadata.Namespace != webhook.AWSAuthNamespace) {
+		return nil, nil
+	}
+	auth, err := webhook.ParseAWSAuth(cm.Data)
+	if err != nil {
+		return nil, err
+	}
+	return []Document{{Source: source, Line: line, APIVersion: apiVersion, Kind: "ConfigMap", Name: cm.Metadata.Name, AWSAuth: &auth}}, nil
+}
+
+// InputAWSAuth is the aws-auth ConfigMap of the input (the last one, if it
+// holds several), for the node-join checks; without one, a cluster that
+// reads aws-auth gets that check reported as skipped.
+func InputAWSAuth(docs []Document) webhook.AWSAuthSource {
+	for i := len(docs) - 1; i >= 0; i-- {
+		if docs[i].AWSAuth != nil {
+			return webhook.StaticAWSAuth{Auth: *docs[i].AWSAuth}
+		}
+	}
+	return webhook.StaticAWSAuth{Err: errors.New("the input holds no kube-system/aws-auth ConfigMap")}
 }
 
 // describeJSONError names the field a type error is about.

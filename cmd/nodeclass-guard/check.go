@@ -59,14 +59,17 @@ func runCheck(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	for _, dup := range check.Duplicates(docs) {
 		fmt.Fprintf(stderr, "nodeclass-guard check: warning: %s\n", dup)
 	}
-	var view authz.View
+	var (
+		view authz.View
+		eks  authz.EKSView
+	)
 	if !offline {
-		view, err = iamf.view(ctx, nil)
+		view, eks, err = iamf.view(ctx, nil)
 		if err != nil {
 			return fail("%v", err)
 		}
 	}
-	cfg, err := iamf.config(ctx, view, iamf.controllerRole, func(msg string) {
+	cfg, err := iamf.config(ctx, view, eks, iamf.controllerRole, func(msg string) {
 		fmt.Fprintf(stderr, "nodeclass-guard check: warning: %s\n", msg)
 	})
 	if err != nil {
@@ -81,6 +84,7 @@ func runCheck(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		cluster = cc
 	}
 	cfg.Classes = check.NewInputClasses(docs, cluster)
+	cfg.AWSAuth = check.InputAWSAuth(docs)
 	c := webhook.NewChecker(cfg)
 	report := check.Run(ctx, c, docs)
 	if output == "json" {

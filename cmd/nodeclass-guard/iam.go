@@ -19,6 +19,7 @@ type iamFlags struct {
 	region         string
 	snapshot       string
 	endpoint       string
+	eksEndpoint    string
 	timeout        time.Duration
 	onIAMError     string
 	cacheSize      int
@@ -36,6 +37,7 @@ func (f *iamFlags) register(fs *flag.FlagSet, onIAMError string) {
 	fs.StringVar(&f.region, "region", "", "the cluster's AWS region")
 	fs.StringVar(&f.snapshot, "iam-snapshot", "", "evaluate IAM checks against this snapshot (aws iam get-account-authorization-details output, optionally merged with list-instance-profiles) instead of the IAM API")
 	fs.StringVar(&f.endpoint, "iam-endpoint", "", "IAM API endpoint URL to use instead of AWS's (a local test endpoint)")
+	fs.StringVar(&f.eksEndpoint, "eks-endpoint", "", "EKS API endpoint URL to use instead of the region's (a local test endpoint); EKS answers the node-join checks")
 	fs.DurationVar(&f.timeout, "iam-timeout", 2*time.Second, "bound on all the IAM questions of one admission together (each call's retries included); keep it well inside the webhook's timeoutSeconds")
 	fs.StringVar(&f.onIAMError, "on-iam-error", onIAMError, "when IAM cannot be reached and no cached answer exists: allow (with an IAMUnavailable warning) or deny (IAMUnavailable denial)")
 	fs.IntVar(&f.cacheSize, "iam-cache-size", 4096, "maximum number of cached IAM answers")
@@ -43,23 +45,29 @@ func (f *iamFlags) register(fs *flag.FlagSet, onIAMError string) {
 	fs.DurationVar(&f.negativeTTL, "iam-cache-negative-ttl", 30*time.Second, "how long a not-found IAM answer is reused")
 }
 
-// view builds the IAM view: a snapshot, or the live API behind the cache.
-func (f *iamFlags) view(ctx context.Context, metrics *authz.Metrics) (authz.View, error) {
+// view builds the IAM and EKS views: a snapshot (whose EKS sections, when
+// absent, make the node-join checks report themselves skipped), or the
+// live APIs, each behind a cache with the same options.
+func (f *iamFlags) view(ctx context.Context, metrics *authz.Metrics) (authz.View, authz.EKSView, error) {
 	if f.snapshot != "" {
 		snap, err := authz.LoadSnapshotFile(f.snapshot)
 		if err != nil {
-			return nil, fmt.Errorf("--iam-snapshot: %w", err)
+			return nil, nil, fmt.Errorf("--iam-snapshot: %w", err)
 		}
-		return snap, nil
+		return snap, snap, nil
 	}
 	client, err := authz.NewIAMClient(ctx, f.region, f.endpoint, f.timeout)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	opts := authz.CacheOptions{Size: f.cacheSize, TTL: f.cacheTTL, NegativeTTL: f.negativeTTL, Timeout: f.timeout, Metrics: metrics}
 	live := authz.NewLive(client, authz.LiveOptions{Metrics: metrics})
-	return authz.NewCached(live, authz.CacheOptions{
-		Size: f.cacheSize, TTL: f.cacheTTL, NegativeTTL: f.negativeTTL, Timeout: f.timeout, Metrics: metrics,
-	}), nil
+	eksClient, err := authz.NewEKSClient(ctx, f.region, f.eksEndpoint, f.timeout)
+	if err != nil {
+		return nil, nil, err
+	}
+	eks := authz.NewCachedEKS(authz.NewEKSLive(eksClient, authz.LiveOptions{Metrics: metrics}), opts)
+	return authz.NewCached(live, opts), eks, nil
 }
 
 // validate checks the flags that need no IAM.
@@ -87,12 +95,12 @@ func (f *iamFlags) validate() error {
 // controller role. The controller role is resolved through IAM to its real
 // ARN (path included); an assumed-role ARN becomes the role's ARN. warn
 // receives what the user should know.
-func (f *iamFlags) config(ctx context.Context, view authz.View, controllerRole string, warn func(string)) (webhook.Config, error) {
+func (f *iamFlags) config(ctx context.Context, view authz.View, eks authz.EKSView, controllerRole string, warn func(string)) (webhook.Config, error) {
 	onErr, err := webhook.ParseOnIAMError(f.onIAMError)
 	if err != nil {
 		return webhook.Config{}, err
 	}
-	cfg := webhook.Config{IAM: view, ClusterName: f.clusterName, Region: f.region, OnIAMError: onErr, IAMTimeout: f.timeout}
+	cfg := webhook.Config{IAM: view, EKS: eks, ClusterName: f.clusterName, Region: f.region, OnIAMError: onErr, IAMTimeout: f.timeout}
 	if controllerRole == "" {
 		return cfg, nil
 	}

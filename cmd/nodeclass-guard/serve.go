@@ -134,7 +134,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 	verdicts := webhook.NewMetrics()
 	verdicts.MustRegister(crmetrics.Registry)
 
-	view, err := iamf.view(ctx, iamMetrics)
+	view, eks, err := iamf.view(ctx, iamMetrics)
 	if err != nil {
 		return fail("%v", err)
 	}
@@ -144,11 +144,14 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 			setup.Info(msg)
 		})
 	}
-	cfg, err := iamf.config(ctx, view, controllerRole, func(msg string) { setup.Info(msg) })
+	cfg, err := iamf.config(ctx, view, eks, controllerRole, func(msg string) { setup.Info(msg) })
 	if err != nil {
 		return fail("%v", err)
 	}
 	cfg.Classes = webhook.ClusterClasses{Reader: mgr.GetClient()}
+	// aws-auth is read through the manager's cache, which watches that one
+	// ConfigMap (cache options above; RBAC allows no other).
+	cfg.AWSAuth = webhook.ClusterAWSAuth{Reader: mgr.GetClient()}
 	checker := webhook.NewChecker(cfg)
 	if checker.ControllerARN() == "" {
 		setup.Info("the Karpenter controller's role is unknown: iam:PassRole and launch permission checks are skipped and every admission carries a PermissionChecksSkipped warning; set --controller-role")
