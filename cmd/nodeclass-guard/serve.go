@@ -16,12 +16,14 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
@@ -124,6 +126,15 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 		WebhookServer:           srv,
 		GracefulShutdownTimeout: &shutdownTimeout,
 		Logger:                  log,
+		// The only ConfigMap the webhook reads is kube-system/aws-auth, and
+		// its RBAC (a Role with resourceNames) allows no other: the cache
+		// lists and watches that one object.
+		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
+			&corev1.ConfigMap{}: {
+				Namespaces: map[string]cache.Config{webhook.AWSAuthNamespace: {}},
+				Field:      fields.OneTermEqualSelector("metadata.name", webhook.AWSAuthName),
+			},
+		}},
 	})
 	if err != nil {
 		return fail("creating the manager: %v", err)
@@ -174,7 +185,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 		return fail("%v", err)
 	}
 	setup.Info("starting", "version", version, "controllerRole", checker.ControllerARN(), "cluster", iamf.clusterName,
-		"region", iamf.region, "iam", iamSource(&iamf), "onIAMError", iamf.onIAMError, "port", port)
+		"region", iamf.region, "iam", iamSource(&iamf), "eksEndpoint", iamf.eksEndpoint, "onIAMError", iamf.onIAMError, "port", port)
 	if err := mgr.Start(ctx); err != nil {
 		setup.Error(err, "manager stopped")
 		return exitFailure
@@ -255,7 +266,7 @@ func karpenterRoleFromServiceAccount(ctx context.Context, r client.Reader, ns, n
 func warmInformers(mgr manager.Manager) manager.RunnableFunc {
 	return func(ctx context.Context) error {
 		log := mgr.GetLogger().WithName("informers")
-		for _, obj := range []client.Object{&webhook.EC2NodeClass{}, &webhook.NodeClass{}} {
+		for _, obj := range []client.Object{&webhook.EC2NodeClass{}, &webhook.NodeClass{}, &corev1.ConfigMap{}} {
 			if _, err := mgr.GetCache().GetInformer(ctx, obj); err != nil {
 				var noMatch *meta.NoKindMatchError
 				if meta.IsNoMatchError(err) || errors.As(err, &noMatch) || apierrors.IsNotFound(err) {
