@@ -367,6 +367,7 @@ func TestCheckExamples(t *testing.T) {
 		"role-arn.yaml":               {"RoleIsARN", "PassRoleDenied"},
 		"role-path-passrole.yaml":     {"PassRoleDenied", "RoleHasPath"},
 		"role-trust-missing-ec2.yaml": {"RoleTrustMissingEC2"},
+		"auto-mode-role-path.yaml":    {"NodeAccessEntryMissing", "AutoModeRoleHasPath"},
 	}
 	for file, codes := range want {
 		if !slices.Equal(byFile[file], codes) {
