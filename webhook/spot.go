@@ -61,7 +61,7 @@ func (c *Checker) checkSpot(ctx context.Context, v *Verdict, np *NodePool, autoM
 		defer cancel()
 	}
 	var n notes
-	defer n.report(v, OnIAMErrorAllow) // a spot check never denies
+	defer n.report(v, c.cfg.OnIAMError)
 	principal := c.controllerARN
 	qs := []Query{roleQuery(authz.SpotServiceLinkedRoleName)}
 	if autoMode {
@@ -94,6 +94,12 @@ func (c *Checker) checkSpot(ctx context.Context, v *Verdict, np *NodePool, autoM
 	}
 	if principal == "" {
 		n.skip("spot service-linked role", "the launching role is unknown, so whether it may create "+authz.SpotServiceLinkedRoleName+" was not checked")
+		return
+	}
+	if err := as[1].Err; err != nil {
+		// A warning-only check: IAM's absence skips it, whatever
+		// --on-iam-error says.
+		n.skip("spot service-linked role", "SimulatePrincipalPolicy: "+errSummary(err))
 		return
 	}
 	if denied, _ := deniedOf(&n, requirementsPath, create, as[1:]); len(denied) > 0 {
