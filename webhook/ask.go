@@ -19,9 +19,10 @@ import (
 // functions turn the Answers into findings. Only the asker does I/O.
 
 // QueryKind says which service answers a Query and which of its fields
-// hold the question and the answer. Another service's question (an EKS
-// access entry, an EC2 selector) is a new kind, its fields, and a case in
-// Checker.ask; the plans and judges of the rules that need it are its own.
+// hold the question and the answer. Another service's question (as EKS's
+// cluster and access entries, join.go; an EC2 selector next) is a new
+// kind, its fields, and a case in Checker.lookup; the plans and judges of
+// the rules that need it are its own.
 type QueryKind uint8
 
 // QueryKind values.
@@ -227,7 +228,7 @@ func (n *notes) report(v *Verdict, onErr OnIAMError) {
 		v.add(f)
 	}
 	if len(n.skipped) > 0 {
-		v.add(warn(NodeJoinChecksSkipped, specPath, "not checked whether nodes can join the cluster: %s", truncate(strings.Join(n.skipped, "; "), 190)))
+		v.add(warn(NodeJoinChecksSkipped, specPath, "not checked whether nodes can join the cluster: %s", truncate(strings.Join(n.skipped, "; "), 170)))
 	}
 	if n.stale {
 		v.add(warn(IAMStale, specPath, "IAM could not be reached; the verdict uses cached IAM answers up to %s old", n.staleAge.Round(time.Second)))
