@@ -326,6 +326,16 @@ func decodeAWSAuth(source string, line int, apiVersion string, js []byte) ([]Doc
 	return []Document{{Source: source, Line: line, APIVersion: apiVersion, Kind: "ConfigMap", Name: cm.Metadata.Name, AWSAuth: &auth}}, nil
 }
 
+// HasAWSAuth reports whether the input holds kube-system/aws-auth.
+func HasAWSAuth(docs []Document) bool {
+	for _, d := range docs {
+		if d.AWSAuth != nil {
+			return true
+		}
+	}
+	return false
+}
+
 // InputAWSAuth is the aws-auth ConfigMap of the input (the last one, if it
 // holds several), for the node-join checks; without one, a cluster that
 // reads aws-auth gets that check reported as skipped.

@@ -76,15 +76,19 @@ func runCheck(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		return fail("%v", err)
 	}
 	var cluster webhook.ClassGetter
+	cfg.AWSAuth = check.InputAWSAuth(docs)
 	if kubeconfig != "" {
 		cc, err := newClusterClasses(kubeconfig)
 		if err != nil {
 			return fail("--kubeconfig: %v", err)
 		}
 		cluster = cc
+		if !check.HasAWSAuth(docs) {
+			// The input's aws-auth wins; else the cluster's.
+			cfg.AWSAuth = webhook.ClusterAWSAuth{Reader: cc.Reader}
+		}
 	}
 	cfg.Classes = check.NewInputClasses(docs, cluster)
-	cfg.AWSAuth = check.InputAWSAuth(docs)
 	c := webhook.NewChecker(cfg)
 	report := check.Run(ctx, c, docs)
 	if output == "json" {

@@ -293,6 +293,9 @@ func newClusterClasses(kubeconfig string) (*clusterClasses, error) {
 	if err := webhook.AddToClientScheme(scheme); err != nil {
 		return nil, err
 	}
+	if err := corev1.AddToScheme(scheme); err != nil { // aws-auth
+		return nil, err
+	}
 	c, err := client.New(cfg, client.Options{Scheme: scheme})
 	if err != nil {
 		return nil, err
