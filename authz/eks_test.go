@@ -122,6 +122,14 @@ func TestCachedEKS(t *testing.T) {
 	if _, err := view.AccessEntry(ctx, "demo", "arn:aws:iam::111122223333:role/OtherNodeRole"); err != nil {
 		t.Errorf("EKS back: %v (an unavailable answer must not be cached)", err)
 	}
+
+	// A webhook without EKS permissions could not check: unavailable,
+	// never "no such entry".
+	srv.InjectFailure(iamserver.Failure{Fault: iamserver.AccessDenied, Action: iamserver.EKSDescribeAccessEntry, Always: true})
+	_, err = view.AccessEntry(ctx, "demo", "arn:aws:iam::111122223333:role/AdminNodeRole")
+	if !errors.As(err, &u) || errors.Is(err, authz.ErrNotFound) || !strings.HasPrefix(u.Summary(), "AccessDeniedException") {
+		t.Errorf("AccessDeniedException: %v, want an *UnavailableError", err)
+	}
 }
 
 // TestSnapshotEKSSections: the sections are optional; absent, the

@@ -94,6 +94,9 @@ func (c *call) serveEKS() {
 		case <-c.stopping:
 		}
 		panic(http.ErrAbortHandler)
+	case AccessDenied:
+		c.eksFail(http.StatusForbidden, "AccessDeniedException", "User is not authorized to perform: "+action)
+		return
 	case MalformedXML:
 		c.w.Header().Set("Content-Type", "application/json")
 		fmt.Fprint(c.w, `{"cluster": {"name": "trunc`)

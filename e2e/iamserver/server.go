@@ -39,6 +39,9 @@ const (
 	Hang Fault = "Hang"
 	// MalformedXML answers 200 with a truncated XML document.
 	MalformedXML Fault = "MalformedXML"
+	// AccessDenied answers 403 as a service does to a caller its policy
+	// does not allow (IAM's AccessDenied, EKS's AccessDeniedException).
+	AccessDenied Fault = "AccessDenied"
 )
 
 // Failure says which calls fail and how. Exactly one of Next, Fraction
@@ -274,6 +277,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// Drop the connection without an answer: returning would send an
 		// empty 200, which the SDK reads as success.
 		panic(http.ErrAbortHandler)
+	case AccessDenied:
+		c.fail(http.StatusForbidden, "Sender", "AccessDenied", "User is not authorized to perform: iam:"+action)
+		return
 	case MalformedXML:
 		w.Header().Set("Content-Type", "text/xml")
 		fmt.Fprintf(w, `<%sResponse xmlns="%s"><%sResult><Role><RoleName>trunc`, action, xmlns, action)
