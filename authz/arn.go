@@ -156,3 +156,28 @@ func EC2ServicePrincipal(partition string) string {
 	}
 	return "ec2.amazonaws.com"
 }
+
+// WithoutPath returns the role's ARN as the aws-auth ConfigMap must name
+// it: EKS's authenticator matches role/NAME and drops the path.
+func (r RoleARN) WithoutPath() RoleARN {
+	r.Path = "/"
+	return r
+}
+
+// SpotServicePrincipal is the service of EC2 Spot's service-linked role.
+const SpotServicePrincipal = "spot.amazonaws.com"
+
+// SpotServiceLinkedRoleName is the name of EC2 Spot's service-linked role.
+const SpotServiceLinkedRoleName = "AWSServiceRoleForEC2Spot"
+
+// SpotServiceLinkedRoleARN returns the ARN of EC2 Spot's service-linked
+// role in an account, as iam:CreateServiceLinkedRole is asked on it.
+func SpotServiceLinkedRoleARN(partition, account string) string {
+	return IAMARN(partition, account, "role/aws-service-role/"+SpotServicePrincipal+"/"+SpotServiceLinkedRoleName)
+}
+
+// EKSAccessPolicyARN returns the ARN of an EKS access policy such as
+// AmazonEKSAutoNodePolicy.
+func EKSAccessPolicyARN(partition, name string) string {
+	return ARN{Partition: partition, Service: "eks", Account: "aws", Resource: "cluster-access-policy/" + name}.String()
+}

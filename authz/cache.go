@@ -54,11 +54,22 @@ type CacheOptions struct {
 // role may well have been created since, so an expired not-found gives way
 // to the *UnavailableError.
 type Cached struct {
-	inner    View
+	answerCache
+	inner View
+}
+
+// answerCache is the cache every AWS view shares: the LRU of answers, the
+// coalescing of identical lookups, the TTLs and the stale fallback. Cached
+// (IAM) and CachedEKS embed it, so that a second service's answers follow
+// exactly the rules of the first.
+type answerCache struct {
 	opts     CacheOptions
 	entries  *lru.Cache[string, *cacheEntry] // found answers
 	negative *lru.Cache[string, *cacheEntry] // not-found answers
 	group    singleflight.Group
+	// service names the service in the UnavailableError of a caller whose
+	// own context ends first; "" is IAM.
+	service string
 }
 
 var _ View = (*Cached)(nil)
@@ -73,6 +84,13 @@ type cacheEntry struct {
 
 // NewCached returns a cache in front of inner.
 func NewCached(inner View, opts CacheOptions) *Cached {
+	c := &Cached{inner: inner}
+	c.init(opts)
+	return c
+}
+
+// init applies opts' defaults and makes the LRU.
+func (c *answerCache) init(opts CacheOptions) {
 	if opts.Size <= 0 {
 		opts.Size = 4096
 	}
@@ -102,20 +120,19 @@ func NewCached(inner View, opts CacheOptions) *Cached {
 	if err != nil {
 		panic(err)
 	}
-	return &Cached{inner: inner, opts: opts, entries: entries, negative: negative}
+	c.opts, c.entries, c.negative = opts, entries, negative
 }
 
 // Len returns the number of cached answers, expired ones included.
-func (c *Cached) Len() int { return c.entries.Len() + c.negative.Len() }
+func (c *answerCache) Len() int { return c.entries.Len() + c.negative.Len() }
 
 // Purge forgets every cached answer.
-func (c *Cached) Purge() {
+func (c *answerCache) Purge() {
 	c.entries.Purge()
 	c.negative.Purge()
 }
-
 // get returns key's entry, found or not-found, fresh if either is.
-func (c *Cached) get(key string, now time.Time) (*cacheEntry, bool) {
+func (c *answerCache) get(key string, now time.Time) (*cacheEntry, bool) {
 	found, okFound := c.entries.Get(key)
 	if okFound && now.Before(found.expires) {
 		return found, true
@@ -127,7 +144,7 @@ func (c *Cached) get(key string, now time.Time) (*cacheEntry, bool) {
 }
 
 // peek is get without touching recency.
-func (c *Cached) peek(key string) (*cacheEntry, bool) {
+func (c *answerCache) peek(key string) (*cacheEntry, bool) {
 	if e, ok := c.entries.Peek(key); ok && c.opts.Now().Before(e.expires) {
 		return e, true
 	}
@@ -139,7 +156,7 @@ func (c *Cached) peek(key string) (*cacheEntry, bool) {
 
 // store keeps a found answer or a not-found one, each in its own cache,
 // and forgets the other kind for key.
-func (c *Cached) store(key string, e *cacheEntry) {
+func (c *answerCache) store(key string, e *cacheEntry) {
 	if e.err != nil {
 		c.negative.Add(key, e)
 		c.entries.Remove(key)
@@ -191,7 +208,7 @@ func (c *Cached) Decide(ctx context.Context, q Question) (Decision, error) {
 // lookup answers key from the cache, or through one shared call of fetch.
 // op names the IAM API in the UnavailableError of a caller whose own
 // context ends first.
-func (c *Cached) lookup(ctx context.Context, op, key string, fetch func(context.Context) (any, error)) (any, Served, error) {
+func (c *answerCache) lookup(ctx context.Context, op, key string, fetch func(context.Context) (any, error)) (any, Served, error) {
 	now := c.opts.Now()
 	old, ok := c.get(key, now)
 	if ok && now.Before(old.expires) {
@@ -233,7 +250,7 @@ func (c *Cached) lookup(ctx context.Context, op, key string, fetch func(context.
 	case res := <-ch:
 		v, err = res.Val, res.Err
 	case <-ctx.Done():
-		err = &UnavailableError{Op: op, Err: ctx.Err()}
+		err = &UnavailableError{Service: c.service, Op: op, Err: ctx.Err()}
 	}
 	if leader.Load() {
 		c.opts.Metrics.cacheResult(CacheMiss)

@@ -80,6 +80,23 @@ const iamMaxAttempts = 3
 // endpoint (a local test endpoint). A timeout > 0 bounds one call with its
 // retries (see the budget above); 0 keeps the SDK's defaults.
 func NewIAMClient(ctx context.Context, region, endpoint string, timeout time.Duration) (*iam.Client, error) {
+	cfg, err := loadAWSConfig(ctx, region, timeout)
+	if err != nil {
+		return nil, err
+	}
+	return iam.NewFromConfig(cfg, func(o *iam.Options) {
+		// Wrapped here, once the configuration chain has finished with the
+		// client (a custom CA bundle needs the SDK's own client type).
+		o.HTTPClient = &cappedClient{inner: o.HTTPClient, max: MaxIAMResponseBytes}
+		if endpoint != "" {
+			o.BaseEndpoint = aws.String(endpoint)
+		}
+	}), nil
+}
+
+// loadAWSConfig is the SDK configuration every client of nodeclass-guard
+// shares: the default credential chain, region, and the retry budget above.
+func loadAWSConfig(ctx context.Context, region string, timeout time.Duration) (aws.Config, error) {
 	var opts []func(*config.LoadOptions) error
 	if region != "" {
 		opts = append(opts, config.WithRegion(region))
@@ -103,21 +120,14 @@ func NewIAMClient(ctx context.Context, region, endpoint string, timeout time.Dur
 	opts = append(opts, config.WithHTTPClient(httpClient))
 	cfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("loading AWS configuration: %w", err)
+		return aws.Config{}, fmt.Errorf("loading AWS configuration: %w", err)
 	}
 	if cfg.Region == "" {
 		// IAM's global endpoint lives in us-east-1; without a region the
 		// SDK could neither sign nor resolve the endpoint.
 		cfg.Region = "us-east-1"
 	}
-	return iam.NewFromConfig(cfg, func(o *iam.Options) {
-		// Wrapped here, once the configuration chain has finished with the
-		// client (a custom CA bundle needs the SDK's own client type).
-		o.HTTPClient = &cappedClient{inner: o.HTTPClient, max: MaxIAMResponseBytes}
-		if endpoint != "" {
-			o.BaseEndpoint = aws.String(endpoint)
-		}
-	}), nil
+	return cfg, nil
 }
 
 // MaxIAMResponseBytes bounds one IAM response body. IAM's answers to the

@@ -117,7 +117,7 @@ func callOutcome(err error) string {
 	}
 	var apiErr smithy.APIError
 	if errors.As(err, &apiErr) {
-		if apiErr.ErrorCode() == "NoSuchEntity" {
+		if code := apiErr.ErrorCode(); code == "NoSuchEntity" || code == "ResourceNotFoundException" {
 			return OutcomeNotFound
 		}
 		if _, ok := retry.DefaultThrottleErrorCodes[apiErr.ErrorCode()]; ok {

@@ -39,6 +39,8 @@ type Snapshot struct {
 	profileByName map[string]int
 	profileByFold map[string]int
 	profilesOf    map[string][]int // role name -> indexes into profiles
+
+	eks eksSnapshot
 }
 
 var _ View = (*Snapshot)(nil)
@@ -75,6 +77,9 @@ type (
 		RoleDetailList   []roleDetail
 		Policies         []policyDetail
 		InstanceProfiles []profileDetail
+		// The optional EKS sections (eks_snapshot.go).
+		Cluster       *eksClusterDoc    `json:"cluster"`
+		AccessEntries *[]accessEntryDoc `json:"AccessEntries"`
 	}
 	roleDetail struct {
 		RoleName                 string
@@ -156,15 +161,27 @@ func LoadSnapshot(r io.Reader, source string) (*Snapshot, error) {
 	}
 	var all authorizationDetails
 	for _, d := range docs {
-		if d.RoleDetailList == nil && d.InstanceProfiles == nil {
+		if d.RoleDetailList == nil && d.InstanceProfiles == nil && d.Cluster == nil && d.AccessEntries == nil {
 			return nil, fmt.Errorf("%s: has neither RoleDetailList nor InstanceProfiles; want the JSON printed by `aws iam get-account-authorization-details` (optionally merged with `aws iam list-instance-profiles`)", source)
 		}
 		all.RoleDetailList = append(all.RoleDetailList, d.RoleDetailList...)
 		all.Policies = append(all.Policies, d.Policies...)
 		all.InstanceProfiles = append(all.InstanceProfiles, d.InstanceProfiles...)
+		if d.Cluster != nil {
+			all.Cluster = d.Cluster
+		}
+		if d.AccessEntries != nil {
+			if all.AccessEntries == nil {
+				all.AccessEntries = new([]accessEntryDoc)
+			}
+			*all.AccessEntries = append(*all.AccessEntries, *d.AccessEntries...)
+		}
 	}
 	s, err := build(all)
 	if err != nil {
+		return nil, fmt.Errorf("%s: %w", source, err)
+	}
+	if s.eks, err = buildEKS(all.Cluster, all.AccessEntries); err != nil {
 		return nil, fmt.Errorf("%s: %w", source, err)
 	}
 	s.source = source

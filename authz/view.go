@@ -282,12 +282,18 @@ func (e *NotFoundError) Is(target error) bool { return target == ErrNotFound }
 // UnavailableError says that IAM could not be asked: throttling, timeouts,
 // server errors, missing credentials. No verdict can be drawn from it.
 type UnavailableError struct {
-	Op  string // the IAM API, for example "GetRole"
-	Err error
+	// Service is the AWS service asked, "" meaning IAM.
+	Service string
+	Op      string // the API, for example "GetRole"
+	Err     error
 }
 
 func (e *UnavailableError) Error() string {
-	return fmt.Sprintf("IAM %s unavailable: %v", e.Op, e.Err)
+	svc := e.Service
+	if svc == "" {
+		svc = "IAM"
+	}
+	return fmt.Sprintf("%s %s unavailable: %v", svc, e.Op, e.Err)
 }
 
 func (e *UnavailableError) Unwrap() error { return e.Err }

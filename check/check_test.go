@@ -286,7 +286,8 @@ func testChecker(t *testing.T, view authz.View) *webhook.Checker {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return webhook.NewChecker(webhook.Config{IAM: view, Controller: ctl, ClusterName: "demo", Region: "us-west-2",
+	eks, _ := view.(authz.EKSView) // the sample snapshot's EKS sections
+	return webhook.NewChecker(webhook.Config{IAM: view, EKS: eks, Controller: ctl, ClusterName: "demo", Region: "us-west-2",
 		OnIAMError: webhook.OnIAMErrorAllow})
 }
 

@@ -38,6 +38,9 @@ type Document struct {
 	EC2NodeClass *webhook.EC2NodeClass
 	NodePool     *webhook.NodePool
 	NodeClass    *webhook.NodeClass
+	// AWSAuth is the kube-system/aws-auth ConfigMap, which the node-join
+	// checks read; it is input to the checks, not an object checked.
+	AWSAuth *webhook.AWSAuth
 
 	loc located
 }
@@ -253,13 +256,16 @@ func decodeObject(source string, loc located, js []byte) ([]Document, error) {
 		return nil, nil // not a Kubernetes object
 	}
 	switch kind {
-	case "List", webhook.EC2NodeClassKind, webhook.NodePoolKind, webhook.NodeClassKind:
+	case "List", webhook.EC2NodeClassKind, webhook.NodePoolKind, webhook.NodeClassKind, "ConfigMap":
 	default:
 		return nil, nil
 	}
 	gv, err := schema.ParseGroupVersion(apiVersion)
 	if err != nil {
 		return nil, fmt.Errorf("apiVersion %q: %v", apiVersion, err)
+	}
+	if kind == "ConfigMap" {
+		return decodeAWSAuth(source, loc, apiVersion, js)
 	}
 	if kind == "List" && gv.Group == "" {
 		var list struct {
@@ -307,6 +313,54 @@ func decodeObject(source string, loc located, js []byte) ([]Document, error) {
 	}
 	d.Name = meta.Name
 	return []Document{d}, nil
+}
+
+// decodeAWSAuth keeps a ConfigMap only if it is kube-system/aws-auth (a
+// manifest may leave the namespace out).
+func decodeAWSAuth(source string, loc located, apiVersion string, js []byte) ([]Document, error) {
+	var cm struct {
+		Metadata struct {
+			Name      string `json:"name"`
+			Namespace string `json:"namespace"`
+		} `json:"metadata"`
+		Data map[string]string `json:"data"`
+	}
+	if apiVersion != "v1" {
+		return nil, nil
+	}
+	if err := json.Unmarshal(js, &cm); err != nil {
+		return nil, nil // not a ConfigMap this tool reads
+	}
+	if cm.Metadata.Name != webhook.AWSAuthName || (cm.Metadata.Namespace != "" && cm.Metadata.Namespace != webhook.AWSAuthNamespace) {
+		return nil, nil
+	}
+	auth, err := webhook.ParseAWSAuth(cm.Data)
+	if err != nil {
+		return nil, err
+	}
+	return []Document{{Source: source, Line: loc.line, APIVersion: apiVersion, Kind: "ConfigMap", Name: cm.Metadata.Name, AWSAuth: &auth, loc: loc}}, nil
+}
+
+// HasAWSAuth reports whether the input holds kube-system/aws-auth.
+func HasAWSAuth(docs []Document) bool {
+	for _, d := range docs {
+		if d.AWSAuth != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// InputAWSAuth is the aws-auth ConfigMap of the input (the last one, if it
+// holds several), for the node-join checks; without one, a cluster that
+// reads aws-auth gets that check reported as skipped.
+func InputAWSAuth(docs []Document) webhook.AWSAuthSource {
+	for i := len(docs) - 1; i >= 0; i-- {
+		if docs[i].AWSAuth != nil {
+			return webhook.StaticAWSAuth{Auth: *docs[i].AWSAuth}
+		}
+	}
+	return webhook.StaticAWSAuth{Err: errors.New("the input holds no kube-system/aws-auth ConfigMap")}
 }
 
 // describeJSONError names the field a type error is about.

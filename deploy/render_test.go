@@ -248,6 +248,8 @@ func baseKeys() []objectKey {
 		{"ClusterRoleBinding", "", n},
 		{"Role", karpenterNamespace, n},
 		{"RoleBinding", karpenterNamespace, n},
+		{"Role", "kube-system", n + "-aws-auth"},
+		{"RoleBinding", "kube-system", n + "-aws-auth"},
 		{"Deployment", ns, n},
 		{"PodDisruptionBudget", ns, n},
 		{"Service", ns, n},
@@ -268,6 +270,13 @@ func TestBaseInstallsTheWebhook(t *testing.T) {
 	}
 	decodeAllStrict(t, r)
 	checkInstallation(t, r, defaultName, defaultNamespace)
+
+	// The node-join checks read kube-system/aws-auth and nothing else.
+	awsAuth := decodeStrict[rbacv1.Role](t, r.get(t, "Role", "kube-system", defaultName+"-aws-auth"))
+	if len(awsAuth.Rules) != 1 || !slices.Equal(awsAuth.Rules[0].Resources, []string{"configmaps"}) ||
+		!slices.Equal(awsAuth.Rules[0].ResourceNames, []string{"aws-auth"}) || !slices.Equal(awsAuth.Rules[0].Verbs, []string{"get", "list", "watch"}) {
+		t.Errorf("aws-auth Role rules %+v, want get, list, watch on configmap aws-auth only", awsAuth.Rules)
+	}
 
 	ns := decodeStrict[corev1.Namespace](t, r.get(t, "Namespace", "", defaultNamespace))
 	if got := ns.Labels["pod-security.kubernetes.io/enforce"]; got != "restricted" {

@@ -97,7 +97,9 @@ func Handlers(c *Checker, m *Metrics) map[string]*admission.Webhook {
 		})),
 		NodeClassPath: guardKind(EKSNodeClassGK, admission.WithValidator[*NodeClass](scheme, &validator[*NodeClass]{
 			adapter: a, kind: NodeClassKind, check: c.CheckNodeClass,
-			same:   func(old, obj *NodeClass) bool { return old.Spec == obj.Spec },
+			same: func(old, obj *NodeClass) bool {
+				return old.Spec.Role == obj.Spec.Role && old.Spec.InstanceProfile == obj.Spec.InstanceProfile
+			},
 			fields: "spec.role and spec.instanceProfile unchanged",
 		})),
 	}

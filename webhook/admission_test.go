@@ -30,7 +30,8 @@ type admissionFixture struct {
 func newAdmissionFixture(t *testing.T) *admissionFixture {
 	t.Helper()
 	ctl, _ := authz.ParseRoleARN(ctlKarpenter)
-	c := NewChecker(Config{IAM: loadSampleSnapshot(t), Controller: ctl, ClusterName: testCluster, Region: testRegion, OnIAMError: OnIAMErrorAllow, Classes: testClasses()})
+	snap := loadSampleSnapshot(t)
+	c := NewChecker(Config{IAM: snap, EKS: snap, Controller: ctl, ClusterName: testCluster, Region: testRegion, OnIAMError: OnIAMErrorAllow, Classes: testClasses()})
 	m := NewMetrics()
 	mux := http.NewServeMux()
 	hs := Handlers(c, m)
@@ -431,11 +432,11 @@ func TestAdmissionNodePool(t *testing.T) {
 func TestAdmissionEKSNodeClass(t *testing.T) {
 	f := newAdmissionFixture(t)
 	t.Run("create good", func(t *testing.T) {
-		obj := eksNodeClassJSON("auto", `{"role":"KarpenterNodeRole-demo","subnetSelectorTerms":[{"tags":{"k":"v"}}]}`)
+		obj := eksNodeClassJSON("auto", `{"role":"EKSAutoNodeRole-demo","subnetSelectorTerms":[{"tags":{"k":"v"}}]}`)
 		expectAllowed(t, f.review(t, NodeClassPath, eksReq(admissionv1.Create, obj, "")))
 	})
 	t.Run("warning in response.warnings", func(t *testing.T) {
-		obj := eksNodeClassJSON("auto", `{"instanceProfile":"KarpenterNodeInstanceProfile-demo"}`)
+		obj := eksNodeClassJSON("auto", `{"instanceProfile":"AutoNodeProfile-demo"}`)
 		resp := f.review(t, NodeClassPath, eksReq(admissionv1.Create, obj, ""))
 		expectAllowed(t, resp, InstanceProfileNamePrefix)
 		if !strings.HasPrefix(resp.Warnings[0], "[InstanceProfileNamePrefix] spec.instanceProfile: ") {
@@ -443,21 +444,21 @@ func TestAdmissionEKSNodeClass(t *testing.T) {
 		}
 	})
 	t.Run("create bad", func(t *testing.T) {
-		obj := eksNodeClassJSON("auto", `{"role":"KarpenterNodeRole-notrust"}`)
+		obj := eksNodeClassJSON("auto", `{"role":"EKSAutoNodeRole-notrust"}`)
 		expectDenied(t, f.review(t, NodeClassPath, eksReq(admissionv1.Create, obj, "")), RoleTrustMissingEC2)
 	})
 	t.Run("update leaving spec alone", func(t *testing.T) {
-		obj := eksNodeClassJSON("auto", `{"role":"KarpenterNodeRole-notrust"}`)
+		obj := eksNodeClassJSON("auto", `{"role":"EKSAutoNodeRole-notrust"}`)
 		newer := strings.Replace(obj, `"name":"auto"`, `"name":"auto","labels":{"a":"b"}`, 1)
 		expectAllowed(t, f.review(t, NodeClassPath, eksReq(admissionv1.Update, newer, obj)))
 	})
 	t.Run("update of an object being deleted", func(t *testing.T) {
-		old := eksNodeClassJSON("auto", `{"role":"KarpenterNodeRole-demo"}`)
-		obj := strings.Replace(eksNodeClassJSON("auto", `{"role":"KarpenterNodeRole-notrust"}`), `"name":"auto"`, `"name":"auto","deletionTimestamp":"2025-06-01T12:00:00Z"`, 1)
+		old := eksNodeClassJSON("auto", `{"role":"EKSAutoNodeRole-demo"}`)
+		obj := strings.Replace(eksNodeClassJSON("auto", `{"role":"EKSAutoNodeRole-notrust"}`), `"name":"auto"`, `"name":"auto","deletionTimestamp":"2025-06-01T12:00:00Z"`, 1)
 		expectAllowed(t, f.review(t, NodeClassPath, eksReq(admissionv1.Update, obj, old)))
 	})
 	t.Run("delete", func(t *testing.T) {
-		obj := eksNodeClassJSON("auto", `{"role":"arn:aws:iam::111122223333:role/KarpenterNodeRole-demo"}`)
+		obj := eksNodeClassJSON("auto", `{"role":"arn:aws:iam::111122223333:role/EKSAutoNodeRole-demo"}`)
 		expectAllowed(t, f.review(t, NodeClassPath, eksReq(admissionv1.Delete, "", obj)))
 	})
 }
@@ -469,7 +470,7 @@ func TestAdmissionWrongKind(t *testing.T) {
 	reqs := map[string]request{
 		EC2NodeClassPath: ec2Req(admissionv1.Create, ec2NodeClassJSON("v1", "x", ec2Spec("KarpenterNodeRole-demo", "")), ""),
 		NodePoolPath:     nodePoolReq(admissionv1.Create, nodePoolJSON("v1", "x", `{"group":"karpenter.k8s.aws","kind":"EC2NodeClass","name":"default"}`), ""),
-		NodeClassPath:    eksReq(admissionv1.Create, eksNodeClassJSON("x", `{"role":"KarpenterNodeRole-demo"}`), ""),
+		NodeClassPath:    eksReq(admissionv1.Create, eksNodeClassJSON("x", `{"role":"EKSAutoNodeRole-demo"}`), ""),
 	}
 	validates := map[string]string{EC2NodeClassPath: "EC2NodeClass.karpenter.k8s.aws", NodePoolPath: "NodePool.karpenter.sh", NodeClassPath: "NodeClass.eks.amazonaws.com"}
 	for path := range reqs {
@@ -568,7 +569,7 @@ func TestAdmissionVerdictMetric(t *testing.T) {
 	f.review(t, EC2NodeClassPath, ec2Req(admissionv1.Update, bad, bad)) // skipped
 	f.review(t, EC2NodeClassPath, ec2Req(admissionv1.Delete, "", bad))  // skipped
 	f.review(t, NodePoolPath, nodePoolReq(admissionv1.Create, nodePoolJSON("v1", "gpu", `{"group":"karpenter.k8s.aws","kind":"EC2NodeClass","name":"gpu"}`), ""))
-	f.review(t, NodeClassPath, eksReq(admissionv1.Create, eksNodeClassJSON("auto", `{"instanceProfile":"team-profile"}`), ""))
+	f.review(t, NodeClassPath, eksReq(admissionv1.Create, eksNodeClassJSON("auto", `{"instanceProfile":"AutoNodeProfile-demo"}`), ""))
 	want := map[label]float64{
 		{EC2NodeClassKind, "allowed", ""}: 1, {EC2NodeClassKind, "denied", "RoleIsARN"}: 2,
 		{EC2NodeClassKind, "denied", "PassRoleDenied"}: 1, {EC2NodeClassKind, "denied", "RoleHasPath"}: 1,

@@ -19,9 +19,10 @@ import (
 // functions turn the Answers into findings. Only the asker does I/O.
 
 // QueryKind says which service answers a Query and which of its fields
-// hold the question and the answer. Another service's question (an EKS
-// access entry, an EC2 selector) is a new kind, its fields, and a case in
-// Checker.ask; the plans and judges of the rules that need it are its own.
+// hold the question and the answer. Another service's question (as EKS's
+// cluster and access entries, join.go; an EC2 selector next) is a new
+// kind, its fields, and a case in Checker.lookup; the plans and judges of
+// the rules that need it are its own.
 type QueryKind uint8
 
 // QueryKind values.
@@ -35,6 +36,16 @@ const (
 	// answer is Answer.Decision. Permission queries with the same
 	// authz.Question.BatchKey are asked in one call.
 	QueryPermission
+	// QueryCluster is EKS's DescribeCluster of Name; the answer is
+	// Answer.Cluster.
+	QueryCluster
+	// QueryAccessEntry is EKS's DescribeAccessEntry (with the entry's
+	// associated access policies) of the principal ARN Name in the
+	// cluster of Config.ClusterName; the answer is Answer.Entry.
+	QueryAccessEntry
+	// QueryAWSAuth reads the cluster's aws-auth ConfigMap; the answer is
+	// Answer.AWSAuth.
+	QueryAWSAuth
 )
 
 // Query is one thing a rule needs to know from AWS.
@@ -51,6 +62,9 @@ type Answer struct {
 	Role     authz.Role
 	Profile  authz.InstanceProfile
 	Decision authz.Decision
+	Cluster  authz.Cluster
+	Entry    authz.AccessEntry
+	AWSAuth  AWSAuth
 	Err      error
 }
 
@@ -118,6 +132,16 @@ func (c *Checker) lookup(ctx context.Context, q Query, a *Answer) {
 		a.Role, a.Err = c.cfg.IAM.Role(ctx, q.Name)
 	case QueryInstanceProfile:
 		a.Profile, a.Err = c.cfg.IAM.InstanceProfile(ctx, q.Name)
+	case QueryCluster:
+		a.Cluster, a.Err = c.cfg.EKS.Cluster(ctx, q.Name)
+	case QueryAccessEntry:
+		a.Entry, a.Err = c.cfg.EKS.AccessEntry(ctx, c.cfg.ClusterName, q.Name)
+	case QueryAWSAuth:
+		if c.cfg.AWSAuth == nil {
+			a.Err = errNoAWSAuth
+			return
+		}
+		a.AWSAuth, a.Err = c.cfg.AWSAuth.AWSAuth(ctx)
 	default:
 		a.Err = fmt.Errorf("query kind %d has no asker", q.Kind)
 	}
@@ -128,6 +152,8 @@ func (c *Checker) lookup(ctx context.Context, q Query, a *Answer) {
 // keys the request did not carry, condition operators the evaluator does
 // not know. They are reported once per object, after the findings.
 type notes struct {
+	// skipped are the node-join checks that could not run, with why.
+	skipped     []string
 	unavail     []unavailability
 	staleAge    time.Duration
 	stale       bool
@@ -172,6 +198,11 @@ func (n *notes) served(s authz.Served) {
 	n.staleAge = max(n.staleAge, s.Age)
 }
 
+// skip records that a node-join check could not run, and why.
+func (n *notes) skip(check, why string) {
+	n.skipped = append(n.skipped, check+" ("+why+")")
+}
+
 func (n *notes) unavailable(path *field.Path, op string, err error) {
 	n.unavail = append(n.unavail, unavailability{path: path, op: op, err: err})
 }
@@ -195,6 +226,9 @@ func (n *notes) report(v *Verdict, onErr OnIAMError) {
 			f.Message = fmt.Sprintf("admitted without the IAM checks (--on-iam-error=allow): IAM could not be asked (%s: %s)", strings.Join(names, ", "), errSummary(u.err))
 		}
 		v.add(f)
+	}
+	if len(n.skipped) > 0 {
+		v.add(warn(NodeJoinChecksSkipped, specPath, "not checked whether nodes can join the cluster: %s", truncate(strings.Join(n.skipped, "; "), 170)))
 	}
 	if n.stale {
 		v.add(warn(IAMStale, specPath, "IAM could not be reached; the verdict uses cached IAM answers up to %s old", n.staleAge.Round(time.Second)))

@@ -29,6 +29,8 @@ type class struct {
 	// nodePool is the NodePool whose launches are checked (its name is a
 	// launch tag); "" means the class's own name.
 	nodePool string
+	// tags are an EKS Auto Mode NodeClass's spec.tags.
+	tags map[string]string
 }
 
 // CheckEC2NodeClass validates a Karpenter EC2NodeClass: format, IAM state,
@@ -40,7 +42,7 @@ func (c *Checker) CheckEC2NodeClass(ctx context.Context, nc *EC2NodeClass) Verdi
 // CheckNodeClass validates an EKS Auto Mode NodeClass: format and IAM
 // state; EKS, not Karpenter's controller, launches its nodes.
 func (c *Checker) CheckNodeClass(ctx context.Context, nc *NodeClass) Verdict {
-	return c.checkClass(ctx, class{name: nc.Name, role: nc.Spec.Role, profile: nc.Spec.InstanceProfile, eks: true})
+	return c.checkClass(ctx, class{name: nc.Name, role: nc.Spec.Role, profile: nc.Spec.InstanceProfile, eks: true, tags: nc.Spec.Tags})
 }
 
 // checkClass runs the format rules, then the IAM rules of spec.role or of
@@ -77,10 +79,21 @@ func (c *Checker) checkClass(ctx context.Context, cl class) Verdict {
 	}
 	asked := time.Now()
 	var n notes
+	join := c.clusterQueries()
+	var (
+		nodeRole authz.Role
+		found    bool
+		joinAns  []Answer
+		path     = rolePath
+	)
 	if roleOK {
-		c.roleClass(ctx, &v, &n, ref, cl)
+		nodeRole, found, joinAns = c.roleClass(ctx, &v, &n, ref, cl, join)
 	} else {
-		c.profileClass(ctx, &v, &n, profName, cl)
+		path = instanceProfilePath
+		nodeRole, found, joinAns = c.profileClass(ctx, &v, &n, profName, cl, join)
+	}
+	if found {
+		c.joinClass(ctx, &v, &n, cl, path, nodeRole, joinAns)
 	}
 	n.report(&v, c.cfg.OnIAMError)
 	v.IAMTime = time.Since(asked)
@@ -105,7 +118,10 @@ func (c *Checker) permissionsChecked(v *Verdict, cl class) bool {
 // and every permission at once, iam:PassRole for the ARN spec.role implies;
 // round two asks iam:PassRole again only when IAM says the role's real
 // path is another.
-func (c *Checker) roleClass(ctx context.Context, v *Verdict, n *notes, ref RoleRef, cl class) {
+//
+// join are the join rules' first-round queries, asked with round one;
+// roleClass returns their answers, and the node role when IAM found it.
+func (c *Checker) roleClass(ctx context.Context, v *Verdict, n *notes, ref RoleRef, cl class, join []Query) (authz.Role, bool, []Answer) {
 	perms := c.permissionsChecked(v, cl)
 	guess := c.nodeRoleARN(ref)
 	var pass, actions, launch []authz.Question
@@ -114,17 +130,20 @@ func (c *Checker) roleClass(ctx context.Context, v *Verdict, n *notes, ref RoleR
 		actions = c.profileActionQuestions(cl.name)
 		launch = c.launchQuestions(cl)
 	}
-	qs := make([]Query, 0, 1+len(pass)+len(actions)+len(launch))
+	qs := make([]Query, 0, 1+len(pass)+len(actions)+len(launch)+len(join))
 	qs = append(qs, roleQuery(ref.Name))
 	qs = appendPermissions(qs, pass)
 	qs = appendPermissions(qs, actions)
 	qs = appendPermissions(qs, launch)
+	qs = append(qs, join...)
 	as := c.ask(ctx, qs)
+	as, joinAns := as[:len(as)-len(join)], as[len(as)-len(join):]
 	roleAns, rest := as[0], as[1:]
 	passAns, rest := rest[:len(pass)], rest[len(pass):]
 	actionAns, launchAns := rest[:len(actions)], rest[len(actions):]
 
-	if c.judgeRole(v, n, ref, roleAns) && perms {
+	found := c.judgeRole(v, n, ref, roleAns)
+	if found && perms {
 		if real := roleAns.Role.ARN; real != "" && real != guess {
 			pass = c.passRoleQuestions(real, true)
 			passAns = c.ask(ctx, appendPermissions(nil, pass))
@@ -135,13 +154,17 @@ func (c *Checker) roleClass(ctx context.Context, v *Verdict, n *notes, ref RoleR
 		v.addAll(c.judgeProfileActions(n, cl.name, actions, actionAns))
 		v.addAll(c.judgeLaunch(n, cl, launch, launchAns))
 	}
+	return roleAns.Role, found, joinAns
 }
 
 // profileClass checks a class naming spec.instanceProfile. Round one asks
 // for the profile, iam:GetInstanceProfile on the ARN its name implies and
 // the launch permissions; round two asks iam:PassRole on the role inside
 // the profile (and iam:GetInstanceProfile again if the profile has a path).
-func (c *Checker) profileClass(ctx context.Context, v *Verdict, n *notes, name string, cl class) {
+//
+// join and the results are as for roleClass; the node role is the role
+// inside the profile.
+func (c *Checker) profileClass(ctx context.Context, v *Verdict, n *notes, name string, cl class, join []Query) (authz.Role, bool, []Answer) {
 	perms := c.permissionsChecked(v, cl)
 	guess := authz.InstanceProfileARN(c.partition, c.Account(), "/", name)
 	var read, launch []authz.Question
@@ -149,11 +172,13 @@ func (c *Checker) profileClass(ctx context.Context, v *Verdict, n *notes, name s
 		read = []authz.Question{c.profileReadQuestion(guess)}
 		launch = c.launchQuestions(cl)
 	}
-	qs := make([]Query, 0, 1+len(read)+len(launch))
+	qs := make([]Query, 0, 1+len(read)+len(launch)+len(join))
 	qs = append(qs, profileQuery(name))
 	qs = appendPermissions(qs, read)
 	qs = appendPermissions(qs, launch)
+	qs = append(qs, join...)
 	as := c.ask(ctx, qs)
+	as, joinAns := as[:len(as)-len(join)], as[len(as)-len(join):]
 	profAns, rest := as[0], as[1:]
 	readAns, launchAns := rest[:len(read)], rest[len(read):]
 
@@ -184,12 +209,18 @@ func (c *Checker) profileClass(ctx context.Context, v *Verdict, n *notes, name s
 	if perms {
 		v.addAll(c.judgeProfileRead(n, read, readAns))
 	}
+	var nodeRole authz.Role
+	hasRole := false
 	if ok {
-		if c.judgeProfileRole(v, name, prof) && perms {
-			v.addAll(c.judgePassRole(n, instanceProfilePath, pass, passAns))
+		if hasRole = c.judgeProfileRole(v, name, prof); hasRole {
+			nodeRole = prof.Roles[0]
+			if perms {
+				v.addAll(c.judgePassRole(n, instanceProfilePath, pass, passAns))
+			}
 		}
 	}
 	if perms {
 		v.addAll(c.judgeLaunch(n, cl, launch, launchAns))
 	}
+	return nodeRole, hasRole, joinAns
 }

@@ -56,6 +56,14 @@ type Config struct {
 	IAMTimeout time.Duration
 	// Classes resolves NodePool references; nil means none can be found.
 	Classes ClassGetter
+	// EKS answers the node-join questions (the cluster, access entries);
+	// nil means none can be asked: with IAM set, the join checks are
+	// reported as skipped. Its answers share the IAM deadline.
+	EKS authz.EKSView
+	// AWSAuth reads the aws-auth ConfigMap; nil means it cannot be read,
+	// and a cluster that uses it gets the aws-auth check reported as
+	// skipped.
+	AWSAuth AWSAuthSource
 }
 
 // Checker runs the rules. The same Checker serves the webhook and `check`;

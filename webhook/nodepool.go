@@ -91,6 +91,7 @@ func (c *Checker) CheckNodePool(ctx context.Context, np *NodePool) Verdict {
 			v.add(f)
 		}
 	}
+	c.checkSpot(ctx, &v, np, gk == EKSNodeClassGK)
 	return v
 }
 

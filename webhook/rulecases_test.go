@@ -29,6 +29,9 @@ const (
 	ctlNone = "none"
 
 	sampleSnapshot = "../testdata/iam/sample-snapshot.json"
+	// sampleClusterRole is the cluster role of the sample's EKS cluster
+	// (Auto Mode compute enabled).
+	sampleClusterRole = "arn:aws:iam::111122223333:role/EKSClusterRole-demo"
 )
 
 // ruleCase is one row of the rules table: an object, the checker settings,
@@ -48,6 +51,11 @@ type ruleCase struct {
 	wrap func(authz.View) authz.View
 	// classes resolves NodePool references; nil means testClasses.
 	classes ClassGetter
+	// awsAuth is the cluster's aws-auth; nil means none can be read.
+	awsAuth AWSAuthSource
+	// eks, when set, wraps the EKS view (another authentication mode,
+	// EKS unavailable...).
+	eks func(authz.EKSView) authz.EKSView
 
 	deny []Code
 	warn []Code
@@ -131,7 +139,7 @@ func testClasses() mapClasses {
 			"pathed":   ec2Class("pathed", "team/KarpenterNodeRole-team", ""),
 		},
 		eks: map[string]*NodeClass{
-			"eks-default": eksClass("eks-default", "KarpenterNodeRole-demo", ""),
+			"eks-default": eksClass("eks-default", "EKSAutoNodeRole-demo", ""),
 			"eks-bad":     eksClass("eks-bad", "bad name", ""),
 		},
 	}
@@ -230,7 +238,10 @@ var contractCodes = []Code{
 }
 
 // extensionCodes are the codes nodeclass-guard adds to the contract.
-var extensionCodes = []Code{IAMStale, PermissionChecksSkipped, PermissionContextMissing, PolicyConditionUnsupported}
+var extensionCodes = []Code{IAMStale, PermissionChecksSkipped, PermissionContextMissing, PolicyConditionUnsupported,
+	NodeAccessEntryMissing, NodeAccessEntryWrongType, NodeAccessPolicyMissing, AWSAuthRoleMissing, AWSAuthRoleHasPath,
+	AWSAuthGroupsMissing, NodeJoinChecksSkipped, AutoModeRoleHasPath, AutoModePassRoleDenied, AutoModeTagDenied,
+	SpotServiceLinkedRoleMissing}
 
 func codes(cs ...Code) []Code { return cs }
 
@@ -241,13 +252,14 @@ func ruleCases() []ruleCase {
 	const (
 		demoRole    = "KarpenterNodeRole-demo"
 		demoProfile = "KarpenterNodeInstanceProfile-demo"
+		autoRole    = "EKSAutoNodeRole-demo"
 	)
-	return []ruleCase{
+	return append([]ruleCase{
 		// Clean objects: no code at all.
 		{name: "good role", obj: ec2Class("default", demoRole, "")},
 		{name: "good instance profile", obj: ec2Class("ip", "", demoProfile)},
 		{name: "good role as IAM spells it in lower case", obj: ec2Class("lower", "karpenternoderole-demo", "")},
-		{name: "good EKS role", obj: eksClass("auto", demoRole, "")},
+		{name: "good EKS role", obj: eksClass("auto", autoRole, "")},
 		{name: "good EKS instance profile with eks prefix", obj: eksClass("auto", "", "eks-auto-demo")},
 		{name: "good role offline", obj: ec2Class("default", demoRole, ""), offline: true},
 		{name: "good role under a limited controller needs no instance profile read", obj: ec2Class("default", demoRole, ""), ctl: ctlLimited,
@@ -325,7 +337,7 @@ func ruleCases() []ruleCase {
 		{name: "instance profile ARN that is not one", obj: ec2Class("x", "", "arn:aws:iam::111122223333:role/KarpenterNodeRole-demo"),
 			deny: codes(InstanceProfileIsARN), msgs: []string{"not a valid instance-profile ARN"}},
 		{name: "EKS instance profile without eks prefix", obj: eksClass("auto", "", demoProfile),
-			warn: codes(InstanceProfileNamePrefix), msgs: []string{"start with eks"}},
+			deny: codes(NodeAccessEntryWrongType, AutoModePassRoleDenied), warn: codes(InstanceProfileNamePrefix), msgs: []string{"start with eks"}},
 		{name: "EKS instance profile without eks prefix, offline", obj: eksClass("auto", "", "team-profile"), offline: true,
 			warn: codes(InstanceProfileNamePrefix)},
 		{name: "EC2NodeClass instance profile needs no eks prefix", obj: ec2Class("ip", "", "team-profile"),
@@ -341,9 +353,9 @@ func ruleCases() []ruleCase {
 		{name: "role without EC2 trust", obj: ec2Class("x", "KarpenterNodeRole-notrust", ""),
 			deny: codes(RoleTrustMissingEC2), msgs: []string{"does not trust ec2.amazonaws.com", `Principal {"Service": "ec2.amazonaws.com"}`}},
 		{name: "EKS role without EC2 trust", obj: eksClass("x", "KarpenterNodeRole-notrust", ""),
-			deny: codes(RoleTrustMissingEC2)},
+			deny: codes(RoleTrustMissingEC2, NodeAccessEntryWrongType, AutoModePassRoleDenied)},
 		{name: "controller role as node role lacks EC2 trust", obj: ec2Class("x", "KarpenterControllerRole", ""),
-			deny: codes(RoleTrustMissingEC2, PassRoleDenied)},
+			deny: codes(RoleTrustMissingEC2, PassRoleDenied), warn: codes(NodeJoinChecksSkipped), msgs: []string{"nodeclass-guard was given no aws-auth ConfigMap"}},
 
 		// InstanceProfileNotFound, InstanceProfileHasNoRole.
 		{name: "instance profile not found", obj: ec2Class("x", "", "NoSuchProfile"),
@@ -372,7 +384,7 @@ func ruleCases() []ruleCase {
 			deny: codes(PassRoleDenied), msgs: []string{"role/AdminNodeRole", "explicitly denied"}},
 		{name: "pass role allowed for a limited controller", obj: ec2Class("x", demoRole, ""), ctl: ctlLimited,
 			deny: codes(InstanceProfileActionsDenied, LaunchDenied)},
-		{name: "EKS NodeClass gets no permission checks", obj: eksClass("x", "AdminNodeRole", "")},
+		{name: "EKS NodeClass gets no controller permission checks", obj: eksClass("x", autoRole, "")},
 		{name: "EKS NodeClass gets no permission checks, even for a limited controller", obj: eksClass("x", "", "eks-auto-demo"), ctl: ctlLimited},
 
 		// InstanceProfileActionsDenied, InstanceProfileReadDenied, LaunchDenied.
@@ -465,13 +477,16 @@ func ruleCases() []ruleCase {
 			warn: codes(PermissionContextMissing), msgs: []string{"aws:SourceVpce"}},
 		{name: "policy uses an unsupported condition operator", obj: ec2Class("x", demoRole, ""), wrap: unsupportedCondition,
 			warn: codes(PolicyConditionUnsupported), msgs: []string{"IpAddressIfExists"}},
-	}
+	}, joinCases()...)
 }
 
 // newTestChecker builds the Checker a case describes over view.
-func newTestChecker(t *testing.T, tc ruleCase, view authz.View) *Checker {
+func newTestChecker(t *testing.T, tc ruleCase, view authz.View, eks authz.EKSView) *Checker {
 	t.Helper()
-	cfg := Config{ClusterName: testCluster, Region: testRegion, OnIAMError: OnIAMErrorAllow}
+	cfg := Config{ClusterName: testCluster, Region: testRegion, OnIAMError: OnIAMErrorAllow, EKS: eks, AWSAuth: tc.awsAuth}
+	if tc.eks != nil {
+		cfg.EKS = tc.eks(eks)
+	}
 	if tc.onIAMError != "" {
 		cfg.OnIAMError = tc.onIAMError
 	}
@@ -532,11 +547,11 @@ func sortedCodes(cs []Code) []Code {
 
 // runRuleCases runs the whole table against view and checks, for every
 // case, the codes, the message substrings and the shape of every line.
-func runRuleCases(t *testing.T, view authz.View) {
+func runRuleCases(t *testing.T, view authz.View, eks authz.EKSView) {
 	_, isSnapshot := view.(*authz.Snapshot)
 	for _, tc := range ruleCases() {
 		t.Run(tc.name, func(t *testing.T) {
-			c := newTestChecker(t, tc, view)
+			c := newTestChecker(t, tc, view, eks)
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			v := checkObject(ctx, c, tc.obj)
@@ -587,6 +602,15 @@ func checkFindingData(t *testing.T, c *Checker, v Verdict) {
 				if q.Principal != c.ControllerARN() || q.Action == "" || q.Resource == "" || !strings.Contains(f.Message, q.Action) {
 					t.Errorf("[%s] request %+v: want the controller's question on an action the message names", f.Code, q)
 				}
+			}
+		case AutoModePassRoleDenied, AutoModeTagDenied:
+			for _, q := range f.Requests {
+				if q.Principal != sampleClusterRole || !strings.Contains(f.Message, q.Action) {
+					t.Errorf("[%s] request %+v: want the cluster role's question on an action the message names", f.Code, q)
+				}
+			}
+			if len(f.Requests) == 0 {
+				t.Errorf("[%s] carries no denied request", f.Code)
 			}
 		case NodeClassInvalid:
 			if len(f.Causes) == 0 {

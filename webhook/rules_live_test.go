@@ -16,6 +16,14 @@ import (
 // returns the view serve builds: the real SDK client → Live → Cached.
 func liveView(t *testing.T, timeout time.Duration, opts authz.CacheOptions) (*authz.Cached, *iamserver.Server) {
 	t.Helper()
+	view, _, srv := liveViews(t, timeout, opts)
+	return view, srv
+}
+
+// liveViews is liveView with the EKS view serve builds beside it, asking
+// the same local endpoint's EKS API.
+func liveViews(t *testing.T, timeout time.Duration, opts authz.CacheOptions) (*authz.Cached, *authz.CachedEKS, *iamserver.Server) {
+	t.Helper()
 	iamserver.IsolateAWSEnv(t, iamserver.TestAccessKeyID, iamserver.TestSecretAccessKey)
 
 	srv := iamserver.New(loadSampleSnapshot(t))
@@ -27,10 +35,15 @@ func liveView(t *testing.T, timeout time.Duration, opts authz.CacheOptions) (*au
 	if err != nil {
 		t.Fatalf("NewIAMClient: %v", err)
 	}
+	eksClient, err := authz.NewEKSClient(context.Background(), testRegion, url, timeout)
+	if err != nil {
+		t.Fatalf("NewEKSClient: %v", err)
+	}
 	if opts.Timeout == 0 {
 		opts.Timeout = timeout
 	}
-	return authz.NewCached(authz.NewLive(client, authz.LiveOptions{}), opts), srv
+	return authz.NewCached(authz.NewLive(client, authz.LiveOptions{}), opts),
+		authz.NewCachedEKS(authz.NewEKSLive(eksClient, authz.LiveOptions{}), opts), srv
 }
 
 // liveTimeout bounds one IAM call of the live tests, retries included.
@@ -42,8 +55,12 @@ func TestRulesLive(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a local IAM endpoint")
 	}
-	view, srv := liveView(t, liveTimeout, authz.CacheOptions{})
-	runRuleCases(t, view)
+	view, eks, srv := liveViews(t, liveTimeout, authz.CacheOptions{})
+	runRuleCases(t, view, eks)
+	if srv.Calls(iamserver.EKSDescribeCluster) == 0 || srv.Calls(iamserver.EKSDescribeAccessEntry) == 0 || srv.Calls(iamserver.EKSListAssociatedAccessPolicies) == 0 {
+		t.Errorf("the live EKS view did not reach the endpoint: %d DescribeCluster, %d DescribeAccessEntry, %d ListAssociatedAccessPolicies",
+			srv.Calls(iamserver.EKSDescribeCluster), srv.Calls(iamserver.EKSDescribeAccessEntry), srv.Calls(iamserver.EKSListAssociatedAccessPolicies))
+	}
 	if srv.Calls("SimulatePrincipalPolicy") == 0 || srv.Calls("GetRole") == 0 || srv.Calls("GetInstanceProfile") == 0 {
 		t.Errorf("the live view did not reach the endpoint: %d GetRole, %d GetInstanceProfile, %d SimulatePrincipalPolicy",
 			srv.Calls("GetRole"), srv.Calls("GetInstanceProfile"), srv.Calls("SimulatePrincipalPolicy"))
@@ -65,11 +82,11 @@ func TestRulesLiveIAMDown(t *testing.T) {
 	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
 	// Failing calls wait out the SDK's backoff (up to a tenth of this);
 	// answered ones must not time out on a loaded machine.
-	view, srv := liveView(t, 5*time.Second, authz.CacheOptions{TTL: time.Minute, Now: clock})
+	view, eks, srv := liveViews(t, 5*time.Second, authz.CacheOptions{TTL: time.Minute, Now: clock})
 
 	ctl, _ := authz.ParseRoleARN(ctlKarpenter)
 	checker := func(on OnIAMError) *Checker {
-		return NewChecker(Config{IAM: view, Controller: ctl, ClusterName: testCluster, Region: testRegion, OnIAMError: on})
+		return NewChecker(Config{IAM: view, EKS: eks, Controller: ctl, ClusterName: testCluster, Region: testRegion, OnIAMError: on})
 	}
 	check := func(on OnIAMError, nc *EC2NodeClass) Verdict {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

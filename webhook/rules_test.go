@@ -24,7 +24,8 @@ func loadSampleSnapshot(t testing.TB) *authz.Snapshot {
 
 // TestRulesSnapshot runs the rules table against the snapshot view.
 func TestRulesSnapshot(t *testing.T) {
-	runRuleCases(t, loadSampleSnapshot(t))
+	snap := loadSampleSnapshot(t)
+	runRuleCases(t, snap, snap)
 }
 
 // TestRuleCasesCoverEveryCode makes the table prove each code both ways:
@@ -70,7 +71,7 @@ func TestRuleCasesCoverEveryCode(t *testing.T) {
 func TestRuleCasesDenyAndWarnKinds(t *testing.T) {
 	warnOnly := map[Code]bool{RoleHasPath: true, InstanceProfileNamePrefix: true, NodeClassRefUnsupported: true,
 		NodeClassNotFound: true, IAMStale: true, PermissionChecksSkipped: true, PermissionContextMissing: true,
-		PolicyConditionUnsupported: true}
+		PolicyConditionUnsupported: true, NodeJoinChecksSkipped: true, AutoModeRoleHasPath: true, SpotServiceLinkedRoleMissing: true}
 	for _, tc := range ruleCases() {
 		for _, c := range tc.deny {
 			if warnOnly[c] {

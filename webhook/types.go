@@ -58,6 +58,9 @@ type NodeClassSpec struct {
 	// InstanceProfile is accepted for symmetry with EC2NodeClass; EKS
 	// requires such names to start with "eks".
 	InstanceProfile string `json:"instanceProfile,omitempty"`
+	// Tags are put on what EKS Auto Mode launches for the class, by the
+	// cluster's role.
+	Tags map[string]string `json:"tags,omitempty"`
 }
 
 // NodePool is Karpenter's karpenter.sh NodePool (v1 and v1beta1), reduced to
@@ -81,6 +84,17 @@ type NodeClaimTemplate struct {
 // NodeClaimTemplateSpec is a NodePool's spec.template.spec.
 type NodeClaimTemplateSpec struct {
 	NodeClassRef *NodeClassReference `json:"nodeClassRef,omitempty"`
+	// Requirements constrain the nodes; the capacity type's says whether
+	// spot may be launched.
+	Requirements []NodeSelectorRequirement `json:"requirements,omitempty"`
+}
+
+// NodeSelectorRequirement is one of a NodePool's requirements (Karpenter's
+// NodeSelectorRequirementWithMinValues, reduced to what the rules read).
+type NodeSelectorRequirement struct {
+	Key      string   `json:"key"`
+	Operator string   `json:"operator"`
+	Values   []string `json:"values,omitempty"`
 }
 
 // NodeClassReference is spec.template.spec.nodeClassRef: v1 names the class
@@ -142,6 +156,12 @@ func (in *NodeClass) DeepCopyObject() runtime.Object {
 	}
 	out := *in
 	in.ObjectMeta.DeepCopyInto(&out.ObjectMeta)
+	if in.Spec.Tags != nil {
+		out.Spec.Tags = make(map[string]string, len(in.Spec.Tags))
+		for k, v := range in.Spec.Tags {
+			out.Spec.Tags[k] = v
+		}
+	}
 	return &out
 }
 
@@ -155,6 +175,13 @@ func (in *NodePool) DeepCopyObject() runtime.Object {
 	if in.Spec.Template.Spec.NodeClassRef != nil {
 		ref := *in.Spec.Template.Spec.NodeClassRef
 		out.Spec.Template.Spec.NodeClassRef = &ref
+	}
+	if in.Spec.Template.Spec.Requirements != nil {
+		out.Spec.Template.Spec.Requirements = make([]NodeSelectorRequirement, len(in.Spec.Template.Spec.Requirements))
+		for i, r := range in.Spec.Template.Spec.Requirements {
+			r.Values = append([]string(nil), r.Values...)
+			out.Spec.Template.Spec.Requirements[i] = r
+		}
 	}
 	return &out
 }

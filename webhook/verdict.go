@@ -62,6 +62,45 @@ const (
 	// PolicyConditionUnsupported: a statement uses a condition operator the
 	// local evaluator does not know; it was counted as not matching.
 	PolicyConditionUnsupported Code = "PolicyConditionUnsupported"
+
+	// Node join (extensions of the contract): can a node launched for the
+	// class join the cluster? (join.go, automode.go, spot.go)
+
+	// NodeAccessEntryMissing: the cluster authenticates with access
+	// entries and none exists for the node role's exact ARN (nor, in
+	// API_AND_CONFIG_MAP, an aws-auth mapping).
+	NodeAccessEntryMissing Code = "NodeAccessEntryMissing"
+	// NodeAccessEntryWrongType: the node role's access entry is not of a
+	// node type (EC2_LINUX or EC2_WINDOWS; EC2 for EKS Auto Mode).
+	NodeAccessEntryWrongType Code = "NodeAccessEntryWrongType"
+	// NodeAccessPolicyMissing: an EKS Auto Mode node role's access entry
+	// lacks the AmazonEKSAutoNodePolicy access policy.
+	NodeAccessPolicyMissing Code = "NodeAccessPolicyMissing"
+	// AWSAuthRoleMissing: the cluster reads aws-auth and it does not map
+	// the node role.
+	AWSAuthRoleMissing Code = "AWSAuthRoleMissing"
+	// AWSAuthRoleHasPath: aws-auth maps the node role only by its ARN with
+	// the path, which EKS's authenticator never matches.
+	AWSAuthRoleHasPath Code = "AWSAuthRoleHasPath"
+	// AWSAuthGroupsMissing: aws-auth maps the node role without the groups
+	// system:bootstrappers and system:nodes.
+	AWSAuthGroupsMissing Code = "AWSAuthGroupsMissing"
+	// NodeJoinChecksSkipped (warn): a node-join check could not run; the
+	// message names the check and why.
+	NodeJoinChecksSkipped Code = "NodeJoinChecksSkipped"
+	// AutoModeRoleHasPath (warn): an EKS Auto Mode node role under a custom
+	// path without a matching access entry found.
+	AutoModeRoleHasPath Code = "AutoModeRoleHasPath"
+	// AutoModePassRoleDenied: the Auto Mode cluster role may not pass the
+	// node role to EC2.
+	AutoModePassRoleDenied Code = "AutoModePassRoleDenied"
+	// AutoModeTagDenied: the Auto Mode cluster role may not launch with the
+	// class's spec.tags.
+	AutoModeTagDenied Code = "AutoModeTagDenied"
+	// SpotServiceLinkedRoleMissing (warn): a NodePool allows spot, the
+	// account has no AWSServiceRoleForEC2Spot and the launching role may
+	// not create it.
+	SpotServiceLinkedRoleMissing Code = "SpotServiceLinkedRoleMissing"
 )
 
 // Finding is one problem found in an object: a denial or a warning, tied to

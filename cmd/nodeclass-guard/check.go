@@ -59,26 +59,34 @@ func runCheck(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	for _, dup := range check.Duplicates(docs) {
 		fmt.Fprintf(stderr, "nodeclass-guard check: warning: %s\n", dup)
 	}
-	var view authz.View
+	var (
+		view authz.View
+		eks  authz.EKSView
+	)
 	if !offline {
-		view, err = iamf.view(ctx, nil)
+		view, eks, err = iamf.view(ctx, nil)
 		if err != nil {
 			return fail("%v", err)
 		}
 	}
-	cfg, err := iamf.config(ctx, view, iamf.controllerRole, func(msg string) {
+	cfg, err := iamf.config(ctx, view, eks, iamf.controllerRole, func(msg string) {
 		fmt.Fprintf(stderr, "nodeclass-guard check: warning: %s\n", msg)
 	})
 	if err != nil {
 		return fail("%v", err)
 	}
 	var cluster webhook.ClassGetter
+	cfg.AWSAuth = check.InputAWSAuth(docs)
 	if kubeconfig != "" {
 		cc, err := newClusterClasses(kubeconfig)
 		if err != nil {
 			return fail("--kubeconfig: %v", err)
 		}
 		cluster = cc
+		if !check.HasAWSAuth(docs) {
+			// The input's aws-auth wins; else the cluster's.
+			cfg.AWSAuth = webhook.ClusterAWSAuth{Reader: cc.Reader}
+		}
 	}
 	cfg.Classes = check.NewInputClasses(docs, cluster)
 	c := webhook.NewChecker(cfg)

@@ -13,7 +13,10 @@ import (
 )
 
 // permissionCodes are the denials that carry a suggested fix.
-var permissionCodes = []string{"PassRoleDenied", "InstanceProfileActionsDenied", "InstanceProfileReadDenied", "LaunchDenied"}
+// The Auto Mode codes are about the cluster's role (EKS launches the nodes),
+// so their fixes name that role's documents.
+var permissionCodes = []string{"PassRoleDenied", "InstanceProfileActionsDenied", "InstanceProfileReadDenied", "LaunchDenied",
+	"AutoModePassRoleDenied", "AutoModeTagDenied"}
 
 // TestCheckFixesProved proves every suggested fix the fixtures produce:
 // applied to the snapshot (the Allow statements added to the document the
@@ -166,11 +169,14 @@ func loadJSON(t *testing.T, path string) map[string]any {
 // statement is removed from its policy.
 func applyChange(t *testing.T, snap map[string]any, ctl string, c authz.Change) {
 	t.Helper()
-	role := findRole(t, snap, ctl)
 	doc := c.Document
-	if doc.Role != ctl {
-		t.Fatalf("change %+v is not about the controller role %s", doc, ctl)
+	// The Auto Mode codes' principal is the cluster's role
+	// (describe-cluster's roleArn), the others' the controller's.
+	clusterRole, _ := snap["cluster"].(map[string]any)["roleArn"].(string)
+	if doc.Role != ctl && doc.Role != clusterRole {
+		t.Fatalf("change %+v is about neither the controller role %s nor the cluster role %s", doc, ctl, clusterRole)
 	}
+	role := findRole(t, snap, doc.Role)
 	switch {
 	case doc.Statement != "":
 		if c.Policy != nil {

@@ -19,6 +19,7 @@ type iamFlags struct {
 	region         string
 	snapshot       string
 	endpoint       string
+	eksEndpoint    string
 	timeout        time.Duration
 	onIAMError     string
 	cacheSize      int
@@ -40,6 +41,7 @@ func (f *iamFlags) register(fs *flag.FlagSet, onIAMError string) {
 	fs.StringVar(&f.region, "region", "", "the cluster's AWS region")
 	fs.StringVar(&f.snapshot, "iam-snapshot", "", "evaluate IAM checks against this snapshot (aws iam get-account-authorization-details output, optionally merged with list-instance-profiles) instead of the IAM API")
 	fs.StringVar(&f.endpoint, "iam-endpoint", "", "IAM API endpoint URL to use instead of AWS's (a local test endpoint)")
+	fs.StringVar(&f.eksEndpoint, "eks-endpoint", "", "EKS API endpoint URL to use instead of the region's (a local test endpoint); EKS answers the node-join checks")
 	fs.DurationVar(&f.timeout, "iam-timeout", 2*time.Second, "bound on all the IAM questions of one admission together (each call's retries included); keep it well inside the webhook's timeoutSeconds")
 	fs.StringVar(&f.onIAMError, "on-iam-error", onIAMError, "when IAM cannot be reached and no cached answer exists: allow (with an IAMUnavailable warning) or deny (IAMUnavailable denial)")
 	fs.IntVar(&f.cacheSize, "iam-cache-size", 4096, "maximum number of cached IAM answers")
@@ -55,26 +57,32 @@ func (f *iamFlags) registerBudget(fs *flag.FlagSet) {
 	fs.IntVar(&f.callBurst, "iam-call-burst", 100, "IAM calls the budget holds when full; a quarter is kept for questions about objects the cluster has or asked before")
 }
 
-// view builds the IAM view: a snapshot, or the live API behind the cache.
-func (f *iamFlags) view(ctx context.Context, metrics *authz.Metrics) (authz.View, error) {
+// view builds the IAM and EKS views: a snapshot (whose EKS sections, when
+// absent, make the node-join checks report themselves skipped), or the
+// live APIs, each behind a cache with the same options.
+func (f *iamFlags) view(ctx context.Context, metrics *authz.Metrics) (authz.View, authz.EKSView, error) {
 	if f.snapshot != "" {
 		snap, err := authz.LoadSnapshotFile(f.snapshot)
 		if err != nil {
-			return nil, fmt.Errorf("--iam-snapshot: %w", err)
+			return nil, nil, fmt.Errorf("--iam-snapshot: %w", err)
 		}
-		return snap, nil
+		return snap, snap, nil
 	}
 	client, err := authz.NewIAMClient(ctx, f.region, f.endpoint, f.timeout)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	var aws authz.View = authz.NewLive(client, authz.LiveOptions{Metrics: metrics})
+	opts := authz.CacheOptions{Size: f.cacheSize, NegativeSize: f.negativeSize, TTL: f.cacheTTL, NegativeTTL: f.negativeTTL, Timeout: f.timeout, Metrics: metrics}
+	var live authz.View = authz.NewLive(client, authz.LiveOptions{Metrics: metrics})
 	if f.callRate > 0 {
-		aws = authz.NewBudgeted(aws, authz.BudgetOptions{Rate: f.callRate, Burst: f.callBurst, Metrics: metrics})
+		live = authz.NewBudgeted(live, authz.BudgetOptions{Rate: f.callRate, Burst: f.callBurst, Metrics: metrics})
 	}
-	return authz.NewCached(aws, authz.CacheOptions{
-		Size: f.cacheSize, NegativeSize: f.negativeSize, TTL: f.cacheTTL, NegativeTTL: f.negativeTTL, Timeout: f.timeout, Metrics: metrics,
-	}), nil
+	eksClient, err := authz.NewEKSClient(ctx, f.region, f.eksEndpoint, f.timeout)
+	if err != nil {
+		return nil, nil, err
+	}
+	eks := authz.NewCachedEKS(authz.NewEKSLive(eksClient, authz.LiveOptions{Metrics: metrics}), opts)
+	return authz.NewCached(live, opts), eks, nil
 }
 
 // validate checks the flags that need no IAM.
@@ -108,12 +116,12 @@ func (f *iamFlags) validate() error {
 // controller role. The controller role is resolved through IAM to its real
 // ARN (path included); an assumed-role ARN becomes the role's ARN. warn
 // receives what the user should know.
-func (f *iamFlags) config(ctx context.Context, view authz.View, controllerRole string, warn func(string)) (webhook.Config, error) {
+func (f *iamFlags) config(ctx context.Context, view authz.View, eks authz.EKSView, controllerRole string, warn func(string)) (webhook.Config, error) {
 	onErr, err := webhook.ParseOnIAMError(f.onIAMError)
 	if err != nil {
 		return webhook.Config{}, err
 	}
-	cfg := webhook.Config{IAM: view, ClusterName: f.clusterName, Region: f.region, OnIAMError: onErr, IAMTimeout: f.timeout}
+	cfg := webhook.Config{IAM: view, EKS: eks, ClusterName: f.clusterName, Region: f.region, OnIAMError: onErr, IAMTimeout: f.timeout}
 	if controllerRole == "" {
 		return cfg, nil
 	}

@@ -383,6 +383,7 @@ func TestCheckExamples(t *testing.T) {
 		"role-arn.yaml":               {"RoleIsARN", "PassRoleDenied"},
 		"role-path-passrole.yaml":     {"PassRoleDenied", "RoleHasPath"},
 		"role-trust-missing-ec2.yaml": {"RoleTrustMissingEC2"},
+		"auto-mode-role-path.yaml":    {"NodeAccessEntryMissing", "AutoModeRoleHasPath"},
 	}
 	for file, codes := range want {
 		if !slices.Equal(byFile[file], codes) {
@@ -426,6 +427,10 @@ func TestCheckEveryCode(t *testing.T) {
 		"PassRoleDenied", "InstanceProfileActionsDenied", "InstanceProfileReadDenied", "LaunchDenied",
 		"NodeClassRefUnsupported", "NodeClassNotFound", "NodeClassInvalid",
 		"IAMUnavailable",
+		// The node-join extension.
+		"NodeAccessEntryMissing", "NodeAccessEntryWrongType", "NodeAccessPolicyMissing", "AWSAuthRoleMissing",
+		"AWSAuthRoleHasPath", "AWSAuthGroupsMissing", "NodeJoinChecksSkipped", "AutoModeRoleHasPath",
+		"AutoModePassRoleDenied", "AutoModeTagDenied", "SpotServiceLinkedRoleMissing",
 	}
 	union := map[string]bool{}
 	collect := func(name string, res result, wantExit int) report {
@@ -446,7 +451,8 @@ func TestCheckEveryCode(t *testing.T) {
 	// controller role, it produces that code (or, for the permission and
 	// availability codes, nothing at all).
 	r := collect("KarpenterControllerRole", runCmd(t, "", checkArgs(append(iamArgs(ctlKarpenter), "-o", "json"), "testdata/codes")...), 1)
-	needOther := map[string]bool{"InstanceProfileActionsDenied": true, "InstanceProfileReadDenied": true, "LaunchDenied": true, "IAMUnavailable": true}
+	needOther := map[string]bool{"InstanceProfileActionsDenied": true, "InstanceProfileReadDenied": true, "LaunchDenied": true, "IAMUnavailable": true,
+		"AWSAuthRoleMissing": true, "NodeJoinChecksSkipped": true, "SpotServiceLinkedRoleMissing": true}
 	for _, x := range r.Results {
 		code := strings.TrimSuffix(filepath.Base(strings.SplitN(x.Source, "#", 2)[0]), ".yaml")
 		var got []string
@@ -467,11 +473,58 @@ func TestCheckEveryCode(t *testing.T) {
 	collect("BoundedControllerRole", runCmd(t, "", checkArgs(append(iamArgs(ctlBounded), "-o", "json"),
 		"testdata/codes/InstanceProfileActionsDenied.yaml")...), 1)
 
+	// The node-join codes that need another account or cluster state: the
+	// sample snapshot, edited.
+	withSnapshot := func(name string, edit func(map[string]any)) []string {
+		data, err := os.ReadFile(snapshotFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var doc map[string]any
+		if err := json.Unmarshal(data, &doc); err != nil {
+			t.Fatal(err)
+		}
+		edit(doc)
+		out, _ := json.Marshal(doc)
+		file := filepath.Join(t.TempDir(), name+".json")
+		if err := os.WriteFile(file, out, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		args := iamArgs(ctlKarpenter)
+		args[1] = file
+		return append(args, "-o", "json")
+	}
+	configMap := withSnapshot("configmap", func(d map[string]any) {
+		d["cluster"].(map[string]any)["accessConfig"] = map[string]any{"authenticationMode": "CONFIG_MAP"}
+	})
+	r = collect("CONFIG_MAP cluster", runCmd(t, "", checkArgs(configMap, "testdata/codes/AWSAuthRoleMissing.yaml", "testdata/codes/aws-auth.yaml")...), 1)
+	if got := codesBySource(r); !slices.Equal(got, []string{"testdata/codes/AWSAuthRoleMissing.yaml#1: AWSAuthRoleMissing | "}) {
+		t.Errorf("CONFIG_MAP cluster: %q", got)
+	}
+	noEKS := withSnapshot("no-eks", func(d map[string]any) { delete(d, "cluster"); delete(d, "AccessEntries") })
+	r = collect("no EKS sections", runCmd(t, "", checkArgs(noEKS, "testdata/codes/NodeJoinChecksSkipped.yaml")...), 0)
+	if got := codesBySource(r); !slices.Equal(got, []string{"testdata/codes/NodeJoinChecksSkipped.yaml#1:  | NodeJoinChecksSkipped"}) {
+		t.Errorf("no EKS sections: %q", got)
+	}
+	noSpotRole := withSnapshot("no-spot-role", func(d map[string]any) {
+		var kept []any
+		for _, r := range d["RoleDetailList"].([]any) {
+			if r.(map[string]any)["RoleName"] != "AWSServiceRoleForEC2Spot" {
+				kept = append(kept, r)
+			}
+		}
+		d["RoleDetailList"] = kept
+	})
+	r = collect("no spot service-linked role", runCmd(t, "", checkArgs(noSpotRole, "testdata/codes/SpotServiceLinkedRoleMissing.yaml")...), 0)
+	if got := codesBySource(r); !slices.Equal(got, []string{"testdata/codes/SpotServiceLinkedRoleMissing.yaml#1:  | ", "testdata/codes/SpotServiceLinkedRoleMissing.yaml#2:  | SpotServiceLinkedRoleMissing"}) {
+		t.Errorf("no spot service-linked role: %q", got)
+	}
+
 	// IAM down: the live API through a local endpoint that fails every call.
 	setDummyAWS(t)
 	srv, url := startIAM(t)
 	srv.FailAlways(iamserver.ServiceFailure)
-	live := []string{"--iam-endpoint", url, "--iam-timeout", "500ms", "--controller-role", ctlKarpenter, "--cluster-name", "demo", "--region", "us-west-2", "-o", "json"}
+	live := []string{"--iam-endpoint", url, "--eks-endpoint", url, "--iam-timeout", "500ms", "--controller-role", ctlKarpenter, "--cluster-name", "demo", "--region", "us-west-2", "-o", "json"}
 	res := runCmd(t, "", checkArgs(append(live, "--on-iam-error", "allow"), "testdata/codes/IAMUnavailable.yaml")...)
 	r = collect("IAM down, allow", res, 0)
 	if !strings.Contains(res.stderr, "could not resolve controller role") {
@@ -507,7 +560,7 @@ func TestCheckLiveAgreesWithSnapshot(t *testing.T) {
 	for _, ctl := range []string{ctlKarpenter, ctlLimited, ctlBounded} {
 		for _, dir := range []string{"testdata/codes", "testdata/mixed", "testdata/bad", "testdata/good"} {
 			snap := runCmd(t, "", checkArgs(append(iamArgs(ctl), "-o", "json"), dir)...)
-			live := runCmd(t, "", checkArgs([]string{"--iam-endpoint", url, "--iam-timeout", "20s", "--controller-role", ctl, "--cluster-name", "demo", "--region", "us-west-2", "-o", "json"}, dir)...)
+			live := runCmd(t, "", checkArgs([]string{"--iam-endpoint", url, "--eks-endpoint", url, "--iam-timeout", "20s", "--controller-role", ctl, "--cluster-name", "demo", "--region", "us-west-2", "-o", "json"}, dir)...)
 			if snap.code != live.code {
 				t.Errorf("%s, %s: exit %d with the snapshot, %d live; stderr %s", filepath.Base(ctl), dir, snap.code, live.code, live.stderr)
 			}

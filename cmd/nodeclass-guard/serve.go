@@ -18,12 +18,14 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
@@ -145,6 +147,15 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 		WebhookServer:           srv,
 		GracefulShutdownTimeout: &shutdownTimeout,
 		Logger:                  log,
+		// The only ConfigMap the webhook reads is kube-system/aws-auth, and
+		// its RBAC (a Role with resourceNames) allows no other: the cache
+		// lists and watches that one object.
+		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
+			&corev1.ConfigMap{}: {
+				Namespaces: map[string]cache.Config{webhook.AWSAuthNamespace: {}},
+				Field:      fields.OneTermEqualSelector("metadata.name", webhook.AWSAuthName),
+			},
+		}},
 	})
 	if err != nil {
 		return fail("creating the manager: %v", err)
@@ -153,7 +164,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 	iamMetrics := authz.NewMetrics()
 	iamMetrics.MustRegister(crmetrics.Registry)
 
-	view, err := iamf.view(ctx, iamMetrics)
+	view, eks, err := iamf.view(ctx, iamMetrics)
 	if err != nil {
 		return fail("%v", err)
 	}
@@ -163,11 +174,14 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 			setup.Info(msg)
 		})
 	}
-	cfg, err := iamf.config(ctx, view, controllerRole, func(msg string) { setup.Info(msg) })
+	cfg, err := iamf.config(ctx, view, eks, controllerRole, func(msg string) { setup.Info(msg) })
 	if err != nil {
 		return fail("%v", err)
 	}
 	cfg.Classes = webhook.ClusterClasses{Reader: mgr.GetClient()}
+	// aws-auth is read through the manager's cache, which watches that one
+	// ConfigMap (cache options above; RBAC allows no other).
+	cfg.AWSAuth = webhook.ClusterAWSAuth{Reader: mgr.GetClient()}
 	checker := webhook.NewChecker(cfg)
 	if checker.ControllerARN() == "" {
 		setup.Info("the Karpenter controller's role is unknown: iam:PassRole and launch permission checks are skipped and every admission carries a PermissionChecksSkipped warning; set --controller-role")
@@ -190,7 +204,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 		return fail("%v", err)
 	}
 	setup.Info("starting", "version", version, "controllerRole", checker.ControllerARN(), "cluster", iamf.clusterName,
-		"region", iamf.region, "iam", iamSource(&iamf), "onIAMError", iamf.onIAMError, "port", port)
+		"region", iamf.region, "iam", iamSource(&iamf), "eksEndpoint", iamf.eksEndpoint, "onIAMError", iamf.onIAMError, "port", port)
 	if err := mgr.Start(ctx); err != nil {
 		setup.Error(err, "manager stopped")
 		return exitFailure
@@ -271,7 +285,7 @@ func karpenterRoleFromServiceAccount(ctx context.Context, r client.Reader, ns, n
 func warmInformers(mgr manager.Manager) manager.RunnableFunc {
 	return func(ctx context.Context) error {
 		log := mgr.GetLogger().WithName("informers")
-		for _, obj := range []client.Object{&webhook.EC2NodeClass{}, &webhook.NodeClass{}} {
+		for _, obj := range []client.Object{&webhook.EC2NodeClass{}, &webhook.NodeClass{}, &corev1.ConfigMap{}} {
 			if _, err := mgr.GetCache().GetInformer(ctx, obj); err != nil {
 				var noMatch *meta.NoKindMatchError
 				if meta.IsNoMatchError(err) || errors.As(err, &noMatch) || apierrors.IsNotFound(err) {
@@ -296,6 +310,9 @@ func newClusterClasses(kubeconfig string) (*clusterClasses, error) {
 	}
 	scheme := runtime.NewScheme()
 	if err := webhook.AddToClientScheme(scheme); err != nil {
+		return nil, err
+	}
+	if err := corev1.AddToScheme(scheme); err != nil { // aws-auth
 		return nil, err
 	}
 	c, err := client.New(cfg, client.Options{Scheme: scheme})

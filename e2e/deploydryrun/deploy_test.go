@@ -25,10 +25,14 @@ var restricted = map[string]string{"pod-security.kubernetes.io/enforce": "restri
 // Karpenter's service account (the Role that reads it lives there).
 const karpenterNamespace = "karpenter"
 
+// kubeSystem holds the aws-auth ConfigMap, which the node-join checks read
+// (a Role there allows that one object); every cluster has it.
+const kubeSystem = "kube-system"
+
 func TestKustomizeBase(t *testing.T) {
 	objs := kustomizeBuild(t, "deploy/base")
 	requireKinds(t, objs, append([]string{"Namespace"}, installKinds...)...)
-	mustAccept(t, install{objects: objs, existing: map[string]map[string]string{karpenterNamespace: nil}})
+	mustAccept(t, install{objects: objs, existing: map[string]map[string]string{karpenterNamespace: nil, kubeSystem: nil}})
 }
 
 func TestKustomizeSnapshotOverlay(t *testing.T) {
@@ -36,7 +40,7 @@ func TestKustomizeSnapshotOverlay(t *testing.T) {
 	requireKinds(t, objs, append([]string{"Namespace"}, installKinds...)...)
 	// The overlay reads its snapshot from a ConfigMap the user creates; a
 	// Deployment naming a ConfigMap that does not exist yet is valid.
-	mustAccept(t, install{objects: objs, existing: map[string]map[string]string{karpenterNamespace: nil}})
+	mustAccept(t, install{objects: objs, existing: map[string]map[string]string{karpenterNamespace: nil, kubeSystem: nil}})
 }
 
 // kustomizeWithComponents renders deploy/base with the named components of
@@ -80,7 +84,7 @@ func TestKustomizeSecureMetrics(t *testing.T) {
 	requireKinds(t, objs, append([]string{"Namespace"}, installKinds...)...)
 	requireNames(t, objs, "ClusterRole", "nodeclass-guard-metrics-auth", "nodeclass-guard-metrics-reader")
 	requireNames(t, objs, "ClusterRoleBinding", "nodeclass-guard-metrics-auth")
-	mustAccept(t, install{objects: objs, existing: map[string]map[string]string{karpenterNamespace: nil}})
+	mustAccept(t, install{objects: objs, existing: map[string]map[string]string{karpenterNamespace: nil, kubeSystem: nil}})
 }
 
 func TestHelmChartDefaults(t *testing.T) {
@@ -92,6 +96,7 @@ func TestHelmChartDefaults(t *testing.T) {
 	mustAccept(t, install{objects: objs, existing: map[string]map[string]string{
 		"nodeclass-guard":  restricted,
 		karpenterNamespace: nil,
+		kubeSystem:         nil,
 	}})
 }
 
@@ -108,6 +113,7 @@ func TestHelmChartServiceMonitor(t *testing.T) {
 	mustAccept(t, install{objects: objs, existing: map[string]map[string]string{
 		"nodeclass-guard":  restricted,
 		karpenterNamespace: nil,
+		kubeSystem:         nil,
 	}})
 }
 
@@ -127,6 +133,7 @@ func TestHelmChartSecureMetrics(t *testing.T) {
 		mustAccept(t, install{objects: objs, existing: map[string]map[string]string{
 			"nodeclass-guard":  restricted,
 			karpenterNamespace: nil,
+			kubeSystem:         nil,
 		}})
 	}
 }

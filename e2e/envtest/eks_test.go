@@ -7,9 +7,9 @@ import (
 )
 
 // TestEKSNodeClass covers EKS Auto Mode's NodeClass: format and IAM state
-// checks apply, permission checks do not (EKS, not the Karpenter
-// controller, launches its nodes), so a role the controller could not pass
-// is admitted here while the same role is denied on an EC2NodeClass.
+// checks apply, the Karpenter controller's permission checks do not (EKS,
+// not the controller, launches its nodes: the cluster role's permissions
+// and the node role's access entry are checked instead, join_test.go).
 func TestEKSNodeClass(t *testing.T) {
 	e := v1Env.Get(t)
 	cases := []struct {
@@ -19,14 +19,14 @@ func TestEKSNodeClass(t *testing.T) {
 		warnings []string
 		forbid   []string
 	}{
-		{name: "eks-good-role", iam: role("KarpenterNodeRole-demo")},
+		{name: "eks-good-role", iam: role("EKSAutoNodeRole-demo")},
 		{name: "eks-role-arn", iam: role("arn:aws:iam::111122223333:role/KarpenterNodeRole-demo"), denials: []string{"spec.role: RoleIsARN"}},
-		{name: "eks-role-notrust", iam: role("KarpenterNodeRole-notrust"), denials: []string{"spec.role: RoleTrustMissingEC2"}},
+		{name: "eks-role-notrust", iam: role("EKSAutoNodeRole-notrust"), denials: []string{"spec.role: RoleTrustMissingEC2"}},
 		{name: "eks-role-missing", iam: role("AmazonEKSAutoNodeRole"), denials: []string{"spec.role: RoleNotFound"}},
-		{name: "eks-role-path", iam: role("team/KarpenterNodeRole-team"), warnings: []string{"[RoleHasPath] spec.role"}, forbid: []string{"PassRoleDenied"}},
-		{name: "eks-role-not-passable", iam: role("OtherNodeRole"), forbid: []string{"PassRoleDenied"}},
+		{name: "eks-role-path", iam: role("team/KarpenterNodeRole-team"), warnings: []string{"[RoleHasPath] spec.role"},
+			denials: []string{"spec.role: NodeAccessEntryWrongType", "spec.role: AutoModePassRoleDenied"}, forbid: []string{"PassRoleDenied"}},
 		{name: "eks-profile-eks-prefix", iam: profile("eks-auto-demo"), forbid: []string{"InstanceProfileNamePrefix"}},
-		{name: "eks-profile-other-prefix", iam: profile("KarpenterNodeInstanceProfile-demo"), warnings: []string{"[InstanceProfileNamePrefix] spec.instanceProfile"}},
+		{name: "eks-profile-other-prefix", iam: profile("AutoNodeProfile-demo"), warnings: []string{"[InstanceProfileNamePrefix] spec.instanceProfile"}},
 		{name: "eks-profile-empty", iam: profile("EmptyProfile"), denials: []string{"spec.instanceProfile: InstanceProfileHasNoRole"}},
 		{name: "eks-both", iam: map[string]any{"role": "KarpenterNodeRole-demo", "instanceProfile": "eks-auto-demo"}, denials: []string{"spec: RoleInstanceProfileExclusive"}},
 		{name: "eks-neither", iam: nil, denials: []string{"spec: RoleInstanceProfileExclusive"}},

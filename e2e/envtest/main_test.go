@@ -21,13 +21,32 @@ import (
 //     (--iam-endpoint), --on-iam-error=deny;
 //   - v1beta1Env: Karpenter 1.0.x's CRDs (v1 and v1beta1 served);
 //   - snapshotEnv: serve reading the sample snapshot file (--iam-snapshot),
-//     as deploy/overlays/snapshot runs it.
+//     as deploy/overlays/snapshot runs it;
+//   - configMapEnv: the local endpoint serving the sample account with its
+//     cluster in CONFIG_MAP authentication mode and no spot service-linked
+//     role (join_test.go), written by TestMain.
 var (
-	v1Env       = &framework.Shared{}
-	v1beta1Env  = &framework.Shared{Options: framework.Options{CRDs: framework.CRDsV1beta1}}
-	snapshotEnv = &framework.Shared{Options: framework.Options{IAM: framework.IAMSnapshotFile}}
+	v1Env        = &framework.Shared{}
+	v1beta1Env   = &framework.Shared{Options: framework.Options{CRDs: framework.CRDsV1beta1}}
+	snapshotEnv  = &framework.Shared{Options: framework.Options{IAM: framework.IAMSnapshotFile}}
+	configMapEnv = &framework.Shared{}
 )
 
 func TestMain(m *testing.M) {
-	os.Exit(framework.RunMain(m, v1Env, v1beta1Env, snapshotEnv))
+	dir, err := os.MkdirTemp("", "ncg-envtest-")
+	if err != nil {
+		println("envtest:", err.Error())
+		os.Exit(1)
+	}
+	code := func() int {
+		defer os.RemoveAll(dir)
+		snap, err := configMapSnapshot(dir)
+		if err != nil {
+			println("envtest: writing the CONFIG_MAP snapshot:", err.Error())
+			return 1
+		}
+		configMapEnv.Options.Snapshot = snap
+		return framework.RunMain(m, v1Env, v1beta1Env, snapshotEnv, configMapEnv)
+	}()
+	os.Exit(code)
 }

@@ -18,6 +18,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"time"
 
@@ -38,13 +39,18 @@ const (
 	Hang Fault = "Hang"
 	// MalformedXML answers 200 with a truncated XML document.
 	MalformedXML Fault = "MalformedXML"
+	// AccessDenied answers 403 as a service does to a caller its policy
+	// does not allow (IAM's AccessDenied, EKS's AccessDeniedException).
+	AccessDenied Fault = "AccessDenied"
 )
 
 // Failure says which calls fail and how. Exactly one of Next, Fraction
 // and Always should be set.
 type Failure struct {
 	Fault Fault
-	// Action limits the failure to one IAM action; "" means every action.
+	// Action limits the failure to one action; "" means every IAM action.
+	// EKS actions fail only when named ("eks:DescribeCluster") or by
+	// "eks:*".
 	Action string
 	// Next fails the next Next matching calls, then the failure is spent.
 	Next int
@@ -61,6 +67,7 @@ type Server struct {
 	snap          *authz.Snapshot
 	latency       time.Duration
 	actionLatency map[string]time.Duration
+	eksLatency    time.Duration
 	failures      []*Failure
 	rng           *rand.Rand
 	calls         map[string]int
@@ -216,12 +223,17 @@ type call struct {
 	stopping  <-chan struct{}
 }
 
-// ServeHTTP implements IAM's Query protocol.
+// ServeHTTP implements IAM's Query protocol, and EKS's REST-JSON API
+// under /clusters/ (eks.go).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.requests++
 	c := &call{s: s, w: w, r: r, requestID: requestID(s.requests), snap: s.snap, stopping: s.stopping}
 	s.mu.Unlock()
+	if strings.HasPrefix(r.URL.Path, "/clusters/") {
+		c.serveEKS()
+		return
+	}
 
 	if r.Method != http.MethodPost && r.Method != http.MethodGet {
 		w.Header().Set("Allow", "GET, POST")
@@ -265,6 +277,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// Drop the connection without an answer: returning would send an
 		// empty 200, which the SDK reads as success.
 		panic(http.ErrAbortHandler)
+	case AccessDenied:
+		c.fail(http.StatusForbidden, "Sender", "AccessDenied", "User is not authorized to perform: iam:"+action)
+		return
 	case MalformedXML:
 		w.Header().Set("Content-Type", "text/xml")
 		fmt.Fprintf(w, `<%sResponse xmlns="%s"><%sResult><Role><RoleName>trunc`, action, xmlns, action)
@@ -289,18 +304,29 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// begin counts the call and decides its fault (or "") and delay.
+// begin counts the call and decides its fault (or "") and delay. EKS
+// actions ("eks:DescribeCluster") are counted apart from IAM's (TotalCalls
+// counts IAM's only), take EKS's latency, and fail only by a Failure that
+// names them or "eks:*".
 func (s *Server) begin(action string) (Fault, time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.calls[action]++
-	s.total++
+	isEKS := strings.HasPrefix(action, eksPrefix)
 	delay := s.latency
+	if isEKS {
+		delay = s.eksLatency
+	} else {
+		s.total++
+	}
 	if d, ok := s.actionLatency[action]; ok {
 		delay = d
 	}
 	for i, f := range s.failures {
-		if f.Action != "" && f.Action != action {
+		if isEKS && f.Action != action && f.Action != eksPrefix+"*" {
+			continue
+		}
+		if !isEKS && f.Action != "" && f.Action != action {
 			continue
 		}
 		switch {

@@ -334,7 +334,7 @@ func TestPaginationThroughTheSDK(t *testing.T) {
 	ctx := context.Background()
 
 	var names []string
-	p := iam.NewListInstanceProfilesForRolePaginator(client, &iam.ListInstanceProfilesForRoleInput{RoleName: aws.String("KarpenterNodeRole-demo"), MaxItems: aws.Int32(1)})
+	p := iam.NewListInstanceProfilesForRolePaginator(client, &iam.ListInstanceProfilesForRoleInput{RoleName: aws.String("EKSAutoNodeRole-demo"), MaxItems: aws.Int32(1)})
 	for p.HasMorePages() {
 		out, err := p.NextPage(ctx)
 		if err != nil {
@@ -342,13 +342,13 @@ func TestPaginationThroughTheSDK(t *testing.T) {
 		}
 		for _, ip := range out.InstanceProfiles {
 			names = append(names, aws.ToString(ip.InstanceProfileName))
-			if len(ip.Roles) != 1 || aws.ToString(ip.Roles[0].Arn) != demoNodeARN {
+			if len(ip.Roles) != 1 || aws.ToString(ip.Roles[0].Arn) != "arn:aws:iam::111122223333:role/EKSAutoNodeRole-demo" {
 				t.Errorf("profile %s roles = %+v", aws.ToString(ip.InstanceProfileName), ip.Roles)
 			}
 		}
 	}
-	if strings.Join(names, ",") != "KarpenterNodeInstanceProfile-demo,eks-auto-demo" || srv.Calls("ListInstanceProfilesForRole") != 2 {
-		t.Errorf("profiles of KarpenterNodeRole-demo = %v in %d calls", names, srv.Calls("ListInstanceProfilesForRole"))
+	if strings.Join(names, ",") != "AutoNodeProfile-demo,eks-auto-demo" || srv.Calls("ListInstanceProfilesForRole") != 2 {
+		t.Errorf("profiles of EKSAutoNodeRole-demo = %v in %d calls", names, srv.Calls("ListInstanceProfilesForRole"))
 	}
 	if _, err := client.ListInstanceProfilesForRole(ctx, &iam.ListInstanceProfilesForRoleInput{RoleName: aws.String("Nope")}); err == nil {
 		t.Error("ListInstanceProfilesForRole of a missing role succeeded")

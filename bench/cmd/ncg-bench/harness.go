@@ -146,6 +146,7 @@ func (h *harness) startServe(ctx context.Context, name string, conns int, pprof 
 		"--cluster-name", clusterName,
 		"--region", region,
 		"--iam-endpoint", h.iamURL,
+		"--eks-endpoint", h.iamURL, // the node-join checks ask the same local endpoint's EKS API
 		"--iam-cache-size", strconv.Itoa(h.c.cacheSize),
 		"--on-iam-error", "deny",
 		// The benchmark measures serve's own cost of asking IAM, with
