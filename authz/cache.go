@@ -131,6 +131,7 @@ func (c *answerCache) Purge() {
 	c.entries.Purge()
 	c.negative.Purge()
 }
+
 // get returns key's entry, found or not-found, fresh if either is.
 func (c *answerCache) get(key string, now time.Time) (*cacheEntry, bool) {
 	found, okFound := c.entries.Get(key)
