@@ -55,6 +55,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 		kubeconfig      string
 		karpenterSA     string
 		shutdownTimeout time.Duration
+		auditf          auditFlags
 	)
 	iamf.register(fs, "allow")
 	fs.StringVar(&certDir, "cert-dir", "/tmp/k8s-webhook-server/serving-certs", "folder holding tls.crt and tls.key; reloaded when they change")
@@ -68,6 +69,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 	fs.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig file, when running outside a cluster")
 	fs.StringVar(&karpenterSA, "karpenter-service-account", "karpenter/karpenter", "NAMESPACE/NAME of Karpenter's service account, read for its "+karpenterRoleAnnotation+" annotation when --controller-role is not set")
 	fs.DurationVar(&shutdownTimeout, "graceful-shutdown-timeout", 25*time.Second, "how long in-flight admissions may take to finish on SIGTERM")
+	auditf.register(fs)
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(fs)
 	if code, ok := parseFlags(fs, args); !ok {
@@ -81,6 +83,9 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 		return fail("unexpected arguments %q", fs.Args())
 	}
 	if err := iamf.validate(); err != nil {
+		return fail("%v", err)
+	}
+	if err := auditf.validate(); err != nil {
 		return fail("%v", err)
 	}
 	saNamespace, saName, ok := strings.Cut(karpenterSA, "/")
@@ -124,6 +129,12 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 		WebhookServer:           srv,
 		GracefulShutdownTimeout: &shutdownTimeout,
 		Logger:                  log,
+		// Leader election gates the audit only; admission, metrics and
+		// probes run on every replica.
+		LeaderElection:                auditf.leaderElect,
+		LeaderElectionID:              auditf.leaseName,
+		LeaderElectionNamespace:       auditf.leaseNamespace,
+		LeaderElectionReleaseOnCancel: true,
 	})
 	if err != nil {
 		return fail("creating the manager: %v", err)
@@ -167,11 +178,15 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 	if err := mgr.AddReadyzCheck("webhook", hooks.StartedChecker()); err != nil {
 		return fail("%v", err)
 	}
-	if err := mgr.Add(warmInformers(mgr)); err != nil {
+	if err := mgr.Add(everyReplica{warmInformers(mgr)}); err != nil {
+		return fail("%v", err)
+	}
+	if err := addAuditor(mgr, checker, &auditf, log); err != nil {
 		return fail("%v", err)
 	}
 	setup.Info("starting", "version", version, "controllerRole", checker.ControllerARN(), "cluster", iamf.clusterName,
-		"region", iamf.region, "iam", iamSource(&iamf), "onIAMError", iamf.onIAMError, "port", port)
+		"region", iamf.region, "iam", iamSource(&iamf), "onIAMError", iamf.onIAMError, "port", port,
+		"auditInterval", auditf.interval.String(), "auditQPS", auditf.qps, "leaderElect", auditf.leaderElect)
 	if err := mgr.Start(ctx); err != nil {
 		setup.Error(err, "manager stopped")
 		return exitFailure
