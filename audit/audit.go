@@ -77,6 +77,15 @@ type Options struct {
 	// changes together. A cold class asks IAM at most a handful of batched
 	// calls, so this bounds the audit's IAM rate.
 	QPS float64
+	// Busy reports whether admissions are in flight; nil means never.
+	// Before each object the audit waits for a moment without one, for at
+	// most MaxYield, so that on a busy replica its CPU and IAM calls fall
+	// between admissions rather than beside them.
+	Busy func() bool
+	// MaxYield bounds that wait per object (default DefaultMaxYield): a
+	// replica under sustained admission load still audits, at most
+	// 1/MaxYield objects per second.
+	MaxYield time.Duration
 	// Metrics receives the gauges; nil records none.
 	Metrics *Metrics
 	Log     logr.Logger
@@ -121,6 +130,9 @@ func New(opts Options) *Auditor {
 	if opts.QPS <= 0 {
 		opts.QPS = DefaultQPS
 	}
+	if opts.MaxYield <= 0 {
+		opts.MaxYield = DefaultMaxYield
+	}
 	return &Auditor{
 		opts:    opts,
 		limiter: flowcontrol.NewTokenBucketRateLimiter(float32(opts.QPS), 1),
@@ -132,7 +144,13 @@ func New(opts Options) *Auditor {
 const (
 	DefaultInterval = 5 * time.Minute
 	DefaultQPS      = 2
+	// DefaultMaxYield is how long the audit waits, per object, for a
+	// moment without admissions.
+	DefaultMaxYield = 250 * time.Millisecond
 )
+
+// yieldStep is how often the audit looks whether admissions are done.
+const yieldStep = 5 * time.Millisecond
 
 // NeedLeaderElection implements manager.LeaderElectionRunnable: one
 // replica audits, so that every finding is one Event and one IAM question.
@@ -185,7 +203,7 @@ func (a *Auditor) Start(ctx context.Context) error {
 			if quit {
 				return
 			}
-			if a.limiter.Wait(ctx) == nil {
+			if a.wait(ctx) == nil {
 				a.checkKey(ctx, key)
 			}
 			queue.Done(key)
@@ -204,6 +222,26 @@ func (a *Auditor) Start(ctx context.Context) error {
 		case <-time.After(a.opts.Interval):
 		}
 	}
+}
+
+// wait takes a token of the rate limit, then gives way to admissions in
+// flight, for at most MaxYield.
+func (a *Auditor) wait(ctx context.Context) error {
+	if err := a.limiter.Wait(ctx); err != nil {
+		return err
+	}
+	if a.opts.Busy == nil {
+		return nil
+	}
+	deadline := time.Now().Add(a.opts.MaxYield)
+	for a.opts.Busy() && time.Now().Before(deadline) {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(yieldStep):
+		}
+	}
+	return nil
 }
 
 // pass re-checks every object of every served kind once.
@@ -226,7 +264,7 @@ func (a *Auditor) pass(ctx context.Context, served map[string]bool) {
 	}
 	live := make(map[Key]bool, len(keys))
 	for _, key := range keys {
-		if err := a.limiter.Wait(ctx); err != nil {
+		if err := a.wait(ctx); err != nil {
 			return
 		}
 		a.checkKey(ctx, key)

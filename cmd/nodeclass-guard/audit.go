@@ -5,7 +5,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -49,7 +51,7 @@ func (f *auditFlags) validate() error {
 
 // addAuditor adds the audit to the manager (leader only), unless
 // --audit-interval=0.
-func addAuditor(mgr manager.Manager, checker *webhook.Checker, f *auditFlags, log logr.Logger) error {
+func addAuditor(mgr manager.Manager, checker *webhook.Checker, f *auditFlags, inflight *inFlight, log logr.Logger) error {
 	if f.interval == 0 {
 		log.WithName("setup").Info("audit disabled (--audit-interval=0)")
 		return nil
@@ -62,9 +64,25 @@ func addAuditor(mgr manager.Manager, checker *webhook.Checker, f *auditFlags, lo
 		Recorder: mgr.GetEventRecorder("nodeclass-guard"),
 		Interval: f.interval,
 		QPS:      f.qps,
+		Busy:     inflight.busy,
 		Metrics:  m,
 		Log:      log.WithName("audit"),
 	}))
+}
+
+// inFlight counts the admissions being answered, so that the audit can
+// give way to them.
+type inFlight struct{ n atomic.Int64 }
+
+func (f *inFlight) busy() bool { return f.n.Load() > 0 }
+
+// wrap counts h's requests while they run, reading and decoding included.
+func (f *inFlight) wrap(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		f.n.Add(1)
+		defer f.n.Add(-1)
+		h.ServeHTTP(w, r)
+	})
 }
 
 // everyReplica runs a Runnable on every replica, leader or not.

@@ -168,9 +168,10 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 	// The manager starts its webhook server only once GetWebhookServer has
 	// been called: register through it, not through srv directly.
 	hooks := mgr.GetWebhookServer()
+	inflight := &inFlight{}
 	for path, wh := range webhook.Handlers(checker, verdicts) {
 		wh.WithContextFunc = finishOnShutdown(ctx, shutdownTimeout)
-		hooks.Register(path, wh)
+		hooks.Register(path, inflight.wrap(wh))
 	}
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return fail("%v", err)
@@ -181,7 +182,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 	if err := mgr.Add(everyReplica{warmInformers(mgr)}); err != nil {
 		return fail("%v", err)
 	}
-	if err := addAuditor(mgr, checker, &auditf, log); err != nil {
+	if err := addAuditor(mgr, checker, &auditf, inflight, log); err != nil {
 		return fail("%v", err)
 	}
 	setup.Info("starting", "version", version, "controllerRole", checker.ControllerARN(), "cluster", iamf.clusterName,
