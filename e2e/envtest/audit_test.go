@@ -214,6 +214,9 @@ func TestAuditRevokeRestore(t *testing.T) {
 	ev := waitEvent(ctx, t, c, name, corev1.EventTypeWarning, "PassRoleDenied", bound)
 	took := time.Since(revoked)
 	t.Logf("Warning Event %s %.1fs after the revocation (interval %s + TTL %s): %s", ev.Reason, took.Seconds(), auditInterval, auditTTL, ev.Message)
+	if ev.ReportingController != "nodeclass-guard" {
+		t.Errorf("Event reported by %q, want nodeclass-guard (docs/deploy.md filters on it)", ev.ReportingController)
+	}
 	if !strings.HasPrefix(ev.Message, "spec.role: [PassRoleDenied] ") || !strings.Contains(ev.Message, "iam:PassRole") {
 		t.Errorf("Event message %q is not the admission's `spec.role: [PassRoleDenied] ...` line", ev.Message)
 	}
