@@ -301,7 +301,9 @@ func TestAuditRevokeRestore(t *testing.T) {
 }
 
 // TestAuditOneLeader starts a second replica beside the first: both
-// admit, only the Lease holder audits.
+// admit, only the Lease holder audits, and when the holder stops the other
+// takes over. It stops the Env's own serve: keep it the last test of
+// auditEnv.
 func TestAuditOneLeader(t *testing.T) {
 	e := auditEnv.Get(t)
 	ctx := testContext(t)
@@ -350,7 +352,33 @@ func TestAuditOneLeader(t *testing.T) {
 		t.Errorf("the replica without the Lease completed an audit pass at %g", v)
 	}
 
-	// The second replica admits too.
+	// The second replica admits too (below); first, when the leader goes,
+	// the other takes the Lease over and audits.
+	defer func() {
+		if !firstAudits || t.Failed() {
+			return
+		}
+		if err := e.StopServe(); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(30 * time.Second) // the Lease is released on a clean stop; 15s lease otherwise
+		for !strings.Contains(second.Log(), `"audit started"`) {
+			if time.Now().After(deadline) {
+				t.Fatalf("the second replica did not take the audit over within 30s of the leader stopping")
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		for deadline := time.Now().Add(30 * time.Second); ; {
+			if v, _ := gauge(t, second.MetricsURL, "nodeclass_guard_audit_last_complete_timestamp_seconds", ""); v > 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the new leader completed no audit pass within 30s")
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}()
+
 	class := ec2NodeClass("audit-second-replica", role("KarpenterNodeRole-demo"))
 	req := admissionReviewFor(t, class)
 	resp, err := postReview(second.WebhookURL+"/validate-karpenter-k8s-aws-ec2nodeclass", e, req)

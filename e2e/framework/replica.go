@@ -58,3 +58,8 @@ func (e *Env) Command(ctx context.Context, args ...string) *exec.Cmd {
 // (--controller-role, --cluster-name, --region, --on-iam-error,
 // --iam-timeout, and --iam-endpoint or --iam-snapshot).
 func (e *Env) IAMArgs() []string { return append([]string(nil), e.serveTail...) }
+
+// StopServe stops the Env's own serve (SIGTERM, then SIGKILL after 10s),
+// as a rolling update stops a pod: the webhook registration then points at
+// nothing, so only the last test of an Env may call it.
+func (e *Env) StopServe() error { return e.serve.stop(10 * time.Second) }
