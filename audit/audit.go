@@ -97,6 +97,10 @@ type Auditor struct {
 	opts    Options
 	limiter flowcontrol.RateLimiter
 
+	// checking serialises checks: the pass and the re-checks of changed
+	// objects take turns, one object at a time.
+	checking sync.Mutex
+
 	mu    sync.Mutex
 	state map[Key]objectState
 }
@@ -364,6 +368,8 @@ func (a *Auditor) referrers(ctx context.Context, kind, name string) []Key {
 // checkKey reads the object from the cache and checks it; a vanished
 // object is forgotten.
 func (a *Auditor) checkKey(ctx context.Context, key Key) {
+	a.checking.Lock()
+	defer a.checking.Unlock()
 	var obj client.Object
 	for _, k := range kinds {
 		if k.kind == key.Kind {
