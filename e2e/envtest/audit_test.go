@@ -120,7 +120,7 @@ func waitEvent(ctx context.Context, t *testing.T, c client.Client, name, typ, re
 	}
 }
 
-// countEvents counts the object's Events of a reason.
+// countEvents counts the object's Events of a reason, repeats included.
 func countEvents(ctx context.Context, t *testing.T, c client.Client, name, reason string) int {
 	t.Helper()
 	var list corev1.EventList
@@ -130,7 +130,13 @@ func countEvents(ctx context.Context, t *testing.T, c client.Client, name, reaso
 	n := 0
 	for _, ev := range list.Items {
 		if ev.InvolvedObject.Name == name && ev.Reason == reason {
-			n++
+			// A repeat of the same Event is folded into the first as a
+			// series (events.k8s.io) or a count (core/v1): count those too.
+			repeats := max(int(ev.Count), 1)
+			if ev.Series != nil {
+				repeats = max(repeats, int(ev.Series.Count))
+			}
+			n += repeats
 		}
 	}
 	return n
