@@ -250,6 +250,8 @@ func baseKeys() []objectKey {
 		{"RoleBinding", karpenterNamespace, n},
 		{"Role", "kube-system", n + "-aws-auth"},
 		{"RoleBinding", "kube-system", n + "-aws-auth"},
+		{"Role", ns, n + "-leader-election"},
+		{"RoleBinding", ns, n + "-leader-election"},
 		{"Deployment", ns, n},
 		{"PodDisruptionBudget", ns, n},
 		{"Service", ns, n},
@@ -294,6 +296,7 @@ func TestBaseInstallsTheWebhook(t *testing.T) {
 		"--region=us-west-2",
 		"--on-iam-error=allow",
 		"--memory-limit-mib=$(MEMORY_LIMIT_MIB)",
+		"--leader-elect",
 	}
 	if got := dep.Spec.Template.Spec.Containers[0].Args; !slices.Equal(got, wantArgs) {
 		t.Errorf("container args\n  %q\nwant\n  %q", got, wantArgs)
@@ -691,9 +694,11 @@ func checkRBAC(t *testing.T, r rendered, dep *appsv1.Deployment, name, ns string
 	wantClusterRules := []rbacv1.PolicyRule{
 		{APIGroups: []string{"karpenter.k8s.aws"}, Resources: []string{"ec2nodeclasses"}, Verbs: []string{"get", "list", "watch"}},
 		{APIGroups: []string{"eks.amazonaws.com"}, Resources: []string{"nodeclasses"}, Verbs: []string{"get", "list", "watch"}},
+		{APIGroups: []string{"karpenter.sh"}, Resources: []string{"nodepools"}, Verbs: []string{"get", "list", "watch"}},
+		{APIGroups: []string{"", "events.k8s.io"}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
 	}
 	if !reflect.DeepEqual(cr.Rules, wantClusterRules) {
-		t.Errorf("%s: ClusterRole rules %+v, want read-only access to the node classes only", r.source, cr.Rules)
+		t.Errorf("%s: ClusterRole rules %+v, want read-only access to the node classes and NodePools, and creating Events (the audit's findings)", r.source, cr.Rules)
 	}
 	crb := decodeStrict[rbacv1.ClusterRoleBinding](t, r.get(t, "ClusterRoleBinding", "", name))
 	if crb.RoleRef != (rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: cr.Name}) || !reflect.DeepEqual(crb.Subjects, subject) {
@@ -710,6 +715,19 @@ func checkRBAC(t *testing.T, r rendered, dep *appsv1.Deployment, name, ns string
 	rb := decodeStrict[rbacv1.RoleBinding](t, r.get(t, "RoleBinding", karpenterNamespace, name))
 	if rb.RoleRef != (rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: role.Name}) || !reflect.DeepEqual(rb.Subjects, subject) {
 		t.Errorf("%s: RoleBinding binds %+v to %+v, want Role %s to %+v", r.source, rb.RoleRef, rb.Subjects, role.Name, subject)
+	}
+
+	// The audit's leader election: Leases in the webhook's own namespace.
+	lease := decodeStrict[rbacv1.Role](t, r.get(t, "Role", ns, name+"-leader-election"))
+	wantLeaseRules := []rbacv1.PolicyRule{
+		{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"get", "list", "watch", "create", "update", "patch"}},
+	}
+	if !reflect.DeepEqual(lease.Rules, wantLeaseRules) {
+		t.Errorf("%s: Role %s rules %+v, want Leases only", r.source, lease.Name, lease.Rules)
+	}
+	lrb := decodeStrict[rbacv1.RoleBinding](t, r.get(t, "RoleBinding", ns, name+"-leader-election"))
+	if lrb.RoleRef != (rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: lease.Name}) || !reflect.DeepEqual(lrb.Subjects, subject) {
+		t.Errorf("%s: RoleBinding binds %+v to %+v, want Role %s to %+v", r.source, lrb.RoleRef, lrb.Subjects, lease.Name, subject)
 	}
 }
 

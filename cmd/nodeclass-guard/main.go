@@ -28,6 +28,7 @@ const usage = `nodeclass-guard validates Karpenter node classes and NodePools ag
 Usage:
   nodeclass-guard serve [flags]          run the admission webhook
   nodeclass-guard check [flags] PATH...  check manifests (files, directories or - for stdin)
+  nodeclass-guard audit [flags]          check every class and NodePool of a live cluster (read-only)
   nodeclass-guard version
 
 Run 'nodeclass-guard <command> -h' for a command's flags.
@@ -50,6 +51,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "check":
 		return runCheck(ctx, args[1:], stdin, stdout, stderr)
+	case "audit":
+		return runAudit(ctx, args[1:], stdout, stderr)
 	case "serve":
 		return runServe(ctx, args[1:], stderr)
 	case "version", "--version":

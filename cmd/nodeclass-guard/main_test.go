@@ -574,3 +574,29 @@ func TestCheckLiveAgreesWithSnapshot(t *testing.T) {
 		t.Error("the live runs never reached the endpoint")
 	}
 }
+
+// TestAuditUnusableFlags: `audit` and serve's audit flags refuse what they
+// cannot use with exit 2 before touching a cluster.
+func TestAuditUnusableFlags(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"unknown -o", []string{"audit", "-o", "yaml"}, `-o "yaml": want text or json`},
+		{"arguments", []string{"audit", "some.yaml"}, "unexpected arguments"},
+		{"unreadable kubeconfig", []string{"audit", "--kubeconfig", "testdata/no-such-kubeconfig"}, "--kubeconfig testdata/no-such-kubeconfig"},
+		{"negative interval", []string{"serve", "--audit-interval=-1s"}, "--audit-interval"},
+		{"zero qps", []string{"serve", "--audit-qps=0"}, "--audit-qps"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res := runCmd(t, "", tc.args...)
+			if res.code != 2 || !strings.Contains(res.stderr, tc.want) {
+				t.Errorf("exit %d, stderr %q; want 2 and %q", res.code, res.stderr, tc.want)
+			}
+		})
+	}
+	if res := runCmd(t, "", "audit", "-h"); res.code != 0 || !strings.Contains(res.stderr, "Exit codes") {
+		t.Errorf("audit -h: exit %d, stderr %q", res.code, res.stderr)
+	}
+}

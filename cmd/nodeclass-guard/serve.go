@@ -60,6 +60,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 		shutdownTimeout time.Duration
 		limits          webhook.ServerOptions
 		memoryLimitMiB  int64
+		auditf          auditFlags
 	)
 	iamf.register(fs, "allow")
 	iamf.registerBudget(fs)
@@ -80,6 +81,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 	fs.Int64Var(&limits.MaxBodyBytesInFlight, "max-request-bytes-in-flight", webhook.DefaultMaxBodyBytesInFlight, "request bodies (by Content-Length) read or decoded at once; more are refused with HTTP 429")
 	fs.DurationVar(&limits.ReadTimeout, "request-read-timeout", webhook.DefaultReadTimeout, "bound on a TLS handshake and on reading one request, headers and body")
 	fs.Int64Var(&memoryLimitMiB, "memory-limit-mib", 0, "the container's memory limit in MiB (deploy/ passes limits.memory); the Go runtime's soft memory limit (GOMEMLIMIT) is set to "+strconv.Itoa(memoryLimitPercent)+"% of it unless GOMEMLIMIT is set; 0 leaves it alone")
+	auditf.register(fs)
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(fs)
 	if code, ok := parseFlags(fs, args); !ok {
@@ -93,6 +95,9 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 		return fail("unexpected arguments %q", fs.Args())
 	}
 	if err := iamf.validate(); err != nil {
+		return fail("%v", err)
+	}
+	if err := auditf.validate(); err != nil {
 		return fail("%v", err)
 	}
 	saNamespace, saName, ok := strings.Cut(karpenterSA, "/")
@@ -156,6 +161,12 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 				Field:      fields.OneTermEqualSelector("metadata.name", webhook.AWSAuthName),
 			},
 		}},
+		// Leader election gates the audit only; admission, metrics and
+		// probes run on every replica.
+		LeaderElection:                auditf.leaderElect,
+		LeaderElectionID:              auditf.leaseName,
+		LeaderElectionNamespace:       auditf.leaseNamespace,
+		LeaderElectionReleaseOnCancel: true,
 	})
 	if err != nil {
 		return fail("creating the manager: %v", err)
@@ -190,9 +201,10 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 	// The manager starts its webhook server only once GetWebhookServer has
 	// been called: register through it, not through srv directly.
 	hooks := mgr.GetWebhookServer()
+	inflight := &inFlight{}
 	for path, wh := range webhook.Handlers(checker, verdicts) {
 		wh.WithContextFunc = finishOnShutdown(ctx, shutdownTimeout)
-		hooks.Register(path, wh)
+		hooks.Register(path, inflight.wrap(wh))
 	}
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return fail("%v", err)
@@ -200,11 +212,15 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 	if err := mgr.AddReadyzCheck("webhook", hooks.StartedChecker()); err != nil {
 		return fail("%v", err)
 	}
-	if err := mgr.Add(warmInformers(mgr)); err != nil {
+	if err := mgr.Add(everyReplica{warmInformers(mgr)}); err != nil {
+		return fail("%v", err)
+	}
+	if err := addAuditor(mgr, checker, &auditf, inflight, log); err != nil {
 		return fail("%v", err)
 	}
 	setup.Info("starting", "version", version, "controllerRole", checker.ControllerARN(), "cluster", iamf.clusterName,
-		"region", iamf.region, "iam", iamSource(&iamf), "eksEndpoint", iamf.eksEndpoint, "onIAMError", iamf.onIAMError, "port", port)
+		"region", iamf.region, "iam", iamSource(&iamf), "eksEndpoint", iamf.eksEndpoint, "onIAMError", iamf.onIAMError, "port", port,
+		"auditInterval", auditf.interval.String(), "auditQPS", auditf.qps, "leaderElect", auditf.leaderElect)
 	if err := mgr.Start(ctx); err != nil {
 		setup.Error(err, "manager stopped")
 		return exitFailure

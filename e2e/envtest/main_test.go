@@ -30,6 +30,17 @@ var (
 	v1beta1Env   = &framework.Shared{Options: framework.Options{CRDs: framework.CRDsV1beta1}}
 	snapshotEnv  = &framework.Shared{Options: framework.Options{IAM: framework.IAMSnapshotFile}}
 	configMapEnv = &framework.Shared{}
+	// auditEnv: serve with a short audit interval and cache TTL, and leader
+	// election, for the audit tests (audit_test.go), whose IAM changes must
+	// not leak into other tests.
+	auditEnv = &framework.Shared{Options: framework.Options{ServeArgs: []string{
+		"--audit-interval=" + auditInterval.String(),
+		"--audit-qps=50",
+		"--iam-cache-ttl=" + auditTTL.String(),
+		"--iam-cache-negative-ttl=" + auditTTL.String(),
+		"--leader-elect",
+		"--leader-election-namespace=nodeclass-guard",
+	}}}
 )
 
 func TestMain(m *testing.M) {
@@ -46,7 +57,7 @@ func TestMain(m *testing.M) {
 			return 1
 		}
 		configMapEnv.Options.Snapshot = snap
-		return framework.RunMain(m, v1Env, v1beta1Env, snapshotEnv, configMapEnv)
+		return framework.RunMain(m, v1Env, v1beta1Env, snapshotEnv, configMapEnv, auditEnv)
 	}()
 	os.Exit(code)
 }

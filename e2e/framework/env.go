@@ -155,6 +155,15 @@ type Env struct {
 	webhookConfig *admissionregistrationv1.ValidatingWebhookConfiguration
 	probe         *Client
 
+	// Kubeconfig is the path of a kubeconfig for serve's identity (the
+	// ServiceAccount of deploy/base with deploy/base's RBAC).
+	Kubeconfig string
+	// serveBin, serveEnv and serveTail start more replicas (StartReplica)
+	// and commands (Command) as serve was started.
+	serveBin  string
+	serveEnv  []string
+	serveTail []string
+
 	stopOnce sync.Once
 	stopErr  error
 }
@@ -279,20 +288,16 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 	webhookPort, metricsAddr, healthAddr := ports[0], "127.0.0.1:"+strconv.Itoa(ports[1]), "127.0.0.1:"+strconv.Itoa(ports[2])
 	e.WebhookURL = "https://127.0.0.1:" + strconv.Itoa(webhookPort)
 	e.MetricsURL, e.HealthURL = "http://"+metricsAddr, "http://"+healthAddr
-	args := []string{"serve",
-		"--cert-dir", e.CertDir,
-		"--host", "127.0.0.1",
-		"--port", strconv.Itoa(webhookPort),
-		"--metrics-bind-address", metricsAddr,
-		"--health-probe-bind-address", healthAddr,
-		"--kubeconfig", kubeconfig,
+	e.Kubeconfig, e.serveBin, e.serveEnv = kubeconfig, bin, env
+	e.serveTail = []string{
 		"--controller-role", opts.ControllerRole,
 		"--cluster-name", opts.ClusterName,
 		"--region", opts.Region,
 		"--on-iam-error", opts.OnIAMError,
 		"--iam-timeout", opts.IAMTimeout.String(),
 	}
-	args = append(append(args, iamArgs...), opts.ServeArgs...)
+	e.serveTail = append(e.serveTail, iamArgs...)
+	args := e.serveArgs(webhookPort, metricsAddr, healthAddr)
 	opts.Logf("starting nodeclass-guard serve on %s", e.WebhookURL)
 	if e.serve, err = startServe(bin, args, env, opts.ServeOutput); err != nil {
 		return nil, err
@@ -312,6 +317,20 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 		}
 	}
 	return e, nil
+}
+
+// serveArgs is serve's command line on the given listeners.
+func (e *Env) serveArgs(webhookPort int, metricsAddr, healthAddr string) []string {
+	args := []string{"serve",
+		"--cert-dir", e.CertDir,
+		"--host", "127.0.0.1",
+		"--port", strconv.Itoa(webhookPort),
+		"--metrics-bind-address", metricsAddr,
+		"--health-probe-bind-address", healthAddr,
+		"--kubeconfig", e.Kubeconfig,
+	}
+	args = append(args, e.serveTail...)
+	return append(args, e.Options.ServeArgs...)
 }
 
 // webhookIdentity gives serve the identity deploy/ gives it in a cluster:

@@ -128,8 +128,10 @@ func (h *harness) close() error {
 // Target for its EC2NodeClass webhook once it is ready.
 //
 // With pprof set (--serve-profile), serve is started with
-// --pprof-bind-address and the returned Target's PprofURL is set.
-func (h *harness) startServe(ctx context.Context, name string, conns int, pprof bool) (*bench.Target, *bench.Process, error) {
+// --pprof-bind-address and the returned Target's PprofURL is set. The
+// audit is off (--audit-interval=0) unless extra turns it on: the
+// admission scenarios measure admission alone.
+func (h *harness) startServe(ctx context.Context, name string, conns int, pprof bool, extra ...string) (*bench.Target, *bench.Process, error) {
 	ports, err := framework.FreePorts(4)
 	if err != nil {
 		return nil, nil, err
@@ -154,7 +156,9 @@ func (h *harness) startServe(ctx context.Context, name string, conns int, pprof 
 		// exists to refuse just that, is set out of the way.
 		"--iam-call-rate", "1000000",
 		"--iam-call-burst", "1000000",
+		"--audit-interval=0",
 	}
+	args = append(args, extra...)
 	// Dummy credentials: the endpoint does not check signatures, but the
 	// SDK signs every request. No shared config, no instance metadata.
 	env := framework.ChildEnv(
@@ -307,7 +311,16 @@ func (h *harness) runAll(ctx context.Context) (string, error) {
 		mem = &r
 	}
 	h.summary(warm, cold, mem)
-	return figures(warm, cold, mem), nil
+	line := figures(warm, cold, mem)
+	// Last: it leaves its classes in the control plane.
+	if h.c.run("audit") {
+		r, err := h.auditScenario(ctx)
+		if err != nil {
+			return "", fmt.Errorf("audit scenario: %w", err)
+		}
+		line = r.figures() + "\n" + line
+	}
+	return line, nil
 }
 
 // figures formats the last line of `make bench`.

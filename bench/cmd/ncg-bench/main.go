@@ -79,6 +79,10 @@ type config struct {
 	coldAdmissions int
 	coldLatency    time.Duration
 
+	auditClasses int
+	auditQPS     float64
+	auditConc    int
+
 	memoryClasses     int
 	memoryConcurrency int
 	cacheSize         int
@@ -110,6 +114,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&c.coldClasses, "cold-classes", 50, "distinct EC2NodeClasses in the cold-cache burst")
 	fs.IntVar(&c.coldAdmissions, "cold-admissions", 1000, "concurrent admissions in the cold-cache burst")
 	fs.DurationVar(&c.coldLatency, "cold-iam-latency", 50*time.Millisecond, "latency the local IAM endpoint adds in the cold scenario")
+	fs.IntVar(&c.auditClasses, "audit-classes", 1000, "EC2NodeClasses in the cluster during the audit scenario")
+	fs.Float64Var(&c.auditQPS, "audit-qps", 100, "serve's --audit-qps in the audit scenario (50 times the default, so that the pass is short and dense)")
+	fs.IntVar(&c.auditConc, "audit-concurrency", 16, "closed-loop admissions in flight during and after the audit pass")
 	fs.IntVar(&c.memoryClasses, "memory-classes", 100000, "distinct EC2NodeClasses passed through in the memory scenario")
 	fs.IntVar(&c.memoryConcurrency, "memory-concurrency", 32, "admissions the memory scenario keeps in flight (and connections it opens)")
 	fs.IntVar(&c.cacheSize, "iam-cache-size", 4096, "serve's --iam-cache-size (its default)")
@@ -122,7 +129,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	})
 	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of this process (load generator and IAM endpoint) to this file")
 	fs.StringVar(&c.serveProfile, "serve-profile", "", "write a CPU profile of serve during the warm reference level (closed loop, concurrency 16) to this file; needs serve's --pprof-bind-address")
-	fs.StringVar(&scenarios, "scenarios", "warm,cold,memory", "the scenarios to run, in this order")
+	fs.StringVar(&scenarios, "scenarios", "warm,cold,memory,audit", "the scenarios to run (always in this order)")
 	fs.BoolVar(&c.keep, "keep", false, "keep the work folder (logs, certificates) after the run")
 	fs.Int64Var(&c.started, "started", 0, "Unix time at which `make bench` started (hack/bench.sh sets it), to report its total time")
 	if err := fs.Parse(args); err != nil {
@@ -139,10 +146,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	c.scenarios = map[string]bool{}
 	for _, s := range strings.Split(scenarios, ",") {
 		switch s = strings.TrimSpace(s); s {
-		case "warm", "cold", "memory":
+		case "warm", "cold", "memory", "audit":
 			c.scenarios[s] = true
 		default:
-			fmt.Fprintf(stderr, "ncg-bench: --scenarios: unknown scenario %q (want warm, cold, memory)\n", s)
+			fmt.Fprintf(stderr, "ncg-bench: --scenarios: unknown scenario %q (want warm, cold, memory, audit)\n", s)
 			return 2
 		}
 	}

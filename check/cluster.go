@@ -1,0 +1,59 @@
+package check
+
+import (
+	"context"
+	"fmt"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/nodeclass-guard/nodeclass-guard/webhook"
+)
+
+// ClusterSource is the Source of a document read from a cluster rather than
+// from a file: "cluster:<Kind>/<name>".
+func ClusterSource(kind, name string) string { return "cluster:" + kind + "/" + name }
+
+// ReadCluster lists every EC2NodeClass, EKS NodeClass and NodePool of a
+// cluster (classes first, as a GitOps tree would apply them) and returns
+// them as documents for Run. A kind the cluster does not serve is skipped
+// and named in skipped.
+func ReadCluster(ctx context.Context, r client.Reader) (docs []Document, skipped []string, err error) {
+	var ec2 webhook.EC2NodeClassList
+	switch err := r.List(ctx, &ec2); {
+	case meta.IsNoMatchError(err):
+		skipped = append(skipped, "EC2NodeClass (karpenter.k8s.aws)")
+	case err != nil:
+		return nil, nil, fmt.Errorf("listing EC2NodeClasses: %w", err)
+	}
+	for i := range ec2.Items {
+		nc := &ec2.Items[i]
+		docs = append(docs, Document{Source: ClusterSource(webhook.EC2NodeClassKind, nc.Name), APIVersion: webhook.KarpenterAWSGroup + "/v1",
+			Kind: webhook.EC2NodeClassKind, Name: nc.Name, EC2NodeClass: nc})
+	}
+	var eks webhook.NodeClassList
+	switch err := r.List(ctx, &eks); {
+	case meta.IsNoMatchError(err):
+		skipped = append(skipped, "NodeClass (eks.amazonaws.com)")
+	case err != nil:
+		return nil, nil, fmt.Errorf("listing EKS NodeClasses: %w", err)
+	}
+	for i := range eks.Items {
+		nc := &eks.Items[i]
+		docs = append(docs, Document{Source: ClusterSource(webhook.NodeClassKind, nc.Name), APIVersion: webhook.EKSGroup + "/v1",
+			Kind: webhook.NodeClassKind, Name: nc.Name, NodeClass: nc})
+	}
+	var pools webhook.NodePoolList
+	switch err := r.List(ctx, &pools); {
+	case meta.IsNoMatchError(err):
+		skipped = append(skipped, "NodePool (karpenter.sh)")
+	case err != nil:
+		return nil, nil, fmt.Errorf("listing NodePools: %w", err)
+	}
+	for i := range pools.Items {
+		np := &pools.Items[i]
+		docs = append(docs, Document{Source: ClusterSource(webhook.NodePoolKind, np.Name), APIVersion: webhook.KarpenterGroup + "/v1",
+			Kind: webhook.NodePoolKind, Name: np.Name, NodePool: np})
+	}
+	return docs, skipped, nil
+}
