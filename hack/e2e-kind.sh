@@ -45,6 +45,7 @@
 #   CERT_MANAGER_MANIFEST    upstream: cert-manager install manifest, file or URL
 #   E2E_KEEP_CLUSTER=1       leave the cluster (and the dockerd) running afterwards
 #   E2E_REQUIRED=1           a missing prerequisite is a failure, not a skip
+#   E2E_START_DOCKERD=0      never install or start Docker: skip without a daemon
 #   E2E_TIMEOUT              whole run's limit in seconds (5400)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -74,6 +75,18 @@ skip() {
   echo "e2e: skipped: $*"
   exit 0
 }
+
+# ---- Docker: a running daemon, or one this run may start (root), or skip.
+DOCKER="${DOCKER:-docker}"
+if command -v "$DOCKER" >/dev/null 2>&1 && "$DOCKER" info >/dev/null 2>&1; then
+  docker_mode=running
+elif [ "$(id -u)" = 0 ] && [ "${E2E_START_DOCKERD:-1}" = 1 ]; then
+  docker_mode=start
+elif [ "$(id -u)" != 0 ]; then
+  skip "no Docker daemon ($DOCKER info failed), and not root to start one"
+else
+  skip "no Docker daemon ($DOCKER info failed), and E2E_START_DOCKERD=0"
+fi
 
 for f in "$snapshot" examples/good examples/bad; do
   [ -e "$f" ] || { echo "e2e: failed: $f is missing" >&2; exit 1; }
@@ -111,14 +124,19 @@ cleanup() {
   exit "$code"
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+trap 'echo "e2e: FAIL: interrupted, or timed out (E2E_TIMEOUT=${E2E_TIMEOUT:-5400}s)" >&2; exit 130' INT TERM
 
-# The whole run is bounded: past E2E_TIMEOUT the watchdog ends it (cleanup runs).
-( sleep "${E2E_TIMEOUT:-5400}" && echo "e2e: FAIL: timed out after ${E2E_TIMEOUT:-5400}s" >&2 && kill -TERM $$ ) 2>/dev/null &
+# The whole run is bounded: past E2E_TIMEOUT the watchdog ends it (cleanup
+# runs). Its output goes nowhere, so that it never holds our stdout open.
+(
+  trap 'kill "$sleeper" 2>/dev/null; exit 0' TERM
+  sleep "${E2E_TIMEOUT:-5400}" &
+  sleeper=$!
+  wait "$sleeper" && kill -TERM $$
+) >/dev/null 2>&1 &
 watchdog_pid=$!
 
 # ---- Docker
-DOCKER="${DOCKER:-docker}"
 has_cap_sys_resource() {
   local bnd
   bnd="$(awk '/^CapBnd:/ {print $2}' /proc/self/status)"
@@ -155,14 +173,12 @@ start_dockerd() {
   echo "e2e: FAIL: dockerd did not start" >&2
   exit 1
 }
-if command -v "$DOCKER" >/dev/null 2>&1 && "$DOCKER" info >/dev/null 2>&1; then
+if [ "$docker_mode" = running ]; then
   log "using the running Docker daemon"
   : "${E2E_IMAGES:=upstream}"
-elif [ "$(id -u)" = 0 ] && [ "${E2E_START_DOCKERD:-1}" = 1 ]; then
+else
   start_dockerd
   : "${E2E_IMAGES:=local}"
-else
-  skip "no Docker daemon ($DOCKER info failed) and not root to start one"
 fi
 export DOCKER
 case "$E2E_IMAGES" in local | upstream) ;; *) echo "e2e: E2E_IMAGES must be local or upstream" >&2; exit 2 ;; esac
