@@ -316,6 +316,10 @@ done
 k wait --for=condition=Established crd/ec2nodeclasses.karpenter.k8s.aws crd/nodepools.karpenter.sh \
   crd/nodeclasses.eks.amazonaws.com --timeout=60s >&2 || fail "CRDs not established"
 
+# Karpenter's namespace: the chart and the base give the webhook a Role there
+# (reading Karpenter's service account), as a Karpenter install would have it.
+k create namespace karpenter >/dev/null || fail "creating namespace karpenter"
+
 # ---- the local IAM endpoint, as a pod
 log "starting the IAM endpoint (e2e/kind/iamendpoint) in namespace $iam_ns"
 k create namespace "$iam_ns" >/dev/null
