@@ -54,7 +54,10 @@ k8s_minor="${k8s_minor%%.*}"
 k8s_bin="$cache/kubernetes-$k8s_version"
 etcd_bin="$cache/etcd-v$ETCD_VERSION"
 coredns_bin="$cache/coredns-$COREDNS_VERSION"
-cm_bin="$cache/cert-manager-$CERT_MANAGER_VERSION"
+# Our own mains (cert-manager's controller and cainjector, pause, the IAM
+# endpoint, runcwrap) are keyed by their sources too.
+cm_key="$(hash hack/tools/cert-manager/go.sum hack/tools/cert-manager/*/main.go)"
+cm_bin="$cache/cert-manager-$CERT_MANAGER_VERSION-$cm_key"
 own_bin="$cache/own-$(hash go.sum $(git ls-files e2e/kind e2e/iamserver authz | grep '\.go$' | grep -v _test.go))"
 
 # gobuild DIR OUT LDFLAGS PKG...: builds the packages of the tools module in
@@ -97,7 +100,7 @@ fi
 timed "CoreDNS $COREDNS_VERSION (hack/tools/coredns)" \
   gobuild hack/tools/coredns "$coredns_bin" "-s -w" github.com/coredns/coredns
 timed "cert-manager $CERT_MANAGER_VERSION controller and cainjector (hack/tools/cert-manager)" \
-  gobuild hack/tools/cert-manager "$cm_bin" "-s -w" ./controller ./cainjector
+  gobuild hack/tools/cert-manager "$cm_bin" "-s -w -X main.version=$CERT_MANAGER_VERSION" ./controller ./cainjector
 timed "pause, iamendpoint, runcwrap (e2e/kind)" \
   gobuild . "$own_bin" "-s -w" ./e2e/kind/pause ./e2e/kind/iamendpoint ./e2e/kind/runcwrap
 
@@ -152,8 +155,8 @@ images=(
 own_tag="$(basename "$own_bin")"
 own_tag="${own_tag#own-}"
 extra_images=(
-  "$registry/cert-manager-controller:$CERT_MANAGER_VERSION=$cm_bin/controller"
-  "$registry/cert-manager-cainjector:$CERT_MANAGER_VERSION=$cm_bin/cainjector"
+  "$registry/cert-manager-controller:$CERT_MANAGER_VERSION-$cm_key=$cm_bin/controller"
+  "$registry/cert-manager-cainjector:$CERT_MANAGER_VERSION-$cm_key=$cm_bin/cainjector"
   "$registry/iamendpoint:$own_tag=$own_bin/iamendpoint"
 )
 build_images() {

@@ -27,6 +27,10 @@ import (
 	cmscheme "github.com/cert-manager/cert-manager/pkg/client/clientset/versioned/scheme"
 )
 
+// version is what the user agent reports; the build sets it
+// (-X main.version=CERT_MANAGER_VERSION).
+var version = "unknown"
+
 func main() {
 	healthAddr := flag.String("health-address", ":9404", "address of the /livez endpoint")
 	flag.Parse()
@@ -49,7 +53,14 @@ func run(ctx context.Context, healthAddr string) error {
 			return err
 		}
 	}
-	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
+	cfg, err := ctrl.GetConfig()
+	if err != nil {
+		return err
+	}
+	// The injectors' server-side apply field manager is the user agent's
+	// first element, as in cert-manager's own cainjector.
+	cfg.UserAgent = "cert-manager-cainjector/" + version
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                 scheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: healthAddr,
