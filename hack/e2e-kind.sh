@@ -16,7 +16,7 @@
 #     admissions run: the second replica answers every one of them;
 #   - the serving certificate is renewed (what `cmctl renew` does: the
 #     Issuing condition) while admissions run: zero failures, and every pod
-#     reloads the new certificate;
+#     serves the new certificate (openssl through a port-forward);
 #   - deletes go through; `helm uninstall` leaves no webhook configuration.
 # With the kustomize base (IAM snapshot overlay): certificate, CA, the
 # examples' verdicts, and `kubectl delete -k` leaves no webhook configuration.
@@ -495,16 +495,16 @@ allowed="$(k -n "$ns" get pdb nodeclass-guard -o jsonpath='{.status.disruptionsA
 [ "$allowed" = 1 ] || fail "the PodDisruptionBudget allows $allowed disruptions, want 1"
 start_load eviction
 sleep 5
-victim="$(k -n "$ns" get pods -l app.kubernetes.io/name=nodeclass-guard -o jsonpath='{.items[0].metadata.name}')"
+read -r victim other < <(k -n "$ns" get pods -l app.kubernetes.io/name=nodeclass-guard -o jsonpath='{.items[*].metadata.name}')
+[ -n "$other" ] || fail "want two webhook pods, found $victim"
 k create --raw "/api/v1/namespaces/$ns/pods/$victim/eviction" -f - >/dev/null <<EOF || fail "evicting $victim"
 {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": "$victim", "namespace": "$ns"}}
 EOF
 # The PodDisruptionBudget refuses a second eviction until the replacement is ready.
-other="$(k -n "$ns" get pods -l app.kubernetes.io/name=nodeclass-guard -o jsonpath='{.items[?(@.metadata.name!="'"$victim"'")].metadata.name}' | awk '{print $1}')"
 if k create --raw "/api/v1/namespaces/$ns/pods/$other/eviction" -f - >"$work/evict2.out" 2>&1 <<EOF; then
 {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": "$other", "namespace": "$ns"}}
 EOF
-  log "note: the second eviction ($other) was allowed: the replacement was already ready"
+  fail "the PodDisruptionBudget allowed evicting the second pod ($other) right after the first"
 else
   grep -q 'disruption budget' "$work/evict2.out" || { cat "$work/evict2.out" >&2; fail "the second eviction failed, but not because of the budget"; }
   log "the PodDisruptionBudget refused a second eviction"
@@ -514,10 +514,34 @@ k -n "$ns" rollout status deployment/nodeclass-guard --timeout=180s >&2 || fail 
 sleep 5
 stop_load eviction
 
+# served_serial POD: the serial of the certificate POD serves on 9443, read
+# through a port-forward on the loopback.
+served_serial() {
+  local port=$((20000 + RANDOM % 10000)) pf serial
+  "$KUBECTL" -n "$ns" port-forward "pod/$1" "$port:9443" >/dev/null 2>&1 &
+  pf=$!
+  serial=""
+  for _ in $(seq 20); do
+    serial="$(timeout 10 openssl s_client -connect "127.0.0.1:$port" -servername "nodeclass-guard.$ns.svc" </dev/null 2>/dev/null |
+      openssl x509 -noout -serial 2>/dev/null)" && [ -n "$serial" ] && break
+    sleep 0.5
+  done
+  kill "$pf" 2>/dev/null
+  wait "$pf" 2>/dev/null
+  echo "${serial#serial=}"
+}
+secret_serial() {
+  k -n "$ns" get secret nodeclass-guard-tls -o jsonpath='{.data.tls\.crt}' | base64 -d | openssl x509 -noout -serial | sed 's/^serial=//'
+}
+
 log "renewing the serving certificate under load (the Issuing condition, as cmctl renew sets it)"
-reads_before="$(webhook_metric certwatcher_read_certificate_total)" || fail "reading the webhook metrics"
+command -v openssl >/dev/null || fail "openssl is needed to read the served certificates"
+old_serial="$(secret_serial)"
+for pod in $(k -n "$ns" get pods -l app.kubernetes.io/name=nodeclass-guard -o name); do
+  got="$(served_serial "${pod#pod/}")"
+  [ "$got" = "$old_serial" ] || fail "${pod#pod/} serves certificate $got, not the Secret's $old_serial"
+done
 revision="$(k -n "$ns" get certificate nodeclass-guard-serving -o jsonpath='{.status.revision}')"
-serial="$(k -n "$ns" get secret nodeclass-guard-tls -o jsonpath='{.data.tls\.crt}' | sha256sum)"
 start_load renewal
 sleep 5
 now="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
@@ -532,19 +556,21 @@ for ((i = 0; i < 36; i++)); do
   sleep 5
 done
 [ "$renewed" = 1 ] || fail "the certificate was not renewed (revision $revision)"
-[ "$(k -n "$ns" get secret nodeclass-guard-tls -o jsonpath='{.data.tls\.crt}' | sha256sum)" != "$serial" ] ||
-  fail "the certificate's revision changed but the Secret did not"
-log "certificate renewed (revision $revision -> $r); waiting for every pod to reload it"
-pods="$(k -n "$ns" get pods -l app.kubernetes.io/name=nodeclass-guard --field-selector=status.phase=Running -o name | wc -l)"
-reloaded=0
-for ((i = 0; i < 36; i++)); do
-  reads="$(webhook_metric certwatcher_read_certificate_total)" || fail "reading the webhook metrics"
-  # Each pod reads the certificate at least once more (the kubelet updates
-  # the Secret's volume within its sync period).
-  if [ "$((reads - reads_before))" -ge "$pods" ]; then reloaded=1; break; fi
-  sleep 5
+new_serial="$(secret_serial)"
+[ "$new_serial" != "$old_serial" ] || fail "the certificate's revision changed but the Secret did not"
+log "certificate renewed (revision $revision -> $r, serial $old_serial -> $new_serial); waiting for every pod to serve it"
+# The kubelet updates the Secret's volume within its sync period; the
+# webhook reloads the files when they change.
+for pod in $(k -n "$ns" get pods -l app.kubernetes.io/name=nodeclass-guard -o name); do
+  pod="${pod#pod/}"
+  for ((i = 0; i < 36; i++)); do
+    got="$(served_serial "$pod")"
+    [ "$got" = "$new_serial" ] && break
+    sleep 5
+  done
+  [ "$got" = "$new_serial" ] || fail "$pod still serves $got, not the renewed $new_serial"
+  log "$pod serves the renewed certificate"
 done
-[ "$reloaded" = 1 ] || fail "the pods did not reload the renewed certificate ($reads_before -> $reads reads)"
 sleep 5
 stop_load renewal
 
