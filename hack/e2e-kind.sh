@@ -213,6 +213,16 @@ if [ "$E2E_IMAGES" = local ]; then
   cp "$work/nodeclass-guard" bin/image/nodeclass-guard
   DOCKER_BUILDKIT=1 "$DOCKER" build -q --build-arg BINARY=prebuilt --build-arg BASE_IMAGE=scratch \
     -t "$image" . >/dev/null || { echo "e2e: FAIL: docker build" >&2; exit 1; }
+  # What hack/e2e-images.sh runs on the host: debootstrap, containerd and ctr.
+  missing=()
+  command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
+  command -v ctr >/dev/null 2>&1 || missing+=(containerd)
+  if [ "${#missing[@]}" -gt 0 ]; then
+    [ "$(id -u)" = 0 ] || fail "hack/e2e-images.sh needs ${missing[*]} (Debian packages)"
+    log "installing ${missing[*]} (apt-get)"
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"; } >"$work/apt.log" 2>&1 ||
+      { tail -20 "$work/apt.log" >&2; fail "installing ${missing[*]}"; }
+  fi
   log "building the cluster's images (hack/e2e-images.sh)"
   eval "$(hack/e2e-images.sh)"
   node_image="$NODE_IMAGE"
