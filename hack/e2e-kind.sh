@@ -505,8 +505,10 @@ allowed="$(k -n "$ns" get pdb nodeclass-guard -o jsonpath='{.status.disruptionsA
 [ "$allowed" = 1 ] || fail "the PodDisruptionBudget allows $allowed disruptions, want 1"
 start_load eviction
 sleep 5
-read -r victim other < <(k -n "$ns" get pods -l app.kubernetes.io/name=nodeclass-guard -o jsonpath='{.items[*].metadata.name}')
-[ -n "$other" ] || fail "want two webhook pods, found $victim"
+webhook_pods=($(k -n "$ns" get pods -l app.kubernetes.io/name=nodeclass-guard -o jsonpath='{.items[*].metadata.name}'))
+[ "${#webhook_pods[@]}" = 2 ] || fail "want two webhook pods, found: ${webhook_pods[*]}"
+victim="${webhook_pods[0]}"
+other="${webhook_pods[1]}"
 k create --raw "/api/v1/namespaces/$ns/pods/$victim/eviction" -f - >/dev/null <<EOF || fail "evicting $victim"
 {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": "$victim", "namespace": "$ns"}}
 EOF
