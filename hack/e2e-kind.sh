@@ -124,6 +124,9 @@ cleanup() {
   exit "$code"
 }
 trap cleanup EXIT
+# A command of the script's top level failing under set -e says where,
+# instead of exiting silently.
+trap 'echo "e2e: FAIL: line $LINENO: $BASH_COMMAND (exit $?)" >&2' ERR
 trap 'echo "e2e: FAIL: interrupted, or timed out (E2E_TIMEOUT=${E2E_TIMEOUT:-5400}s)" >&2; exit 130' INT TERM
 
 # The whole run is bounded: past E2E_TIMEOUT the watchdog ends it (cleanup
