@@ -102,6 +102,52 @@ func isAccountID(s string) bool {
 	return true
 }
 
+// PartitionOfRegion returns the partition a region belongs to: aws-cn for
+// cn-*, aws-us-gov for us-gov-*, else aws.
+func PartitionOfRegion(region string) string {
+	switch {
+	case strings.HasPrefix(region, "cn-"):
+		return "aws-cn"
+	case strings.HasPrefix(region, "us-gov-"):
+		return "aws-us-gov"
+	}
+	return "aws"
+}
+
+// IAMARN returns the ARN of an IAM resource: resource is "role/", a path
+// and a name, "instance-profile/*", and so on.
+func IAMARN(partition, account, resource string) string {
+	return ARN{Partition: partition, Service: "iam", Account: account, Resource: resource}.String()
+}
+
+// InstanceProfileARN returns an instance profile's ARN; path is "/" or
+// "/team/", "" counting as "/".
+func InstanceProfileARN(partition, account, path, name string) string {
+	if path == "" {
+		path = "/"
+	}
+	return IAMARN(partition, account, "instance-profile"+path+name)
+}
+
+// EC2ARN returns the ARN of an EC2 resource (or pattern) in a region, such
+// as instance/*.
+func EC2ARN(partition, region, account, resource string) string {
+	return ARN{Partition: partition, Service: "ec2", Region: region, Account: account, Resource: resource}.String()
+}
+
+// EC2PassRoleServices returns the values of iam:PassedToService under which
+// the Karpenter controller passes a node role it names in spec.role. EC2
+// receives the role with the partition's EC2 service principal; in China,
+// IAM's AddRoleToInstanceProfile (Karpenter creating the instance profile)
+// checks iam:PassRole with ec2.amazonaws.com as well, so both must be
+// allowed there.
+func EC2PassRoleServices(partition string) []string {
+	if partition == "aws-cn" {
+		return []string{EC2ServicePrincipal(partition), "ec2.amazonaws.com"}
+	}
+	return []string{EC2ServicePrincipal(partition)}
+}
+
 // EC2ServicePrincipal returns the EC2 service principal of a partition:
 // ec2.amazonaws.com, or ec2.amazonaws.com.cn in China.
 func EC2ServicePrincipal(partition string) string {

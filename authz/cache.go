@@ -12,9 +12,15 @@ import (
 
 // CacheOptions tunes a Cached view. Zero fields take the defaults.
 type CacheOptions struct {
-	// Size is the maximum number of cached answers (default 4096); the
-	// least recently used is evicted first.
+	// Size is the maximum number of cached found answers (roles, profiles,
+	// decisions; default 4096); the least recently used is evicted first.
 	Size int
+	// NegativeSize is the maximum number of cached not-found answers
+	// (default 1024), kept apart from the found ones: a flood of names
+	// that do not exist, which costs a caller nothing, evicts only other
+	// not-found answers, never the answers for roles that exist, which
+	// keep verdicts stable through an IAM outage.
+	NegativeSize int
 	// TTL is how long an answer is served without asking again (default 5m).
 	TTL time.Duration
 	// NegativeTTL is how long a not-found answer is served (default 30s):
@@ -40,15 +46,19 @@ type CacheOptions struct {
 // IAM is unavailable an expired answer is served, marked stale, rather than
 // no answer at all. Unavailable answers are never cached.
 //
+// A question with a found answer in the cache, even an expired one, is
+// asked again with WithPriority: a Budgeted view below serves it first.
+//
 // A stale answer is served only for found roles, profiles and decisions:
 // a stale not-found cannot carry the Stale mark (it is an error), and the
 // role may well have been created since, so an expired not-found gives way
 // to the *UnavailableError.
 type Cached struct {
-	inner   View
-	opts    CacheOptions
-	entries *lru.Cache[string, *cacheEntry]
-	group   singleflight.Group
+	inner    View
+	opts     CacheOptions
+	entries  *lru.Cache[string, *cacheEntry] // found answers
+	negative *lru.Cache[string, *cacheEntry] // not-found answers
+	group    singleflight.Group
 }
 
 var _ View = (*Cached)(nil)
@@ -65,6 +75,9 @@ type cacheEntry struct {
 func NewCached(inner View, opts CacheOptions) *Cached {
 	if opts.Size <= 0 {
 		opts.Size = 4096
+	}
+	if opts.NegativeSize <= 0 {
+		opts.NegativeSize = 1024
 	}
 	if opts.TTL <= 0 {
 		opts.TTL = 5 * time.Minute
@@ -85,14 +98,56 @@ func NewCached(inner View, opts CacheOptions) *Cached {
 	if err != nil {
 		panic(err) // only for a size <= 0, excluded above
 	}
-	return &Cached{inner: inner, opts: opts, entries: entries}
+	negative, err := lru.New[string, *cacheEntry](opts.NegativeSize)
+	if err != nil {
+		panic(err)
+	}
+	return &Cached{inner: inner, opts: opts, entries: entries, negative: negative}
 }
 
 // Len returns the number of cached answers, expired ones included.
-func (c *Cached) Len() int { return c.entries.Len() }
+func (c *Cached) Len() int { return c.entries.Len() + c.negative.Len() }
 
 // Purge forgets every cached answer.
-func (c *Cached) Purge() { c.entries.Purge() }
+func (c *Cached) Purge() {
+	c.entries.Purge()
+	c.negative.Purge()
+}
+
+// get returns key's entry, found or not-found, fresh if either is.
+func (c *Cached) get(key string, now time.Time) (*cacheEntry, bool) {
+	found, okFound := c.entries.Get(key)
+	if okFound && now.Before(found.expires) {
+		return found, true
+	}
+	if neg, ok := c.negative.Get(key); ok && (now.Before(neg.expires) || !okFound) {
+		return neg, true
+	}
+	return found, okFound
+}
+
+// peek is get without touching recency.
+func (c *Cached) peek(key string) (*cacheEntry, bool) {
+	if e, ok := c.entries.Peek(key); ok && c.opts.Now().Before(e.expires) {
+		return e, true
+	}
+	if e, ok := c.negative.Peek(key); ok && c.opts.Now().Before(e.expires) {
+		return e, true
+	}
+	return nil, false
+}
+
+// store keeps a found answer or a not-found one, each in its own cache,
+// and forgets the other kind for key.
+func (c *Cached) store(key string, e *cacheEntry) {
+	if e.err != nil {
+		c.negative.Add(key, e)
+		c.entries.Remove(key)
+		return
+	}
+	c.entries.Add(key, e)
+	c.negative.Remove(key)
+}
 
 // Role implements View.
 func (c *Cached) Role(ctx context.Context, name string) (Role, error) {
@@ -138,7 +193,7 @@ func (c *Cached) Decide(ctx context.Context, q Question) (Decision, error) {
 // context ends first.
 func (c *Cached) lookup(ctx context.Context, op, key string, fetch func(context.Context) (any, error)) (any, Served, error) {
 	now := c.opts.Now()
-	old, ok := c.entries.Get(key)
+	old, ok := c.get(key, now)
 	if ok && now.Before(old.expires) {
 		c.opts.Metrics.cacheResult(CacheHit)
 		return old.value, Served{}, old.err
@@ -148,7 +203,7 @@ func (c *Cached) lookup(ctx context.Context, op, key string, fetch func(context.
 	ch := c.group.DoChan(key, func() (any, error) {
 		// A call for key that ended between our Get and DoChan has just
 		// stored a fresh answer: use it rather than ask again.
-		if e, ok := c.entries.Peek(key); ok && c.opts.Now().Before(e.expires) {
+		if e, ok := c.peek(key); ok {
 			return e.value, e.err
 		}
 		leader.Store(true)
@@ -156,13 +211,18 @@ func (c *Cached) lookup(ctx context.Context, op, key string, fetch func(context.
 		// not fail everyone waiting on the same key.
 		callCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.opts.Timeout)
 		defer cancel()
+		if ok && old.err == nil {
+			// Answered before: served first by a budget below. Not for a
+			// not-found answer, which cost its asker nothing to cause.
+			callCtx = WithPriority(callCtx)
+		}
 		v, err := fetch(callCtx)
 		fetched := c.opts.Now()
 		switch {
 		case err == nil:
-			c.entries.Add(key, &cacheEntry{value: v, fetched: fetched, expires: fetched.Add(c.opts.TTL)})
+			c.store(key, &cacheEntry{value: v, fetched: fetched, expires: fetched.Add(c.opts.TTL)})
 		case errors.Is(err, ErrNotFound):
-			c.entries.Add(key, &cacheEntry{err: err, fetched: fetched, expires: fetched.Add(c.opts.NegativeTTL)})
+			c.store(key, &cacheEntry{err: err, fetched: fetched, expires: fetched.Add(c.opts.NegativeTTL)})
 		}
 		return v, err
 	})

@@ -451,3 +451,91 @@ func counterValue(c prometheus.Counter) float64 {
 	}
 	return m.GetCounter().GetValue()
 }
+
+// TestCachedNotFoundFloodKeepsFoundAnswers: names that do not exist, far
+// more than both caches hold, evict only each other; the found answers,
+// expired and then with IAM down, are still served (stale).
+func TestCachedNotFoundFloodKeepsFoundAnswers(t *testing.T) {
+	inner := newCountingView()
+	clock := newClock()
+	c := NewCached(inner, CacheOptions{Size: 16, NegativeSize: 8, Now: clock.Now})
+	for i := range 10 {
+		mustRole(t, c, fmt.Sprintf("Exists%d", i))
+	}
+	for i := range 1000 {
+		name := fmt.Sprintf("Missing%d", i)
+		inner.missing[name] = true
+		if _, err := c.Role(context.Background(), name); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("%s: %v, want not found", name, err)
+		}
+	}
+	if got := c.Len(); got != 10+8 {
+		t.Errorf("Len = %d, want the 10 found answers and 8 not-found ones", got)
+	}
+	clock.Advance(time.Hour)
+	inner.setErr(&UnavailableError{Op: "GetRole", Err: errors.New("down")})
+	for i := range 10 {
+		r, err := c.Role(context.Background(), fmt.Sprintf("Exists%d", i))
+		if err != nil || !r.Stale {
+			t.Errorf("Exists%d after the flood, IAM down: %+v, %v; want the stale answer", i, r, err)
+		}
+	}
+}
+
+// TestCachedFoundReplacesNotFound: a role created after a not-found answer
+// is found once that answer expires, and only one answer is kept per key.
+func TestCachedFoundReplacesNotFound(t *testing.T) {
+	inner := newCountingView()
+	inner.missing["Late"] = true
+	clock := newClock()
+	c := NewCached(inner, CacheOptions{Now: clock.Now})
+	if _, err := c.Role(context.Background(), "Late"); !errors.Is(err, ErrNotFound) {
+		t.Fatal(err)
+	}
+	delete(inner.missing, "Late")
+	clock.Advance(time.Minute)
+	mustRole(t, c, "Late")
+	if c.Len() != 1 {
+		t.Errorf("Len = %d, want 1", c.Len())
+	}
+	mustRole(t, c, "Late")
+	if got := inner.count("role/Late"); got != 2 {
+		t.Errorf("inner calls = %d, want 2", got)
+	}
+}
+
+// priorityView records whether each call came with WithPriority.
+type priorityView struct {
+	countingView
+	prio map[string]bool
+}
+
+func (v *priorityView) Role(ctx context.Context, name string) (Role, error) {
+	v.mu.Lock()
+	v.prio[name] = isPriority(ctx)
+	v.mu.Unlock()
+	return v.countingView.Role(ctx, name)
+}
+
+// TestCachedRefreshIsPriority: a question answered before is asked again
+// with priority; a new one, or one only answered "not found", is not.
+func TestCachedRefreshIsPriority(t *testing.T) {
+	inner := &priorityView{countingView: *newCountingView(), prio: map[string]bool{}}
+	inner.missing["Missing"] = true
+	clock := newClock()
+	c := NewCached(inner, CacheOptions{Now: clock.Now})
+	mustRole(t, c, "Known")
+	_, _ = c.Role(context.Background(), "Missing")
+	if inner.prio["Known"] || inner.prio["Missing"] {
+		t.Errorf("first questions asked with priority: %v", inner.prio)
+	}
+	clock.Advance(time.Hour)
+	mustRole(t, c, "Known")
+	_, _ = c.Role(context.Background(), "Missing")
+	if !inner.prio["Known"] {
+		t.Errorf("refresh of a found answer asked without priority")
+	}
+	if inner.prio["Missing"] {
+		t.Errorf("refresh of a not-found answer asked with priority")
+	}
+}

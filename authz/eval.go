@@ -52,6 +52,7 @@ func Evaluate(set PolicySet, q Question) Decision {
 		if deny != nil {
 			d.Explicit = true
 			d.DeniedBy = Denier{Source: DeniedByIdentity, Policy: np.Name, Statement: deny.Label()}
+			d.AllowedButForDeny = allowsIgnoringDenies(set, q)
 			return finish(d)
 		}
 		identityAllows = identityAllows || allows
@@ -62,6 +63,7 @@ func Evaluate(set PolicySet, q Question) Decision {
 		if deny != nil {
 			d.Explicit = true
 			d.DeniedBy = Denier{Source: DeniedByBoundary, Policy: set.Boundary.Name, Statement: deny.Label()}
+			d.AllowedButForDeny = allowsIgnoringDenies(set, q)
 			return finish(d)
 		}
 		boundaryAllows = allows
@@ -72,9 +74,34 @@ func Evaluate(set PolicySet, q Question) Decision {
 	case identityAllows:
 		d.DeniedBy = Denier{Source: DeniedByBoundary, Policy: set.Boundary.Name}
 	default:
-		d.NearMisses = nearMisses(set.Identity, q)
+		d.NearMisses, d.FailedConditions = nearMisses(set.Identity, q)
+		if !boundaryAllows {
+			d.AlsoDeniedByBoundary = set.Boundary.Name
+		}
 	}
 	return finish(d)
+}
+
+// allowsIgnoringDenies reports whether set would allow q if it had no
+// Deny statements: whether narrowing a Deny is enough to allow it.
+func allowsIgnoringDenies(set PolicySet, q Question) bool {
+	allows := func(p *Policy) bool {
+		if p == nil {
+			return false
+		}
+		for i := range p.Statements {
+			s := &p.Statements[i]
+			if s.Effect == Allow && s.matchesAction(q.Action) && s.matchesResource(q.Resource) && s.conditionsHold(q.Context, nil) {
+				return true
+			}
+		}
+		return false
+	}
+	identity := false
+	for _, np := range set.Identity {
+		identity = identity || allows(np.Policy)
+	}
+	return identity && (set.Boundary == nil || allows(set.Boundary.Policy))
 }
 
 // evalPolicy reports whether some statement of p allows q, and returns the
@@ -136,11 +163,12 @@ func (s *Statement) conditionsHold(ctx map[string][]string, d *Decision) bool {
 	return holds
 }
 
-// nearMisses lists, for an implicit deny, the resource patterns of Allow
-// statements whose action matched but whose resource or conditions did
-// not: what the policies do cover, for the message.
-func nearMisses(identity []NamedPolicy, q Question) []string {
-	var out []string
+// nearMisses lists, for an implicit deny, what the Allow statements whose
+// action matched but whose resource or conditions did not do cover: their
+// resource patterns, and, of those whose resource matched, each condition
+// that failed as "operator key values", so that a message names the
+// condition rather than a resource that did match.
+func nearMisses(identity []NamedPolicy, q Question) (resources, conditions []string) {
 	for _, np := range identity {
 		if np.Policy == nil {
 			continue
@@ -150,21 +178,33 @@ func nearMisses(identity []NamedPolicy, q Question) []string {
 			if s.Effect != Allow || s.notRes || s.noResource || !s.matchesAction(q.Action) {
 				continue
 			}
-			if s.matchesResource(q.Resource) && s.conditionsHold(q.Context, nil) {
-				continue
+			if s.matchesResource(q.Resource) {
+				if s.conditionsHold(q.Context, nil) {
+					continue
+				}
+				for j := range s.conditions {
+					c := &s.conditions[j]
+					if c.unsupported {
+						continue
+					}
+					if ok, _ := c.eval(q.Context); ok {
+						continue
+					}
+					desc := c.operator + " " + c.key + " " + strings.Join(c.values, "|")
+					if !contains(conditions, desc) && len(conditions) < maxNearMisses {
+						conditions = append(conditions, desc)
+					}
+				}
 			}
 			for _, r := range s.Resource {
 				short := shortenPattern(r)
-				if !contains(out, short) {
-					out = append(out, short)
-				}
-				if len(out) == maxNearMisses {
-					return out
+				if !contains(resources, short) && len(resources) < maxNearMisses {
+					resources = append(resources, short)
 				}
 			}
 		}
 	}
-	return out
+	return resources, conditions
 }
 
 // shortenPattern strips "arn:PARTITION:iam::ACCOUNT:" from IAM resource

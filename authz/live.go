@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"sort"
@@ -83,6 +84,7 @@ func NewIAMClient(ctx context.Context, region, endpoint string, timeout time.Dur
 	if region != "" {
 		opts = append(opts, config.WithRegion(region))
 	}
+	httpClient := awshttp.NewBuildableClient()
 	if timeout > 0 {
 		attempt := timeout * 8 / (10 * iamMaxAttempts)
 		backoff := timeout / 10
@@ -90,14 +92,15 @@ func NewIAMClient(ctx context.Context, region, endpoint string, timeout time.Dur
 			config.WithRetryer(func() aws.Retryer {
 				return retry.AddWithMaxBackoffDelay(retry.AddWithMaxAttempts(retry.NewStandard(), iamMaxAttempts), backoff)
 			}),
-			// The SDK keeps 10 idle connections per host: a burst of misses
-			// asks more in parallel, and every call past the tenth would
-			// open (and TLS-handshake) a connection of its own.
-			config.WithHTTPClient(awshttp.NewBuildableClient().WithTimeout(attempt).WithTransportOptions(func(t *http.Transport) {
-				t.MaxIdleConnsPerHost = 64
-			})),
 		)
+		// The SDK keeps 10 idle connections per host: a burst of misses
+		// asks more in parallel, and every call past the tenth would
+		// open (and TLS-handshake) a connection of its own.
+		httpClient = httpClient.WithTimeout(attempt).WithTransportOptions(func(t *http.Transport) {
+			t.MaxIdleConnsPerHost = 64
+		})
 	}
+	opts = append(opts, config.WithHTTPClient(httpClient))
 	cfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("loading AWS configuration: %w", err)
@@ -108,10 +111,67 @@ func NewIAMClient(ctx context.Context, region, endpoint string, timeout time.Dur
 		cfg.Region = "us-east-1"
 	}
 	return iam.NewFromConfig(cfg, func(o *iam.Options) {
+		// Wrapped here, once the configuration chain has finished with the
+		// client (a custom CA bundle needs the SDK's own client type).
+		o.HTTPClient = &cappedClient{inner: o.HTTPClient, max: MaxIAMResponseBytes}
 		if endpoint != "" {
 			o.BaseEndpoint = aws.String(endpoint)
 		}
 	}), nil
+}
+
+// MaxIAMResponseBytes bounds one IAM response body. IAM's answers to the
+// calls Live makes are a few KiB (a trust policy is at most 2,048
+// characters, a simulation of one action on one resource a few
+// statements); an endpoint sending more, a misbehaving proxy for one,
+// must not hold the webhook's memory.
+const MaxIAMResponseBytes = 1 << 20
+
+// ErrIAMResponseTooLarge is the error of a response over
+// MaxIAMResponseBytes.
+var ErrIAMResponseTooLarge = fmt.Errorf("IAM response larger than %d bytes", MaxIAMResponseBytes)
+
+// cappedClient refuses responses whose body is, or turns out to be,
+// larger than max.
+type cappedClient struct {
+	inner aws.HTTPClient
+	max   int64
+}
+
+func (c *cappedClient) Do(req *http.Request) (*http.Response, error) {
+	resp, err := c.inner.Do(req)
+	if err != nil || resp.Body == nil {
+		return resp, err
+	}
+	if resp.ContentLength > c.max {
+		resp.Body.Close()
+		return nil, ErrIAMResponseTooLarge
+	}
+	resp.Body = &cappedBody{ReadCloser: resp.Body, left: c.max}
+	return resp, nil
+}
+
+// cappedBody fails a read past its limit instead of returning more.
+type cappedBody struct {
+	io.ReadCloser
+	left int64
+}
+
+func (b *cappedBody) Read(p []byte) (int, error) {
+	if b.left <= 0 {
+		// One byte more tells a body of exactly the limit from a longer one.
+		var one [1]byte
+		if n, _ := b.ReadCloser.Read(one[:]); n > 0 {
+			return 0, ErrIAMResponseTooLarge
+		}
+		return b.ReadCloser.Read(p)
+	}
+	if int64(len(p)) > b.left {
+		p = p[:b.left]
+	}
+	n, err := b.ReadCloser.Read(p)
+	b.left -= int64(n)
+	return n, err
 }
 
 // Role implements View with GetRole.

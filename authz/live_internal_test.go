@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -227,3 +230,36 @@ func TestCallOutcome(t *testing.T) {
 		}
 	}
 }
+
+// TestCappedClient: a response declaring, or turning out to carry, more
+// than the cap fails instead of being read whole.
+func TestCappedClient(t *testing.T) {
+	body := func(n int) *http.Response {
+		return &http.Response{StatusCode: 200, ContentLength: -1, Body: io.NopCloser(strings.NewReader(strings.Repeat("x", n)))}
+	}
+	for _, tc := range []struct {
+		name    string
+		resp    *http.Response
+		wantErr bool
+	}{
+		{"small", body(100), false},
+		{"exactly the cap", body(1000), false},
+		{"streamed past the cap", body(1001), true},
+		{"declared past the cap", &http.Response{StatusCode: 200, ContentLength: 5000, Body: io.NopCloser(strings.NewReader(""))}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := &cappedClient{inner: doerFunc(func(*http.Request) (*http.Response, error) { return tc.resp, nil }), max: 1000}
+			resp, err := c.Do(&http.Request{})
+			if err == nil {
+				_, err = io.ReadAll(resp.Body)
+			}
+			if gotErr := errors.Is(err, ErrIAMResponseTooLarge); gotErr != tc.wantErr {
+				t.Errorf("err = %v, want too large: %v", err, tc.wantErr)
+			}
+		})
+	}
+}
+
+type doerFunc func(*http.Request) (*http.Response, error)
+
+func (f doerFunc) Do(r *http.Request) (*http.Response, error) { return f(r) }

@@ -26,6 +26,11 @@ type Metrics struct {
 	// lookup already asking IAM), and stale (IAM failed and an expired
 	// entry was served instead; counted in addition to miss or coalesced).
 	Cache *prometheus.CounterVec
+	// BudgetSpent counts calls the IAM call budget let through, and
+	// BudgetRefused questions it refused, by priority (priority: about an
+	// object the cluster has or asked before; new: any other).
+	BudgetSpent   *prometheus.CounterVec
+	BudgetRefused *prometheus.CounterVec
 }
 
 // Outcome and cache-result label values.
@@ -58,13 +63,21 @@ func NewMetrics() *Metrics {
 			Name: "nodeclass_guard_iam_cache_total",
 			Help: "IAM answer cache lookups by result (hit, miss, coalesced; stale when an expired answer was served because IAM failed).",
 		}, []string{"result"}),
+		BudgetSpent: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "nodeclass_guard_iam_budget_spent_total",
+			Help: "IAM questions let through to AWS by the IAM call budget (--iam-call-rate), by priority (priority, new).",
+		}, []string{"priority"}),
+		BudgetRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "nodeclass_guard_iam_budget_refused_total",
+			Help: "IAM questions refused because the IAM call budget (--iam-call-rate) was spent, by priority (priority, new); each became \"could not check\".",
+		}, []string{"priority"}),
 	}
 }
 
 // MustRegister registers every collector with reg; it panics on a
 // duplicate registration, like prometheus.MustRegister.
 func (m *Metrics) MustRegister(reg prometheus.Registerer) {
-	reg.MustRegister(m.Requests, m.Duration, m.Cache)
+	reg.MustRegister(m.Requests, m.Duration, m.Cache, m.BudgetSpent, m.BudgetRefused)
 }
 
 // observeCall records one IAM API call that started at start and ended
@@ -83,6 +96,18 @@ func (m *Metrics) cacheResult(result string) {
 		return
 	}
 	m.Cache.WithLabelValues(result).Inc()
+}
+
+func (m *Metrics) budgetSpent(priority string) {
+	if m != nil {
+		m.BudgetSpent.WithLabelValues(priority).Inc()
+	}
+}
+
+func (m *Metrics) budgetRefused(priority string) {
+	if m != nil {
+		m.BudgetRefused.WithLabelValues(priority).Inc()
+	}
 }
 
 // callOutcome sorts an SDK error into an outcome label.

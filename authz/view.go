@@ -100,18 +100,45 @@ func (q Question) Key() string {
 	b.WriteString(q.Action)
 	b.WriteByte('\x00')
 	b.WriteString(q.Resource)
+	writeContext(&b, keys, q.Context)
+	return b.String()
+}
+
+// BatchKey returns what must be equal for questions to go to IAM in one
+// SimulatePrincipalPolicy call: the principal, whether a resource is named,
+// and every context entry. Actions and resources may differ.
+func (q Question) BatchKey() string {
+	var small [8]string
+	keys := small[:0]
+	for k := range q.Context {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	var b strings.Builder
+	b.WriteString(q.Principal)
+	if q.Resource == "" {
+		b.WriteString("\x00-")
+	} else {
+		b.WriteString("\x00+")
+	}
+	writeContext(&b, keys, q.Context)
+	return b.String()
+}
+
+// writeContext writes the context entries of keys (sorted) as Key and
+// BatchKey identify them: names case-insensitively, values as they are.
+func writeContext(b *strings.Builder, keys []string, ctx map[string][]string) {
 	for _, k := range keys {
 		b.WriteByte('\x00')
-		writeLower(&b, k)
+		writeLower(b, k)
 		b.WriteByte('=')
-		for i, v := range q.Context[k] {
+		for i, v := range ctx[k] {
 			if i > 0 {
 				b.WriteByte('\x01')
 			}
 			b.WriteString(v)
 		}
 	}
-	return b.String()
 }
 
 // writeLower writes strings.ToLower(s) without allocating for ASCII s.
@@ -144,10 +171,26 @@ type Decision struct {
 	Explicit bool
 	// DeniedBy names what denied the request, where known.
 	DeniedBy Denier
+	// AllowedButForDeny is set, on an explicit denial, when the identity
+	// policies and the boundary would allow the request were it not for
+	// the Deny: narrowing the Deny is then enough. Only the snapshot
+	// evaluator knows.
+	AllowedButForDeny bool
+	// AlsoDeniedByBoundary names the permissions boundary when, on an
+	// implicit denial by the identity policies, the boundary does not
+	// allow the request either: allowing it takes a statement in both.
+	// Only the snapshot evaluator knows; the live answer reports the
+	// boundary in DeniedBy.
+	AlsoDeniedByBoundary string
 	// NearMisses lists resource patterns of Allow statements that matched
 	// the action but not the resource, or whose conditions did not hold, so
 	// that a message can say what the policy does cover.
 	NearMisses []string
+	// FailedConditions lists, for an implicit deny, the conditions
+	// ("StringEquals iam:PassedToService ec2.amazonaws.com.cn") of Allow
+	// statements that matched the action and the resource but whose
+	// conditions did not hold.
+	FailedConditions []string
 	// Unsupported lists condition operators the evaluator does not know;
 	// statements using them were treated as not matching.
 	Unsupported []string
@@ -205,7 +248,11 @@ func (d Decision) Reason() string {
 		b.WriteString("implicitly denied by an Organizations service control policy")
 	default:
 		b.WriteString("no statement allows it")
-		if len(d.NearMisses) > 0 {
+		if len(d.FailedConditions) > 0 {
+			b.WriteString(" (a statement covers that resource, but its condition ")
+			b.WriteString(strings.Join(d.FailedConditions, "; "))
+			b.WriteString(" does not hold)")
+		} else if len(d.NearMisses) > 0 {
 			b.WriteString(" (policy statements match ")
 			b.WriteString(strings.Join(d.NearMisses, ", "))
 			b.WriteString(" only)")

@@ -139,7 +139,7 @@ func TestAdmissionThroughServeHandlers(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctl, _ := authz.ParseRoleARN("arn:aws:iam::111122223333:role/KarpenterControllerRole")
-	c := &webhook.Checker{IAM: snap, Controller: ctl, ControllerARN: ctl.String(), ClusterName: "demo", Region: "us-west-2", OnIAMError: webhook.OnIAMErrorDeny}
+	c := webhook.NewChecker(webhook.Config{IAM: snap, Controller: ctl, ClusterName: "demo", Region: "us-west-2", OnIAMError: webhook.OnIAMErrorDeny})
 	srv := httptest.NewServer(webhook.Handlers(c, nil)[webhook.EC2NodeClassPath])
 	defer srv.Close()
 	target := &Target{Name: "serve", URL: srv.URL, Client: srv.Client()}
@@ -192,7 +192,7 @@ func TestDistinctQuestions(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctl, _ := authz.ParseRoleARN("arn:aws:iam::111122223333:role/KarpenterControllerRole")
-	c := webhook.Checker{IAM: snap, Controller: ctl, ControllerARN: ctl.String(), ClusterName: "demo", Region: "us-west-2", OnIAMError: webhook.OnIAMErrorDeny}
+	c := webhook.Config{IAM: snap, Controller: ctl, ClusterName: "demo", Region: "us-west-2", OnIAMError: webhook.OnIAMErrorDeny}
 	var classes []Class
 	for _, n := range []string{"a", "b", "c"} {
 		classes = append(classes, Class{Name: n, Role: "KarpenterNodeRole-demo"})
@@ -209,5 +209,30 @@ func TestDistinctQuestions(t *testing.T) {
 	// (shared); three launch questions per class.
 	if got["GetInstanceProfile"] != 1 || got["SimulatePrincipalPolicy"] != 2+3*2 {
 		t.Errorf("instance-profile classes: %v, want GetInstanceProfile 1 and SimulatePrincipalPolicy 8", got)
+	}
+
+	// IAM calls: the role's GetRole and PassRole (shared), and per class
+	// the three instance-profile questions (three contexts) and the three
+	// launch questions (one context, one call).
+	if got := DistinctCalls(context.Background(), c, append(classes, classes...)); got != 2+4*3 {
+		t.Errorf("role classes: %d calls, want 14", got)
+	}
+	// GetInstanceProfile, its read permission and PassRole (shared); one
+	// launch call per class.
+	if got := DistinctCalls(context.Background(), c, []Class{{Name: "a", InstanceProfile: "KarpenterNodeInstanceProfile-demo"}, {Name: "b", InstanceProfile: "KarpenterNodeInstanceProfile-demo"}}); got != 3+2 {
+		t.Errorf("instance-profile classes: %d calls, want 5", got)
+	}
+}
+
+// TestNoopHandler: the no-op validator admits the harness's requests,
+// through controller-runtime's decoding, as the warm scenario checks.
+func TestNoopHandler(t *testing.T) {
+	srv := httptest.NewServer(NoopHandler())
+	defer srv.Close()
+	target := &Target{Name: "noop", URL: srv.URL, Client: srv.Client()}
+	for _, c := range []Class{{Name: "a", Role: "KarpenterNodeRole-demo"}, {Name: "c", Role: "x", InstanceProfile: "y"}} {
+		if _, err := target.Do(context.Background(), Request{Body: ReviewBody(c, "uid"), Allowed: true, Check: true}, time.Now()); err != nil {
+			t.Errorf("%+v: %v", c, err)
+		}
 	}
 }

@@ -11,7 +11,6 @@ import (
 
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/nodeclass-guard/nodeclass-guard/authz"
 	"github.com/nodeclass-guard/nodeclass-guard/webhook"
@@ -22,8 +21,8 @@ import (
 // warm path's CPU time per request goes.
 //
 //	trivial       TrivialHandler: one encoding/json decode, allowed: true
-//	noopValidator controller-runtime's admission.Webhook with a typed
-//	              validator that allows everything: the framework's floor
+//	noopValidator NoopHandler: controller-runtime's admission.Webhook with
+//	              a typed validator that allows everything: the floor
 //	serve         webhook.Handlers over a warm IAM cache: nodeclass-guard
 
 var setLogger sync.Once
@@ -32,18 +31,6 @@ var setLogger sync.Once
 // JSON encoder at Info, the lines discarded.
 func serveLogger() {
 	setLogger.Do(func() { log.SetLogger(zap.New(zap.WriteTo(io.Discard))) })
-}
-
-type allowEC2NodeClass struct{}
-
-func (allowEC2NodeClass) ValidateCreate(context.Context, *webhook.EC2NodeClass) (admission.Warnings, error) {
-	return nil, nil
-}
-func (allowEC2NodeClass) ValidateUpdate(context.Context, *webhook.EC2NodeClass, *webhook.EC2NodeClass) (admission.Warnings, error) {
-	return nil, nil
-}
-func (allowEC2NodeClass) ValidateDelete(context.Context, *webhook.EC2NodeClass) (admission.Warnings, error) {
-	return nil, nil
 }
 
 // warmServeHandler returns serve's EC2NodeClass webhook over a Cached view
@@ -55,8 +42,7 @@ func warmServeHandler(b *testing.B, class Class) http.Handler {
 		b.Fatal(err)
 	}
 	ctl, _ := authz.ParseRoleARN("arn:aws:iam::111122223333:role/KarpenterControllerRole")
-	c := &webhook.Checker{IAM: authz.NewCached(snap, authz.CacheOptions{}), Controller: ctl, ControllerARN: ctl.String(),
-		ClusterName: "demo", Region: "us-west-2", OnIAMError: webhook.OnIAMErrorDeny}
+	c := webhook.NewChecker(webhook.Config{IAM: authz.NewCached(snap, authz.CacheOptions{}), Controller: ctl, ClusterName: "demo", Region: "us-west-2", OnIAMError: webhook.OnIAMErrorDeny})
 	nc := &webhook.EC2NodeClass{}
 	nc.Name, nc.Spec.Role, nc.Spec.InstanceProfile = class.Name, class.Role, class.InstanceProfile
 	if v := c.CheckEC2NodeClass(context.Background(), nc); !v.Allowed() {
@@ -74,9 +60,7 @@ func BenchmarkHandler(b *testing.B) {
 		h    func(*testing.B) http.Handler
 	}{
 		{"trivial", func(*testing.B) http.Handler { return TrivialHandler{} }},
-		{"noopValidator", func(*testing.B) http.Handler {
-			return admission.WithValidator[*webhook.EC2NodeClass](webhook.AdmissionScheme(), allowEC2NodeClass{})
-		}},
+		{"noopValidator", func(*testing.B) http.Handler { return NoopHandler() }},
 		{"serve", func(b *testing.B) http.Handler { return warmServeHandler(b, class) }},
 	}
 	for _, hc := range handlers {

@@ -2,6 +2,8 @@ package bench
 
 import (
 	"context"
+	"slices"
+	"strings"
 	"sync"
 
 	"github.com/nodeclass-guard/nodeclass-guard/authz"
@@ -40,14 +42,15 @@ func (r *recordingView) Decide(ctx context.Context, q authz.Question) (authz.Dec
 	return r.inner.Decide(ctx, q)
 }
 
-// DistinctQuestions runs the rules (checker, whose IAM view is replaced by
+// DistinctQuestions runs the rules (a Checker of cfg, whose IAM view is replaced by
 // a recording wrapper around it) over classes and returns how many distinct
 // IAM questions they ask, by API: what a cold cache must ask IAM, once each.
 // Deriving the count from the rules themselves, rather than from a formula,
 // keeps it right when the rules change.
-func DistinctQuestions(ctx context.Context, checker webhook.Checker, classes []Class) map[string]int {
-	rec := &recordingView{inner: checker.IAM, seen: map[string]bool{}}
-	checker.IAM = rec
+func DistinctQuestions(ctx context.Context, cfg webhook.Config, classes []Class) map[string]int {
+	rec := &recordingView{inner: cfg.IAM, seen: map[string]bool{}}
+	cfg.IAM = rec
+	checker := webhook.NewChecker(cfg)
 	for _, c := range classes {
 		nc := &webhook.EC2NodeClass{}
 		nc.Name = c.Name
@@ -64,4 +67,58 @@ func DistinctQuestions(ctx context.Context, checker webhook.Checker, classes []C
 		}
 	}
 	return out
+}
+
+// batchingView is a recordingView that also answers batches, as the live
+// view does, and remembers each distinct batch: the set of question keys
+// sharing a BatchKey, which the live view asks in one call.
+type batchingView struct {
+	*recordingView
+}
+
+var _ authz.Batcher = batchingView{}
+
+func (b batchingView) DecideAll(ctx context.Context, qs []authz.Question) ([]authz.Decision, []error) {
+	groups := map[string][]string{}
+	var order []string
+	for _, q := range qs {
+		k := q.BatchKey()
+		if _, ok := groups[k]; !ok {
+			order = append(order, k)
+		}
+		groups[k] = append(groups[k], q.Key())
+	}
+	for _, k := range order {
+		keys := groups[k]
+		slices.Sort(keys)
+		b.note("batch\x00" + strings.Join(keys, "\x02"))
+	}
+	ds, errs := make([]authz.Decision, len(qs)), make([]error, len(qs))
+	for i, q := range qs {
+		ds[i], errs[i] = b.recordingView.Decide(ctx, q)
+	}
+	return ds, errs
+}
+
+// DistinctCalls runs the rules as DistinctQuestions does and returns how
+// many IAM calls a cold cache must make for them: one per distinct lookup
+// and one per distinct batch of permission questions (same principal and
+// context), as the live view asks them.
+func DistinctCalls(ctx context.Context, cfg webhook.Config, classes []Class) int {
+	rec := &recordingView{inner: cfg.IAM, seen: map[string]bool{}}
+	cfg.IAM = batchingView{rec}
+	checker := webhook.NewChecker(cfg)
+	for _, c := range classes {
+		nc := &webhook.EC2NodeClass{}
+		nc.Name = c.Name
+		nc.Spec.Role, nc.Spec.InstanceProfile = c.Role, c.InstanceProfile
+		checker.CheckEC2NodeClass(ctx, nc)
+	}
+	n := 0
+	for k := range rec.seen {
+		if !strings.HasPrefix(k, "SimulatePrincipalPolicy\x00") {
+			n++
+		}
+	}
+	return n
 }

@@ -73,9 +73,15 @@ type TrivialOptions struct {
 // RunTrivial serves TrivialHandler over TLS (1.2 minimum, as serve) until
 // ctx ends.
 func RunTrivial(ctx context.Context, o TrivialOptions) error {
+	return serveTLS(ctx, "trivial webhook", o, TrivialHandler{})
+}
+
+// serveTLS serves handler on every path of o.Addr over TLS, and the Go
+// runtime and process metrics on o.MetricsAddr, until ctx ends.
+func serveTLS(ctx context.Context, name string, o TrivialOptions, handler http.Handler) error {
 	cert, err := tls.LoadX509KeyPair(filepath.Join(o.CertDir, "tls.crt"), filepath.Join(o.CertDir, "tls.key"))
 	if err != nil {
-		return fmt.Errorf("trivial webhook: %w", err)
+		return fmt.Errorf("%s: %w", name, err)
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -86,10 +92,10 @@ func RunTrivial(ctx context.Context, o TrivialOptions) error {
 
 	ln, err := net.Listen("tcp", o.Addr)
 	if err != nil {
-		return fmt.Errorf("trivial webhook: %w", err)
+		return fmt.Errorf("%s: %w", name, err)
 	}
 	srv := &http.Server{
-		Handler:           TrivialHandler{},
+		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		TLSConfig:         &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}, NextProtos: []string{"http/1.1"}},
 	}
@@ -105,7 +111,7 @@ func RunTrivial(ctx context.Context, o TrivialOptions) error {
 	srv.Shutdown(sctx)
 	metrics.Shutdown(sctx)
 	if err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("trivial webhook: %w", err)
+		return fmt.Errorf("%s: %w", name, err)
 	}
 	return nil
 }

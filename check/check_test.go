@@ -286,8 +286,8 @@ func testChecker(t *testing.T, view authz.View) *webhook.Checker {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &webhook.Checker{IAM: view, Controller: ctl, ControllerARN: ctl.String(), ClusterName: "demo", Region: "us-west-2",
-		OnIAMError: webhook.OnIAMErrorAllow}
+	return webhook.NewChecker(webhook.Config{IAM: view, Controller: ctl, ClusterName: "demo", Region: "us-west-2",
+		OnIAMError: webhook.OnIAMErrorAllow})
 }
 
 func resultCodes(r Result) (deny, warn []string) {
@@ -308,7 +308,7 @@ func TestRunResolvesAcrossFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := testChecker(t, loadSnapshot(t))
-	c.Classes = NewInputClasses(docs, nil)
+	c = c.WithClasses(NewInputClasses(docs, nil))
 	report := Run(context.Background(), c, docs)
 	if len(report.Results) != len(docs) {
 		t.Fatalf("%d results for %d documents", len(report.Results), len(docs))
@@ -391,7 +391,7 @@ func TestReportJSON(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := testChecker(t, nil)
-	c.Classes = NewInputClasses(docs, nil)
+	c = c.WithClasses(NewInputClasses(docs, nil))
 	b.Reset()
 	if err := Run(context.Background(), c, docs).WriteJSON(&b); err != nil {
 		t.Fatal(err)
@@ -413,8 +413,25 @@ func TestReportJSON(t *testing.T) {
 				t.Errorf("result %s: %s is %s, want an array", r["source"], k, r[k])
 			}
 		}
-		if len(r) != 7 {
-			t.Errorf("result %s has %d keys, want the contract's 7", r["source"], len(r))
+		// The contract's 7 keys and the extensions: the file and the
+		// object's first line; each item's line and column.
+		if len(r) != 9 {
+			t.Errorf("result %s has %d keys, want the contract's 7, file and line", r["source"], len(r))
+		}
+		var file string
+		var line int
+		if json.Unmarshal(r["file"], &file) != nil || json.Unmarshal(r["line"], &line) != nil || !strings.HasPrefix(string(r["source"]), `"`+file+"#") || line < 1 {
+			t.Errorf("result %s: file %s, line %s", r["source"], r["file"], r["line"])
+		}
+		var its []map[string]json.RawMessage
+		_ = json.Unmarshal(r["denials"], &its)
+		var ws []map[string]json.RawMessage
+		_ = json.Unmarshal(r["warnings"], &ws)
+		for _, it := range append(its, ws...) {
+			var l, c int
+			if json.Unmarshal(it["line"], &l) != nil || json.Unmarshal(it["column"], &c) != nil || l < line || c < 1 {
+				t.Errorf("result %s: item %s %s at line %s, column %s", r["source"], it["code"], it["field"], it["line"], it["column"])
+			}
 		}
 	}
 }
@@ -428,12 +445,14 @@ func TestReportText(t *testing.T) {
 		t.Errorf("empty report %q", b.String())
 	}
 	r := Report{Results: []Result{
-		{Source: "a.yaml#1", Kind: "EC2NodeClass", Name: "a", Allowed: true},
-		{Source: "a.yaml#2", Kind: "EC2NodeClass", Name: "b", Allowed: true,
-			Warnings: []Item{{Code: "RoleHasPath", Field: "spec.role", Message: "path"}}},
-		{Source: "b.yaml#1", Kind: "NodePool", Name: "c", Allowed: false,
-			Denials:  []Item{{Code: "NodeClassInvalid", Field: "spec.template.spec.nodeClassRef", Message: "broken"}},
-			Warnings: []Item{{Code: "IAMStale", Field: "spec", Message: "old"}}},
+		{Source: "a.yaml#1", File: "a.yaml", Kind: "EC2NodeClass", Name: "a", Allowed: true},
+		{Source: "a.yaml#2", File: "a.yaml", Kind: "EC2NodeClass", Name: "b", Allowed: true,
+			Warnings: []Item{{Code: "RoleHasPath", Field: "spec.role", Message: "path", Line: 12, Column: 3}}},
+		{Source: "b.yaml#1", File: "b.yaml", Kind: "NodePool", Name: "c", Allowed: false,
+			Denials:  []Item{{Code: "NodeClassInvalid", Field: "spec.template.spec.nodeClassRef", Message: "broken", Line: 8, Column: 7}},
+			Warnings: []Item{{Code: "IAMStale", Field: "spec", Message: "old", Line: 5, Column: 1}}},
+		{Source: "c#1", Kind: "NodePool", Name: "d", Allowed: true,
+			Warnings: []Item{{Code: "IAMStale", Field: "spec", Message: "no position known"}}},
 	}}
 	b.Reset()
 	if err := r.WriteText(&b); err != nil {
@@ -441,12 +460,14 @@ func TestReportText(t *testing.T) {
 	}
 	want := `ok    EC2NodeClass/a  (a.yaml#1)
 warn  EC2NodeClass/b  (a.yaml#2)
-      warning  [RoleHasPath] spec.role: path
+      warning  a.yaml:12:3: [RoleHasPath] spec.role: path
 DENY  NodePool/c  (b.yaml#1)
-      denied   spec.template.spec.nodeClassRef: [NodeClassInvalid] broken
-      warning  [IAMStale] spec: old
+      denied   b.yaml:8:7: spec.template.spec.nodeClassRef: [NodeClassInvalid] broken
+      warning  b.yaml:5:1: [IAMStale] spec: old
+warn  NodePool/d  (c#1)
+      warning  [IAMStale] spec: no position known
 
-3 object(s): 1 allowed, 1 allowed with warnings, 1 denied
+4 object(s): 1 allowed, 2 allowed with warnings, 1 denied
 `
 	if b.String() != want {
 		t.Errorf("text report\n%s\nwant\n%s", b.String(), want)

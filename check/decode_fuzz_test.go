@@ -86,17 +86,26 @@ func FuzzDecode(f *testing.F) {
 			}
 		}
 
-		c := &webhook.Checker{IAM: snap, Controller: controller, ControllerARN: ctl,
-			ClusterName: "demo", Region: "us-west-2", OnIAMError: webhook.OnIAMErrorDeny}
-		c.Classes = check.NewInputClasses(docs, nil)
+		c := webhook.NewChecker(webhook.Config{IAM: snap, Controller: controller, ClusterName: "demo", Region: "us-west-2", OnIAMError: webhook.OnIAMErrorDeny})
+		c = c.WithClasses(check.NewInputClasses(docs, nil))
 		report := check.Run(context.Background(), c, docs)
 		if len(report.Results) != len(docs) {
 			t.Fatalf("%d documents, %d results", len(docs), len(report.Results))
 		}
+		lines := bytes.Count(data, []byte("\n")) + 1
 		for _, r := range report.Results {
 			if r.Allowed != (len(r.Denials) == 0) {
 				t.Fatalf("result %+v: allowed must mean no denials", r)
 			}
+			// Every finding points inside the input.
+			for _, it := range append(append([]check.Item(nil), r.Denials...), r.Warnings...) {
+				if it.Line < r.Line || it.Line > lines || it.Column < 1 {
+					t.Fatalf("result %s (line %d): %s %s at %d:%d of a %d-line input", r.Source, r.Line, it.Code, it.Field, it.Line, it.Column, lines)
+				}
+			}
+		}
+		if err := report.WriteSARIF(&bytes.Buffer{}, check.Tool{Name: "nodeclass-guard"}); err != nil {
+			t.Fatal(err)
 		}
 		var js bytes.Buffer
 		if err := report.WriteJSON(&js); err != nil {

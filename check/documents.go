@@ -20,6 +20,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	"sigs.k8s.io/yaml"
 
 	"github.com/nodeclass-guard/nodeclass-guard/webhook"
@@ -37,6 +38,19 @@ type Document struct {
 	EC2NodeClass *webhook.EC2NodeClass
 	NodePool     *webhook.NodePool
 	NodeClass    *webhook.NodeClass
+
+	loc located
+}
+
+// File is the file the document was read from ("<stdin>" for standard
+// input).
+func (d Document) File() string { return d.loc.file }
+
+// Position returns where the field at path is written in the document's
+// file: the key of its deepest element present (spec when spec.role is
+// missing), or the object's first line and column.
+func (d Document) Position(path *field.Path) Position {
+	return d.loc.Position(path)
 }
 
 // InputError is a file that could not be read or parsed: exit code 2.
@@ -177,7 +191,8 @@ func Decode(file string, data []byte) ([]Document, error) {
 		if len(js) == 0 || bytes.Equal(js, []byte("null")) {
 			continue
 		}
-		docs, err := decodeObject(source, chunk.line, js)
+		loc := located{file: file, node: parseNode(chunk.data), offset: chunk.line - 1, line: chunk.line}
+		docs, err := decodeObject(source, loc, js)
 		if err != nil {
 			return nil, &InputError{File: file, Line: chunk.line, Err: fmt.Errorf("document %d: %w", i+1, err)}
 		}
@@ -204,7 +219,7 @@ func str(raw json.RawMessage) (string, bool) {
 }
 
 // decodeObject decodes one JSON document; a v1 List is expanded.
-func decodeObject(source string, line int, js []byte) ([]Document, error) {
+func decodeObject(source string, loc located, js []byte) ([]Document, error) {
 	if js[0] == '[' {
 		// A JSON array of manifests (as some generators write them).
 		var items []json.RawMessage
@@ -217,7 +232,7 @@ func decodeObject(source string, line int, js []byte) ([]Document, error) {
 			if len(item) == 0 || item[0] != '{' {
 				continue
 			}
-			docs, err := decodeObject(fmt.Sprintf("%s/%d", source, i), line, item)
+			docs, err := decodeObject(fmt.Sprintf("%s/%d", source, i), loc.item("", i), item)
 			if err != nil {
 				return nil, fmt.Errorf("[%d]: %w", i, err)
 			}
@@ -255,7 +270,7 @@ func decodeObject(source string, line int, js []byte) ([]Document, error) {
 		}
 		var out []Document
 		for i, item := range list.Items {
-			docs, err := decodeObject(fmt.Sprintf("%s/items/%d", source, i), line, item)
+			docs, err := decodeObject(fmt.Sprintf("%s/items/%d", source, i), loc.item("items", i), item)
 			if err != nil {
 				return nil, fmt.Errorf("items[%d]: %w", i, err)
 			}
@@ -263,7 +278,7 @@ func decodeObject(source string, line int, js []byte) ([]Document, error) {
 		}
 		return out, nil
 	}
-	d := Document{Source: source, Line: line, APIVersion: apiVersion, Kind: kind}
+	d := Document{Source: source, Line: loc.line, APIVersion: apiVersion, Kind: kind, loc: loc}
 	var (
 		into any
 		meta *metav1.ObjectMeta

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/nodeclass-guard/nodeclass-guard/authz"
 	"github.com/nodeclass-guard/nodeclass-guard/webhook"
 )
 
@@ -18,7 +19,11 @@ type Report struct {
 
 // Result is the verdict on one document.
 type Result struct {
-	Source     string `json:"source"`
+	Source string `json:"source"`
+	// File is the file the object was read from ("<stdin>"), and Line
+	// the object's first line in it.
+	File       string `json:"file"`
+	Line       int    `json:"line"`
 	APIVersion string `json:"apiVersion"`
 	Kind       string `json:"kind"`
 	Name       string `json:"name"`
@@ -32,6 +37,19 @@ type Item struct {
 	Code    string `json:"code"`
 	Field   string `json:"field"`
 	Message string `json:"message"`
+	// Line and Column say where Field is written in the result's file
+	// (1-based, the column in Unicode code points); omitted when unknown
+	// (a NodeClassInvalid cause: its class may be in another file or only
+	// in the cluster).
+	Line   int `json:"line,omitempty"`
+	Column int `json:"column,omitempty"`
+	// Fix is, for a denial of the controller's permissions, the policy
+	// document to change and the statements that would allow what was
+	// denied (authz.SuggestFix).
+	Fix *authz.Fix `json:"fix,omitempty"`
+	// Causes are, for NodeClassInvalid, the denials of the referenced
+	// class, each with its own code, field and message.
+	Causes []Item `json:"causes,omitempty"`
 }
 
 // Denied reports whether any object was denied.
@@ -150,19 +168,62 @@ func checkOne(ctx context.Context, c *webhook.Checker, d Document) Result {
 		v = c.CheckNodeClass(ctx, d.NodeClass)
 	}
 	return Result{
-		Source: d.Source, APIVersion: d.APIVersion, Kind: d.Kind, Name: d.Name,
+		Source: d.Source, File: d.File(), Line: d.Position(nil).Line,
+		APIVersion: d.APIVersion, Kind: d.Kind, Name: d.Name,
 		Allowed:  v.Allowed(),
-		Denials:  items(v.Denials),
-		Warnings: items(v.Warnings),
+		Denials:  items(ctx, c.Config().IAM, d, v.Denials),
+		Warnings: items(ctx, c.Config().IAM, d, v.Warnings),
 	}
 }
 
-func items(fs []webhook.Finding) []Item {
+func items(ctx context.Context, view authz.View, d Document, fs []webhook.Finding) []Item {
 	out := make([]Item, len(fs))
 	for i, f := range fs {
-		out[i] = Item{Code: string(f.Code), Field: f.Field.String(), Message: f.Message}
+		pos := d.Position(f.Field)
+		out[i] = Item{Code: string(f.Code), Field: f.Field.String(), Message: f.Message, Line: pos.Line, Column: pos.Column,
+			Fix: suggest(ctx, view, f)}
+		if len(f.Causes) > 0 {
+			// The class may be elsewhere (or in the cluster): no position.
+			out[i].Causes = items(ctx, view, Document{}, f.Causes)
+		}
 	}
 	return out
+}
+
+// suggest returns the fix for a permission denial: the questions the
+// finding carries are asked again (the answers are the snapshot's, or the
+// cache's, so IAM is not called twice) to learn what denied each one.
+func suggest(ctx context.Context, view authz.View, f webhook.Finding) *authz.Fix {
+	if view == nil || !f.Deny || len(f.Requests) == 0 {
+		return nil
+	}
+	var ds []authz.Denial
+	for _, q := range f.Requests {
+		d, err := view.Decide(ctx, q)
+		if err != nil || d.Allowed {
+			continue
+		}
+		ds = append(ds, authz.Denial{Question: q, Decision: d})
+	}
+	if len(ds) == 0 {
+		return nil
+	}
+	fix := authz.SuggestFix(ds)
+	return &fix
+}
+
+// Position returns where the item is written in res's file.
+func (res Result) Position(it Item) Position {
+	return Position{File: res.File, Line: it.Line, Column: it.Column}
+}
+
+// at is the "file:line:col: " prefix of a text report line, "" when the
+// file is unknown.
+func (res Result) at(it Item) string {
+	if res.File == "" {
+		return ""
+	}
+	return res.Position(it).String() + ": "
 }
 
 // WriteJSON writes the contract's JSON report.
@@ -176,8 +237,8 @@ func (r Report) WriteJSON(w io.Writer) error {
 }
 
 // WriteText writes a report for a terminal or a CI log: per object its
-// verdict, then one line per denial and warning with its code, field and
-// message (which ends with the fix).
+// verdict, then one line per denial and warning with the file:line:col of
+// its field, its code, field and message (which ends with the fix).
 func (r Report) WriteText(w io.Writer) error {
 	var b strings.Builder
 	allowed, warned, denied := 0, 0, 0
@@ -195,10 +256,10 @@ func (r Report) WriteText(w io.Writer) error {
 		}
 		fmt.Fprintf(&b, "%s  %s/%s  (%s)\n", verdict, res.Kind, res.Name, res.Source)
 		for _, it := range res.Denials {
-			fmt.Fprintf(&b, "      denied   %s: [%s] %s\n", it.Field, it.Code, it.Message)
+			fmt.Fprintf(&b, "      denied   %s%s: [%s] %s\n", res.at(it), it.Field, it.Code, it.Message)
 		}
 		for _, it := range res.Warnings {
-			fmt.Fprintf(&b, "      warning  [%s] %s: %s\n", it.Code, it.Field, it.Message)
+			fmt.Fprintf(&b, "      warning  %s[%s] %s: %s\n", res.at(it), it.Code, it.Field, it.Message)
 		}
 	}
 	if len(r.Results) == 0 {

@@ -17,6 +17,7 @@ import (
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -227,6 +228,8 @@ func decodeAllStrict(t *testing.T, r rendered) {
 			decodeStrict[cmv1.Issuer](t, o)
 		case "Certificate":
 			decodeStrict[cmv1.Certificate](t, o)
+		case "NetworkPolicy":
+			decodeStrict[networkingv1.NetworkPolicy](t, o)
 		case "ServiceMonitor":
 			// prometheus-operator's types are not a dependency; checked by hand.
 		default:
@@ -281,6 +284,7 @@ func TestBaseInstallsTheWebhook(t *testing.T) {
 		"--cluster-name=my-cluster",
 		"--region=us-west-2",
 		"--on-iam-error=allow",
+		"--memory-limit-mib=$(MEMORY_LIMIT_MIB)",
 	}
 	if got := dep.Spec.Template.Spec.Containers[0].Args; !slices.Equal(got, wantArgs) {
 		t.Errorf("container args\n  %q\nwant\n  %q", got, wantArgs)

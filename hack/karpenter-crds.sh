@@ -8,16 +8,21 @@
 #                      v1beta1; its conversion webhook is replaced by
 #                      `strategy: None` (see the comment written into the files).
 #
-# The modules come from the Go module proxy (the newest need a newer Go, which
-# GOTOOLCHAIN=auto fetches from the proxy too). A second run is instant.
+# The modules come from the Go module proxy as pinned by the committed tools
+# modules hack/tools/karpenter and hack/tools/karpenter-v1beta1 (go.sum checks
+# what is downloaded). 1.15.x needs Go 1.26.10: the exact toolchain
+# KARPENTER_GO_TOOLCHAIN is fetched through the proxy for that module alone.
+# A second run is instant.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck disable=SC1091
 source hack/versions.env
+# shellcheck source=hack/lib.sh
+source hack/lib.sh
 
 out="${NCG_CRD_DIR:-$PWD/bin/crds}"
 stamp="$out/.versions"
-want="v1=$KARPENTER_AWS_VERSION v1beta1=$KARPENTER_V1BETA1_AWS_VERSION"
+want="v1=$KARPENTER_AWS_VERSION v1beta1=$KARPENTER_V1BETA1_AWS_VERSION $(module_stamp karpenter "$KARPENTER_GO_TOOLCHAIN") $(module_stamp karpenter-v1beta1)"
 files=(karpenter.k8s.aws_ec2nodeclasses.yaml karpenter.sh_nodepools.yaml)
 
 complete() {
@@ -31,30 +36,15 @@ if complete; then
   exit 0
 fi
 
-# module_dir downloads a karpenter-provider-aws version (outside this module,
-# so go.mod is untouched) and prints its directory in the module cache.
-module_dir() {
-  local work dir
-  work="$(mktemp -d)"
-  dir="$(cd "$work" && GOTOOLCHAIN=auto GOFLAGS= go mod download -json "github.com/aws/karpenter-provider-aws@v$1" |
-    sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
-  rm -rf "$work"
-  if [ -z "$dir" ] || [ ! -d "$dir/pkg/apis/crds" ]; then
-    echo "karpenter-crds: github.com/aws/karpenter-provider-aws@v$1 has no pkg/apis/crds" >&2
-    return 1
-  fi
-  echo "$dir"
-}
-
 echo "karpenter-crds: karpenter-provider-aws v$KARPENTER_AWS_VERSION (v1)" >&2
-src="$(module_dir "$KARPENTER_AWS_VERSION")"
+src="$(module_dir karpenter-crds karpenter "$KARPENTER_GO_TOOLCHAIN" github.com/aws/karpenter-provider-aws)"
 mkdir -p "$out/v1"
 for f in "${files[@]}"; do
   install -m 0644 "$src/pkg/apis/crds/$f" "$out/v1/$f"
 done
 
 echo "karpenter-crds: karpenter-provider-aws v$KARPENTER_V1BETA1_AWS_VERSION (v1 + v1beta1)" >&2
-src="$(module_dir "$KARPENTER_V1BETA1_AWS_VERSION")"
+src="$(module_dir karpenter-crds karpenter-v1beta1 local github.com/aws/karpenter-provider-aws)"
 mkdir -p "$out/v1beta1"
 for f in "${files[@]}"; do
   grep -q '^  conversion:$' "$src/pkg/apis/crds/$f" || {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	admissionv1 "k8s.io/api/admission/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
@@ -21,21 +22,43 @@ const (
 	NodeClassPath    = "/validate-eks-amazonaws-com-nodeclass"
 )
 
-// Metrics counts admission verdicts by kind and code.
+// Metrics counts admission verdicts by kind and code, and what the
+// webhook server refused before any rule ran.
 type Metrics struct {
 	Verdicts *prometheus.CounterVec
+	// Refused counts requests and connections the server refused, by
+	// reason: connections, in_flight, body_bytes_in_flight, too_large,
+	// read, method, content_type, version.
+	Refused *prometheus.CounterVec
 }
 
-// NewMetrics creates the verdict counter.
+// NewMetrics creates the counters.
 func NewMetrics() *Metrics {
-	return &Metrics{Verdicts: prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "nodeclass_guard_verdicts_total",
-		Help: "Admission verdicts by kind, verdict (allowed, denied) and reason code (\"\" for a clean allow).",
-	}, []string{"kind", "verdict", "code"})}
+	return &Metrics{
+		Verdicts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "nodeclass_guard_verdicts_total",
+			Help: "Admission verdicts by kind, verdict (allowed, denied) and reason code (\"\" for a clean allow).",
+		}, []string{"kind", "verdict", "code"}),
+		Refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "nodeclass_guard_webhook_refused_total",
+			Help: "Connections and requests the webhook server refused before any rule ran, by reason (connections, in_flight, body_bytes_in_flight, too_large, read, method, content_type, version).",
+		}, []string{"reason"}),
+	}
 }
 
 // MustRegister registers the metrics with reg.
-func (m *Metrics) MustRegister(reg prometheus.Registerer) { reg.MustRegister(m.Verdicts) }
+func (m *Metrics) MustRegister(reg prometheus.Registerer) { reg.MustRegister(m.Verdicts, m.Refused) }
+
+func (m *Metrics) refused(reason string) {
+	if m != nil {
+		m.Refused.WithLabelValues(reason).Inc()
+	}
+}
+
+// refuser returns a func counting one refusal for reason.
+func (m *Metrics) refuser(reason string) func() {
+	return func() { m.refused(reason) }
+}
 
 func (m *Metrics) observe(kind string, v Verdict) {
 	if m == nil {
@@ -82,10 +105,19 @@ func Handlers(c *Checker, m *Metrics) map[string]*admission.Webhook {
 
 // guardKind answers 400 with a clear message when a request for another
 // kind reaches this path (a misconfigured ValidatingWebhookConfiguration),
-// instead of a decoder error.
+// instead of a decoder error, and when the operation is not one the
+// registration sends (CONNECT, or none at all), instead of judging it as a
+// CREATE.
 func guardKind(gk schema.GroupKind, wh *admission.Webhook) *admission.Webhook {
 	inner := wh.Handler
 	wh.Handler = admission.HandlerFunc(func(ctx context.Context, req admission.Request) admission.Response {
+		switch req.Operation {
+		case admissionv1.Create, admissionv1.Update, admissionv1.Delete:
+		default:
+			return admission.Errored(http.StatusBadRequest, fmt.Errorf(
+				"unknown operation %s (uid %s): this webhook validates CREATE and UPDATE: check the ValidatingWebhookConfiguration's rules",
+				quote(string(req.Operation)), req.UID))
+		}
 		if got := (schema.GroupKind{Group: req.Kind.Group, Kind: req.Kind.Kind}); got != gk {
 			return admission.Errored(http.StatusBadRequest, fmt.Errorf(
 				"this webhook path validates %s, but the request (uid %s) is for %s: check the ValidatingWebhookConfiguration's rules",
@@ -103,6 +135,8 @@ type adapter struct {
 
 // admit turns a verdict into the validator's answer and records it.
 func (a *adapter) admit(ctx context.Context, kind, name string, start time.Time, v Verdict) (admission.Warnings, error) {
+	// Whoever reaches the port may ask; the details wait for a real role.
+	withholdForUnknownIdentity(&v)
 	a.metrics.observe(kind, v)
 	verdict := "allowed"
 	if !v.Allowed() {

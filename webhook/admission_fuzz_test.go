@@ -67,8 +67,7 @@ func FuzzAdmissionReview(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	c := &webhook.Checker{IAM: snap, Controller: controller, ControllerARN: ctl,
-		ClusterName: "demo", Region: "us-west-2", OnIAMError: webhook.OnIAMErrorDeny}
+	c := webhook.NewChecker(webhook.Config{IAM: snap, Controller: controller, ClusterName: "demo", Region: "us-west-2", OnIAMError: webhook.OnIAMErrorDeny})
 	handlers := webhook.Handlers(c, nil)
 
 	f.Fuzz(func(t *testing.T, pathIndex uint8, body []byte) {

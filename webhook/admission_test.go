@@ -30,8 +30,7 @@ type admissionFixture struct {
 func newAdmissionFixture(t *testing.T) *admissionFixture {
 	t.Helper()
 	ctl, _ := authz.ParseRoleARN(ctlKarpenter)
-	c := &Checker{IAM: loadSampleSnapshot(t), Controller: ctl, ControllerARN: ctlKarpenter,
-		ClusterName: testCluster, Region: testRegion, OnIAMError: OnIAMErrorAllow, Classes: testClasses()}
+	c := NewChecker(Config{IAM: loadSampleSnapshot(t), Controller: ctl, ClusterName: testCluster, Region: testRegion, OnIAMError: OnIAMErrorAllow, Classes: testClasses()})
 	m := NewMetrics()
 	mux := http.NewServeMux()
 	hs := Handlers(c, m)
@@ -311,8 +310,14 @@ func TestAdmissionEC2NodeClass(t *testing.T) {
 	t.Run("delete is allowed", func(t *testing.T) {
 		expectAllowed(t, f.review(t, EC2NodeClassPath, ec2Req(admissionv1.Delete, "", bad)))
 	})
-	t.Run("connect is allowed", func(t *testing.T) {
-		expectAllowed(t, f.review(t, EC2NodeClassPath, ec2Req(admissionv1.Connect, "", "")))
+	// The registration never sends CONNECT: one reaching the webhook is a
+	// misconfiguration or a direct caller, answered as such rather than
+	// with an allow that looks like a passed check.
+	t.Run("connect is refused", func(t *testing.T) {
+		resp := f.review(t, EC2NodeClassPath, ec2Req(admissionv1.Connect, "", ""))
+		if resp.Allowed || resp.Result == nil || resp.Result.Code != 400 || !strings.Contains(resp.Result.Message, "unknown operation") {
+			t.Errorf("CONNECT: %+v, want a 400 saying unknown operation", resp.Result)
+		}
 	})
 	t.Run("dry run answers like a real request", func(t *testing.T) {
 		for _, obj := range []string{good, bad, pathed} {

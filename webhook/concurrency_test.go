@@ -13,7 +13,8 @@ import (
 
 // TestConcurrentAdmissionsAskIAMOncePerQuestion sends 100 admissions of one
 // class at once through the webhook, with IAM behind the cache and the real
-// SDK: each distinct IAM question must reach the endpoint exactly once.
+// SDK: each distinct IAM question must reach the endpoint exactly once, the
+// permission questions sharing principal and context in one call.
 func TestConcurrentAdmissionsAskIAMOncePerQuestion(t *testing.T) {
 	cases := []struct {
 		name     string
@@ -24,28 +25,28 @@ func TestConcurrentAdmissionsAskIAMOncePerQuestion(t *testing.T) {
 	}{
 		{
 			// GetRole; PassRole on the role's ARN; 3 instance-profile
-			// actions; 3 launch actions.
+			// actions (3 contexts, 3 calls); 3 launch actions (one
+			// context, one call).
 			name: "spec.role", spec: ec2Spec("KarpenterNodeRole-demo", ""),
-			want: map[string]int{"GetRole": 1, "SimulatePrincipalPolicy": 7},
+			want: map[string]int{"GetRole": 1, "SimulatePrincipalPolicy": 5},
 		},
 		{
 			// GetInstanceProfile; iam:GetInstanceProfile on its ARN;
-			// 3 launch actions; PassRole on the role inside.
+			// 3 launch actions in one call; PassRole on the role inside.
 			name: "spec.instanceProfile", spec: ec2Spec("", "KarpenterNodeInstanceProfile-demo"),
-			want: map[string]int{"GetInstanceProfile": 1, "SimulatePrincipalPolicy": 5},
+			want: map[string]int{"GetInstanceProfile": 1, "SimulatePrincipalPolicy": 3},
 		},
 		{
 			// A denied class costs the same: the denial is cached too.
 			name: "denied", spec: ec2Spec("OtherNodeRole", ""), deny: true, wantCode: PassRoleDenied,
-			want: map[string]int{"GetRole": 1, "SimulatePrincipalPolicy": 7},
+			want: map[string]int{"GetRole": 1, "SimulatePrincipalPolicy": 5},
 		},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			view, iam := liveView(t, liveTimeout, authz.CacheOptions{})
 			ctl, _ := authz.ParseRoleARN(ctlKarpenter)
-			c := &Checker{IAM: view, Controller: ctl, ControllerARN: ctlKarpenter,
-				ClusterName: testCluster, Region: testRegion, OnIAMError: OnIAMErrorDeny}
+			c := NewChecker(Config{IAM: view, Controller: ctl, ClusterName: testCluster, Region: testRegion, OnIAMError: OnIAMErrorDeny})
 			srv := httptest.NewServer(Handlers(c, NewMetrics())[EC2NodeClassPath])
 			t.Cleanup(srv.Close)
 
@@ -80,7 +81,7 @@ func TestConcurrentAdmissionsAskIAMOncePerQuestion(t *testing.T) {
 			total := 0
 			for action, want := range tc.want {
 				if got := iam.Calls(action); got != want {
-					t.Errorf("%s: %d IAM calls for %d concurrent admissions, want %d (one per distinct question)", action, got, n, want)
+					t.Errorf("%s: %d IAM calls for %d concurrent admissions, want %d (one per batch of questions sharing principal and context)", action, got, n, want)
 				}
 				total += want
 			}

@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"strconv"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -196,11 +197,13 @@ func (e constError) Error() string { return string(e) }
 
 const errNotIAMRole = constError("the service is not iam")
 
-// reason strips the quoted input a parse error repeats, leaving what is wrong.
+// reason strips the quoted input a parse error repeats (authz's errors
+// start with it, %q-quoted), leaving what is wrong. The whole quoted
+// string is skipped, so a quote inside the input cannot cut the message.
 func reason(err error) string {
 	msg := err.Error()
-	if i := strings.Index(msg, "\" "); i >= 0 && strings.HasPrefix(msg, "\"") {
-		return msg[i+2:]
+	if q, qerr := strconv.QuotedPrefix(msg); qerr == nil {
+		return strings.TrimPrefix(msg[len(q):], " ")
 	}
 	return msg
 }

@@ -2,8 +2,10 @@ package webhook
 
 import (
 	"context"
-	"fmt"
 	"strings"
+
+	"github.com/nodeclass-guard/nodeclass-guard/authz"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 )
 
 // CheckNodePool validates a NodePool's nodeClassRef: the class it names must
@@ -16,31 +18,37 @@ func (c *Checker) CheckNodePool(ctx context.Context, np *NodePool) Verdict {
 	}
 	gk := ref.GroupKind()
 	var (
-		kindName string
-		class    Verdict
-		found    bool
-		err      error
+		kindName     string
+		classVerdict Verdict
+		found        bool
+		err          error
 	)
 	switch gk {
 	case EC2NodeClassGK:
 		kindName = "EC2NodeClass"
 		var nc *EC2NodeClass
-		if c.Classes != nil {
-			nc, found, err = c.Classes.GetEC2NodeClass(ctx, ref.Name)
+		if c.cfg.Classes != nil {
+			nc, found, err = c.cfg.Classes.GetEC2NodeClass(ctx, ref.Name)
 		}
 		if found {
-			class = c.checkClass(ctx, nc.Name, nc.Spec.Role, nc.Spec.InstanceProfile, false, np.Name)
+			// A class the cluster has: its questions come first in the IAM
+			// call budget.
+			classVerdict = c.checkClass(authz.WithPriority(ctx), class{name: nc.Name, role: nc.Spec.Role, profile: nc.Spec.InstanceProfile, nodePool: np.Name})
 		}
 	case EKSNodeClassGK:
 		kindName = "NodeClass (eks.amazonaws.com)"
 		var nc *NodeClass
-		if c.Classes != nil {
-			nc, found, err = c.Classes.GetNodeClass(ctx, ref.Name)
+		if c.cfg.Classes != nil {
+			nc, found, err = c.cfg.Classes.GetNodeClass(ctx, ref.Name)
 		}
 		if found {
-			class = c.CheckNodeClass(ctx, nc)
+			classVerdict = c.CheckNodeClass(authz.WithPriority(ctx), nc)
 		}
 	default:
+		if f, ok := versionedGroup(gk); ok {
+			v.add(f)
+			return v
+		}
 		v.add(warn(NodeClassRefUnsupported, nodeClassRefPath,
 			"%s %s is not a kind nodeclass-guard validates (it checks karpenter.k8s.aws EC2NodeClass and eks.amazonaws.com NodeClass); its IAM settings were not checked",
 			groupKindString(gk), quote(ref.Name)))
@@ -56,22 +64,28 @@ func (c *Checker) CheckNodePool(ctx context.Context, np *NodePool) Verdict {
 			"%s %s does not exist (yet); Karpenter will not launch nodes for this NodePool until it does", kindName, quote(ref.Name)))
 		return v
 	}
-	v.IAMTime = class.IAMTime
+	v.IAMTime = classVerdict.IAMTime
 	// IAM's absence is reported as such, not as a broken class.
-	var broken []string
-	for _, f := range class.Denials {
+	var broken []Finding
+	for _, f := range classVerdict.Denials {
 		if f.Code == IAMUnavailable {
 			v.add(f)
 			continue
 		}
-		broken = append(broken, fmt.Sprintf("%s: [%s] %s", f.Field, f.Code, oneLine(f.Message)))
+		broken = append(broken, f)
 	}
 	if len(broken) > 0 {
-		v.add(deny(NodeClassInvalid, nodeClassRefPath,
+		lines := make([]string, len(broken))
+		for i, f := range broken {
+			lines[i] = f.DenialLine()
+		}
+		f := deny(NodeClassInvalid, nodeClassRefPath,
 			"%s %s fails its checks, so Karpenter could not launch nodes for this NodePool: %s. Fix the %s first",
-			kindName, quote(ref.Name), strings.Join(broken, "; "), kindName))
+			kindName, quote(ref.Name), strings.Join(lines, "; "), kindName)
+		f.Causes = broken
+		v.add(f)
 	}
-	for _, f := range class.Warnings {
+	for _, f := range classVerdict.Warnings {
 		switch f.Code {
 		case IAMUnavailable, IAMStale:
 			v.add(f)
@@ -86,4 +100,22 @@ func groupKindString(gk interface{ String() string }) string {
 		return "(empty group/kind)"
 	}
 	return shown(s)
+}
+
+// versionedGroup explains a nodeClassRef whose group carries a version
+// (karpenter.k8s.aws/v1, as an upstream example once had): Karpenter's
+// schema rejects it, and the class it means is plain to see.
+func versionedGroup(gk schema.GroupKind) (Finding, bool) {
+	group, version, ok := strings.Cut(gk.Group, "/")
+	if !ok {
+		return Finding{}, false
+	}
+	for _, known := range []schema.GroupKind{EC2NodeClassGK, EKSNodeClassGK} {
+		if group == known.Group && gk.Kind == known.Kind {
+			return warn(NodeClassRefUnsupported, nodeClassRefPath,
+				"group %s carries the version %s; a nodeClassRef's group has no version, and Karpenter's schema rejects this one. Set group: %s",
+				shown(gk.Group), shown(version), group), true
+		}
+	}
+	return Finding{}, false
 }

@@ -298,7 +298,8 @@ func ruleCases() []ruleCase {
 			deny: codes(PassRoleDenied), warn: codes(RoleHasPath)},
 		{name: "role with a wrong path", obj: ec2Class("x", "other/KarpenterNodeRole-team", ""),
 			deny: codes(RolePathMismatch, PassRoleDenied), warn: codes(RoleHasPath),
-			msgs: []string{"gives the path /other/", "has the path /team/", "Set spec.role: KarpenterNodeRole-team"}},
+			msgs: []string{"gives the path /other/", "has the path /team/", "Set spec.role: KarpenterNodeRole-team",
+				"the role's ARN is arn:aws:iam::111122223333:role/team/KarpenterNodeRole-team"}},
 		{name: "role at / written with a path", obj: ec2Class("x", "team/KarpenterNodeRole-demo", ""),
 			deny: codes(RolePathMismatch), warn: codes(RoleHasPath)},
 
@@ -378,6 +379,7 @@ func ruleCases() []ruleCase {
 		{name: "instance profile actions denied by the boundary", obj: ec2Class("bounded", demoRole, ""), ctl: ctlBounded,
 			deny: codes(PassRoleDenied, InstanceProfileActionsDenied),
 			msgs: []string{"iam:CreateInstanceProfile, iam:TagInstanceProfile, iam:AddRoleToInstanceProfile", "arn:aws:iam::111122223333:instance-profile/*",
+				"IAM requires iam:TagInstanceProfile to create an instance profile with tags",
 				"kubernetes.io/cluster/demo=owned", "karpenter.k8s.aws/ec2nodeclass=bounded"}},
 		{name: "instance profile actions not asked for spec.instanceProfile", obj: ec2Class("x", "", demoProfile), ctl: ctlBounded,
 			deny: codes(PassRoleDenied, InstanceProfileReadDenied)},
@@ -407,6 +409,10 @@ func ruleCases() []ruleCase {
 		{name: "nodepool without a reference", obj: nodePool("np", nil)},
 		{name: "nodepool with an unsupported class kind", obj: nodePool("np", &NodeClassReference{Group: "karpenter.azure.com", Kind: "AKSNodeClass", Name: "default"}),
 			warn: codes(NodeClassRefUnsupported), msgs: []string{"AKSNodeClass.karpenter.azure.com"}},
+		// As an upstream example wrote it: the group carries a version,
+		// which Karpenter's schema rejects.
+		{name: "nodepool reference whose group carries a version", obj: nodePool("np", &NodeClassReference{Group: "karpenter.k8s.aws/v1", Kind: EC2NodeClassKind, Name: "default"}),
+			warn: codes(NodeClassRefUnsupported), msgs: []string{"group karpenter.k8s.aws/v1 carries the version v1", "Set group: karpenter.k8s.aws"}},
 		{name: "nodepool with an empty reference", obj: nodePool("np", &NodeClassReference{}),
 			warn: codes(NodeClassRefUnsupported), msgs: []string{"(empty group/kind)"}},
 		{name: "nodepool with a missing class", obj: nodePool("np", refEC2("gpu")),
@@ -465,14 +471,14 @@ func ruleCases() []ruleCase {
 // newTestChecker builds the Checker a case describes over view.
 func newTestChecker(t *testing.T, tc ruleCase, view authz.View) *Checker {
 	t.Helper()
-	c := &Checker{ClusterName: testCluster, Region: testRegion, OnIAMError: OnIAMErrorAllow}
+	cfg := Config{ClusterName: testCluster, Region: testRegion, OnIAMError: OnIAMErrorAllow}
 	if tc.onIAMError != "" {
-		c.OnIAMError = tc.onIAMError
+		cfg.OnIAMError = tc.onIAMError
 	}
 	if !tc.offline {
-		c.IAM = view
+		cfg.IAM = view
 		if tc.wrap != nil {
-			c.IAM = tc.wrap(view)
+			cfg.IAM = tc.wrap(view)
 		}
 	}
 	ctl := tc.ctl
@@ -484,13 +490,13 @@ func newTestChecker(t *testing.T, tc ruleCase, view authz.View) *Checker {
 		if err != nil {
 			t.Fatalf("controller role %q: %v", ctl, err)
 		}
-		c.Controller, c.ControllerARN = parsed, parsed.String()
+		cfg.Controller = parsed
 	}
-	c.Classes = tc.classes
-	if c.Classes == nil {
-		c.Classes = testClasses()
+	cfg.Classes = tc.classes
+	if cfg.Classes == nil {
+		cfg.Classes = testClasses()
 	}
-	return c
+	return NewChecker(cfg)
 }
 
 // checkObject runs the rules matching obj's kind.
@@ -561,7 +567,41 @@ func runRuleCases(t *testing.T, view authz.View) {
 				}
 			}
 			checkLineShapes(t, v)
+			checkFindingData(t, c, v)
 		})
+	}
+}
+
+// checkFindingData asserts what findings carry as data: a permission
+// denial, the questions IAM denied, asked for the controller role; a
+// NodeClassInvalid, the class's denials it quotes.
+func checkFindingData(t *testing.T, c *Checker, v Verdict) {
+	t.Helper()
+	for _, f := range v.Denials {
+		switch f.Code {
+		case PassRoleDenied, InstanceProfileActionsDenied, InstanceProfileReadDenied, LaunchDenied:
+			if len(f.Requests) == 0 {
+				t.Errorf("[%s] carries no denied request", f.Code)
+			}
+			for _, q := range f.Requests {
+				if q.Principal != c.ControllerARN() || q.Action == "" || q.Resource == "" || !strings.Contains(f.Message, q.Action) {
+					t.Errorf("[%s] request %+v: want the controller's question on an action the message names", f.Code, q)
+				}
+			}
+		case NodeClassInvalid:
+			if len(f.Causes) == 0 {
+				t.Errorf("[NodeClassInvalid] carries no cause")
+			}
+			for _, cause := range f.Causes {
+				if !cause.Deny || !strings.Contains(f.Message, "["+string(cause.Code)+"]") {
+					t.Errorf("[NodeClassInvalid] cause %s: want a denial its message quotes", cause.Code)
+				}
+			}
+		default:
+			if len(f.Requests) > 0 || len(f.Causes) > 0 || f.DeniedBy != "" {
+				t.Errorf("[%s] carries permission data", f.Code)
+			}
+		}
 	}
 }
 

@@ -39,8 +39,7 @@ func benchChecker(b *testing.B, view authz.View) *Checker {
 	if err != nil {
 		b.Fatal(err)
 	}
-	return &Checker{IAM: view, Controller: ctl, ControllerARN: ctlKarpenter,
-		ClusterName: testCluster, Region: testRegion, OnIAMError: OnIAMErrorDeny}
+	return NewChecker(Config{IAM: view, Controller: ctl, ClusterName: testCluster, Region: testRegion, OnIAMError: OnIAMErrorDeny})
 }
 
 // warmCache returns a Cached view over the sample snapshot holding every
@@ -93,7 +92,7 @@ func BenchmarkCheckEC2NodeClass(b *testing.B) {
 // on every cache lookup.
 func BenchmarkQuestionKey(b *testing.B) {
 	c := benchChecker(b, nil)
-	q := authz.Question{Principal: c.ControllerARN, Action: "ec2:CreateFleet",
+	q := authz.Question{Principal: c.ControllerARN(), Action: "ec2:CreateFleet",
 		Resource: "arn:aws:ec2:us-west-2:111122223333:fleet/*",
 		Context:  tagContext(c.karpenterTags("default"), true, false)}
 	b.ReportAllocs()

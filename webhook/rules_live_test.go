@@ -69,7 +69,7 @@ func TestRulesLiveIAMDown(t *testing.T) {
 
 	ctl, _ := authz.ParseRoleARN(ctlKarpenter)
 	checker := func(on OnIAMError) *Checker {
-		return &Checker{IAM: view, Controller: ctl, ControllerARN: ctlKarpenter, ClusterName: testCluster, Region: testRegion, OnIAMError: on}
+		return NewChecker(Config{IAM: view, Controller: ctl, ClusterName: testCluster, Region: testRegion, OnIAMError: on})
 	}
 	check := func(on OnIAMError, nc *EC2NodeClass) Verdict {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -240,14 +240,14 @@ func TestHostileValuesThroughTheChecker(t *testing.T) {
 	// class and the NodePool.
 	ctl, _ := authz.ParseRoleARN(ctlLimited)
 	for _, view := range []authz.View{snap, nil} {
-		c := &Checker{IAM: view, Controller: ctl, ControllerARN: ctlLimited, ClusterName: testCluster, Region: testRegion,
-			OnIAMError: OnIAMErrorDeny}
+		c := NewChecker(Config{IAM: view, Controller: ctl, ClusterName: testCluster, Region: testRegion,
+			OnIAMError: OnIAMErrorDeny})
 		for _, v := range values {
 			hostileClasses := mapClasses{
 				ec2: map[string]*EC2NodeClass{v: ec2Class(v, "KarpenterNodeRole-demo", "")},
 				eks: map[string]*NodeClass{v: eksClass(v, "", v)},
 			}
-			c.Classes = hostileClasses
+			c := c.WithClasses(hostileClasses)
 			for _, verdict := range []Verdict{
 				c.CheckEC2NodeClass(context.Background(), ec2Class("x", v, "")),
 				c.CheckEC2NodeClass(context.Background(), ec2Class("x", "", v)),
@@ -276,7 +276,7 @@ func TestHostileValuesThroughTheChecker(t *testing.T) {
 // middle of the fix.
 func TestWarningsFitUncut(t *testing.T) {
 	ctl, _ := authz.ParseRoleARN(ctlKarpenter)
-	c := &Checker{Controller: ctl, ControllerARN: ctlKarpenter, ClusterName: testCluster, Region: testRegion}
+	c := NewChecker(Config{Controller: ctl, ClusterName: testCluster, Region: testRegion})
 	for _, v := range []Verdict{
 		c.CheckEC2NodeClass(context.Background(), ec2Class("x", "platform-team/KarpenterNodeRole-platform-prod", "")),
 		c.CheckEC2NodeClass(context.Background(), ec2Class("x", "/org/platform/"+strings.Repeat("n", 40), "")),

@@ -7,6 +7,8 @@ import (
 	"unicode/utf8"
 
 	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"github.com/nodeclass-guard/nodeclass-guard/authz"
 )
 
 // Code is a stable reason code of the contract, printed as [Code].
@@ -71,6 +73,15 @@ type Finding struct {
 	Message string
 	// Deny is set for findings that reject the object.
 	Deny bool
+	// Requests are, for a denial of the controller's permissions, the
+	// questions IAM denied: principal, action, resource and context.
+	Requests []authz.Question
+	// DeniedBy says, for such a denial, what denied the first request:
+	// DeniedByExplicitDeny, DeniedByBoundary, DeniedBySCP, or "" when no
+	// statement allows it.
+	DeniedBy string
+	// Causes are, for NodeClassInvalid, the denials of the referenced class.
+	Causes []Finding
 }
 
 // maxWarningLen is the API server's limit on one admission warning.
@@ -138,6 +149,12 @@ func (v *Verdict) add(f Finding) {
 		v.Denials = append(v.Denials, f)
 	} else {
 		v.Warnings = append(v.Warnings, f)
+	}
+}
+
+func (v *Verdict) addAll(fs []Finding) {
+	for _, f := range fs {
+		v.add(f)
 	}
 }
 

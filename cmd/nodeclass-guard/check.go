@@ -9,6 +9,7 @@ import (
 
 	"github.com/nodeclass-guard/nodeclass-guard/authz"
 	"github.com/nodeclass-guard/nodeclass-guard/check"
+	"github.com/nodeclass-guard/nodeclass-guard/webhook"
 )
 
 func runCheck(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -22,7 +23,7 @@ func runCheck(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	)
 	iamf.register(fs, "deny")
 	fs.BoolVar(&offline, "offline", false, "format checks only; no IAM source needed")
-	fs.StringVar(&output, "o", "text", "report format: text or json")
+	fs.StringVar(&output, "o", "text", "report format: text, json or sarif (SARIF 2.1.0, for code scanning)")
 	fs.StringVar(&kubeconfig, "kubeconfig", "", "also resolve NodePool references against this cluster")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: nodeclass-guard check [flags] PATH...\n\nExit codes: 0 all allowed, 1 at least one denied, 2 unusable input or flags.\n\nFlags:\n")
@@ -38,8 +39,8 @@ func runCheck(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	if fs.NArg() == 0 {
 		return fail("no PATH given (a file, a directory, or - for stdin)")
 	}
-	if output != "text" && output != "json" {
-		return fail("-o %q: want text or json", output)
+	if output != "text" && output != "json" && output != "sarif" {
+		return fail("-o %q: want text, json or sarif", output)
 	}
 	if offline && iamf.snapshot != "" {
 		return fail("--offline and --iam-snapshot exclude each other")
@@ -65,28 +66,29 @@ func runCheck(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 			return fail("%v", err)
 		}
 	}
-	c, err := iamf.checker(ctx, view, iamf.controllerRole, func(msg string) {
+	cfg, err := iamf.config(ctx, view, iamf.controllerRole, func(msg string) {
 		fmt.Fprintf(stderr, "nodeclass-guard check: warning: %s\n", msg)
 	})
 	if err != nil {
 		return fail("%v", err)
 	}
-	var cluster *clusterClasses
+	var cluster webhook.ClassGetter
 	if kubeconfig != "" {
-		cluster, err = newClusterClasses(kubeconfig)
+		cc, err := newClusterClasses(kubeconfig)
 		if err != nil {
 			return fail("--kubeconfig: %v", err)
 		}
+		cluster = cc
 	}
-	if cluster != nil {
-		c.Classes = check.NewInputClasses(docs, cluster)
-	} else {
-		c.Classes = check.NewInputClasses(docs, nil)
-	}
+	cfg.Classes = check.NewInputClasses(docs, cluster)
+	c := webhook.NewChecker(cfg)
 	report := check.Run(ctx, c, docs)
-	if output == "json" {
+	switch output {
+	case "json":
 		err = report.WriteJSON(stdout)
-	} else {
+	case "sarif":
+		err = report.WriteSARIF(stdout, check.Tool{Name: "nodeclass-guard", Version: version, InformationURI: "https://github.com/nodeclass-guard/nodeclass-guard"})
+	default:
 		err = report.WriteText(stdout)
 	}
 	if err != nil {

@@ -22,8 +22,12 @@ type iamFlags struct {
 	timeout        time.Duration
 	onIAMError     string
 	cacheSize      int
+	negativeSize   int
 	cacheTTL       time.Duration
 	negativeTTL    time.Duration
+	// callRate and callBurst are the IAM call budget; 0 (check) means none.
+	callRate  float64
+	callBurst int
 }
 
 // register adds the flags; onIAMError is the command's default: serve
@@ -41,6 +45,14 @@ func (f *iamFlags) register(fs *flag.FlagSet, onIAMError string) {
 	fs.IntVar(&f.cacheSize, "iam-cache-size", 4096, "maximum number of cached IAM answers")
 	fs.DurationVar(&f.cacheTTL, "iam-cache-ttl", 5*time.Minute, "how long an IAM answer is reused")
 	fs.DurationVar(&f.negativeTTL, "iam-cache-negative-ttl", 30*time.Second, "how long a not-found IAM answer is reused")
+	fs.IntVar(&f.negativeSize, "iam-cache-negative-size", 1024, "maximum number of cached not-found IAM answers, kept apart from the found ones so that names that do not exist cannot evict them")
+}
+
+// registerBudget adds the IAM call budget's flags (serve only: a CI job is
+// no hostile caller, and a budget would only slow it down).
+func (f *iamFlags) registerBudget(fs *flag.FlagSet) {
+	fs.Float64Var(&f.callRate, "iam-call-rate", 10, "IAM calls per second the webhook may make (a token bucket; IAM throttles per account); questions about objects the cluster has, or asked before, are served first; a new question that cannot get a call within --iam-timeout is answered \"could not check\" (--on-iam-error)")
+	fs.IntVar(&f.callBurst, "iam-call-burst", 100, "IAM calls the budget holds when full; a quarter is kept for questions about objects the cluster has or asked before")
 }
 
 // view builds the IAM view: a snapshot, or the live API behind the cache.
@@ -56,9 +68,12 @@ func (f *iamFlags) view(ctx context.Context, metrics *authz.Metrics) (authz.View
 	if err != nil {
 		return nil, err
 	}
-	live := authz.NewLive(client, authz.LiveOptions{Metrics: metrics})
-	return authz.NewCached(live, authz.CacheOptions{
-		Size: f.cacheSize, TTL: f.cacheTTL, NegativeTTL: f.negativeTTL, Timeout: f.timeout, Metrics: metrics,
+	var aws authz.View = authz.NewLive(client, authz.LiveOptions{Metrics: metrics})
+	if f.callRate > 0 {
+		aws = authz.NewBudgeted(aws, authz.BudgetOptions{Rate: f.callRate, Burst: f.callBurst, Metrics: metrics})
+	}
+	return authz.NewCached(aws, authz.CacheOptions{
+		Size: f.cacheSize, NegativeSize: f.negativeSize, TTL: f.cacheTTL, NegativeTTL: f.negativeTTL, Timeout: f.timeout, Metrics: metrics,
 	}), nil
 }
 
@@ -78,36 +93,44 @@ func (f *iamFlags) validate() error {
 	if f.cacheSize <= 0 {
 		return fmt.Errorf("--iam-cache-size=%d: want a positive number", f.cacheSize)
 	}
+	if f.negativeSize <= 0 {
+		return fmt.Errorf("--iam-cache-negative-size=%d: want a positive number", f.negativeSize)
+	}
+	if f.callRate < 0 || f.callBurst < 0 {
+		return fmt.Errorf("--iam-call-rate=%v, --iam-call-burst=%d: want positive numbers", f.callRate, f.callBurst)
+	}
 	return nil
 }
 
-// checker builds the rules' Checker. The controller role is resolved
-// through IAM to its real ARN (path included); an assumed-role ARN becomes
-// the role's ARN. warn receives what the user should know.
-func (f *iamFlags) checker(ctx context.Context, view authz.View, controllerRole string, warn func(string)) (*webhook.Checker, error) {
+// config builds the rules' configuration, every IAM bound from
+// --iam-timeout: one admission's questions (or one object's in `check`),
+// all rounds together, get that bound, and so does resolving the
+// controller role. The controller role is resolved through IAM to its real
+// ARN (path included); an assumed-role ARN becomes the role's ARN. warn
+// receives what the user should know.
+func (f *iamFlags) config(ctx context.Context, view authz.View, controllerRole string, warn func(string)) (webhook.Config, error) {
 	onErr, err := webhook.ParseOnIAMError(f.onIAMError)
 	if err != nil {
-		return nil, err
+		return webhook.Config{}, err
 	}
-	c := &webhook.Checker{IAM: view, ClusterName: f.clusterName, Region: f.region, OnIAMError: onErr}
+	cfg := webhook.Config{IAM: view, ClusterName: f.clusterName, Region: f.region, OnIAMError: onErr, IAMTimeout: f.timeout}
 	if controllerRole == "" {
-		return c, nil
+		return cfg, nil
 	}
 	parsed, err := authz.ParseRoleARN(controllerRole)
 	if err != nil {
-		return nil, fmt.Errorf("controller role: %v", err)
+		return webhook.Config{}, fmt.Errorf("controller role: %v", err)
 	}
-	c.Controller = parsed
-	c.ControllerARN = parsed.String()
+	cfg.Controller = parsed
 	if view == nil {
-		return c, nil
+		return cfg, nil
 	}
-	rctx, cancel := context.WithTimeout(ctx, 2*f.timeout)
+	rctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
 	role, err := view.Role(rctx, parsed.Name)
 	switch {
 	case errors.Is(err, authz.ErrNotFound):
-		return nil, fmt.Errorf("controller role %s: IAM has no role named %s in account %s", controllerRole, parsed.Name, parsed.Account)
+		return webhook.Config{}, fmt.Errorf("controller role %s: IAM has no role named %s in account %s", controllerRole, parsed.Name, parsed.Account)
 	case err != nil:
 		why := err.Error()
 		var u *authz.UnavailableError
@@ -116,18 +139,17 @@ func (f *iamFlags) checker(ctx context.Context, view authz.View, controllerRole 
 		}
 		warn(fmt.Sprintf("could not resolve controller role %s through IAM (%s); using it as given", controllerRole, why))
 	default:
-		if role.ARN != "" && role.ARN != c.ControllerARN {
+		if role.ARN != "" && role.ARN != parsed.String() {
 			if !authz.IsAssumedRoleARN(controllerRole) {
 				warn(fmt.Sprintf("controller role %s has the real ARN %s (path %s); using that", controllerRole, role.ARN, role.Path))
 			}
-			c.ControllerARN = role.ARN
 			if r, err := authz.ParseRoleARN(role.ARN); err == nil {
-				c.Controller = r
+				cfg.Controller = r
 			}
 		}
 	}
 	if f.clusterName == "" || f.region == "" {
 		warn("--cluster-name and --region are not both set; permission checks use Karpenter's tags with empty values and may deny what Karpenter is allowed")
 	}
-	return c, nil
+	return cfg, nil
 }

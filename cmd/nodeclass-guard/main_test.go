@@ -6,6 +6,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -14,6 +15,9 @@ import (
 	"github.com/nodeclass-guard/nodeclass-guard/authz"
 	"github.com/nodeclass-guard/nodeclass-guard/e2e/iamserver"
 )
+
+// positionRE matches the "file:line:col: " a text report line starts with.
+var positionRE = regexp.MustCompile(`^testdata/[^:]+:[1-9][0-9]*:[1-9][0-9]*: `)
 
 var update = flag.Bool("update", false, "rewrite testdata/golden from the current output")
 
@@ -49,6 +53,8 @@ func checkArgs(extra []string, paths ...string) []string {
 type report struct {
 	Results []struct {
 		Source     string `json:"source"`
+		File       string `json:"file"`
+		Line       int    `json:"line"`
 		APIVersion string `json:"apiVersion"`
 		Kind       string `json:"kind"`
 		Name       string `json:"name"`
@@ -62,6 +68,13 @@ type item struct {
 	Code    string `json:"code"`
 	Field   string `json:"field"`
 	Message string `json:"message"`
+	Line    int    `json:"line"`
+	Column  int    `json:"column"`
+	// Fix is set on the controller-permission denials (fix_test.go).
+	Fix *authz.Fix `json:"fix"`
+	// Causes: a NodeClassInvalid denial's class denials (an extension the
+	// contract names).
+	Causes []item `json:"causes,omitempty"`
 }
 
 func parseReport(t *testing.T, out string) report {
@@ -85,6 +98,17 @@ func parseReport(t *testing.T, out string) report {
 		for _, it := range append(slices.Clone(res.Denials), res.Warnings...) {
 			if it.Code == "" || it.Field == "" || it.Message == "" || strings.ContainsAny(it.Message, "\r\n") {
 				t.Errorf("%s: item %+v: want a code, a field and a one-line message", res.Source, it)
+			}
+			if it.Line < res.Line || it.Column < 1 {
+				t.Errorf("%s (line %d): item %s %s at line %d, column %d", res.Source, res.Line, it.Code, it.Field, it.Line, it.Column)
+			}
+			if (it.Code == "NodeClassInvalid") != (len(it.Causes) > 0) {
+				t.Errorf("%s: item %s has %d causes; NodeClassInvalid, and only it, carries its class's denials", res.Source, it.Code, len(it.Causes))
+			}
+			for _, c := range it.Causes {
+				if c.Code == "" || c.Field == "" || c.Message == "" || !strings.Contains(it.Message, "["+c.Code+"]") {
+					t.Errorf("%s: cause %+v: want a code, a field and a message, quoted by the denial", res.Source, c)
+				}
 			}
 		}
 	}
@@ -221,10 +245,13 @@ func TestCheckTextReport(t *testing.T) {
 				t.Errorf("object line %q: want `<verdict>  <Kind>/<name>  (<source>)`", l)
 			}
 		case strings.HasPrefix(l, "      denied   "):
-			if !strings.Contains(l, ": [") {
-				t.Errorf("denial line %q: want `<field>: [<Code>] <message>`", l)
+			if !positionRE.MatchString(l[15:]) || !strings.Contains(l, ": [") {
+				t.Errorf("denial line %q: want `<file>:<line>:<col>: <field>: [<Code>] <message>`", l)
 			}
-		case strings.HasPrefix(l, "      warning  ["):
+		case strings.HasPrefix(l, "      warning  "):
+			if !positionRE.MatchString(l[15:]) || !strings.Contains(l, ": [") {
+				t.Errorf("warning line %q: want `<file>:<line>:<col>: [<Code>] <field>: <message>`", l)
+			}
 		default:
 			t.Errorf("unexpected line %q", l)
 		}
@@ -276,7 +303,7 @@ func TestCheckUnusableInput(t *testing.T) {
 			want: []string{"<stdin>:3: document 2: invalid YAML"}},
 		{name: "field of the wrong type", args: checkArgs([]string{"--offline"}, "testdata/invalid/wrong-type.yaml"),
 			want: []string{"testdata/invalid/wrong-type.yaml:8: document 2", `EC2NodeClass "typed"`, "spec.role", "want string"}},
-		{name: "unknown -o", args: checkArgs([]string{"--offline", "-o", "yaml"}, "testdata/good"), want: []string{`-o "yaml": want text or json`}},
+		{name: "unknown -o", args: checkArgs([]string{"--offline", "-o", "yaml"}, "testdata/good"), want: []string{`-o "yaml": want text, json or sarif`}},
 		{name: "no PATH", args: checkArgs([]string{"--offline"}), want: []string{"no PATH given"}},
 		{name: "offline and a snapshot", args: checkArgs(append(iamArgs(ctlKarpenter), "--offline"), "testdata/good"), want: []string{"--offline and --iam-snapshot exclude each other"}},
 		{name: "malformed controller role", args: checkArgs([]string{"--offline", "--controller-role", "KarpenterControllerRole"}, "testdata/good"),

@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/debug"
+	"strconv"
 	"strings"
 	"time"
 
@@ -30,7 +32,6 @@ import (
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
-	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/nodeclass-guard/nodeclass-guard/authz"
 	"github.com/nodeclass-guard/nodeclass-guard/webhook"
@@ -55,8 +56,11 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 		kubeconfig      string
 		karpenterSA     string
 		shutdownTimeout time.Duration
+		limits          webhook.ServerOptions
+		memoryLimitMiB  int64
 	)
 	iamf.register(fs, "allow")
+	iamf.registerBudget(fs)
 	fs.StringVar(&certDir, "cert-dir", "/tmp/k8s-webhook-server/serving-certs", "folder holding tls.crt and tls.key; reloaded when they change")
 	fs.StringVar(&host, "host", "", "address the webhook server listens on (all by default)")
 	fs.IntVar(&port, "port", 9443, "webhook HTTPS port")
@@ -68,6 +72,12 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 	fs.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig file, when running outside a cluster")
 	fs.StringVar(&karpenterSA, "karpenter-service-account", "karpenter/karpenter", "NAMESPACE/NAME of Karpenter's service account, read for its "+karpenterRoleAnnotation+" annotation when --controller-role is not set")
 	fs.DurationVar(&shutdownTimeout, "graceful-shutdown-timeout", 25*time.Second, "how long in-flight admissions may take to finish on SIGTERM")
+	fs.IntVar(&limits.MaxConnections, "max-connections", webhook.DefaultMaxConnections, "open connections to the webhook port; more are closed as soon as they are accepted")
+	fs.IntVar(&limits.MaxInFlight, "max-requests-in-flight", webhook.DefaultMaxInFlight, "admission requests served at once; more are refused with HTTP 429 (the API server then applies failurePolicy)")
+	fs.Int64Var(&limits.MaxBodyBytes, "max-request-bytes", webhook.DefaultMaxBodyBytes, "largest admission request body; larger ones are refused with 413 unread")
+	fs.Int64Var(&limits.MaxBodyBytesInFlight, "max-request-bytes-in-flight", webhook.DefaultMaxBodyBytesInFlight, "request bodies (by Content-Length) read or decoded at once; more are refused with HTTP 429")
+	fs.DurationVar(&limits.ReadTimeout, "request-read-timeout", webhook.DefaultReadTimeout, "bound on a TLS handshake and on reading one request, headers and body")
+	fs.Int64Var(&memoryLimitMiB, "memory-limit-mib", 0, "the container's memory limit in MiB (deploy/ passes limits.memory); the Go runtime's soft memory limit (GOMEMLIMIT) is set to "+strconv.Itoa(memoryLimitPercent)+"% of it unless GOMEMLIMIT is set; 0 leaves it alone")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(fs)
 	if code, ok := parseFlags(fs, args); !ok {
@@ -88,9 +98,16 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 		return fail("--karpenter-service-account=%q: want NAMESPACE/NAME", karpenterSA)
 	}
 
+	if limits.MaxConnections <= 0 || limits.MaxInFlight <= 0 || limits.MaxBodyBytes <= 0 || limits.MaxBodyBytesInFlight <= 0 || limits.ReadTimeout <= 0 {
+		return fail("--max-connections, --max-requests-in-flight, --max-request-bytes, --max-request-bytes-in-flight and --request-read-timeout must be positive")
+	}
+
 	log := zap.New(zap.UseFlagOptions(&zapOpts))
 	ctrl.SetLogger(log)
 	setup := log.WithName("setup")
+	if soft, ok := setMemoryLimit(memoryLimitMiB); ok {
+		setup.Info("Go soft memory limit set from --memory-limit-mib", "limitMiB", memoryLimitMiB, "softLimitBytes", soft)
+	}
 
 	restConfig, err := loadRESTConfig(kubeconfig)
 	if err != nil {
@@ -109,13 +126,17 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
 	}
 	tlsMin := func(c *tls.Config) { c.MinVersion = tls.VersionTLS12 }
-	metricsOpts.TLSOpts = []func(*tls.Config){tlsMin}
-	srv := crwebhook.NewServer(crwebhook.Options{
-		Host:    host,
-		Port:    port,
-		CertDir: certDir,
-		TLSOpts: []func(*tls.Config){tlsMin},
-	})
+	// HTTP/1.1 only on the metrics port too: HTTP/2 lets one connection
+	// carry unbounded work (rapid reset), and scrapers speak HTTP/1.1.
+	http1 := func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} }
+	metricsOpts.TLSOpts = []func(*tls.Config){tlsMin, http1}
+	verdicts := webhook.NewMetrics()
+	verdicts.MustRegister(crmetrics.Registry)
+	limits.Host, limits.Port, limits.CertDir = host, port, certDir
+	limits.TLSOpts = []func(*tls.Config){tlsMin}
+	limits.ShutdownTimeout = shutdownTimeout
+	limits.Metrics = verdicts
+	srv := webhook.NewServer(limits)
 	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
 		Scheme:                  scheme,
 		Metrics:                 metricsOpts,
@@ -131,8 +152,6 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 
 	iamMetrics := authz.NewMetrics()
 	iamMetrics.MustRegister(crmetrics.Registry)
-	verdicts := webhook.NewMetrics()
-	verdicts.MustRegister(crmetrics.Registry)
 
 	view, err := iamf.view(ctx, iamMetrics)
 	if err != nil {
@@ -144,14 +163,13 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 			setup.Info(msg)
 		})
 	}
-	checker, err := iamf.checker(ctx, view, controllerRole, func(msg string) { setup.Info(msg) })
+	cfg, err := iamf.config(ctx, view, controllerRole, func(msg string) { setup.Info(msg) })
 	if err != nil {
 		return fail("%v", err)
 	}
-	checker.Classes = webhook.ClusterClasses{Reader: mgr.GetClient()}
-	// One admission's IAM questions, all rounds together, get --iam-timeout.
-	checker.IAMTimeout = iamf.timeout
-	if checker.ControllerARN == "" {
+	cfg.Classes = webhook.ClusterClasses{Reader: mgr.GetClient()}
+	checker := webhook.NewChecker(cfg)
+	if checker.ControllerARN() == "" {
 		setup.Info("the Karpenter controller's role is unknown: iam:PassRole and launch permission checks are skipped and every admission carries a PermissionChecksSkipped warning; set --controller-role")
 	}
 
@@ -171,7 +189,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 	if err := mgr.Add(warmInformers(mgr)); err != nil {
 		return fail("%v", err)
 	}
-	setup.Info("starting", "version", version, "controllerRole", checker.ControllerARN, "cluster", iamf.clusterName,
+	setup.Info("starting", "version", version, "controllerRole", checker.ControllerARN(), "cluster", iamf.clusterName,
 		"region", iamf.region, "iam", iamSource(&iamf), "onIAMError", iamf.onIAMError, "port", port)
 	if err := mgr.Start(ctx); err != nil {
 		setup.Error(err, "manager stopped")
@@ -285,4 +303,22 @@ func newClusterClasses(kubeconfig string) (*clusterClasses, error) {
 		return nil, err
 	}
 	return &clusterClasses{Reader: c}, nil
+}
+
+// memoryLimitPercent is the share of the container's memory limit given to
+// the Go runtime as its soft limit: the rest is for what the runtime does
+// not count (the binary's mapped text, thread stacks outside the heap) and
+// for the collector to catch up before the kernel's OOM killer would.
+const memoryLimitPercent = 80
+
+// setMemoryLimit sets the Go runtime's soft memory limit to
+// memoryLimitPercent of limitMiB, unless GOMEMLIMIT already set one or
+// limitMiB is 0. It returns the limit set.
+func setMemoryLimit(limitMiB int64) (int64, bool) {
+	if limitMiB <= 0 || os.Getenv("GOMEMLIMIT") != "" {
+		return 0, false
+	}
+	soft := limitMiB << 20 * memoryLimitPercent / 100
+	debug.SetMemoryLimit(soft)
+	return soft, true
 }

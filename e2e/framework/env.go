@@ -382,6 +382,14 @@ func (e *Env) WebhookConfiguration() *admissionregistrationv1.ValidatingWebhookC
 	return e.webhookConfig.DeepCopy()
 }
 
+// ServePID returns the process id of the running serve, 0 when none.
+func (e *Env) ServePID() int {
+	if e.serve == nil || e.serve.cmd.Process == nil {
+		return 0
+	}
+	return e.serve.cmd.Process.Pid
+}
+
 // ServeLog returns everything serve has printed so far.
 func (e *Env) ServeLog() string {
 	if e.serve == nil {

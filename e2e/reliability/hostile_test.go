@@ -49,13 +49,13 @@ func snapshotHandlers(t *testing.T) string {
 	}
 	classes := &classMap{ec2: map[string]*webhook.EC2NodeClass{}}
 	classes.put("good", "KarpenterNodeRole-demo", "")
-	c := &webhook.Checker{IAM: snap, Controller: controller, ControllerARN: controllerARN,
-		ClusterName: clusterName, Region: region, OnIAMError: webhook.OnIAMErrorDeny, Classes: classes}
-	mux := http.NewServeMux()
+	c := webhook.NewChecker(webhook.Config{IAM: snap, Controller: controller, ClusterName: clusterName, Region: region, OnIAMError: webhook.OnIAMErrorDeny, Classes: classes})
+	// Through the serve's request checks, as serve registers the handlers.
+	srv := webhook.NewServer(webhook.ServerOptions{})
 	for path, wh := range webhook.Handlers(c, webhook.NewMetrics()) {
-		mux.Handle(path, wh)
+		srv.Register(path, wh)
 	}
-	ts := httptest.NewServer(mux)
+	ts := httptest.NewServer(srv.WebhookMux())
 	t.Cleanup(ts.Close)
 	return ts.URL
 }
@@ -305,6 +305,31 @@ func hostileCases() []hostileCase {
 			want: badRequest("unknown operation"),
 		},
 		{
+			name: "CONNECT",
+			path: webhook.EC2NodeClassPath,
+			body: reviewBodyRaw(ec2NodeClassV1, "conn", admissionv1.Connect, ec2NodeClass("conn", "KarpenterNodeRole-demo", "").json),
+			want: badRequest("unknown operation"),
+		},
+		{
+			name: "unknown AdmissionReview version",
+			path: webhook.EC2NodeClassPath,
+			body: bytes.Replace(reviewBody(ec2NodeClass("v9", "NoSuchRole", "")), []byte(`"admission.k8s.io/v1"`), []byte(`"admission.k8s.io/v9"`), 1),
+			want: badRequest("not an AdmissionReview of admission.k8s.io/v1"),
+		},
+		{
+			name: "not an AdmissionReview",
+			path: webhook.EC2NodeClassPath,
+			body: bytes.Replace(reviewBody(ec2NodeClass("kind", "NoSuchRole", "")), []byte(`"kind":"AdmissionReview"`), []byte(`"kind":"Pod"`), 1),
+			want: badRequest("not an AdmissionReview"),
+		},
+		{
+			name:        "content type with parameters",
+			path:        webhook.EC2NodeClassPath,
+			body:        reviewBody(ec2NodeClass("ct-params", "arn:aws:iam::111122223333:role/KarpenterNodeRole-demo", "")),
+			contentType: "application/json; charset=utf-8",
+			want:        deniedWith(webhook.RoleIsARN),
+		},
+		{
 			name: "update without the old object",
 			path: webhook.EC2NodeClassPath,
 			body: reviewBodyRaw(ec2NodeClassV1, "upd", admissionv1.Update, ec2NodeClass("upd", "KarpenterNodeRole-demo", "").json),
@@ -417,6 +442,29 @@ func TestHostileInput(t *testing.T) {
 				t.Errorf("got %s, want a denial or a 400", a)
 			}
 		})
+	}
+}
+
+// TestOnlyPOSTReachesTheRules: a request with another method is refused
+// with 405 and never judged, whatever its body.
+func TestOnlyPOSTReachesTheRules(t *testing.T) {
+	base := snapshotHandlers(t)
+	body := reviewBody(ec2NodeClass("by-get", "arn:aws:iam::111122223333:role/KarpenterNodeRole-demo", ""))
+	for _, method := range []string{http.MethodGet, http.MethodPut, http.MethodPatch, http.MethodDelete, "BREW"} {
+		req, err := http.NewRequest(method, base+webhook.EC2NodeClassPath, bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusMethodNotAllowed || bytes.Contains(b, []byte("RoleIsARN")) {
+			t.Errorf("%s: HTTP %d %.200q, want 405 and no verdict", method, resp.StatusCode, b)
+		}
 	}
 }
 

@@ -136,11 +136,10 @@ func newLiveRig(t *testing.T, timeout time.Duration) *liveRig {
 		t.Fatal(err)
 	}
 	for _, mode := range []webhook.OnIAMError{webhook.OnIAMErrorAllow, webhook.OnIAMErrorDeny} {
-		c := &webhook.Checker{
-			IAM: r.cache, Controller: controller, ControllerARN: controllerARN,
-			ClusterName: clusterName, Region: region, OnIAMError: mode, Classes: r.classes,
+		c := webhook.NewChecker(webhook.Config{
+			IAM: r.cache, Controller: controller, ClusterName: clusterName, Region: region, OnIAMError: mode, Classes: r.classes,
 			IAMTimeout: timeout, // as serve sets it
-		}
+		})
 		mux := http.NewServeMux()
 		for path, wh := range webhook.Handlers(c, r.verdicts) {
 			mux.Handle(path, wh)

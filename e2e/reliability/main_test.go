@@ -29,7 +29,7 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	os.Exit(framework.RunMain(m, serveEnv, snapshotEnv))
+	os.Exit(framework.RunMain(m, serveEnv, snapshotEnv, attackEnv))
 }
 
 func testContext(t *testing.T) context.Context {

@@ -26,12 +26,17 @@ type coldResult struct {
 	// single is cold admissions one at a time.
 	cold, warm, trivial, single bench.Latencies
 	singleCalls                 int
+	classes                     int // distinct classes of the burst
 	iamCalls                    int
-	callsByAction               map[string]int
-	distinct                    int
-	distinctByAction            map[string]int
-	perClass                    int // distinct questions one more class adds
-	warmCalls                   int // IAM calls during the warm burst (want 0)
+	// calls is the IAM calls the rules' questions need with a cold cache:
+	// one per distinct lookup and per distinct batch of permission
+	// questions sharing principal and context.
+	calls            int
+	callsByAction    map[string]int
+	distinct         int
+	distinctByAction map[string]int
+	perClass         int // distinct questions one more class adds
+	warmCalls        int // IAM calls during the warm burst (want 0)
 	// serve's own view of the cold burst: SDK operations by outcome
 	// (retries inside one operation are one) and cache lookups by result.
 	opsByOutcome map[string]int
@@ -41,22 +46,21 @@ type coldResult struct {
 	coldCPU, warmCPU cpuUse
 }
 
-// checker is the Checker serve builds from its flags, over the snapshot
+// checker is the configuration serve builds from its flags, over the snapshot
 // the local endpoint serves: the controller role resolved to its real ARN.
-func (h *harness) checker(ctx context.Context) (webhook.Checker, error) {
+func (h *harness) checker(ctx context.Context) (webhook.Config, error) {
 	parsed, err := authz.ParseRoleARN(controllerRole)
 	if err != nil {
-		return webhook.Checker{}, err
+		return webhook.Config{}, err
 	}
 	role, err := h.snap.Role(ctx, parsed.Name)
 	if err != nil {
-		return webhook.Checker{}, fmt.Errorf("controller role: %w", err)
+		return webhook.Config{}, fmt.Errorf("controller role: %w", err)
 	}
 	if r, err := authz.ParseRoleARN(role.ARN); err == nil {
 		parsed = r
 	}
-	return webhook.Checker{IAM: h.snap, Controller: parsed, ControllerARN: role.ARN,
-		ClusterName: clusterName, Region: region, OnIAMError: webhook.OnIAMErrorDeny}, nil
+	return webhook.Config{IAM: h.snap, Controller: parsed, ClusterName: clusterName, Region: region, OnIAMError: webhook.OnIAMErrorDeny}, nil
 }
 
 // coldScenario sends a burst of concurrent admissions over a few distinct
@@ -137,6 +141,8 @@ func (h *harness) coldScenario(ctx context.Context) (coldResult, error) {
 	if err != nil {
 		return res, err
 	}
+	res.classes = len(cs)
+	res.calls = bench.DistinctCalls(ctx, chk, cs)
 	res.distinctByAction = bench.DistinctQuestions(ctx, chk, cs)
 	for _, n := range res.distinctByAction {
 		res.distinct += n
@@ -195,8 +201,8 @@ func (h *harness) coldScenario(ctx context.Context) (coldResult, error) {
 	h.logf("cold: same, warm      %s; %s", res.warm, res.warmCPU)
 	h.logf("cold: trivial webhook %s", res.trivial)
 	h.logf("cold: one at a time   %s; %d IAM calls for %d new classes", res.single, res.singleCalls, coldProbes)
-	h.logf("cold: IAM calls %d (%s); distinct questions %d (%s; %d per class); IAM calls of the warm burst %d",
-		res.iamCalls, byAction(res.callsByAction), res.distinct, byAction(res.distinctByAction), res.perClass, res.warmCalls)
+	h.logf("cold: IAM calls %d (%s), %d expected; distinct questions %d (%s; %d per class); IAM calls of the warm burst %d",
+		res.iamCalls, byAction(res.callsByAction), res.calls, res.distinct, byAction(res.distinctByAction), res.perClass, res.warmCalls)
 	h.logf("cold: serve's count since start: IAM operations %s; cache lookups %s", byAction(res.opsByOutcome), byAction(res.cacheResults))
 	serve.Client.CloseIdleConnections()
 	return res, proc.Stop(10 * time.Second)

@@ -6,6 +6,7 @@
 //
 //	ncg-bench --binary bin/nodeclass-guard [flags]
 //	ncg-bench trivial --cert-dir DIR --addr HOST:PORT --metrics-addr HOST:PORT
+//	ncg-bench noop --cert-dir DIR --addr HOST:PORT --metrics-addr HOST:PORT
 package main
 
 import (
@@ -29,8 +30,8 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if len(os.Args) > 1 && os.Args[1] == "trivial" {
-		os.Exit(runTrivial(ctx, os.Args[2:]))
+	if len(os.Args) > 1 && (os.Args[1] == "trivial" || os.Args[1] == "noop") {
+		os.Exit(runTrivial(ctx, os.Args[1], os.Args[2:]))
 	}
 	// The harness's own memory is not measured: fewer collections leave
 	// more of the two cores to the processes under test.
@@ -38,9 +39,10 @@ func main() {
 	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
 }
 
-// runTrivial is the trivial webhook's process, started by the harness.
-func runTrivial(ctx context.Context, args []string) int {
-	fs := flag.NewFlagSet("trivial", flag.ContinueOnError)
+// runTrivial is the process of a baseline webhook, started by the
+// harness: the trivial webhook, or controller-runtime's no-op validator.
+func runTrivial(ctx context.Context, name string, args []string) int {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	var o bench.TrivialOptions
 	fs.StringVar(&o.CertDir, "cert-dir", "", "folder holding tls.crt and tls.key")
 	fs.StringVar(&o.Addr, "addr", "127.0.0.1:9443", "HTTPS address")
@@ -48,7 +50,11 @@ func runTrivial(ctx context.Context, args []string) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	if err := bench.RunTrivial(ctx, o); err != nil {
+	serve := bench.RunTrivial
+	if name == "noop" {
+		serve = bench.RunNoop
+	}
+	if err := serve(ctx, o); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}

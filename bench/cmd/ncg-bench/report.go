@@ -13,6 +13,12 @@ const (
 	goalThroughputRatio = 0.8
 	goalColdSlackMs     = 10.0
 	goalRSSMiB          = 64.0
+	// goalFloorCPURatio bounds serve's CPU per warm admission over
+	// controller-runtime's no-op typed validator's.
+	goalFloorCPURatio = 1.25
+	// goalIAMCallsPerClass bounds the cold burst's IAM calls per class
+	// (160 for the default 50 classes).
+	goalIAMCallsPerClass = 3.2
 )
 
 // summary prints the tables of the scenarios that ran and their goals,
@@ -36,7 +42,7 @@ func (h *harness) summary(warm *warmResult, cold *coldResult, mem *memResult) {
 			for _, x := range []struct {
 				name string
 				m    measured
-			}{{"nodeclass-guard", l.serve}, {"trivial", l.trivial}} {
+			}{{"nodeclass-guard", l.serve}, {"trivial", l.trivial}, {"no-op validator", l.noop}} {
 				fmt.Fprintf(tw, "%s\t%s\t%.3f\t%.3f\t%.3f\t%.0f\t%.0f\t%.0f\t\n", l.name, x.name,
 					bench.Ms(x.m.lat.P50), bench.Ms(x.m.lat.P99), bench.Ms(x.m.lat.P999), x.m.throughput,
 					float64(x.m.cpuPerReq.Microseconds()), x.m.allocsPerReq)
@@ -51,6 +57,8 @@ func (h *harness) summary(warm *warmResult, cold *coldResult, mem *memResult) {
 		p99r, tpr := ratio(ref.serve.lat.P99, ref.trivial.lat.P99), ref.serve.throughput/ref.trivial.throughput
 		goal(p99r <= goalP99Ratio, "warm (%s) p99 ratio %.2f <= %.2f", ref.name, p99r, goalP99Ratio)
 		goal(tpr >= goalThroughputRatio, "warm (%s) throughput ratio %.2f >= %.2f", ref.name, tpr, goalThroughputRatio)
+		floor := ratio(ref.serve.cpuPerReq, ref.noop.cpuPerReq)
+		goal(floor <= goalFloorCPURatio, "warm (%s) CPU per admission over the no-op validator's %.2f <= %.2f", ref.name, floor, goalFloorCPURatio)
 	}
 
 	if cold != nil {
@@ -66,14 +74,16 @@ func (h *harness) summary(warm *warmResult, cold *coldResult, mem *memResult) {
 			fmt.Fprintf(tw, "%s\t%.1f\t%.1f\t%.1f\t%.1f\t\n", x.name, bench.Ms(x.l.P50), bench.Ms(x.l.P99), bench.Ms(x.l.P999), bench.Ms(x.l.Max))
 		}
 		tw.Flush()
-		fmt.Fprintf(h.out, "IAM calls at the endpoint %d (%s); distinct questions %d (%s); serve's IAM operations %s (SDK retries are one operation)\n",
-			cold.iamCalls, byAction(cold.callsByAction), cold.distinct, byAction(cold.distinctByAction), byAction(cold.opsByOutcome))
+		fmt.Fprintf(h.out, "IAM calls at the endpoint %d (%s; %d expected: one per lookup and per batch of questions sharing a context); distinct questions %d (%s); serve's IAM operations %s (SDK retries are one operation)\n",
+			cold.iamCalls, byAction(cold.callsByAction), cold.calls, cold.distinct, byAction(cold.distinctByAction), byAction(cold.opsByOutcome))
 		coldGoal := bench.Ms(h.c.coldLatency) + goalColdSlackMs
 		excess := bench.Ms(cold.cold.P99) - bench.Ms(cold.warm.P99)
 		goal(bench.Ms(cold.cold.P99) < coldGoal, "cold p99 %.1f ms < %.0f ms (IAM latency + %.0f ms)", bench.Ms(cold.cold.P99), coldGoal, goalColdSlackMs)
 		goal(excess < coldGoal, "cold p99 over the same burst with the cache warm %.1f ms < %.0f ms", excess, coldGoal)
 		goal(bench.Ms(cold.single.Max) < coldGoal, "one cold admission at a time: slowest %.1f ms < %.0f ms", bench.Ms(cold.single.Max), coldGoal)
-		goal(cold.iamCalls == cold.distinct, "cold IAM calls %d == distinct questions %d", cold.iamCalls, cold.distinct)
+		goal(cold.iamCalls == cold.calls, "cold IAM calls %d == expected calls %d (distinct questions %d)", cold.iamCalls, cold.calls, cold.distinct)
+		perClass := float64(cold.iamCalls) / float64(cold.classes)
+		goal(perClass <= goalIAMCallsPerClass, "cold IAM calls per class %.2f <= %.2f", perClass, goalIAMCallsPerClass)
 	}
 
 	if mem != nil {

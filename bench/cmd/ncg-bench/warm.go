@@ -22,10 +22,10 @@ type measured struct {
 	allocsPerReq float64
 }
 
-// level is one load level: both targets' figures.
+// level is one load level: every target's figures.
 type level struct {
-	name           string
-	serve, trivial measured
+	name                 string
+	serve, trivial, noop measured
 }
 
 type warmResult struct {
@@ -114,22 +114,23 @@ func (h *harness) warmScenario(ctx context.Context) (warmResult, error) {
 		return res, err
 	}
 	trivial, trivialProc := h.trivial, h.trivialProc
+	noop, noopProc := h.noop, h.noopProc
 	reqs := requests(classes("warm", h.c.warmClasses))
-	h.logf("warm: serve (pid %d) and trivial (pid %d) ready; %d classes, role %s; filling the IAM cache", serve.PID, trivial.PID, len(reqs), nodeRole)
+	h.logf("warm: serve (pid %d), trivial (pid %d) and no-op validator (pid %d) ready; %d classes, role %s; filling the IAM cache", serve.PID, trivial.PID, noop.PID, len(reqs), nodeRole)
 	for _, r := range reqs {
 		if _, err := serve.Do(ctx, r, time.Now()); err != nil {
 			return res, err
 		}
 	}
 	maxConc := slices.Max(h.c.conc)
-	for _, t := range []*bench.Target{serve, trivial} {
+	for _, t := range []*bench.Target{serve, trivial, noop} {
 		// Open the connections and let both heaps reach their working size.
 		if err := bench.ClosedLoop(ctx, t, reqs, maxConc, 500*time.Millisecond).Failed(); err != nil {
 			return res, fmt.Errorf("%s warm-up: %w", t.Name, err)
 		}
 	}
 	costs := map[*bench.Target]float64{}
-	for _, t := range []*bench.Target{serve, trivial} {
+	for _, t := range []*bench.Target{serve, trivial, noop} {
 		if costs[t], err = scrapeCost(ctx, t); err != nil {
 			return res, err
 		}
@@ -138,26 +139,31 @@ func (h *harness) warmScenario(ctx context.Context) (warmResult, error) {
 	levelOf := func(name string, load func(t *bench.Target) bench.Run) (level, error) {
 		s := &account{t: serve, scrapeCost: costs[serve]}
 		tr := &account{t: trivial, scrapeCost: costs[trivial]}
+		no := &account{t: noop, scrapeCost: costs[noop]}
 		for round := range h.c.rounds {
-			order := []*account{tr, s}
+			// Each target takes each place in turn, round by round.
+			order := []*account{tr, no, s}
+			for range round % len(order) {
+				order = append(order[1:], order[0])
+			}
 			if round%2 == 1 {
-				order = []*account{s, tr}
+				slices.Reverse(order)
 			}
 			for _, a := range order {
 				if err := a.window(ctx, func() bench.Run { return load(a.t) }); err != nil {
 					return level{}, err
 				}
 			}
-			if err := serveProc.Alive(); err != nil {
-				return level{}, err
-			}
-			if err := trivialProc.Alive(); err != nil {
-				return level{}, err
+			for _, p := range []*bench.Process{serveProc, trivialProc, noopProc} {
+				if err := p.Alive(); err != nil {
+					return level{}, err
+				}
 			}
 		}
-		l := level{name: name, serve: s.measured(), trivial: tr.measured()}
+		l := level{name: name, serve: s.measured(), trivial: tr.measured(), noop: no.measured()}
 		h.logf("warm %-16s serve   %s  %7.0f req/s  cpu %s/req  %5.0f allocs/req", name, l.serve.lat, l.serve.throughput, l.serve.cpuPerReq, l.serve.allocsPerReq)
 		h.logf("warm %-16s trivial %s  %7.0f req/s  cpu %s/req  %5.0f allocs/req", name, l.trivial.lat, l.trivial.throughput, l.trivial.cpuPerReq, l.trivial.allocsPerReq)
+		h.logf("warm %-16s no-op   %s  %7.0f req/s  cpu %s/req  %5.0f allocs/req", name, l.noop.lat, l.noop.throughput, l.noop.cpuPerReq, l.noop.allocsPerReq)
 		return l, nil
 	}
 
@@ -200,6 +206,7 @@ func (h *harness) warmScenario(ctx context.Context) (warmResult, error) {
 	h.logf("warm: serve after the warm runs: %s", res.rss)
 	serve.Client.CloseIdleConnections()
 	trivial.Client.CloseIdleConnections()
+	noop.Client.CloseIdleConnections()
 	return res, serveProc.Stop(10 * time.Second)
 }
 

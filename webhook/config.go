@@ -1,0 +1,108 @@
+package webhook
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/nodeclass-guard/nodeclass-guard/authz"
+)
+
+// OnIAMError says what to answer when IAM cannot be reached and no cached
+// answer exists.
+type OnIAMError string
+
+// OnIAMError values.
+const (
+	OnIAMErrorAllow OnIAMError = "allow"
+	OnIAMErrorDeny  OnIAMError = "deny"
+)
+
+// ParseOnIAMError parses the --on-iam-error flag.
+func ParseOnIAMError(s string) (OnIAMError, error) {
+	switch OnIAMError(s) {
+	case OnIAMErrorAllow, OnIAMErrorDeny:
+		return OnIAMError(s), nil
+	}
+	return "", fmt.Errorf("--on-iam-error=%q: want allow or deny", s)
+}
+
+// ClassGetter finds the node class a NodePool references. ok=false means the
+// class does not exist (yet).
+type ClassGetter interface {
+	GetEC2NodeClass(ctx context.Context, name string) (obj *EC2NodeClass, ok bool, err error)
+	GetNodeClass(ctx context.Context, name string) (obj *NodeClass, ok bool, err error)
+}
+
+// Config is everything a Checker knows about the cluster and IAM. `serve`
+// and `check` build it from the same flags.
+type Config struct {
+	// IAM answers the IAM questions; nil means offline: format checks only.
+	IAM authz.View
+	// Controller is the Karpenter controller's role, its real path
+	// included; zero means unknown: permission checks are skipped with a
+	// warning. Its partition and account are the cluster's.
+	Controller authz.RoleARN
+	// ClusterName and Region are the values Karpenter tags what it creates
+	// with; Region also gives the partition when Controller is unknown.
+	ClusterName string
+	Region      string
+	OnIAMError  OnIAMError
+	// IAMTimeout bounds all the IAM questions of one admission (or one
+	// object in `check`) together, every round included; 0 leaves only
+	// each call's own bound. When it runs out, what is not answered yet is
+	// taken from the cache (stale if need be) or reported as
+	// IAMUnavailable; the calls themselves go on and fill the cache.
+	IAMTimeout time.Duration
+	// Classes resolves NodePool references; nil means none can be found.
+	Classes ClassGetter
+}
+
+// Checker runs the rules. The same Checker serves the webhook and `check`;
+// it is safe for concurrent use.
+type Checker struct {
+	cfg Config
+	// controllerARN is cfg.Controller as an ARN, "" when unknown.
+	controllerARN string
+	partition     string
+}
+
+// NewChecker returns a Checker configured by cfg.
+func NewChecker(cfg Config) *Checker {
+	c := &Checker{cfg: cfg, partition: cfg.Controller.Partition}
+	if cfg.Controller.Name != "" {
+		c.controllerARN = cfg.Controller.String()
+	}
+	if c.partition == "" {
+		c.partition = authz.PartitionOfRegion(cfg.Region)
+	}
+	return c
+}
+
+// Config returns the Checker's configuration.
+func (c *Checker) Config() Config { return c.cfg }
+
+// Account returns the cluster's account, "" when unknown.
+func (c *Checker) Account() string { return c.cfg.Controller.Account }
+
+// ControllerARN returns the controller role's ARN, "" when unknown.
+func (c *Checker) ControllerARN() string { return c.controllerARN }
+
+// accountOr returns a, else the cluster's account, for a message.
+func (c *Checker) accountOr(a string) string {
+	if a != "" {
+		return a
+	}
+	if c.Account() != "" {
+		return c.Account()
+	}
+	return "(unknown)"
+}
+
+// WithClasses returns a Checker like c that resolves NodePool references
+// through g: `check` knows its classes only once it has read its input.
+func (c *Checker) WithClasses(g ClassGetter) *Checker {
+	cfg := c.cfg
+	cfg.Classes = g
+	return NewChecker(cfg)
+}
