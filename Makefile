@@ -61,7 +61,8 @@ bench:
 fuzz:
 	@FUZZTIME=$(FUZZTIME) bash hack/fuzz.sh
 
-## e2e: a kind cluster end to end (skips where Docker or kind is missing)
+## e2e: a real kind cluster end to end (hack/e2e-kind.sh): as root it starts dockerd itself, and
+## without a registry builds every image here (hack/e2e-images.sh, cached in bin/e2e-cache)
 e2e:
 	@bash hack/e2e-kind.sh
 

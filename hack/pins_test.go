@@ -162,6 +162,15 @@ func TestToolsModulesMatchVersions(t *testing.T) {
 	t.Run("karpenter-v1beta1", func(t *testing.T) {
 		readModule(t, "karpenter-v1beta1").wantRequire(t, "github.com/aws/karpenter-provider-aws", "v"+need("KARPENTER_V1BETA1_AWS_VERSION"), "KARPENTER_V1BETA1_AWS_VERSION")
 	})
+	t.Run("kind", func(t *testing.T) {
+		readModule(t, "kind").wantRequire(t, "sigs.k8s.io/kind", need("KIND_VERSION"), "KIND_VERSION")
+	})
+	t.Run("coredns", func(t *testing.T) {
+		readModule(t, "coredns").wantRequire(t, "github.com/coredns/coredns", need("COREDNS_VERSION"), "COREDNS_VERSION")
+	})
+	t.Run("cert-manager", func(t *testing.T) {
+		readModule(t, "cert-manager").wantRequire(t, "github.com/cert-manager/cert-manager", need("CERT_MANAGER_VERSION"), "CERT_MANAGER_VERSION")
+	})
 }
 
 // TestToolsModulesComplete asks the go command, as the build scripts do

@@ -67,7 +67,19 @@ karpenter() { # DIR VERSION TOOLCHAIN
   (cd "$root/$1" && GOTOOLCHAIN="$3" go mod tidy)
 }
 
-all=(kubernetes etcd kustomize helm karpenter karpenter-v1beta1)
+# cert-manager: our own mains (controller/, cainjector/) over cert-manager's
+# pkg/, whose release main packages the module proxy does not serve; tidy
+# keeps what they import.
+certmanager() {
+  local keep
+  keep="$(mktemp -d)"
+  cp -r "$root/cert-manager/controller" "$root/cert-manager/cainjector" "$keep/"
+  header cert-manager 1.26.0
+  cp -r "$keep"/* "$root/cert-manager/"
+  printf '\nrequire github.com/cert-manager/cert-manager %s\n' "$CERT_MANAGER_VERSION" >>"$root/cert-manager/go.mod"
+  (cd "$root/cert-manager" && GOTOOLCHAIN=local go mod tidy)
+}
+all=(kubernetes etcd kustomize helm karpenter karpenter-v1beta1 kind coredns cert-manager)
 for m in "${@:-${all[@]}}"; do
   echo "update: $m" >&2
   case "$m" in
@@ -77,6 +89,9 @@ for m in "${@:-${all[@]}}"; do
   helm) tool_module helm 1.26.0 local "helm.sh/helm/v3/cmd/helm@$HELM_VERSION" ;;
   karpenter) karpenter karpenter "$KARPENTER_AWS_VERSION" "$KARPENTER_GO_TOOLCHAIN" ;;
   karpenter-v1beta1) karpenter karpenter-v1beta1 "$KARPENTER_V1BETA1_AWS_VERSION" local ;;
+  kind) tool_module kind 1.26.0 local "sigs.k8s.io/kind@$KIND_VERSION" ;;
+  coredns) tool_module coredns 1.26.0 local "github.com/coredns/coredns@$COREDNS_VERSION" ;;
+  cert-manager) certmanager ;;
   *) echo "update: unknown module $m (one of: ${all[*]})" >&2; exit 2 ;;
   esac
 done
