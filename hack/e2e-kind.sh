@@ -482,12 +482,12 @@ stop_load() { # NAME: stops the load, fails unless every admission was answered
 }
 
 # ---- round 1: the Helm chart, live IAM through the local endpoint
-log "installing nodeclass-guard with the Helm chart (live IAM: $iam_url)"
+log "installing nodeclass-guard with the Helm chart (live IAM and EKS: $iam_url)"
 timeout 300 "$HELM" install nodeclass-guard deploy/charts/nodeclass-guard -n "$ns" --create-namespace \
   --set image.repository="${image%:*}" --set image.tag="${image##*:}" \
   --set controllerRoleARN="$controller_role" --set clusterName="$cluster_name" --set region="$region" \
   --set failurePolicy=Fail \
-  --set-json "extraArgs=[\"--iam-endpoint=$iam_url\"]" \
+  --set-json "extraArgs=[\"--iam-endpoint=$iam_url\",\"--eks-endpoint=$iam_url\"]" \
   --set-json 'extraEnv=[{"name":"AWS_ACCESS_KEY_ID","value":"AKIAIOSFODNN7EXAMPLE"},{"name":"AWS_SECRET_ACCESS_KEY","value":"e2e-not-a-secret"},{"name":"AWS_EC2_METADATA_DISABLED","value":"true"}]' \
   --wait --timeout 300s >&2 || fail "helm install"
 wait_installed
