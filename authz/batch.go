@@ -243,17 +243,17 @@ type cacheMiss struct {
 
 // groupMisses groups misses by their question's BatchKey.
 func groupMisses(qs []Question, misses []cacheMiss) [][]cacheMiss {
-	at := map[string]int{}
-	var out [][]cacheMiss
-	for _, m := range misses {
-		k := qs[m.i].BatchKey()
-		j, ok := at[k]
-		if !ok {
-			j = len(out)
-			at[k] = j
-			out = append(out, nil)
+	sub := make([]Question, len(misses))
+	for j, m := range misses {
+		sub[j] = qs[m.i]
+	}
+	groups := batches(sub)
+	out := make([][]cacheMiss, len(groups))
+	for g, idx := range groups {
+		out[g] = make([]cacheMiss, len(idx))
+		for k, j := range idx {
+			out[g][k] = misses[j]
 		}
-		out[j] = append(out[j], m)
 	}
 	return out
 }

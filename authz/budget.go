@@ -180,17 +180,7 @@ func (b *Budgeted) Decide(ctx context.Context, q Question) (Decision, error) {
 // refused by the budget gets the *UnavailableError for each question.
 func (b *Budgeted) DecideAll(ctx context.Context, qs []Question) ([]Decision, []error) {
 	ds, errs := make([]Decision, len(qs)), make([]error, len(qs))
-	at := map[string][]int{}
-	var order []string
-	for i, q := range qs {
-		k := q.BatchKey()
-		if _, ok := at[k]; !ok {
-			order = append(order, k)
-		}
-		at[k] = append(at[k], i)
-	}
-	for _, k := range order {
-		idx := at[k]
+	for _, idx := range batches(qs) {
 		if err := b.spend(ctx, "SimulatePrincipalPolicy"); err != nil {
 			for _, i := range idx {
 				errs[i] = err
