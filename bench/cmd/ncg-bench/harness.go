@@ -156,6 +156,12 @@ func (h *harness) startServe(ctx context.Context, name string, conns int, pprof 
 		// exists to refuse just that, is set out of the way.
 		"--iam-call-rate", "1000000",
 		"--iam-call-burst", "1000000",
+		// Likewise the connection and in-flight caps (256 and 64 by
+		// default), which refuse a caller opening more at once: the cold
+		// burst opens one connection per admission, as an API server
+		// under that load would, and measures what serve does with them.
+		"--max-connections", strconv.Itoa(max(2*conns, 1024)),
+		"--max-requests-in-flight", strconv.Itoa(max(2*conns, 1024)),
 		"--audit-interval=0",
 	}
 	args = append(args, extra...)
