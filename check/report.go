@@ -178,42 +178,34 @@ func checkOne(ctx context.Context, c *webhook.Checker, d Document) Result {
 		Source: d.Source, File: d.File(), Line: d.Position(nil).Line,
 		APIVersion: d.APIVersion, Kind: d.Kind, Name: d.Name,
 		Allowed:  v.Allowed(),
-		Denials:  items(ctx, c.Config().IAM, d, v.Denials),
-		Warnings: items(ctx, c.Config().IAM, d, v.Warnings),
+		Denials:  items(d, v.Denials),
+		Warnings: items(d, v.Warnings),
 	}
 }
 
-func items(ctx context.Context, view authz.View, d Document, fs []webhook.Finding) []Item {
+func items(d Document, fs []webhook.Finding) []Item {
 	out := make([]Item, len(fs))
 	for i, f := range fs {
 		pos := d.Position(f.Field)
 		out[i] = Item{Code: string(f.Code), Field: f.Field.String(), Message: f.Message, Line: pos.Line, Column: pos.Column,
-			Fix: suggest(ctx, view, f)}
+			Fix: suggest(f)}
 		if len(f.Causes) > 0 {
 			// The class may be elsewhere (or in the cluster): no position.
-			out[i].Causes = items(ctx, view, Document{}, f.Causes)
+			out[i].Causes = items(Document{}, f.Causes)
 		}
 	}
 	return out
 }
 
-// suggest returns the fix for a permission denial: the questions the
-// finding carries are asked again (the answers are the snapshot's, or the
-// cache's, so IAM is not called twice) to learn what denied each one.
-func suggest(ctx context.Context, view authz.View, f webhook.Finding) *authz.Fix {
-	if view == nil || !f.Deny || len(f.Requests) == 0 {
+// suggest returns the fix for a permission denial, from the questions IAM
+// denied and its decisions, which the finding carries.
+func suggest(f webhook.Finding) *authz.Fix {
+	if !f.Deny || len(f.Requests) == 0 || len(f.Decisions) != len(f.Requests) {
 		return nil
 	}
-	var ds []authz.Denial
-	for _, q := range f.Requests {
-		d, err := view.Decide(ctx, q)
-		if err != nil || d.Allowed {
-			continue
-		}
-		ds = append(ds, authz.Denial{Question: q, Decision: d})
-	}
-	if len(ds) == 0 {
-		return nil
+	ds := make([]authz.Denial, len(f.Requests))
+	for i, q := range f.Requests {
+		ds[i] = authz.Denial{Question: q, Decision: f.Decisions[i]}
 	}
 	fix := authz.SuggestFix(ds)
 	return &fix

@@ -81,14 +81,16 @@ func (c *Checker) judgeAutoMode(v *Verdict, n *notes, cl class, path *field.Path
 		return
 	}
 	pass, tags := as[:len(p.auto.pass)], as[len(p.auto.pass):]
-	if denied, d := deniedOf(n, path, p.auto.pass, pass); len(denied) > 0 {
-		v.add(permissionDenial(AutoModePassRoleDenied, path, denied, d,
+	if dd := deniedOf(n, path, p.auto.pass, pass); len(dd.questions) > 0 {
+		d := dd.first()
+		v.add(permissionDenial(AutoModePassRoleDenied, path, dd,
 			"EKS Auto Mode's cluster role %s may not iam:PassRole %s to %s: %s. %s",
 			p.cluster.RoleARN, p.role, authz.EC2ServicePrincipal(c.partition), d.Reason(),
 			fix(d, "Allow iam:PassRole on that ARN with iam:PassedToService="+authz.EC2ServicePrincipal(c.partition)+" in the cluster role's policies")))
 	}
-	if denied, d := deniedOf(n, specPath.Child("tags"), p.auto.tags, tags); len(denied) > 0 {
-		v.add(permissionDenial(AutoModeTagDenied, specPath.Child("tags"), denied, d,
+	if dd := deniedOf(n, specPath.Child("tags"), p.auto.tags, tags); len(dd.questions) > 0 {
+		denied, d := dd.questions, dd.first()
+		v.add(permissionDenial(AutoModeTagDenied, specPath.Child("tags"), dd,
 			"EKS Auto Mode's cluster role %s may not %s with the class's tags (%s): %s. %s",
 			p.cluster.RoleARN, actionsOf(denied), tagList(c.autoModeTags(cl)), d.Reason(),
 			fix(d, "Allow these EC2 actions with these request tags in the cluster role's policies (EKS's managed policies allow no custom tags)")))

@@ -112,13 +112,17 @@ func (a AWSAuth) mappingsOf(role authz.RoleARN) (match, withPath []RoleMapping) 
 }
 
 // hasNodeGroups reports whether m maps to both node groups.
-func (m RoleMapping) hasNodeGroups() bool {
+func (m RoleMapping) hasNodeGroups() bool { return len(m.missingNodeGroups()) == 0 }
+
+// missingNodeGroups returns the node groups the mapping lacks.
+func (m RoleMapping) missingNodeGroups() []string {
+	var missing []string
 	for _, g := range nodeGroups {
 		if !containsString(m.Groups, g) {
-			return false
+			missing = append(missing, g)
 		}
 	}
-	return true
+	return missing
 }
 
 // awsAuthLine is the mapRoles entry a node role needs, on one line.

@@ -19,31 +19,36 @@ const (
 	DeniedBySCP = "service control policy"
 )
 
-// deniedOf returns the usable denied questions of qs, answered by as, and
-// the first denial's decision; it records what every answer says about IAM.
-func deniedOf(n *notes, path *field.Path, qs []authz.Question, as []Answer) ([]authz.Question, authz.Decision) {
-	var (
-		denied []authz.Question
-		first  authz.Decision
-	)
+// denials are the usable denied questions of one rule, with IAM's
+// decision for each, index for index.
+type denials struct {
+	questions []authz.Question
+	decisions []authz.Decision
+}
+
+// first is the first denial's decision, which the message explains.
+func (d denials) first() authz.Decision { return d.decisions[0] }
+
+// deniedOf returns the usable denied questions of qs, answered by as; it
+// records what every answer says about IAM.
+func deniedOf(n *notes, path *field.Path, qs []authz.Question, as []Answer) denials {
+	var d denials
 	for i, a := range as {
 		if !n.decision(path, a) || a.Decision.Allowed {
 			continue
 		}
-		if len(denied) == 0 {
-			first = a.Decision
-		}
-		denied = append(denied, qs[i])
+		d.questions = append(d.questions, qs[i])
+		d.decisions = append(d.decisions, a.Decision)
 	}
-	return denied, first
+	return d
 }
 
 // permissionDenial is a denial of the controller's permissions, carrying
-// the denied questions and what denied the first as data.
-func permissionDenial(code Code, path *field.Path, denied []authz.Question, d authz.Decision, format string, args ...any) Finding {
+// the denied questions, IAM's decisions and what denied the first as data.
+func permissionDenial(code Code, path *field.Path, d denials, format string, args ...any) Finding {
 	f := deny(code, path, format, args...)
-	f.Requests = denied
-	f.DeniedBy = deniedBy(d)
+	f.Requests, f.Decisions = d.questions, d.decisions
+	f.DeniedBy = deniedBy(d.first())
 	return f
 }
 

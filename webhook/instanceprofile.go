@@ -43,11 +43,12 @@ func (c *Checker) profileReadQuestion(profileARN string) authz.Question {
 }
 
 func (c *Checker) judgeProfileRead(n *notes, qs []authz.Question, as []Answer) []Finding {
-	denied, ans := deniedOf(n, instanceProfilePath, qs, as)
-	if len(denied) == 0 {
+	dd := deniedOf(n, instanceProfilePath, qs, as)
+	if len(dd.questions) == 0 {
 		return nil
 	}
-	return []Finding{permissionDenial(InstanceProfileReadDenied, instanceProfilePath, denied, ans,
+	denied, ans := dd.questions, dd.first()
+	return []Finding{permissionDenial(InstanceProfileReadDenied, instanceProfilePath, dd,
 		"role %s may not iam:GetInstanceProfile %s: %s. %s",
 		c.controllerARN, denied[0].Resource, ans.Reason(),
 		fix(ans, "Allow iam:GetInstanceProfile on that ARN"))}
@@ -88,10 +89,11 @@ func (c *Checker) profileActionQuestions(className string) []authz.Question {
 }
 
 func (c *Checker) judgeProfileActions(n *notes, className string, qs []authz.Question, as []Answer) []Finding {
-	denied, ans := deniedOf(n, rolePath, qs, as)
-	if len(denied) == 0 {
+	dd := deniedOf(n, rolePath, qs, as)
+	if len(dd.questions) == 0 {
 		return nil
 	}
+	denied, ans := dd.questions, dd.first()
 	why := ""
 	for _, q := range denied {
 		if q.Action == "iam:TagInstanceProfile" {
@@ -101,7 +103,7 @@ func (c *Checker) judgeProfileActions(n *notes, className string, qs []authz.Que
 			why = " (IAM requires iam:TagInstanceProfile to create an instance profile with tags, as Karpenter does)"
 		}
 	}
-	return []Finding{permissionDenial(InstanceProfileActionsDenied, rolePath, denied, ans,
+	return []Finding{permissionDenial(InstanceProfileActionsDenied, rolePath, dd,
 		"role %s may not %s on %s with Karpenter's tags (%s)%s: %s. %s",
 		c.controllerARN, actionsOf(denied), denied[0].Resource, tagList(c.karpenterTags(className)), why, ans.Reason(),
 		fix(ans, "Karpenter creates the instance profile for spec.role: allow these actions on instance-profile/* for these tags, or set spec.instanceProfile to a profile you manage"))}

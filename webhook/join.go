@@ -152,8 +152,8 @@ func (c *Checker) judgeJoin(v *Verdict, n *notes, cl class, path *field.Path, p 
 		n.skip("aws-auth", "the role is not mapped there, and its access entry could not be read")
 	case len(match) > 0:
 		v.add(deny(AWSAuthGroupsMissing, path,
-			"kube-system/aws-auth maps node role %s to groups [%s], without system:bootstrappers and system:nodes, so its nodes could not register. Write its mapRoles entry as %s",
-			p.role.WithoutPath(), strings.Join(match[0].Groups, ", "), line))
+			"kube-system/aws-auth maps node role %s to groups [%s], lacking %s, so its nodes could not register. Write its mapRoles entry as %s",
+			p.role.WithoutPath(), strings.Join(match[0].Groups, ", "), strings.Join(match[0].missingNodeGroups(), " and "), line))
 	case len(withPath) > 0:
 		v.add(deny(AWSAuthRoleHasPath, path,
 			"kube-system/aws-auth maps node role %s by its ARN with the path, which EKS never matches (aws-auth role ARNs must not include the path), so its nodes would never join. Write the mapRoles entry as %s",

@@ -54,7 +54,7 @@ func joinCases() []ruleCase {
 			msgs:    []string{"maps node role " + acct + "legacy/" + legacy + " by its ARN with the path", "{rolearn: " + acct + legacy + ", username: " + line}},
 		{name: "join: aws-auth maps the role without the node groups", obj: ec2Class("x", "KarpenterNodeRole-nogroups", ""),
 			awsAuth: mapped(RoleMapping{RoleARN: acct + "KarpenterNodeRole-nogroups", Groups: []string{"system:nodes"}}),
-			deny:    codes(AWSAuthGroupsMissing), msgs: []string{"to groups [system:nodes], without system:bootstrappers"}},
+			deny:    codes(AWSAuthGroupsMissing), msgs: []string{"to groups [system:nodes], lacking system:bootstrappers, so"}},
 		{name: "join: CONFIG_MAP cluster, role not in aws-auth", obj: ec2Class("x", "KarpenterNodeRole-demo", ""), eks: mode(authz.AuthModeConfigMap),
 			awsAuth: empty, deny: codes(AWSAuthRoleMissing), msgs: []string{"kube-system/aws-auth does not map node role " + acct + "KarpenterNodeRole-demo", "Add the mapRoles entry {rolearn: " + acct + "KarpenterNodeRole-demo"}},
 		{name: "join: CONFIG_MAP cluster without aws-auth", obj: ec2Class("x", "KarpenterNodeRole-demo", ""), eks: mode(authz.AuthModeConfigMap),

@@ -39,11 +39,12 @@ func (c *Checker) launchQuestions(cl class) []authz.Question {
 }
 
 func (c *Checker) judgeLaunch(n *notes, cl class, qs []authz.Question, as []Answer) []Finding {
-	denied, ans := deniedOf(n, specPath, qs, as)
-	if len(denied) == 0 {
+	dd := deniedOf(n, specPath, qs, as)
+	if len(dd.questions) == 0 {
 		return nil
 	}
-	return []Finding{permissionDenial(LaunchDenied, specPath, denied, ans,
+	denied, ans := dd.questions, dd.first()
+	return []Finding{permissionDenial(LaunchDenied, specPath, dd,
 		"role %s may not %s on %s with Karpenter's tags (%s): %s. %s",
 		c.controllerARN, actionsOf(denied), resourcesOf(denied), tagList(c.launchTags(cl)), ans.Reason(),
 		fix(ans, "Allow these EC2 actions in the region for requests carrying these tags, as Karpenter's controller policy does"))}

@@ -32,10 +32,11 @@ func (c *Checker) passRoleQuestions(roleARN string, byKarpenter bool) []authz.Qu
 
 // judgePassRole denies when any of the iam:PassRole questions is denied.
 func (c *Checker) judgePassRole(n *notes, path *field.Path, qs []authz.Question, as []Answer) []Finding {
-	denied, ans := deniedOf(n, path, qs, as)
-	if len(denied) == 0 {
+	dd := deniedOf(n, path, qs, as)
+	if len(dd.questions) == 0 {
 		return nil
 	}
+	denied, ans := dd.questions, dd.first()
 	services := make([]string, len(qs))
 	for i, q := range qs {
 		services[i] = q.Context["iam:PassedToService"][0]
@@ -55,7 +56,7 @@ func (c *Checker) judgePassRole(n *notes, path *field.Path, qs []authz.Question,
 		allow = fmt.Sprintf("Allow iam:PassRole on that ARN with iam:PassedToService in [%s]: Karpenter's AddRoleToInstanceProfile passes the role to %s, EC2 receives it as %s",
 			strings.Join(services, ", "), services[len(services)-1], services[0])
 	}
-	return []Finding{permissionDenial(PassRoleDenied, path, denied, ans,
+	return []Finding{permissionDenial(PassRoleDenied, path, dd,
 		"role %s may not iam:PassRole %s to %s: %s. %s",
 		c.controllerARN, denied[0].Resource, to, ans.Reason(), fix(ans, allow))}
 }

@@ -102,7 +102,7 @@ func (c *Checker) checkSpot(ctx context.Context, v *Verdict, np *NodePool, autoM
 		n.skip("spot service-linked role", "SimulatePrincipalPolicy: "+errSummary(err))
 		return
 	}
-	if denied, _ := deniedOf(&n, requirementsPath, create, as[1:]); len(denied) > 0 {
+	if len(deniedOf(&n, requirementsPath, create, as[1:]).questions) > 0 {
 		v.add(spotWarning(requirementsPath, principal))
 	}
 }

@@ -115,6 +115,10 @@ type Finding struct {
 	// Requests are, for a denial of the controller's permissions, the
 	// questions IAM denied: principal, action, resource and context.
 	Requests []authz.Question
+	// Decisions are IAM's answers to Requests, index for index: what a
+	// report needs to say which statement would allow them, without
+	// asking again.
+	Decisions []authz.Decision
 	// DeniedBy says, for such a denial, what denied the first request:
 	// DeniedByExplicitDeny, DeniedByBoundary, DeniedBySCP, or "" when no
 	// statement allows it.
