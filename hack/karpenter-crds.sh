@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# karpenter-crds.sh copies Karpenter's real CRDs (EC2NodeClass, NodePool) out
+# karpenter-crds.sh copies Karpenter's real CRDs (EC2NodeClass, NodePool, NodeClaim) out
 # of the pinned karpenter-provider-aws Go modules into bin/crds (ignored by
 # git), and prints that folder:
 #
@@ -23,7 +23,7 @@ source hack/lib.sh
 out="${NCG_CRD_DIR:-$PWD/bin/crds}"
 stamp="$out/.versions"
 want="v1=$KARPENTER_AWS_VERSION v1beta1=$KARPENTER_V1BETA1_AWS_VERSION $(module_stamp karpenter "$KARPENTER_GO_TOOLCHAIN") $(module_stamp karpenter-v1beta1)"
-files=(karpenter.k8s.aws_ec2nodeclasses.yaml karpenter.sh_nodepools.yaml)
+files=(karpenter.k8s.aws_ec2nodeclasses.yaml karpenter.sh_nodepools.yaml karpenter.sh_nodeclaims.yaml)
 
 complete() {
   [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] || return 1
