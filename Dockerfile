@@ -13,15 +13,16 @@
 #   BASE_IMAGE=scratch   the runtime base instead of distroless (the binary is
 #                        static; the user is numeric, so no /etc/passwd needed)
 #   BINARY=prebuilt      take bin/image/nodeclass-guard, built on the host with
-#                        the flags below, instead of compiling in golang:1.26
+#                        the flags below, instead of compiling in golang:1.26.8
 #   CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=$VERSION" \
 #     -o bin/image/nodeclass-guard ./cmd/nodeclass-guard
 ARG BASE_IMAGE=gcr.io/distroless/static:nonroot
 ARG BINARY=build
 
-# The builder runs on the build machine's platform and cross-compiles, so a
+# The builder is the exact Go of go.mod's go line (hack/pins_test.go holds
+# them equal); it runs on the build machine's platform and cross-compiles, so a
 # multi-platform build needs no emulation.
-FROM --platform=$BUILDPLATFORM golang:1.26 AS build
+FROM --platform=$BUILDPLATFORM golang:1.26.8 AS build
 ARG TARGETOS
 ARG TARGETARCH
 # What `nodeclass-guard version` prints and the startup log records.

@@ -270,3 +270,28 @@ func TestLibRefusesUnpinned(t *testing.T) {
 		t.Error("-mod=readonly wrote a go.sum")
 	}
 }
+
+// TestDockerfileGoMatchesModule holds the image's builder to the exact Go
+// the module declares: a floating golang:1.26 tag would build the release
+// with whatever patch release the registry serves that day.
+func TestDockerfileGoMatchesModule(t *testing.T) {
+	data, err := os.ReadFile("../go.mod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mod, err := modfile.ParseLax("go.mod", data, nil)
+	if err != nil || mod.Go == nil {
+		t.Fatalf("go.mod: no go line (%v)", err)
+	}
+	docker, err := os.ReadFile("../Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^FROM\s+(?:--platform=\S+\s+)?golang:(\S+)\s+AS\s+build$`).FindSubmatch(docker)
+	if m == nil {
+		t.Fatal("Dockerfile: no `FROM golang:<version> AS build` line")
+	}
+	if got, want := string(m[1]), mod.Go.Version; got != want {
+		t.Errorf("Dockerfile builds with golang:%s; go.mod says go %s: name the exact version", got, want)
+	}
+}
