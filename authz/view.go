@@ -77,6 +77,51 @@ type Question struct {
 	// "iam:PassedToService": {"ec2.amazonaws.com"}. A key with one value is
 	// a string; a key with several (or aws:TagKeys) is a list.
 	Context map[string][]string
+	// Complete lists the condition key families the question states in
+	// full: a key ("aws:RequestedRegion") or a prefix ending in '/'
+	// ("aws:RequestTag/"), compared case-insensitively. A condition on a
+	// key of those families that Context lacks tests a key known to be
+	// absent from the request: it is evaluated as absent and is not
+	// reported in Decision.MissingContext, which is left for keys nobody
+	// here can know (aws:SourceIp, other principals' tags, ...).
+	Complete []string
+}
+
+// KnowsAbsent reports whether key, absent from q.Context, is known to be
+// absent from the request (it belongs to a family of q.Complete).
+func (q Question) KnowsAbsent(key string) bool {
+	return completeCovers(q.Complete, key)
+}
+
+func completeCovers(complete []string, key string) bool {
+	for _, f := range complete {
+		if strings.HasSuffix(f, "/") {
+			if len(key) > len(f) && strings.EqualFold(key[:len(f)], f) {
+				return true
+			}
+		} else if strings.EqualFold(key, f) {
+			return true
+		}
+	}
+	return false
+}
+
+// writeComplete writes q.Complete, sorted, for Key and BatchKey: two
+// questions that differ only in what is known absent are different
+// questions.
+func writeComplete(b *strings.Builder, complete []string) {
+	if len(complete) == 0 {
+		return
+	}
+	sorted := slices.Clone(complete)
+	slices.Sort(sorted)
+	b.WriteString("\x00\x02")
+	for i, f := range sorted {
+		if i > 0 {
+			b.WriteByte('\x01')
+		}
+		writeLower(b, f)
+	}
 }
 
 // Key returns a deterministic string identifying the question. It is
@@ -101,6 +146,7 @@ func (q Question) Key() string {
 	b.WriteByte('\x00')
 	b.WriteString(q.Resource)
 	writeContext(&b, keys, q.Context)
+	writeComplete(&b, q.Complete)
 	return b.String()
 }
 
@@ -122,6 +168,7 @@ func (q Question) BatchKey() string {
 		b.WriteString("\x00+")
 	}
 	writeContext(&b, keys, q.Context)
+	writeComplete(&b, q.Complete)
 	return b.String()
 }
 
@@ -195,8 +242,15 @@ type Decision struct {
 	// statements using them were treated as not matching.
 	Unsupported []string
 	// MissingContext lists condition keys a policy tested that the request
-	// did not supply (IAM's MissingContextValues).
+	// did not supply (IAM's MissingContextValues), except those the
+	// question knows to be absent (Question.Complete).
 	MissingContext []string
+	// NeedsSetOperator lists conditions ("StringEquals aws:TagKeys") that
+	// test a multivalued key without ForAnyValue: or ForAllValues:. IAM is
+	// reported not to match such a condition whatever the values, so the
+	// local evaluator counts it as not holding; the policy should use a
+	// set operator. Only the snapshot evaluator knows.
+	NeedsSetOperator []string
 	Served
 }
 
@@ -257,6 +311,9 @@ func (d Decision) Reason() string {
 			b.WriteString(strings.Join(d.NearMisses, ", "))
 			b.WriteString(" only)")
 		}
+	}
+	if len(d.NeedsSetOperator) > 0 {
+		fmt.Fprintf(&b, "; %s tests a multivalued key without ForAnyValue: or ForAllValues:, which IAM does not match: write it with a set operator (ForAllValues: to limit the tag keys a request may carry)", strings.Join(d.NeedsSetOperator, ", "))
 	}
 	if len(d.Unsupported) > 0 {
 		fmt.Fprintf(&b, "; statements using unsupported condition operators %s were not counted", strings.Join(d.Unsupported, ", "))
