@@ -9,6 +9,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/nodeclass-guard/nodeclass-guard/authz"
+	"github.com/nodeclass-guard/nodeclass-guard/karpenter"
 )
 
 // Code is a stable reason code of the contract, printed as [Code].
@@ -149,6 +150,10 @@ type Verdict struct {
 	// IAMTime is how long the check waited for IAM's answers (cached ones
 	// included), for the admission log.
 	IAMTime time.Duration
+	// NotChecked are the parts of Karpenter's requests the checks know of
+	// but did not ask (the image, subnets and security groups of a launch
+	// until an EC2 view resolves them): reported, never a silent pass.
+	NotChecked []karpenter.NotChecked
 }
 
 // Allowed reports whether the object passes.
