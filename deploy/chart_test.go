@@ -240,8 +240,9 @@ func TestChartValues(t *testing.T) {
 			t.Errorf("--karpenter-service-account = %q, want kube-system/karpenter", got)
 		}
 		role := decodeStrict[rbacv1.Role](t, r.get(t, "Role", "kube-system", defaultName))
-		if len(role.Rules) != 1 || !slices.Equal(role.Rules[0].ResourceNames, []string{"karpenter"}) {
-			t.Errorf("Role rules %+v, want get on service account karpenter", role.Rules)
+		if len(role.Rules) != 2 || !slices.Equal(role.Rules[0].ResourceNames, []string{"karpenter"}) ||
+			!slices.Equal(role.Rules[1].Resources, []string{"deployments"}) || !slices.Equal(role.Rules[1].ResourceNames, []string{"karpenter"}) {
+			t.Errorf("Role rules %+v, want get on service account karpenter and Deployment karpenter", role.Rules)
 		}
 		r.get(t, "RoleBinding", "kube-system", defaultName)
 	})

@@ -106,7 +106,7 @@ func (r Request) Question(principal string) authz.Question {
 // NotChecked is a part of Karpenter's requests the model knows of but
 // cannot ask about yet, with why.
 type NotChecked struct {
-	Step     Step   `json:"step"`
+	Steps    []Step `json:"steps"`
 	Action   string `json:"action"`
 	Resource string `json:"resource"`
 	Reason   string `json:"reason"`
@@ -360,8 +360,7 @@ func (b *launchBuilder) existing(step Step, call, action string, tags map[string
 	}
 	for _, k := range kinds {
 		if len(k.arns) == 0 {
-			b.notChecked = append(b.notChecked, NotChecked{Step: step, Action: action, Resource: k.name,
-				Reason: "not checked yet: the class's " + k.name + " selector is not resolved (it needs an EC2 view)"})
+			b.notYet(step, action, k.name)
 			continue
 		}
 		for _, arn := range k.arns {
@@ -369,6 +368,22 @@ func (b *launchBuilder) existing(step Step, call, action string, tags map[string
 			b.reqs = append(b.reqs, Request{Step: step, Call: call, Action: action, Resource: arn, Context: ctx, Complete: complete})
 		}
 	}
+}
+
+// notYet records that action on the class's resources of kind was not
+// asked in step, one entry per action and kind.
+func (b *launchBuilder) notYet(step Step, action, kind string) {
+	for i := range b.notChecked {
+		n := &b.notChecked[i]
+		if n.Action == action && n.Resource == kind {
+			if !slices.Contains(n.Steps, step) {
+				n.Steps = append(n.Steps, step)
+			}
+			return
+		}
+	}
+	b.notChecked = append(b.notChecked, NotChecked{Steps: []Step{step}, Action: action, Resource: kind,
+		Reason: "not checked yet: the class's " + kind + " selector is not resolved (it needs an EC2 view)"})
 }
 
 // tagContext is the condition keys of a request carrying tags as request
