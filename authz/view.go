@@ -205,9 +205,11 @@ func writeLower(b *strings.Builder, s string) {
 	}
 }
 
-// IsListKey reports whether a context key is multivalued.
+// IsListKey reports whether a context entry goes to IAM as a list
+// (stringList): a multivalued key (aws:TagKeys...), even with one value,
+// or any key given several values.
 func IsListKey(key string, values []string) bool {
-	return len(values) != 1 || strings.EqualFold(key, "aws:TagKeys")
+	return len(values) != 1 || IsMultivaluedKey(key)
 }
 
 // Decision is the answer to a Question.
