@@ -3,6 +3,7 @@ package authz
 import (
 	"context"
 	"errors"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -67,6 +68,12 @@ type answerCache struct {
 	entries  *lru.Cache[string, *cacheEntry] // found answers
 	negative *lru.Cache[string, *cacheEntry] // not-found answers
 	group    singleflight.Group
+	// batchMu makes a batch's answers appear at once: DecideAll reads a
+	// caller's questions under its read lock and a batch stores its
+	// answers under its write lock, so that a concurrent caller sees all
+	// of a batch answered or none, and never asks the rest again as a
+	// batch of its own.
+	batchMu sync.RWMutex
 	// service names the service in the UnavailableError of a caller whose
 	// own context ends first; "" is IAM.
 	service string

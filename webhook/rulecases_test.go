@@ -213,6 +213,10 @@ func missingContext(v authz.View) authz.View {
 	return decisionEditView{v, func(d *authz.Decision) { d.MissingContext = []string{"aws:SourceVpce"} }}
 }
 
+func setOperatorMissing(v authz.View) authz.View {
+	return decisionEditView{v, func(d *authz.Decision) { d.NeedsSetOperator = []string{"StringEquals aws:TagKeys"} }}
+}
+
 func unsupportedCondition(v authz.View) authz.View {
 	return decisionEditView{v, func(d *authz.Decision) { d.Unsupported = []string{"IpAddressIfExists"} }}
 }
@@ -239,7 +243,7 @@ var contractCodes = []Code{
 }
 
 // extensionCodes are the codes nodeclass-guard adds to the contract.
-var extensionCodes = []Code{IAMStale, PermissionChecksSkipped, PermissionContextMissing, PolicyConditionUnsupported,
+var extensionCodes = []Code{IAMStale, PermissionChecksSkipped, PermissionContextMissing, PolicyConditionUnsupported, PolicySetOperatorMissing,
 	NodeAccessEntryMissing, NodeAccessEntryWrongType, NodeAccessPolicyMissing, AWSAuthRoleMissing, AWSAuthRoleHasPath,
 	AWSAuthGroupsMissing, NodeJoinChecksSkipped, AutoModeRoleHasPath, AutoModePassRoleDenied, AutoModeTagDenied,
 	SpotServiceLinkedRoleMissing}
@@ -481,6 +485,8 @@ func ruleCases() []ruleCase {
 			warn: codes(PermissionContextMissing), msgs: []string{"aws:SourceVpce"}},
 		{name: "policy uses an unsupported condition operator", obj: ec2Class("x", demoRole, ""), wrap: unsupportedCondition,
 			warn: codes(PolicyConditionUnsupported), msgs: []string{"IpAddressIfExists"}},
+		{name: "policy tests aws:TagKeys without a set operator", obj: ec2Class("x", demoRole, ""), wrap: setOperatorMissing,
+			warn: codes(PolicySetOperatorMissing), msgs: []string{"StringEquals aws:TagKeys", "ForAnyValue: or ForAllValues:"}},
 	}, joinCases()...)
 }
 

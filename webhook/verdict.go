@@ -63,6 +63,10 @@ const (
 	// PolicyConditionUnsupported: a statement uses a condition operator the
 	// local evaluator does not know; it was counted as not matching.
 	PolicyConditionUnsupported Code = "PolicyConditionUnsupported"
+	// PolicySetOperatorMissing: a statement tests a multivalued key
+	// (aws:TagKeys) with a plain operator, which IAM never matches: the
+	// statement does not apply to Karpenter's requests.
+	PolicySetOperatorMissing Code = "PolicySetOperatorMissing"
 
 	// Node join (extensions of the contract): can a node launched for the
 	// class join the cluster? (join.go, automode.go, spot.go)
