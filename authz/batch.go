@@ -200,7 +200,7 @@ func (c *Cached) DecideAll(ctx context.Context, qs []Question) ([]Decision, []er
 	now := c.opts.Now()
 	c.batchMu.RLock()
 	for i, q := range qs {
-		key := "decide\x00" + q.Key()
+		key := "decide\x00" + q.CacheKey()
 		e, ok := c.get(key, now)
 		if ok && now.Before(e.expires) {
 			c.opts.Metrics.cacheResult(CacheHit)

@@ -202,7 +202,7 @@ func (c *Cached) InstanceProfile(ctx context.Context, name string) (InstanceProf
 
 // Decide implements View.
 func (c *Cached) Decide(ctx context.Context, q Question) (Decision, error) {
-	v, served, err := c.lookup(ctx, "SimulatePrincipalPolicy", "decide\x00"+q.Key(), func(ctx context.Context) (any, error) {
+	v, served, err := c.lookup(ctx, "SimulatePrincipalPolicy", "decide\x00"+q.CacheKey(), func(ctx context.Context) (any, error) {
 		return c.inner.Decide(ctx, q)
 	})
 	if err != nil {

@@ -85,6 +85,25 @@ type Question struct {
 	// reported in Decision.MissingContext, which is left for keys nobody
 	// here can know (aws:SourceIp, other principals' tags, ...).
 	Complete []string
+	// Alike, when set, is the resource the cache files the answer under
+	// instead of Resource: the same request about another object that no
+	// policy written in practice tells apart (Karpenter's instance-profile
+	// ARN with the class's UID replaced by a placeholder; a policy cannot
+	// name a UID before the class exists). Re-creating the same manifest
+	// (a dry-run, a GitOps re-apply: a new UID each time) then reuses the
+	// answer, and an IAM outage serves it, instead of asking again. IAM is
+	// always asked about Resource.
+	Alike string
+}
+
+// CacheKey is Key with Resource replaced by Alike when set: what the
+// cache files the answer under.
+func (q Question) CacheKey() string {
+	if q.Alike == "" {
+		return q.Key()
+	}
+	q.Resource = q.Alike
+	return q.Key()
 }
 
 // KnowsAbsent reports whether key, absent from q.Context, is known to be

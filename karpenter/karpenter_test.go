@@ -215,3 +215,28 @@ func TestEC2ResourcesSeam(t *testing.T) {
 		}
 	}
 }
+
+// TestProfileRequestsAlike: from 1.13, with a class UID, the profile's
+// requests are cached under the ARN without it (authz.Question.Alike), so
+// re-creating the same manifest reuses the answer.
+func TestProfileRequestsAlike(t *testing.T) {
+	for _, tc := range []struct {
+		v     Version
+		uid   string
+		alike bool
+	}{
+		{Version{1, 12}, "7f1f7c1e-3b7a-4c59-9d0e-2a4f0b6f5c11", false},
+		{Version{1, 13}, "7f1f7c1e-3b7a-4c59-9d0e-2a4f0b6f5c11", true},
+		{Version{1, 13}, "", false},
+	} {
+		i := in()
+		i.UID = tc.uid
+		p, reqs := ProfileRequests(tc.v, i)
+		for _, r := range reqs {
+			q := r.Question("arn:aws:iam::111122223333:role/KarpenterControllerRole")
+			if q.Resource != p.ARN || (q.Alike != "") != tc.alike || (tc.alike && !strings.Contains(q.Alike, "/"+PlaceholderUID+"/")) {
+				t.Errorf("%s uid %q: %s on %s, alike %q", tc.v, tc.uid, q.Action, q.Resource, q.Alike)
+			}
+		}
+	}
+}

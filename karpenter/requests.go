@@ -96,11 +96,15 @@ type Request struct {
 	// Placeholder says which part of Resource is a stated placeholder,
 	// "" when none.
 	Placeholder string
+	// Alike is Resource with the class's UID replaced by PlaceholderUID
+	// (1.13 on, when the class has a UID): what the answer is cached
+	// under (authz.Question.Alike).
+	Alike string
 }
 
 // Question returns the request as the authz question of principal.
 func (r Request) Question(principal string) authz.Question {
-	return authz.Question{Principal: principal, Action: r.Action, Resource: r.Resource, Context: r.Context, Complete: r.Complete}
+	return authz.Question{Principal: principal, Action: r.Action, Resource: r.Resource, Context: r.Context, Complete: r.Complete, Alike: r.Alike}
 }
 
 // NotChecked is a part of Karpenter's requests the model knows of but
@@ -208,9 +212,15 @@ func ProfileRequests(v Version, in Input) (Profile, []Request) {
 	if p.UIDPlaceholder {
 		ph = joinNote(ph, "the class UID in the path ("+PlaceholderUID+": the class has no metadata.uid yet)")
 	}
+	alike := ""
+	if v.atLeast(13) && !p.UIDPlaceholder {
+		noUID := in
+		noUID.UID = ""
+		alike = InstanceProfile(v, noUID).ARN
+	}
 	r := func(call string, ctx map[string][]string) Request {
 		return Request{Step: StepInstanceProfile, Call: call, Action: "iam:" + call, Resource: p.ARN,
-			Context: ctx, Complete: iamComplete, Placeholder: ph}
+			Context: ctx, Complete: iamComplete, Placeholder: ph, Alike: alike}
 	}
 	return p, []Request{
 		r("GetInstanceProfile", map[string][]string{}),
