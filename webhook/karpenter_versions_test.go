@@ -4,12 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"go.yaml.in/yaml/v3"
+	admissionv1 "k8s.io/api/admission/v1"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/nodeclass-guard/nodeclass-guard/authz"
@@ -339,5 +341,28 @@ func TestPlainOperatorOnTagKeysIsNamed(t *testing.T) {
 	fs := denialsOf(v, LaunchDenied)
 	if len(fs) != 1 || !strings.Contains(fs[0].Message, "StringEquals aws:TagKeys tests a multivalued key without ForAnyValue: or ForAllValues:") {
 		t.Fatalf("want a LaunchDenied naming the set operator:\n%s", dump(v))
+	}
+}
+
+// TestAdmissionAsksTheClassUID: an admission (CREATE included) asks about
+// the instance profile under the class's own metadata.uid, and the
+// class's spec.tags go into the requests.
+func TestAdmissionAsksTheClassUID(t *testing.T) {
+	ctl, _ := authz.ParseRoleARN(ctlLimited)
+	c := NewChecker(Config{IAM: loadSampleSnapshot(t), Controller: ctl, ClusterName: testCluster, Region: testRegion, OnIAMError: OnIAMErrorAllow})
+	srv := httptest.NewServer(Handlers(c, NewMetrics())[EC2NodeClassPath])
+	t.Cleanup(srv.Close)
+	spec := strings.TrimSuffix(ec2Spec("KarpenterNodeRole-demo", ""), "}") + `,"tags":{"team":"payments"}}`
+	f := &admissionFixture{url: srv.URL}
+	resp := f.review(t, "", ec2Req(admissionv1.Create, ec2NodeClassJSON("v1", "uid-class", spec), ""))
+	lines := expectDenied(t, resp, InstanceProfileActionsDenied, LaunchDenied)
+	want := "instance-profile/karpenter/" + testRegion + "/" + testCluster + "/6f0c0d1e-0000-4000-8000-000000000001/" + testCluster + "_"
+	if !strings.Contains(lines[0], want) || strings.Contains(lines[0], karpenter.PlaceholderUID) {
+		t.Errorf("the profile's ARN is not the class's own:\n%s", lines[0])
+	}
+	for _, l := range lines {
+		if !strings.Contains(l, "team=payments") {
+			t.Errorf("spec.tags are not in the requests:\n%s", l)
+		}
 	}
 }
