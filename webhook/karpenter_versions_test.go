@@ -232,6 +232,8 @@ func TestInstanceProfilePathPerVersion(t *testing.T) {
 		{"instance-profile/karpenter/*", true, false},
 		{"instance-profile/" + testCluster + "_*", false, true},
 		{"instance-profile/*/*", true, false},
+		// Once matched the literal instance-profile/* asked before.
+		{"instance-profile/?", true, true},
 	} {
 		scoped := map[string]string{}
 		for name, doc := range policies {
