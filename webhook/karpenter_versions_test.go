@@ -368,3 +368,21 @@ func TestAdmissionAsksTheClassUID(t *testing.T) {
 		}
 	}
 }
+
+// TestDenyNotResourceOnThePath: a Deny of instance-profile actions outside
+// instance-profile/karpenter/* (NotResource) stops Karpenter 1.12, whose
+// profiles have no path, and lets 1.13 through.
+func TestDenyNotResourceOnThePath(t *testing.T) {
+	pols := gettingStartedPolicies(t, gettingStarted["1.15"])
+	pols["OnlyKarpenterPath"] = `{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":"iam:*InstanceProfile",
+		"NotResource":"arn:aws:iam::` + gsAccount + `:instance-profile/karpenter/*"}]}`
+	for name, view := range gsViews(t, gsSnapshot(t, pols)) {
+		for version, deny := range map[string]bool{"1.12": true, "1.13": false} {
+			v := gsCheck(t, view, version, gsClass(nil))
+			fs := denialsOf(v, InstanceProfileActionsDenied)
+			if (len(fs) == 1) != deny || (deny && fs[0].DeniedBy != DeniedByExplicitDeny) {
+				t.Errorf("%s, Karpenter %s: %v, want denied %v (explicitly):\n%s", name, version, v.Codes(), deny, dump(v))
+			}
+		}
+	}
+}
