@@ -198,8 +198,9 @@ func (c *Cached) DecideAll(ctx context.Context, qs []Question) ([]Decision, []er
 	ds, errs := make([]Decision, len(qs)), make([]error, len(qs))
 	var misses []cacheMiss
 	now := c.opts.Now()
+	c.batchMu.RLock()
 	for i, q := range qs {
-		key := "decide\x00" + q.Key()
+		key := "decide\x00" + q.CacheKey()
 		e, ok := c.get(key, now)
 		if ok && now.Before(e.expires) {
 			c.opts.Metrics.cacheResult(CacheHit)
@@ -212,6 +213,7 @@ func (c *Cached) DecideAll(ctx context.Context, qs []Question) ([]Decision, []er
 		}
 		misses = append(misses, cacheMiss{i: i, key: key, old: e})
 	}
+	c.batchMu.RUnlock()
 	switch len(misses) {
 	case 0:
 		return ds, errs
@@ -292,6 +294,8 @@ func (c *Cached) decideMisses(ctx context.Context, qs []Question, misses []cache
 		}
 		got, gotErrs := DecideAll(callCtx, c.inner, sub)
 		fetched := c.opts.Now()
+		c.batchMu.Lock()
+		defer c.batchMu.Unlock()
 		for j, m := range misses {
 			switch err := gotErrs[j]; {
 			case err == nil:

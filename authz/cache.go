@@ -3,6 +3,7 @@ package authz
 import (
 	"context"
 	"errors"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -67,6 +68,12 @@ type answerCache struct {
 	entries  *lru.Cache[string, *cacheEntry] // found answers
 	negative *lru.Cache[string, *cacheEntry] // not-found answers
 	group    singleflight.Group
+	// batchMu makes a batch's answers appear at once: DecideAll reads a
+	// caller's questions under its read lock and a batch stores its
+	// answers under its write lock, so that a concurrent caller sees all
+	// of a batch answered or none, and never asks the rest again as a
+	// batch of its own.
+	batchMu sync.RWMutex
 	// service names the service in the UnavailableError of a caller whose
 	// own context ends first; "" is IAM.
 	service string
@@ -195,7 +202,7 @@ func (c *Cached) InstanceProfile(ctx context.Context, name string) (InstanceProf
 
 // Decide implements View.
 func (c *Cached) Decide(ctx context.Context, q Question) (Decision, error) {
-	v, served, err := c.lookup(ctx, "SimulatePrincipalPolicy", "decide\x00"+q.Key(), func(ctx context.Context) (any, error) {
+	v, served, err := c.lookup(ctx, "SimulatePrincipalPolicy", "decide\x00"+q.CacheKey(), func(ctx context.Context) (any, error) {
 		return c.inner.Decide(ctx, q)
 	})
 	if err != nil {

@@ -539,3 +539,48 @@ func TestCachedRefreshIsPriority(t *testing.T) {
 		t.Errorf("refresh of a not-found answer asked with priority")
 	}
 }
+
+// TestCachedAlikeQuestionsShareAnAnswer: questions that differ only in a
+// resource filed under the same Alike share one cache entry (one inner
+// call, and an answer during an outage); IAM is asked about the first
+// one's own resource; a question without Alike keeps its own.
+func TestCachedAlikeQuestionsShareAnAnswer(t *testing.T) {
+	inner := newCountingView()
+	const (
+		alike = "arn:aws:iam::111122223333:instance-profile/karpenter/us-west-2/demo/00000000-0000-0000-0000-000000000000/demo_1"
+		first = "arn:aws:iam::111122223333:instance-profile/karpenter/us-west-2/demo/7f1f7c1e-0000-0000-0000-000000000001/demo_1"
+		again = "arn:aws:iam::111122223333:instance-profile/karpenter/us-west-2/demo/7f1f7c1e-0000-0000-0000-000000000002/demo_1"
+	)
+	inner.allowFor[first] = true
+	c := NewCached(inner, CacheOptions{TTL: time.Minute, StaleFor: time.Hour})
+	ctx := context.Background()
+	q := Question{Principal: passRoleQ.Principal, Action: "iam:CreateInstanceProfile", Resource: first, Alike: alike}
+	if d, err := c.Decide(ctx, q); err != nil || !d.Allowed {
+		t.Fatalf("first: %+v, %v", d, err)
+	}
+	inner.setErr(&UnavailableError{Op: "SimulatePrincipalPolicy", Err: errors.New("ServiceFailure")})
+	q2 := q
+	q2.Resource = again
+	for name, decide := range map[string]func() ([]Decision, []error){
+		"Decide": func() ([]Decision, []error) {
+			d, err := c.Decide(ctx, q2)
+			return []Decision{d}, []error{err}
+		},
+		"DecideAll": func() ([]Decision, []error) { return c.DecideAll(ctx, []Question{q2, q2}) },
+	} {
+		ds, errs := decide()
+		for i := range ds {
+			if errs[i] != nil || !ds[i].Allowed {
+				t.Errorf("%s: the same request for another UID during an outage: %+v, %v; want the shared answer", name, ds[i], errs[i])
+			}
+		}
+	}
+	if got := inner.total.Load(); got != 1 {
+		t.Errorf("inner calls = %d, want 1 (the alike question was answered from the cache)", got)
+	}
+	own := q2
+	own.Alike = ""
+	if _, err := c.Decide(ctx, own); !IsUnavailable(err) {
+		t.Errorf("a question without Alike used another's answer: %v", err)
+	}
+}

@@ -251,61 +251,96 @@ func lookupContext(ctx map[string][]string, key string) []string {
 // ("Set operators for multivalued context keys"): ForAllValues "also
 // returns true if there are no context keys in the request"; ForAnyValue
 // returns false when the key is missing.
-func (c *condClause) eval(ctx map[string][]string) (ok, missing bool) {
+//
+// A key the request lacks but the question knows to be absent (complete
+// covers it) is evaluated the same way and not reported as missing.
+//
+// A condition with no set qualifier on a multivalued key (aws:TagKeys...)
+// does not hold whatever the values, as IAM is reported to evaluate it
+// (AWS documents that multivalued keys need ForAnyValue or ForAllValues);
+// needsSet reports it, so that the policy can be fixed.
+func (c *condClause) eval(ctx map[string][]string, complete []string) (ok, missing, needsSet bool) {
 	vals := lookupContext(ctx, c.key)
 	present := len(vals) > 0
 	if c.info.kind == opNull {
 		for _, want := range c.nullWant {
 			if want == !present {
-				return true, false
+				return true, false, false
 			}
 		}
-		return false, false
+		return false, false, false
 	}
 	if !present {
+		missing := !completeCovers(complete, c.key)
 		switch {
 		case c.ifExists, c.set == setForAllValues:
-			return true, true
+			return true, missing, false
 		case c.set == setForAnyValue:
-			return false, true
+			return false, missing, false
 		default:
-			return c.info.negated, true
+			return c.info.negated, missing, false
 		}
+	}
+	if c.set == setNone && IsMultivaluedKey(c.key) {
+		return false, false, true
 	}
 	switch c.set {
 	case setForAllValues:
 		for _, v := range vals {
 			if !c.satisfied(v) {
-				return false, false
+				return false, false, false
 			}
 		}
-		return true, false
+		return true, false, false
 	case setForAnyValue:
 		for _, v := range vals {
 			if c.satisfied(v) {
-				return true, false
+				return true, false, false
 			}
 		}
-		return false, false
+		return false, false, false
 	}
-	// No set qualifier. IAM says multivalued keys need one and leaves the
-	// unqualified case undocumented; we take a positive operator to hold
-	// when any request value matches, and a negated one when no request
-	// value matches (each request value satisfies the negation).
+	// No set qualifier on a single-valued key that came with several
+	// values (a request never sends that; kept for hand-made questions): a
+	// positive operator holds when any value matches, a negated one when
+	// none does.
 	if c.info.negated {
 		for _, v := range vals {
 			if !c.satisfied(v) {
-				return false, false
+				return false, false, false
 			}
 		}
-		return true, false
+		return true, false, false
 	}
 	for _, v := range vals {
 		if c.satisfied(v) {
-			return true, false
+			return true, false, false
 		}
 	}
-	return false, false
+	return false, false, false
+}
+
+// multivaluedKeys are the global condition keys AWS documents as
+// multivalued (lists in the request context): "Single-valued vs.
+// multivalued context keys" and the global condition context keys page.
+var multivaluedKeys = []string{
+	"aws:TagKeys",
+	"aws:CalledVia",
+	"aws:PrincipalServiceNamesList",
+	"aws:PrincipalOrgPaths",
+	"aws:SourceOrgPaths",
+}
+
+// IsMultivaluedKey reports whether key is a multivalued condition key: one
+// whose request value is a list, which a policy must test with
+// ForAnyValue: or ForAllValues:.
+func IsMultivaluedKey(key string) bool {
+	for _, k := range multivaluedKeys {
+		if strings.EqualFold(k, key) {
+			return true
+		}
+	}
+	return false
 }
 
 // satisfied applies the operator to one request value: for a positive

@@ -91,7 +91,7 @@ func allowsIgnoringDenies(set PolicySet, q Question) bool {
 		}
 		for i := range p.Statements {
 			s := &p.Statements[i]
-			if s.Effect == Allow && s.matchesAction(q.Action) && s.matchesResource(q.Resource) && s.conditionsHold(q.Context, nil) {
+			if s.Effect == Allow && s.matchesAction(q.Action) && s.matchesResource(q.Resource) && s.conditionsHold(q, nil) {
 				return true
 			}
 		}
@@ -115,7 +115,7 @@ func evalPolicy(p *Policy, q Question, d *Decision) (allows bool, deny *Statemen
 		if !s.matchesAction(q.Action) || !s.matchesResource(q.Resource) {
 			continue
 		}
-		if !s.conditionsHold(q.Context, d) {
+		if !s.conditionsHold(q, d) {
 			continue
 		}
 		if s.Effect == Deny {
@@ -143,7 +143,7 @@ func (s *Statement) matchesResource(resource string) bool {
 // conditionsHold evaluates every clause (so that all missing keys and
 // unsupported operators are reported, not just the first) and ANDs them.
 // d may be nil when nothing should be recorded.
-func (s *Statement) conditionsHold(ctx map[string][]string, d *Decision) bool {
+func (s *Statement) conditionsHold(q Question, d *Decision) bool {
 	holds := true
 	for i := range s.conditions {
 		c := &s.conditions[i]
@@ -154,9 +154,12 @@ func (s *Statement) conditionsHold(ctx map[string][]string, d *Decision) bool {
 			}
 			continue
 		}
-		ok, missing := c.eval(ctx)
+		ok, missing, needsSet := c.eval(q.Context, q.Complete)
 		if missing && d != nil {
 			d.MissingContext = appendUnique(d.MissingContext, c.key)
+		}
+		if needsSet && d != nil {
+			d.NeedsSetOperator = appendUnique(d.NeedsSetOperator, c.operator+" "+c.key)
 		}
 		holds = holds && ok
 	}
@@ -179,7 +182,7 @@ func nearMisses(identity []NamedPolicy, q Question) (resources, conditions []str
 				continue
 			}
 			if s.matchesResource(q.Resource) {
-				if s.conditionsHold(q.Context, nil) {
+				if s.conditionsHold(q, nil) {
 					continue
 				}
 				for j := range s.conditions {
@@ -187,7 +190,7 @@ func nearMisses(identity []NamedPolicy, q Question) (resources, conditions []str
 					if c.unsupported {
 						continue
 					}
-					if ok, _ := c.eval(q.Context); ok {
+					if ok, _, _ := c.eval(q.Context, q.Complete); ok {
 						continue
 					}
 					desc := c.operator + " " + c.key + " " + strings.Join(c.values, "|")
@@ -222,6 +225,7 @@ func shortenPattern(p string) string {
 func finish(d Decision) Decision {
 	sort.Strings(d.Unsupported)
 	sort.Strings(d.MissingContext)
+	sort.Strings(d.NeedsSetOperator)
 	return d
 }
 

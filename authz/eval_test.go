@@ -500,18 +500,67 @@ func TestEvaluate(t *testing.T) {
 }
 
 func TestEvaluateUnqualifiedMultivaluedKey(t *testing.T) {
-	// Without ForAnyValue/ForAllValues, a positive operator holds when any
-	// request value matches and a negated one when none does.
+	// Without ForAnyValue/ForAllValues, a condition on a multivalued key
+	// does not match whatever the values (as IAM is reported to evaluate
+	// it), and the decision says the policy needs a set operator.
 	pos := identity(t, stmt(`{"Effect":"Allow","Action":"*","Resource":"*","Condition":{"StringEquals":{"aws:TagKeys":"Name"}}}`))
-	if d := Evaluate(pos, q("ec2:CreateTags", "r", "aws:TagKeys", "Owner", "aws:TagKeys", "Name")); !d.Allowed {
-		t.Errorf("StringEquals with one matching request value: %+v", d)
+	for _, keys := range [][]string{{"Owner", "Name"}, {"Name"}} {
+		args := []string{}
+		for _, k := range keys {
+			args = append(args, "aws:TagKeys", k)
+		}
+		d := Evaluate(pos, q("ec2:CreateTags", "r", args...))
+		if d.Allowed {
+			t.Errorf("StringEquals aws:TagKeys without a set operator allowed %v: %+v", keys, d)
+		}
+		if !reflect.DeepEqual(d.NeedsSetOperator, []string{"StringEquals aws:TagKeys"}) {
+			t.Errorf("NeedsSetOperator = %v, want [StringEquals aws:TagKeys]", d.NeedsSetOperator)
+		}
+		if !strings.Contains(d.Reason(), "ForAnyValue") {
+			t.Errorf("Reason() = %q does not name the set operators", d.Reason())
+		}
 	}
 	neg := identity(t, stmt(`{"Effect":"Allow","Action":"*","Resource":"*","Condition":{"StringNotEquals":{"aws:TagKeys":"Name"}}}`))
-	if d := Evaluate(neg, q("ec2:CreateTags", "r", "aws:TagKeys", "Owner", "aws:TagKeys", "Name")); d.Allowed {
-		t.Errorf("StringNotEquals with one matching request value allowed: %+v", d)
+	if d := Evaluate(neg, q("ec2:CreateTags", "r", "aws:TagKeys", "Owner", "aws:TagKeys", "Team")); d.Allowed {
+		t.Errorf("StringNotEquals aws:TagKeys without a set operator allowed: %+v", d)
 	}
-	if d := Evaluate(neg, q("ec2:CreateTags", "r", "aws:TagKeys", "Owner", "aws:TagKeys", "Team")); !d.Allowed {
-		t.Errorf("StringNotEquals with no matching request value: %+v", d)
+	// A Deny written the same way does not match either.
+	deny := identity(t, stmt(`{"Effect":"Allow","Action":"*","Resource":"*"}`),
+		stmt(`{"Effect":"Deny","Action":"*","Resource":"*","Condition":{"StringEquals":{"aws:TagKeys":"Name"}}}`))
+	if d := Evaluate(deny, q("ec2:CreateTags", "r", "aws:TagKeys", "Name")); !d.Allowed {
+		t.Errorf("Deny with StringEquals aws:TagKeys matched: %+v", d)
+	}
+	// With a set operator the same values match.
+	set := identity(t, stmt(`{"Effect":"Allow","Action":"*","Resource":"*","Condition":{"ForAnyValue:StringEquals":{"aws:TagKeys":"Name"}}}`))
+	if d := Evaluate(set, q("ec2:CreateTags", "r", "aws:TagKeys", "Owner", "aws:TagKeys", "Name")); !d.Allowed || len(d.NeedsSetOperator) != 0 {
+		t.Errorf("ForAnyValue:StringEquals: %+v", d)
+	}
+}
+
+func TestEvaluateKnownAbsentKeys(t *testing.T) {
+	// A question that states the request's tags in full: a condition on a
+	// tag it does not carry tests an absent key, which is not "missing".
+	set := identity(t, stmt(`{"Effect":"Allow","Action":"ec2:RunInstances","Resource":"*","Condition":{"StringEquals":{"aws:RequestTag/kubernetes.io/cluster/other":"owned"}}}`))
+	base := q("ec2:RunInstances", "arn:aws:ec2:us-west-2:111122223333:instance/*", "aws:RequestTag/kubernetes.io/cluster/demo", "owned")
+	d := Evaluate(set, base)
+	if d.Allowed || !reflect.DeepEqual(d.MissingContext, []string{"aws:RequestTag/kubernetes.io/cluster/other"}) {
+		t.Fatalf("without Complete: %+v, want denied with the key missing", d)
+	}
+	known := base
+	known.Complete = []string{"aws:RequestTag/", "aws:TagKeys"}
+	d = Evaluate(set, known)
+	if d.Allowed || len(d.MissingContext) != 0 {
+		t.Errorf("with Complete: %+v, want denied and nothing missing", d)
+	}
+	// Negated operators on a known-absent key hold, as on any absent key.
+	neg := identity(t, stmt(`{"Effect":"Allow","Action":"ec2:RunInstances","Resource":"*","Condition":{"StringNotEquals":{"aws:RequestTag/Team":"x"},"StringEquals":{"aws:SourceIp":"10.0.0.1"}}}`))
+	d = Evaluate(neg, known)
+	if !reflect.DeepEqual(d.MissingContext, []string{"aws:SourceIp"}) {
+		t.Errorf("MissingContext = %v, want only aws:SourceIp (nobody here can know it)", d.MissingContext)
+	}
+	// Complete is part of the question's identity.
+	if base.Key() == known.Key() || base.BatchKey() == known.BatchKey() {
+		t.Errorf("Key/BatchKey ignore Complete")
 	}
 }
 

@@ -355,7 +355,7 @@ func decisionFor(results []types.EvaluationResult, q Question) (Decision, bool) 
 				if boundary == nil {
 					boundary = res.PermissionsBoundaryDecisionDetail
 				}
-				return decisionFromSimulation(rs.EvalResourceDecision, rs.MatchedStatements, rs.MissingContextValues, boundary, res.OrganizationsDecisionDetail), true
+				return knownAbsent(decisionFromSimulation(rs.EvalResourceDecision, rs.MatchedStatements, rs.MissingContextValues, boundary, res.OrganizationsDecisionDetail), q), true
 			}
 		}
 		if top == nil || aws.ToString(res.EvalResourceName) == q.Resource {
@@ -365,7 +365,25 @@ func decisionFor(results []types.EvaluationResult, q Question) (Decision, bool) 
 	if top == nil {
 		return Decision{}, false
 	}
-	return decisionFromSimulation(top.EvalDecision, top.MatchedStatements, top.MissingContextValues, top.PermissionsBoundaryDecisionDetail, top.OrganizationsDecisionDetail), true
+	return knownAbsent(decisionFromSimulation(top.EvalDecision, top.MatchedStatements, top.MissingContextValues, top.PermissionsBoundaryDecisionDetail, top.OrganizationsDecisionDetail), q), true
+}
+
+// knownAbsent drops from d.MissingContext the keys q knows to be absent:
+// IAM evaluated them as absent (it has no value for them) and reports them
+// missing, but the question states them in full (Question.Complete), as
+// the snapshot evaluator does.
+func knownAbsent(d Decision, q Question) Decision {
+	if len(q.Complete) == 0 || len(d.MissingContext) == 0 {
+		return d
+	}
+	kept := d.MissingContext[:0:0]
+	for _, k := range d.MissingContext {
+		if !q.KnowsAbsent(k) {
+			kept = append(kept, k)
+		}
+	}
+	d.MissingContext = kept
+	return d
 }
 
 // decisionFromSimulation maps one simulation result to a Decision.

@@ -149,6 +149,38 @@ func TestDecideRequest(t *testing.T) {
 	}
 }
 
+// TestDecideKnownAbsent: keys IAM reports missing that the question knows
+// to be absent (Question.Complete) are not reported missing, as in the
+// snapshot evaluator; other keys are.
+func TestDecideKnownAbsent(t *testing.T) {
+	f := &fakeIAM{pages: []*iam.SimulatePrincipalPolicyOutput{simPage(types.EvaluationResult{
+		EvalActionName: aws.String("ec2:RunInstances"), EvalDecision: "implicitDeny",
+		MissingContextValues: []string{"aws:RequestTag/kubernetes.io/cluster/other", "aws:SourceIp", "ec2:Region"},
+	})}}
+	q := Question{Principal: liveQ.Principal, Action: "ec2:RunInstances", Resource: "arn:aws:ec2:us-west-2:111122223333:instance/*",
+		Context: map[string][]string{
+			"aws:RequestTag/karpenter.sh/nodepool": {""},
+			"aws:TagKeys":                          {"karpenter.sh/nodepool"},
+		},
+		Complete: []string{"aws:RequestTag/", "aws:TagKeys", "ec2:Region"}}
+	d, err := NewLive(f, LiveOptions{}).Decide(context.Background(), q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(d.MissingContext, []string{"aws:SourceIp"}) {
+		t.Errorf("MissingContext = %v, want only aws:SourceIp", d.MissingContext)
+	}
+	// The entries carry the same keys as the question, the empty tag value
+	// included, aws:TagKeys as a list.
+	var keys []string
+	for _, e := range f.inputs[0].ContextEntries {
+		keys = append(keys, aws.ToString(e.ContextKeyName)+"="+string(e.ContextKeyType)+":"+strings.Join(e.ContextKeyValues, ","))
+	}
+	if want := []string{"aws:RequestTag/karpenter.sh/nodepool=string:", "aws:TagKeys=stringList:karpenter.sh/nodepool"}; !reflect.DeepEqual(keys, want) {
+		t.Errorf("context entries %v, want %v", keys, want)
+	}
+}
+
 func TestDecidePagination(t *testing.T) {
 	other := types.EvaluationResult{EvalActionName: aws.String("iam:GetRole"), EvalDecision: "allowed"}
 	ours := types.EvaluationResult{EvalActionName: aws.String("IAM:PassRole"), EvalDecision: "explicitDeny"}

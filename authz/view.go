@@ -77,6 +77,70 @@ type Question struct {
 	// "iam:PassedToService": {"ec2.amazonaws.com"}. A key with one value is
 	// a string; a key with several (or aws:TagKeys) is a list.
 	Context map[string][]string
+	// Complete lists the condition key families the question states in
+	// full: a key ("aws:RequestedRegion") or a prefix ending in '/'
+	// ("aws:RequestTag/"), compared case-insensitively. A condition on a
+	// key of those families that Context lacks tests a key known to be
+	// absent from the request: it is evaluated as absent and is not
+	// reported in Decision.MissingContext, which is left for keys nobody
+	// here can know (aws:SourceIp, other principals' tags, ...).
+	Complete []string
+	// Alike, when set, is the resource the cache files the answer under
+	// instead of Resource: the same request about another object that no
+	// policy written in practice tells apart (Karpenter's instance-profile
+	// ARN with the class's UID replaced by a placeholder; a policy cannot
+	// name a UID before the class exists). Re-creating the same manifest
+	// (a dry-run, a GitOps re-apply: a new UID each time) then reuses the
+	// answer, and an IAM outage serves it, instead of asking again. IAM is
+	// always asked about Resource.
+	Alike string
+}
+
+// CacheKey is Key with Resource replaced by Alike when set: what the
+// cache files the answer under.
+func (q Question) CacheKey() string {
+	if q.Alike == "" {
+		return q.Key()
+	}
+	q.Resource = q.Alike
+	return q.Key()
+}
+
+// KnowsAbsent reports whether key, absent from q.Context, is known to be
+// absent from the request (it belongs to a family of q.Complete).
+func (q Question) KnowsAbsent(key string) bool {
+	return completeCovers(q.Complete, key)
+}
+
+func completeCovers(complete []string, key string) bool {
+	for _, f := range complete {
+		if strings.HasSuffix(f, "/") {
+			if len(key) > len(f) && strings.EqualFold(key[:len(f)], f) {
+				return true
+			}
+		} else if strings.EqualFold(key, f) {
+			return true
+		}
+	}
+	return false
+}
+
+// writeComplete writes q.Complete, sorted, for Key and BatchKey: two
+// questions that differ only in what is known absent are different
+// questions.
+func writeComplete(b *strings.Builder, complete []string) {
+	if len(complete) == 0 {
+		return
+	}
+	sorted := slices.Clone(complete)
+	slices.Sort(sorted)
+	b.WriteString("\x00\x02")
+	for i, f := range sorted {
+		if i > 0 {
+			b.WriteByte('\x01')
+		}
+		writeLower(b, f)
+	}
 }
 
 // Key returns a deterministic string identifying the question. It is
@@ -101,6 +165,7 @@ func (q Question) Key() string {
 	b.WriteByte('\x00')
 	b.WriteString(q.Resource)
 	writeContext(&b, keys, q.Context)
+	writeComplete(&b, q.Complete)
 	return b.String()
 }
 
@@ -122,6 +187,7 @@ func (q Question) BatchKey() string {
 		b.WriteString("\x00+")
 	}
 	writeContext(&b, keys, q.Context)
+	writeComplete(&b, q.Complete)
 	return b.String()
 }
 
@@ -158,9 +224,11 @@ func writeLower(b *strings.Builder, s string) {
 	}
 }
 
-// IsListKey reports whether a context key is multivalued.
+// IsListKey reports whether a context entry goes to IAM as a list
+// (stringList): a multivalued key (aws:TagKeys...), even with one value,
+// or any key given several values.
 func IsListKey(key string, values []string) bool {
-	return len(values) != 1 || strings.EqualFold(key, "aws:TagKeys")
+	return len(values) != 1 || IsMultivaluedKey(key)
 }
 
 // Decision is the answer to a Question.
@@ -195,8 +263,15 @@ type Decision struct {
 	// statements using them were treated as not matching.
 	Unsupported []string
 	// MissingContext lists condition keys a policy tested that the request
-	// did not supply (IAM's MissingContextValues).
+	// did not supply (IAM's MissingContextValues), except those the
+	// question knows to be absent (Question.Complete).
 	MissingContext []string
+	// NeedsSetOperator lists conditions ("StringEquals aws:TagKeys") that
+	// test a multivalued key without ForAnyValue: or ForAllValues:. IAM is
+	// reported not to match such a condition whatever the values, so the
+	// local evaluator counts it as not holding; the policy should use a
+	// set operator. Only the snapshot evaluator knows.
+	NeedsSetOperator []string
 	Served
 }
 
@@ -257,6 +332,9 @@ func (d Decision) Reason() string {
 			b.WriteString(strings.Join(d.NearMisses, ", "))
 			b.WriteString(" only)")
 		}
+	}
+	if len(d.NeedsSetOperator) > 0 {
+		fmt.Fprintf(&b, "; %s tests a multivalued key without ForAnyValue: or ForAllValues:, which IAM does not match: write it with a set operator (ForAllValues: to limit the tag keys a request may carry)", strings.Join(d.NeedsSetOperator, ", "))
 	}
 	if len(d.Unsupported) > 0 {
 		fmt.Fprintf(&b, "; statements using unsupported condition operators %s were not counted", strings.Join(d.Unsupported, ", "))

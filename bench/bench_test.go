@@ -198,29 +198,31 @@ func TestDistinctQuestions(t *testing.T) {
 		classes = append(classes, Class{Name: n, Role: "KarpenterNodeRole-demo"})
 	}
 	got := DistinctQuestions(context.Background(), c, append(classes, classes...)) // repeats ask nothing new
-	if got["GetRole"] != 1 || got["SimulatePrincipalPolicy"] != 1+6*3 || len(got) != 2 {
-		t.Errorf("role classes: %v, want GetRole 1 and SimulatePrincipalPolicy 19", got)
+	// PassRole (shared); per class Karpenter 1.15's 4 instance-profile
+	// and 27 launch and validation requests.
+	if got["GetRole"] != 1 || got["SimulatePrincipalPolicy"] != 1+31*3 || len(got) != 2 {
+		t.Errorf("role classes: %v, want GetRole 1 and SimulatePrincipalPolicy 94", got)
 	}
 	if c.IAM != authz.View(snap) {
 		t.Error("DistinctQuestions changed the caller's Checker")
 	}
 	got = DistinctQuestions(context.Background(), c, []Class{{Name: "a", InstanceProfile: "KarpenterNodeInstanceProfile-demo"}, {Name: "b", InstanceProfile: "KarpenterNodeInstanceProfile-demo"}})
 	// GetInstanceProfile; GetInstanceProfile permission and PassRole
-	// (shared); three launch questions per class.
-	if got["GetInstanceProfile"] != 1 || got["SimulatePrincipalPolicy"] != 2+3*2 {
-		t.Errorf("instance-profile classes: %v, want GetInstanceProfile 1 and SimulatePrincipalPolicy 8", got)
+	// (shared); 27 launch and validation requests per class.
+	if got["GetInstanceProfile"] != 1 || got["SimulatePrincipalPolicy"] != 2+27*2 {
+		t.Errorf("instance-profile classes: %v, want GetInstanceProfile 1 and SimulatePrincipalPolicy 56", got)
 	}
 
 	// IAM calls: the role's GetRole and PassRole (shared), and per class
-	// the three instance-profile questions (three contexts) and the three
-	// launch questions (one context, one call).
-	if got := DistinctCalls(context.Background(), c, append(classes, classes...)); got != 2+4*3 {
-		t.Errorf("role classes: %d calls, want 14", got)
+	// the four instance-profile requests (four contexts) and the launch
+	// and validation requests (nine contexts, nine calls).
+	if got := DistinctCalls(context.Background(), c, append(classes, classes...)); got != 2+13*3 {
+		t.Errorf("role classes: %d calls, want 41", got)
 	}
-	// GetInstanceProfile, its read permission and PassRole (shared); one
-	// launch call per class.
-	if got := DistinctCalls(context.Background(), c, []Class{{Name: "a", InstanceProfile: "KarpenterNodeInstanceProfile-demo"}, {Name: "b", InstanceProfile: "KarpenterNodeInstanceProfile-demo"}}); got != 3+2 {
-		t.Errorf("instance-profile classes: %d calls, want 5", got)
+	// GetInstanceProfile, its read permission and PassRole (shared); nine
+	// launch calls per class.
+	if got := DistinctCalls(context.Background(), c, []Class{{Name: "a", InstanceProfile: "KarpenterNodeInstanceProfile-demo"}, {Name: "b", InstanceProfile: "KarpenterNodeInstanceProfile-demo"}}); got != 3+9*2 {
+		t.Errorf("instance-profile classes: %d calls, want 21", got)
 	}
 }
 

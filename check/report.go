@@ -5,16 +5,35 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 
 	"github.com/nodeclass-guard/nodeclass-guard/authz"
+	"github.com/nodeclass-guard/nodeclass-guard/karpenter"
 	"github.com/nodeclass-guard/nodeclass-guard/webhook"
 )
 
 // Report is the contract's JSON report of `check -o json`.
 type Report struct {
-	Results []Result `json:"results"`
+	// Karpenter says which Karpenter version's requests the permission
+	// checks asked, and where that version came from.
+	Karpenter *KarpenterVersion `json:"karpenter,omitempty"`
+	Results   []Result          `json:"results"`
+}
+
+// KarpenterVersion is the report's statement of the Karpenter version the
+// checks assumed.
+type KarpenterVersion struct {
+	// Version is the modelled version whose requests were asked ("1.13").
+	Version string `json:"version"`
+	// Given is what the flag (or default) said ("1.13.2").
+	Given string `json:"given,omitempty"`
+	// Source says where it came from ("--karpenter-version").
+	Source string `json:"source"`
+	// Note says how Given maps to Version, when it is not one of its
+	// releases.
+	Note string `json:"note,omitempty"`
 }
 
 // Result is the verdict on one document.
@@ -30,6 +49,10 @@ type Result struct {
 	Allowed    bool   `json:"allowed"`
 	Denials    []Item `json:"denials"`
 	Warnings   []Item `json:"warnings"`
+	// NotChecked are the parts of Karpenter's requests that were not asked
+	// (the launch's image, subnets and security groups, until an EC2 view
+	// resolves them): not a pass.
+	NotChecked []karpenter.NotChecked `json:"notChecked,omitempty"`
 }
 
 // Item is one denial or warning.
@@ -161,7 +184,8 @@ func Run(ctx context.Context, c *webhook.Checker, docs []Document) Report {
 		}()
 	}
 	wg.Wait()
-	return Report{Results: results}
+	kv := c.Karpenter()
+	return Report{Results: results, Karpenter: &KarpenterVersion{Version: kv.Model.String(), Given: kv.Given, Source: kv.Source, Note: kv.Note}}
 }
 
 func checkOne(ctx context.Context, c *webhook.Checker, d Document) Result {
@@ -177,9 +201,10 @@ func checkOne(ctx context.Context, c *webhook.Checker, d Document) Result {
 	return Result{
 		Source: d.Source, File: d.File(), Line: d.Position(nil).Line,
 		APIVersion: d.APIVersion, Kind: d.Kind, Name: d.Name,
-		Allowed:  v.Allowed(),
-		Denials:  items(d, v.Denials),
-		Warnings: items(d, v.Warnings),
+		Allowed:    v.Allowed(),
+		Denials:    items(d, v.Denials),
+		Warnings:   items(d, v.Warnings),
+		NotChecked: v.NotChecked,
 	}
 }
 
@@ -225,6 +250,21 @@ func (res Result) at(it Item) string {
 	return res.Position(it).String() + ": "
 }
 
+// notCheckedLine says in one line which requests were not asked: the
+// actions and the resources.
+func notCheckedLine(ns []karpenter.NotChecked) string {
+	var actions, resources []string
+	for _, n := range ns {
+		if !slices.Contains(actions, n.Action) {
+			actions = append(actions, n.Action)
+		}
+		if !slices.Contains(resources, n.Resource) {
+			resources = append(resources, n.Resource)
+		}
+	}
+	return fmt.Sprintf("%s on the class's %s (their selectors need an EC2 view; see notChecked in -o json)", strings.Join(actions, ", "), strings.Join(resources, ", "))
+}
+
 // WriteJSON writes the contract's JSON report.
 func (r Report) WriteJSON(w io.Writer) error {
 	if r.Results == nil {
@@ -260,11 +300,25 @@ func (r Report) WriteText(w io.Writer) error {
 		for _, it := range res.Warnings {
 			fmt.Fprintf(&b, "      warning  %s[%s] %s: %s\n", res.at(it), it.Code, it.Field, it.Message)
 		}
+		if len(res.NotChecked) > 0 {
+			fmt.Fprintf(&b, "      not checked yet: %s\n", notCheckedLine(res.NotChecked))
+		}
 	}
 	if len(r.Results) == 0 {
 		b.WriteString("no EC2NodeClass, NodePool or EKS NodeClass found in the input\n")
 	} else {
-		fmt.Fprintf(&b, "\n%d object(s): %d allowed, %d allowed with warnings, %d denied\n", len(r.Results), allowed, warned, denied)
+		b.WriteString("\n")
+		if k := r.Karpenter; k != nil {
+			fmt.Fprintf(&b, "permission checks asked Karpenter %s's requests (%s", k.Version, k.Source)
+			if k.Given != "" && k.Given != k.Version {
+				fmt.Fprintf(&b, ": %s", k.Given)
+			}
+			if k.Note != "" {
+				fmt.Fprintf(&b, "; %s", k.Note)
+			}
+			b.WriteString(")\n")
+		}
+		fmt.Fprintf(&b, "%d object(s): %d allowed, %d allowed with warnings, %d denied\n", len(r.Results), allowed, warned, denied)
 	}
 	_, err := io.WriteString(w, b.String())
 	return err

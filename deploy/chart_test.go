@@ -230,6 +230,27 @@ func TestChartValues(t *testing.T) {
 		}
 	})
 
+	t.Run("Karpenter version and Deployment", func(t *testing.T) {
+		args := argsOf(t, renderChart(t), defaultName, defaultNamespace)
+		for _, flag := range []string{"karpenter-version", "karpenter-deployment"} {
+			if got, ok := argValue(args, flag); ok {
+				t.Errorf("default values pass --%s=%q; want the Deployment karpenter read by default", flag, got)
+			}
+		}
+		r := renderChart(t, "karpenter.version=1.13.2", "karpenter.deploymentName=karpenter-controller")
+		args = argsOf(t, r, defaultName, defaultNamespace)
+		if got, _ := argValue(args, "karpenter-version"); got != "1.13.2" {
+			t.Errorf("--karpenter-version = %q, want 1.13.2", got)
+		}
+		if got, _ := argValue(args, "karpenter-deployment"); got != "karpenter/karpenter-controller" {
+			t.Errorf("--karpenter-deployment = %q, want karpenter/karpenter-controller", got)
+		}
+		role := decodeStrict[rbacv1.Role](t, r.get(t, "Role", "karpenter", defaultName))
+		if len(role.Rules) != 2 || !slices.Equal(role.Rules[1].ResourceNames, []string{"karpenter-controller"}) {
+			t.Errorf("Role rules %+v, want get on Deployment karpenter-controller", role.Rules)
+		}
+	})
+
 	t.Run("Karpenter in kube-system", func(t *testing.T) {
 		r := renderChart(t, "karpenter.namespace=kube-system")
 		// The kustomize component for the same case renders the same objects.
@@ -240,8 +261,9 @@ func TestChartValues(t *testing.T) {
 			t.Errorf("--karpenter-service-account = %q, want kube-system/karpenter", got)
 		}
 		role := decodeStrict[rbacv1.Role](t, r.get(t, "Role", "kube-system", defaultName))
-		if len(role.Rules) != 1 || !slices.Equal(role.Rules[0].ResourceNames, []string{"karpenter"}) {
-			t.Errorf("Role rules %+v, want get on service account karpenter", role.Rules)
+		if len(role.Rules) != 2 || !slices.Equal(role.Rules[0].ResourceNames, []string{"karpenter"}) ||
+			!slices.Equal(role.Rules[1].Resources, []string{"deployments"}) || !slices.Equal(role.Rules[1].ResourceNames, []string{"karpenter"}) {
+			t.Errorf("Role rules %+v, want get on service account karpenter and Deployment karpenter", role.Rules)
 		}
 		r.get(t, "RoleBinding", "kube-system", defaultName)
 	})

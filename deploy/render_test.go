@@ -708,9 +708,10 @@ func checkRBAC(t *testing.T, r rendered, dep *appsv1.Deployment, name, ns string
 	role := decodeStrict[rbacv1.Role](t, r.get(t, "Role", karpenterNamespace, name))
 	wantRoleRules := []rbacv1.PolicyRule{
 		{APIGroups: []string{""}, Resources: []string{"serviceaccounts"}, ResourceNames: []string{"karpenter"}, Verbs: []string{"get"}},
+		{APIGroups: []string{"apps"}, Resources: []string{"deployments"}, ResourceNames: []string{"karpenter"}, Verbs: []string{"get"}},
 	}
 	if !reflect.DeepEqual(role.Rules, wantRoleRules) {
-		t.Errorf("%s: Role rules %+v, want get on the karpenter service account only", r.source, role.Rules)
+		t.Errorf("%s: Role rules %+v, want get on the karpenter service account and Deployment only", r.source, role.Rules)
 	}
 	rb := decodeStrict[rbacv1.RoleBinding](t, r.get(t, "RoleBinding", karpenterNamespace, name))
 	if rb.RoleRef != (rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: role.Name}) || !reflect.DeepEqual(rb.Subjects, subject) {

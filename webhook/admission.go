@@ -85,7 +85,9 @@ func Handlers(c *Checker, m *Metrics) map[string]*admission.Webhook {
 	return map[string]*admission.Webhook{
 		EC2NodeClassPath: guardKind(EC2NodeClassGK, admission.WithValidator[*EC2NodeClass](scheme, &validator[*EC2NodeClass]{
 			adapter: a, kind: EC2NodeClassKind, check: c.CheckEC2NodeClass,
-			same:   func(old, obj *EC2NodeClass) bool { return old.Spec == obj.Spec },
+			same: func(old, obj *EC2NodeClass) bool {
+				return old.Spec.Role == obj.Spec.Role && old.Spec.InstanceProfile == obj.Spec.InstanceProfile
+			},
 			fields: "spec.role and spec.instanceProfile unchanged",
 		})),
 		NodePoolPath: guardKind(NodePoolGK, admission.WithValidator[*NodePool](scheme, &validator[*NodePool]{

@@ -159,6 +159,9 @@ type notes struct {
 	stale       bool
 	missing     map[string]bool
 	unsupported map[string]bool
+	// needsSet are conditions testing a multivalued key without a set
+	// operator ("StringEquals aws:TagKeys").
+	needsSet map[string]bool
 }
 
 type unavailability struct {
@@ -186,6 +189,12 @@ func (n *notes) decision(path *field.Path, a Answer) bool {
 			n.unsupported = map[string]bool{}
 		}
 		n.unsupported[op] = true
+	}
+	for _, c := range a.Decision.NeedsSetOperator {
+		if n.needsSet == nil {
+			n.needsSet = map[string]bool{}
+		}
+		n.needsSet[c] = true
 	}
 	return true
 }
@@ -235,6 +244,9 @@ func (n *notes) report(v *Verdict, onErr OnIAMError) {
 	}
 	if len(n.missing) > 0 {
 		v.add(warn(PermissionContextMissing, specPath, "a policy of the controller role tests %s, which Karpenter's request may carry but this check cannot know; the answer at launch may differ", strings.Join(sortedKeys(n.missing), ", ")))
+	}
+	if len(n.needsSet) > 0 {
+		v.add(warn(PolicySetOperatorMissing, specPath, "a controller policy tests a multivalued key with a plain operator (%s), which IAM never matches: the statement does not apply. Write it with ForAnyValue: or ForAllValues:", strings.Join(sortedKeys(n.needsSet), ", ")))
 	}
 	if len(n.unsupported) > 0 {
 		v.add(warn(PolicyConditionUnsupported, specPath, "a controller policy statement uses condition operators %s, which the local evaluator does not support; such statements were counted as not matching", strings.Join(sortedKeys(n.unsupported), ", ")))

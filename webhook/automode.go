@@ -42,11 +42,20 @@ func (c *Checker) autoModeQuestions(cluster authz.Cluster, role authz.RoleARN, c
 	}
 	ctx := tagContext(c.autoModeTags(cl), true, false)
 	ctx["aws:RequestedRegion"] = []string{c.cfg.Region}
-	for _, a := range launchActions {
+	for _, a := range autoModeLaunchActions {
 		p.tags = append(p.tags, authz.Question{Principal: cluster.RoleARN, Action: a.action,
 			Resource: authz.EC2ARN(c.partition, c.cfg.Region, c.Account(), a.resource), Context: ctx})
 	}
 	return p
+}
+
+// autoModeLaunchActions are the EC2 calls EKS Auto Mode makes with the
+// cluster role to launch a NodeClass's nodes, with the resource type each
+// is checked on.
+var autoModeLaunchActions = []struct{ action, resource string }{
+	{"ec2:RunInstances", "instance/*"},
+	{"ec2:CreateFleet", "fleet/*"},
+	{"ec2:CreateLaunchTemplate", "launch-template/*"},
 }
 
 // autoModeTags are the class's spec.tags, sorted, with the cluster tag EKS

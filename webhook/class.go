@@ -8,6 +8,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/nodeclass-guard/nodeclass-guard/authz"
+	"github.com/nodeclass-guard/nodeclass-guard/karpenter"
 )
 
 var (
@@ -29,14 +30,16 @@ type class struct {
 	// nodePool is the NodePool whose launches are checked (its name is a
 	// launch tag); "" means the class's own name.
 	nodePool string
-	// tags are an EKS Auto Mode NodeClass's spec.tags.
+	// tags are the class's spec.tags.
 	tags map[string]string
+	// uid is the class's metadata.uid ("" in a manifest that has none).
+	uid string
 }
 
 // CheckEC2NodeClass validates a Karpenter EC2NodeClass: format, IAM state,
 // and the controller's permissions.
 func (c *Checker) CheckEC2NodeClass(ctx context.Context, nc *EC2NodeClass) Verdict {
-	return c.checkClass(ctx, class{name: nc.Name, role: nc.Spec.Role, profile: nc.Spec.InstanceProfile})
+	return c.checkClass(ctx, class{name: nc.Name, role: nc.Spec.Role, profile: nc.Spec.InstanceProfile, tags: nc.Spec.Tags, uid: string(nc.UID)})
 }
 
 // CheckNodeClass validates an EKS Auto Mode NodeClass: format and IAM
@@ -124,11 +127,20 @@ func (c *Checker) permissionsChecked(v *Verdict, cl class) bool {
 func (c *Checker) roleClass(ctx context.Context, v *Verdict, n *notes, ref RoleRef, cl class, join []Query) (authz.Role, bool, []Answer) {
 	perms := c.permissionsChecked(v, cl)
 	guess := c.nodeRoleARN(ref)
-	var pass, actions, launch []authz.Question
+	var (
+		pass, actions, launch []authz.Question
+		prof                  karpenter.Profile
+		lp                    launchPlan
+	)
 	if perms {
 		pass = c.passRoleQuestions(guess, true)
-		actions = c.profileActionQuestions(cl.name)
-		launch = c.launchQuestions(cl)
+		prof, actions = c.profileActionQuestions(cl)
+		// No EC2 view resolves the class's selectors yet: the launch
+		// requests on its image, subnets and security groups are
+		// reported as not checked.
+		lp = c.launchQuestions(cl, nil)
+		launch = lp.questions
+		v.NotChecked = lp.notChecked
 	}
 	qs := make([]Query, 0, 1+len(pass)+len(actions)+len(launch)+len(join))
 	qs = append(qs, roleQuery(ref.Name))
@@ -151,8 +163,8 @@ func (c *Checker) roleClass(ctx context.Context, v *Verdict, n *notes, ref RoleR
 		v.addAll(c.judgePassRole(n, rolePath, pass, passAns))
 	}
 	if perms {
-		v.addAll(c.judgeProfileActions(n, cl.name, actions, actionAns))
-		v.addAll(c.judgeLaunch(n, cl, launch, launchAns))
+		v.addAll(c.judgeProfileActions(n, cl, prof, actions, actionAns))
+		v.addAll(c.judgeLaunch(n, cl, lp, launchAns))
 	}
 	return roleAns.Role, found, joinAns
 }
@@ -168,9 +180,12 @@ func (c *Checker) profileClass(ctx context.Context, v *Verdict, n *notes, name s
 	perms := c.permissionsChecked(v, cl)
 	guess := authz.InstanceProfileARN(c.partition, c.Account(), "/", name)
 	var read, launch []authz.Question
+	var lp launchPlan
 	if perms {
 		read = []authz.Question{c.profileReadQuestion(guess)}
-		launch = c.launchQuestions(cl)
+		lp = c.launchQuestions(cl, nil) // no EC2 view yet: see roleClass
+		launch = lp.questions
+		v.NotChecked = lp.notChecked
 	}
 	qs := make([]Query, 0, 1+len(read)+len(launch)+len(join))
 	qs = append(qs, profileQuery(name))
@@ -220,7 +235,7 @@ func (c *Checker) profileClass(ctx context.Context, v *Verdict, n *notes, name s
 		}
 	}
 	if perms {
-		v.addAll(c.judgeLaunch(n, cl, launch, launchAns))
+		v.addAll(c.judgeLaunch(n, cl, lp, launchAns))
 	}
 	return nodeRole, hasRole, joinAns
 }

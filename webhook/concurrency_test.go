@@ -24,22 +24,25 @@ func TestConcurrentAdmissionsAskIAMOncePerQuestion(t *testing.T) {
 		wantCode Code
 	}{
 		{
-			// GetRole; PassRole on the role's ARN; 3 instance-profile
-			// actions (3 contexts, 3 calls); 3 launch actions (one
-			// context, one call).
+			// GetRole; PassRole on the role's ARN; 4 instance-profile
+			// requests (4 contexts, 4 calls); Karpenter 1.15's launch and
+			// validation requests in 9 contexts (launch tags and the
+			// validation's, each plain, with the launch template's tags,
+			// and with ec2:CreateAction CreateLaunchTemplate and
+			// CreateFleet, plus RunInstances for the validation): 9 calls.
 			name: "spec.role", spec: ec2Spec("KarpenterNodeRole-demo", ""),
-			want: map[string]int{"GetRole": 1, "SimulatePrincipalPolicy": 5},
+			want: map[string]int{"GetRole": 1, "SimulatePrincipalPolicy": 14},
 		},
 		{
 			// GetInstanceProfile; iam:GetInstanceProfile on its ARN;
-			// 3 launch actions in one call; PassRole on the role inside.
+			// the launch requests in 9 calls; PassRole on the role inside.
 			name: "spec.instanceProfile", spec: ec2Spec("", "KarpenterNodeInstanceProfile-demo"),
-			want: map[string]int{"GetInstanceProfile": 1, "SimulatePrincipalPolicy": 3},
+			want: map[string]int{"GetInstanceProfile": 1, "SimulatePrincipalPolicy": 11},
 		},
 		{
 			// A denied class costs the same: the denial is cached too.
 			name: "denied", spec: ec2Spec("OtherNodeRole", ""), deny: true, wantCode: PassRoleDenied,
-			want: map[string]int{"GetRole": 1, "SimulatePrincipalPolicy": 5},
+			want: map[string]int{"GetRole": 1, "SimulatePrincipalPolicy": 14},
 		},
 	}
 	for _, tc := range cases {

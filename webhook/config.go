@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/nodeclass-guard/nodeclass-guard/authz"
+	"github.com/nodeclass-guard/nodeclass-guard/karpenter"
 )
 
 // OnIAMError says what to answer when IAM cannot be reached and no cached
@@ -64,6 +65,11 @@ type Config struct {
 	// and a cluster that uses it gets the aws-auth check reported as
 	// skipped.
 	AWSAuth AWSAuthSource
+	// Karpenter is the Karpenter version whose requests the permission
+	// checks ask (karpenter.Resolve of --karpenter-version, or in serve
+	// the image tag of Karpenter's Deployment); zero means the newest
+	// modelled version.
+	Karpenter karpenter.Resolved
 }
 
 // Checker runs the rules. The same Checker serves the webhook and `check`;
@@ -77,6 +83,9 @@ type Checker struct {
 
 // NewChecker returns a Checker configured by cfg.
 func NewChecker(cfg Config) *Checker {
+	if cfg.Karpenter.Model == (karpenter.Version{}) {
+		cfg.Karpenter = karpenter.Default("")
+	}
 	c := &Checker{cfg: cfg, partition: cfg.Controller.Partition}
 	if cfg.Controller.Name != "" {
 		c.controllerARN = cfg.Controller.String()
@@ -89,6 +98,9 @@ func NewChecker(cfg Config) *Checker {
 
 // Config returns the Checker's configuration.
 func (c *Checker) Config() Config { return c.cfg }
+
+// Karpenter returns the Karpenter version the checks ask as.
+func (c *Checker) Karpenter() karpenter.Resolved { return c.cfg.Karpenter }
 
 // Account returns the cluster's account, "" when unknown.
 func (c *Checker) Account() string { return c.cfg.Controller.Account }

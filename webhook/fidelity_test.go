@@ -41,7 +41,7 @@ func (a account) controllerPolicy() map[string]any {
 	clusterTag := "aws:RequestTag/kubernetes.io/cluster/" + testCluster
 	statements := []map[string]any{
 		{"Sid": "AllowScopedEC2InstanceAccessActions", "Effect": "Allow",
-			"Action":   []string{"ec2:RunInstances", "ec2:CreateFleet", "ec2:CreateLaunchTemplate"},
+			"Action":   []string{"ec2:RunInstances", "ec2:CreateFleet", "ec2:CreateLaunchTemplate", "ec2:CreateTags"},
 			"Resource": "arn:" + a.partition + ":ec2:" + a.region + ":*:*"},
 		{"Sid": "AllowScopedInstanceProfileCreationActions", "Effect": "Allow",
 			"Action": "iam:CreateInstanceProfile", "Resource": a.arn("instance-profile/*"),
@@ -237,7 +237,7 @@ func TestTagInstanceProfileMessage(t *testing.T) {
 				t.Fatalf("want one InstanceProfileActionsDenied:\n%s", dump(v))
 			}
 			f := fs[0]
-			if !strings.Contains(f.Message, "may not iam:TagInstanceProfile on arn:aws:iam::111122223333:instance-profile/*") ||
+			if !strings.Contains(f.Message, "may not iam:TagInstanceProfile on arn:aws:iam::111122223333:instance-profile/karpenter/us-west-2/demo/") ||
 				!strings.Contains(f.Message, "IAM requires iam:TagInstanceProfile to create an instance profile with tags, as Karpenter does") {
 				t.Errorf("message:\n%s", f.Message)
 			}

@@ -23,14 +23,16 @@ func TestPermissionFindingsCarryRequests(t *testing.T) {
 		deniedBy map[Code]string
 	}{
 		{ctl: ctlLimited, obj: ec2Class("c", "KarpenterNodeRole-demo", ""),
-			want:     map[Code]int{InstanceProfileActionsDenied: 3, LaunchDenied: 3},
+			// 4 instance-profile requests (GetInstanceProfile included);
+			// Karpenter 1.15's 27 launch and validation requests.
+			want:     map[Code]int{InstanceProfileActionsDenied: 4, LaunchDenied: 27},
 			deniedBy: map[Code]string{InstanceProfileActionsDenied: "", LaunchDenied: ""}},
 		{ctl: ctlLimited, obj: ec2Class("c", "", "KarpenterNodeInstanceProfile-demo"),
-			want: map[Code]int{InstanceProfileReadDenied: 1, LaunchDenied: 3}},
+			want: map[Code]int{InstanceProfileReadDenied: 1, LaunchDenied: 27}},
 		{ctl: ctlKarpenter, obj: ec2Class("admin", "AdminNodeRole", ""),
 			want: map[Code]int{PassRoleDenied: 1}, deniedBy: map[Code]string{PassRoleDenied: DeniedByExplicitDeny}},
 		{ctl: ctlBounded, obj: ec2Class("c", "KarpenterNodeRole-demo", ""),
-			want: map[Code]int{PassRoleDenied: 1, InstanceProfileActionsDenied: 3}, deniedBy: map[Code]string{InstanceProfileActionsDenied: DeniedByBoundary}},
+			want: map[Code]int{PassRoleDenied: 1, InstanceProfileActionsDenied: 4}, deniedBy: map[Code]string{InstanceProfileActionsDenied: DeniedByBoundary}},
 		{ctl: ctlKarpenter, obj: ec2Class("c", "arn:aws:iam::111122223333:role/KarpenterNodeRole-notrust", ""), want: map[Code]int{}},
 	} {
 		ctl, err := authz.ParseRoleARN(tc.ctl)

@@ -2,8 +2,12 @@ package webhook
 
 import (
 	"errors"
+	"maps"
+	"slices"
+	"strings"
 
 	"github.com/nodeclass-guard/nodeclass-guard/authz"
+	"github.com/nodeclass-guard/nodeclass-guard/karpenter"
 )
 
 // judgeProfile judges IAM's answer about the instance profile
@@ -54,41 +58,27 @@ func (c *Checker) judgeProfileRead(n *notes, qs []authz.Question, as []Answer) [
 		fix(ans, "Allow iam:GetInstanceProfile on that ARN"))}
 }
 
-// karpenterTags are the tags Karpenter puts on the instance profile it
-// creates for a class.
-func (c *Checker) karpenterTags(className string) []tag {
-	return []tag{
-		{"kubernetes.io/cluster/" + c.cfg.ClusterName, "owned"},
-		{"eks:eks-cluster-name", c.cfg.ClusterName},
-		{"topology.kubernetes.io/region", c.cfg.Region},
-		{"karpenter.k8s.aws/ec2nodeclass", className},
+// karpenterInput is what the request model needs to know of cl and the
+// cluster.
+func (c *Checker) karpenterInput(cl class) karpenter.Input {
+	return karpenter.Input{Partition: c.partition, Region: c.cfg.Region, Account: c.Account(), Cluster: c.cfg.ClusterName,
+		Class: cl.name, UID: cl.uid, Tags: cl.tags, NodePool: cl.nodePool}
+}
+
+// profileActionQuestions asks what Karpenter's nodeclass controller does
+// for a class naming spec.role (karpenter.ProfileRequests): read, create
+// with its tags, tag, and fill the instance profile, whose exact ARN the
+// version's naming and path scheme give.
+func (c *Checker) profileActionQuestions(cl class) (karpenter.Profile, []authz.Question) {
+	prof, reqs := karpenter.ProfileRequests(c.cfg.Karpenter.Model, c.karpenterInput(cl))
+	qs := make([]authz.Question, len(reqs))
+	for i, r := range reqs {
+		qs[i] = r.Question(c.controllerARN)
 	}
+	return prof, qs
 }
 
-// profileActions are what Karpenter does to manage the instance profile of
-// a class that names spec.role, with the tags each request carries and
-// the tags each finds on the profile.
-var profileActions = []struct {
-	action            string
-	request, resource bool
-}{
-	{"iam:CreateInstanceProfile", true, false},
-	{"iam:TagInstanceProfile", true, true},
-	{"iam:AddRoleToInstanceProfile", false, true},
-}
-
-func (c *Checker) profileActionQuestions(className string) []authz.Question {
-	tags := c.karpenterTags(className)
-	resource := authz.IAMARN(c.partition, c.Account(), "instance-profile/*")
-	qs := make([]authz.Question, len(profileActions))
-	for i, a := range profileActions {
-		qs[i] = authz.Question{Principal: c.controllerARN, Action: a.action, Resource: resource,
-			Context: tagContext(tags, a.request, a.resource)}
-	}
-	return qs
-}
-
-func (c *Checker) judgeProfileActions(n *notes, className string, qs []authz.Question, as []Answer) []Finding {
+func (c *Checker) judgeProfileActions(n *notes, cl class, prof karpenter.Profile, qs []authz.Question, as []Answer) []Finding {
 	dd := deniedOf(n, rolePath, qs, as)
 	if len(dd.questions) == 0 {
 		return nil
@@ -103,8 +93,28 @@ func (c *Checker) judgeProfileActions(n *notes, className string, qs []authz.Que
 			why = " (IAM requires iam:TagInstanceProfile to create an instance profile with tags, as Karpenter does)"
 		}
 	}
+	var about []string
+	if prof.NameRandom {
+		about = append(about, "the name's hash is random")
+	}
+	if prof.UIDPlaceholder {
+		about = append(about, "no metadata.uid yet: the path uses "+karpenter.PlaceholderUID)
+	}
+	named := ""
+	if len(about) > 0 {
+		named = " (" + strings.Join(about, "; ") + ")"
+	}
 	return []Finding{permissionDenial(InstanceProfileActionsDenied, rolePath, dd,
-		"role %s may not %s on %s with Karpenter's tags (%s)%s: %s. %s",
-		c.controllerARN, actionsOf(denied), denied[0].Resource, tagList(c.karpenterTags(className)), why, ans.Reason(),
-		fix(ans, "Karpenter creates the instance profile for spec.role: allow these actions on instance-profile/* for these tags, or set spec.instanceProfile to a profile you manage"))}
+		"role %s may not %s on %s%s, the profile Karpenter %s creates for this class, with its tags (%s)%s: %s. %s",
+		c.controllerARN, actionsOf(denied), denied[0].Resource, named, c.cfg.Karpenter.Model, tagList(sortedTags(karpenter.ProfileTags(c.karpenterInput(cl)))), why, ans.Reason(),
+		fix(ans, "Allow these actions on that ARN for these tags, or set spec.instanceProfile to a profile you manage"))}
+}
+
+// sortedTags turns a tag map into tags sorted by key.
+func sortedTags(m map[string]string) []tag {
+	out := make([]tag, 0, len(m))
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		out = append(out, tag{k, m[k]})
+	}
+	return out
 }

@@ -46,23 +46,27 @@ func TestJudgeRoleOnAnswers(t *testing.T) {
 
 func TestJudgePermissionsOnAnswers(t *testing.T) {
 	c := judgeChecker(t)
-	qs := c.launchQuestions(class{name: "x"})
-	as := []Answer{
-		{Decision: authz.Decision{Allowed: true}},
-		{Decision: authz.Decision{DeniedBy: authz.Denier{Source: authz.DeniedByBoundary}}},
-		{Decision: authz.Decision{Allowed: true, Served: authz.Served{Stale: true, Age: 3 * time.Minute}}},
+	p := c.launchQuestions(class{name: "x"}, nil)
+	as := make([]Answer, len(p.questions))
+	for i := range as {
+		as[i] = Answer{Decision: authz.Decision{Allowed: true}}
 	}
+	fleet := slices.IndexFunc(p.questions, func(q authz.Question) bool { return q.Action == "ec2:CreateFleet" })
+	as[fleet] = Answer{Decision: authz.Decision{DeniedBy: authz.Denier{Source: authz.DeniedByBoundary}}}
+	as[len(as)-1] = Answer{Decision: authz.Decision{Allowed: true, Served: authz.Served{Stale: true, Age: 3 * time.Minute}}}
 	var n notes
-	fs := c.judgeLaunch(&n, class{name: "x"}, qs, as)
+	fs := c.judgeLaunch(&n, class{name: "x"}, p, as)
 	if len(fs) != 1 || fs[0].Code != LaunchDenied || fs[0].DeniedBy != DeniedByBoundary ||
-		len(fs[0].Requests) != 1 || fs[0].Requests[0].Action != "ec2:CreateFleet" || !strings.Contains(fs[0].Message, "in the permissions boundary as well") {
+		len(fs[0].Requests) != 1 || fs[0].Requests[0].Action != "ec2:CreateFleet" || !strings.Contains(fs[0].Message, "in the permissions boundary as well") ||
+		!strings.Contains(fs[0].Message, "may not ec2:CreateFleet on fleet/* in arn:aws:ec2:us-west-2:111122223333 (launch, as Karpenter 1.15 asks") {
 		t.Fatalf("findings %+v", fs)
 	}
 	// Unavailable and stale answers are noted once, for the whole object.
 	as[0] = Answer{Err: &authz.UnavailableError{Op: "SimulatePrincipalPolicy", Err: errors.New("throttled")}}
 	n = notes{}
-	c.judgeLaunch(&n, class{name: "x"}, qs, as)
-	c.judgeProfileActions(&n, "x", qs[:1], as[:1])
+	c.judgeLaunch(&n, class{name: "x"}, p, as)
+	prof, pq := c.profileActionQuestions(class{name: "x"})
+	c.judgeProfileActions(&n, class{name: "x"}, prof, pq[:1], as[:1])
 	var v Verdict
 	n.report(&v, OnIAMErrorDeny)
 	if got := v.Codes(); !slices.Equal(got, []string{string(IAMUnavailable), string(IAMStale)}) {

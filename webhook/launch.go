@@ -1,51 +1,114 @@
 package webhook
 
 import (
+	"fmt"
+	"strings"
+
 	"github.com/nodeclass-guard/nodeclass-guard/authz"
+	"github.com/nodeclass-guard/nodeclass-guard/karpenter"
 )
 
-// launchActions are the EC2 calls Karpenter dry-runs and makes to launch
-// nodes, with the resource type each is checked on.
-var launchActions = []struct{ action, resource string }{
-	{"ec2:RunInstances", "instance/*"},
-	{"ec2:CreateFleet", "fleet/*"},
-	{"ec2:CreateLaunchTemplate", "launch-template/*"},
+// launchPlan is the launch rule's plan: the questions, the model's
+// requests they were made from (index for index), and what the model
+// could not ask.
+type launchPlan struct {
+	questions  []authz.Question
+	requests   []karpenter.Request
+	notChecked []karpenter.NotChecked
 }
 
-// launchTags are the tags Karpenter's launch requests carry.
-func (c *Checker) launchTags(cl class) []tag {
-	nodePool := cl.nodePool
-	if nodePool == "" {
-		nodePool = cl.name
+// launchQuestions plans the EC2 requests of Karpenter's launches and (from
+// 1.3) of its validation of cl, as karpenter.LaunchRequests models them for
+// the configured version. ec2 holds the image, subnet and security-group
+// ARNs the class's selectors resolve to; nil (no EC2 view yet) leaves the
+// requests on them reported as not checked.
+func (c *Checker) launchQuestions(cl class, ec2 *karpenter.EC2Resources) launchPlan {
+	in := c.karpenterInput(cl)
+	in.EC2 = ec2
+	reqs, notChecked := karpenter.LaunchRequests(c.cfg.Karpenter.Model, in)
+	p := launchPlan{requests: reqs, notChecked: notChecked, questions: make([]authz.Question, len(reqs))}
+	for i, r := range reqs {
+		p.questions[i] = r.Question(c.controllerARN)
 	}
-	return []tag{
-		{"kubernetes.io/cluster/" + c.cfg.ClusterName, "owned"},
-		{"eks:eks-cluster-name", c.cfg.ClusterName},
-		{"karpenter.sh/nodepool", nodePool},
-		{"karpenter.k8s.aws/ec2nodeclass", cl.name},
-	}
+	return p
 }
 
-// launchQuestions share one context, so IAM answers them in one call.
-func (c *Checker) launchQuestions(cl class) []authz.Question {
-	ctx := tagContext(c.launchTags(cl), true, false)
-	ctx["aws:RequestedRegion"] = []string{c.cfg.Region}
-	qs := make([]authz.Question, len(launchActions))
-	for i, a := range launchActions {
-		qs[i] = authz.Question{Principal: c.controllerARN, Action: a.action,
-			Resource: authz.EC2ARN(c.partition, c.cfg.Region, c.Account(), a.resource), Context: ctx}
-	}
-	return qs
-}
-
-func (c *Checker) judgeLaunch(n *notes, cl class, qs []authz.Question, as []Answer) []Finding {
-	dd := deniedOf(n, specPath, qs, as)
+func (c *Checker) judgeLaunch(n *notes, cl class, p launchPlan, as []Answer) []Finding {
+	dd := deniedOf(n, specPath, p.questions, as)
 	if len(dd.questions) == 0 {
 		return nil
 	}
-	denied, ans := dd.questions, dd.first()
+	// Name the denied actions, their resources and the steps making them;
+	// the finding's Requests carry each request whole.
+	var actions, resources, steps []string
+	placeholders := map[string]bool{}
+	prefix := ""
+	for i, q := range p.questions {
+		if !containsQuestion(dd.questions, q) {
+			continue
+		}
+		r := p.requests[i]
+		res, pre := splitEC2(q.Resource)
+		if prefix == "" {
+			prefix = pre
+		}
+		step := string(r.Step)
+		if strings.Contains(r.Call, "dry-run") {
+			step += " dry-run"
+		}
+		actions = appendNew(actions, q.Action)
+		resources = appendNew(resources, res)
+		steps = appendNew(steps, step)
+		if r.Placeholder != "" {
+			placeholders[r.Placeholder] = true
+		}
+	}
+	nodePool := "NodePool " + shown(cl.nodePool)
+	if cl.nodePool == "" {
+		nodePool = "the class's name standing in for a NodePool"
+	}
+	ph := ""
+	if len(placeholders) > 0 {
+		ph = fmt.Sprintf(" (placeholder: %s)", strings.Join(sortedKeys(placeholders), "; "))
+	}
+	ans := dd.first()
 	return []Finding{permissionDenial(LaunchDenied, specPath, dd,
-		"role %s may not %s on %s with Karpenter's tags (%s): %s. %s",
-		c.controllerARN, actionsOf(denied), resourcesOf(denied), tagList(c.launchTags(cl)), ans.Reason(),
+		"role %s may not %s on %s in %s%s (%s, as Karpenter %s asks for this class) with tags %s (%s; from 1.3 the validation sends karpenter.sh/nodepool=\"\"): %s. %s",
+		c.controllerARN, strings.Join(actions, ", "), strings.Join(resources, ", "), prefix, ph, strings.Join(steps, ", "), c.cfg.Karpenter.Model,
+		tagList(sortedTags(karpenter.LaunchTags(c.karpenterInput(cl), cl.nodePoolOrName()))), nodePool, ans.Reason(),
 		fix(ans, "Allow these EC2 actions in the region for requests carrying these tags, as Karpenter's controller policy does"))}
+}
+
+func appendNew(list []string, s string) []string {
+	if containsString(list, s) {
+		return list
+	}
+	return append(list, s)
+}
+
+func (cl class) nodePoolOrName() string {
+	if cl.nodePool != "" {
+		return cl.nodePool
+	}
+	return cl.name
+}
+
+func containsQuestion(qs []authz.Question, q authz.Question) bool {
+	k := q.Key()
+	for _, have := range qs {
+		if have.Key() == k {
+			return true
+		}
+	}
+	return false
+}
+
+// splitEC2 splits an EC2 ARN into its resource part ("fleet/*") and the
+// rest ("arn:aws:ec2:us-west-2:111122223333").
+func splitEC2(arn string) (resource, prefix string) {
+	a, err := authz.ParseARN(arn)
+	if err != nil || a.Service != "ec2" {
+		return arn, ""
+	}
+	return a.Resource, strings.TrimSuffix(arn, ":"+a.Resource)
 }

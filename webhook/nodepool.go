@@ -33,7 +33,7 @@ func (c *Checker) CheckNodePool(ctx context.Context, np *NodePool) Verdict {
 		if found {
 			// A class the cluster has: its questions come first in the IAM
 			// call budget.
-			classVerdict = c.checkClass(authz.WithPriority(ctx), class{name: nc.Name, role: nc.Spec.Role, profile: nc.Spec.InstanceProfile, nodePool: np.Name})
+			classVerdict = c.checkClass(authz.WithPriority(ctx), class{name: nc.Name, role: nc.Spec.Role, profile: nc.Spec.InstanceProfile, tags: nc.Spec.Tags, uid: string(nc.UID), nodePool: np.Name})
 		}
 	case EKSNodeClassGK:
 		kindName = "NodeClass (eks.amazonaws.com)"
@@ -77,7 +77,9 @@ func (c *Checker) CheckNodePool(ctx context.Context, np *NodePool) Verdict {
 	if len(broken) > 0 {
 		lines := make([]string, len(broken))
 		for i, f := range broken {
-			lines[i] = f.DenialLine()
+			// Each cause in full is in the finding's Causes; the line
+			// keeps every cause's start within the message's bound.
+			lines[i] = truncate(f.DenialLine(), 1700/len(broken))
 		}
 		f := deny(NodeClassInvalid, nodeClassRefPath,
 			"%s %s fails its checks, so Karpenter could not launch nodes for this NodePool: %s. Fix the %s first",

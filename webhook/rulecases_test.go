@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/nodeclass-guard/nodeclass-guard/authz"
+	"github.com/nodeclass-guard/nodeclass-guard/karpenter"
 )
 
 // The shared IAM scenario of testdata/iam/sample-snapshot.json.
@@ -212,6 +213,10 @@ func missingContext(v authz.View) authz.View {
 	return decisionEditView{v, func(d *authz.Decision) { d.MissingContext = []string{"aws:SourceVpce"} }}
 }
 
+func setOperatorMissing(v authz.View) authz.View {
+	return decisionEditView{v, func(d *authz.Decision) { d.NeedsSetOperator = []string{"StringEquals aws:TagKeys"} }}
+}
+
 func unsupportedCondition(v authz.View) authz.View {
 	return decisionEditView{v, func(d *authz.Decision) { d.Unsupported = []string{"IpAddressIfExists"} }}
 }
@@ -238,7 +243,7 @@ var contractCodes = []Code{
 }
 
 // extensionCodes are the codes nodeclass-guard adds to the contract.
-var extensionCodes = []Code{IAMStale, PermissionChecksSkipped, PermissionContextMissing, PolicyConditionUnsupported,
+var extensionCodes = []Code{IAMStale, PermissionChecksSkipped, PermissionContextMissing, PolicyConditionUnsupported, PolicySetOperatorMissing,
 	NodeAccessEntryMissing, NodeAccessEntryWrongType, NodeAccessPolicyMissing, AWSAuthRoleMissing, AWSAuthRoleHasPath,
 	AWSAuthGroupsMissing, NodeJoinChecksSkipped, AutoModeRoleHasPath, AutoModePassRoleDenied, AutoModeTagDenied,
 	SpotServiceLinkedRoleMissing}
@@ -390,7 +395,9 @@ func ruleCases() []ruleCase {
 		// InstanceProfileActionsDenied, InstanceProfileReadDenied, LaunchDenied.
 		{name: "instance profile actions denied by the boundary", obj: ec2Class("bounded", demoRole, ""), ctl: ctlBounded,
 			deny: codes(PassRoleDenied, InstanceProfileActionsDenied),
-			msgs: []string{"iam:CreateInstanceProfile, iam:TagInstanceProfile, iam:AddRoleToInstanceProfile", "arn:aws:iam::111122223333:instance-profile/*",
+			msgs: []string{"iam:GetInstanceProfile, iam:CreateInstanceProfile, iam:TagInstanceProfile, iam:AddRoleToInstanceProfile",
+				"on arn:aws:iam::111122223333:instance-profile/karpenter/us-west-2/demo/" + karpenter.PlaceholderUID + "/demo_",
+				"no metadata.uid yet: the path uses " + karpenter.PlaceholderUID,
 				"IAM requires iam:TagInstanceProfile to create an instance profile with tags",
 				"kubernetes.io/cluster/demo=owned", "karpenter.k8s.aws/ec2nodeclass=bounded"}},
 		{name: "instance profile actions not asked for spec.instanceProfile", obj: ec2Class("x", "", demoProfile), ctl: ctlBounded,
@@ -400,7 +407,8 @@ func ruleCases() []ruleCase {
 			msgs: []string{"may not iam:GetInstanceProfile arn:aws:iam::111122223333:instance-profile/KarpenterNodeInstanceProfile-demo"}},
 		{name: "launch denied", obj: ec2Class("limited", demoRole, ""), ctl: ctlLimited,
 			deny: codes(InstanceProfileActionsDenied, LaunchDenied),
-			msgs: []string{"ec2:RunInstances, ec2:CreateFleet, ec2:CreateLaunchTemplate", "arn:aws:ec2:us-west-2:111122223333:instance/*",
+			msgs: []string{"may not ec2:CreateLaunchTemplate, ec2:CreateTags, ec2:CreateFleet, ec2:RunInstances on launch-template/*, fleet/*, instance/*, volume/*, network-interface/*, launch-template/lt-00000000000000000 in arn:aws:ec2:us-west-2:111122223333",
+				"(launch, validation, validation dry-run, as Karpenter 1.15 asks for this class)",
 				"karpenter.sh/nodepool=limited", "eks:eks-cluster-name=demo"}},
 		{name: "launch allowed under the boundary (ec2:* only)", obj: ec2Class("x", "", "admin-profile"), ctl: ctlBounded,
 			deny: codes(InstanceProfileReadDenied, PassRoleDenied)},
@@ -477,6 +485,8 @@ func ruleCases() []ruleCase {
 			warn: codes(PermissionContextMissing), msgs: []string{"aws:SourceVpce"}},
 		{name: "policy uses an unsupported condition operator", obj: ec2Class("x", demoRole, ""), wrap: unsupportedCondition,
 			warn: codes(PolicyConditionUnsupported), msgs: []string{"IpAddressIfExists"}},
+		{name: "policy tests aws:TagKeys without a set operator", obj: ec2Class("x", demoRole, ""), wrap: setOperatorMissing,
+			warn: codes(PolicySetOperatorMissing), msgs: []string{"StringEquals aws:TagKeys", "ForAnyValue: or ForAllValues:"}},
 	}, joinCases()...)
 }
 

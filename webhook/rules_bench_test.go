@@ -94,7 +94,7 @@ func BenchmarkQuestionKey(b *testing.B) {
 	c := benchChecker(b, nil)
 	q := authz.Question{Principal: c.ControllerARN(), Action: "ec2:CreateFleet",
 		Resource: "arn:aws:ec2:us-west-2:111122223333:fleet/*",
-		Context:  tagContext(c.karpenterTags("default"), true, false)}
+		Context:  c.launchQuestions(class{name: "default"}, nil).questions[0].Context}
 	b.ReportAllocs()
 	for b.Loop() {
 		_ = q.Key()

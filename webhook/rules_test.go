@@ -71,7 +71,7 @@ func TestRuleCasesCoverEveryCode(t *testing.T) {
 func TestRuleCasesDenyAndWarnKinds(t *testing.T) {
 	warnOnly := map[Code]bool{RoleHasPath: true, InstanceProfileNamePrefix: true, NodeClassRefUnsupported: true,
 		NodeClassNotFound: true, IAMStale: true, PermissionChecksSkipped: true, PermissionContextMissing: true,
-		PolicyConditionUnsupported: true, NodeJoinChecksSkipped: true, AutoModeRoleHasPath: true, SpotServiceLinkedRoleMissing: true}
+		PolicyConditionUnsupported: true, PolicySetOperatorMissing: true, NodeJoinChecksSkipped: true, AutoModeRoleHasPath: true, SpotServiceLinkedRoleMissing: true}
 	for _, tc := range ruleCases() {
 		for _, c := range tc.deny {
 			if warnOnly[c] {

@@ -41,6 +41,10 @@ type EC2NodeClassSpec struct {
 	Role string `json:"role,omitempty"`
 	// InstanceProfile is a pre-made instance profile name.
 	InstanceProfile string `json:"instanceProfile,omitempty"`
+	// Tags are added to what Karpenter creates for the class (instance
+	// profile, launch template, instances, volumes, network interfaces),
+	// Karpenter's own tags overriding them.
+	Tags map[string]string `json:"tags,omitempty"`
 }
 
 // NodeClass is EKS Auto Mode's eks.amazonaws.com/v1 NodeClass, reduced to

@@ -9,6 +9,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/nodeclass-guard/nodeclass-guard/authz"
+	"github.com/nodeclass-guard/nodeclass-guard/karpenter"
 )
 
 // Code is a stable reason code of the contract, printed as [Code].
@@ -62,6 +63,10 @@ const (
 	// PolicyConditionUnsupported: a statement uses a condition operator the
 	// local evaluator does not know; it was counted as not matching.
 	PolicyConditionUnsupported Code = "PolicyConditionUnsupported"
+	// PolicySetOperatorMissing: a statement tests a multivalued key
+	// (aws:TagKeys) with a plain operator, which IAM never matches: the
+	// statement does not apply to Karpenter's requests.
+	PolicySetOperatorMissing Code = "PolicySetOperatorMissing"
 
 	// Node join (extensions of the contract): can a node launched for the
 	// class join the cluster? (join.go, automode.go, spot.go)
@@ -149,6 +154,10 @@ type Verdict struct {
 	// IAMTime is how long the check waited for IAM's answers (cached ones
 	// included), for the admission log.
 	IAMTime time.Duration
+	// NotChecked are the parts of Karpenter's requests the checks know of
+	// but did not ask (the image, subnets and security groups of a launch
+	// until an EC2 view resolves them): reported, never a silent pass.
+	NotChecked []karpenter.NotChecked
 }
 
 // Allowed reports whether the object passes.

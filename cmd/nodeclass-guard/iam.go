@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/nodeclass-guard/nodeclass-guard/authz"
+	"github.com/nodeclass-guard/nodeclass-guard/karpenter"
 	"github.com/nodeclass-guard/nodeclass-guard/webhook"
 )
 
@@ -29,6 +30,10 @@ type iamFlags struct {
 	// callRate and callBurst are the IAM call budget; 0 (check) means none.
 	callRate  float64
 	callBurst int
+	// karpenterVersion is --karpenter-version, "" for the command's
+	// default (the newest modelled version; in serve, first the image tag
+	// of Karpenter's Deployment).
+	karpenterVersion string
 }
 
 // register adds the flags; onIAMError is the command's default: serve
@@ -48,6 +53,19 @@ func (f *iamFlags) register(fs *flag.FlagSet, onIAMError string) {
 	fs.DurationVar(&f.cacheTTL, "iam-cache-ttl", 5*time.Minute, "how long an IAM answer is reused")
 	fs.DurationVar(&f.negativeTTL, "iam-cache-negative-ttl", 30*time.Second, "how long a not-found IAM answer is reused")
 	fs.IntVar(&f.negativeSize, "iam-cache-negative-size", 1024, "maximum number of cached not-found IAM answers, kept apart from the found ones so that names that do not exist cannot evict them")
+	fs.StringVar(&f.karpenterVersion, "karpenter-version", "", fmt.Sprintf("the Karpenter version whose requests the permission checks ask (%s to %s modelled; a release between them is judged as the nearest lower modelled one); default: the newest modelled", karpenter.Oldest, karpenter.Newest))
+}
+
+// karpenter resolves --karpenter-version; fallback is the version to use
+// when the flag is not set (zero: the newest modelled).
+func (f *iamFlags) karpenter(fallback karpenter.Resolved) (karpenter.Resolved, error) {
+	if f.karpenterVersion == "" {
+		if fallback.Model != (karpenter.Version{}) {
+			return fallback, nil
+		}
+		return karpenter.Default(""), nil
+	}
+	return karpenter.Resolve(f.karpenterVersion, "--karpenter-version", "--karpenter-version")
 }
 
 // registerBudget adds the IAM call budget's flags (serve only: a CI job is
@@ -90,6 +108,9 @@ func (f *iamFlags) validate() error {
 	if _, err := webhook.ParseOnIAMError(f.onIAMError); err != nil {
 		return err
 	}
+	if _, err := f.karpenter(karpenter.Resolved{}); err != nil {
+		return err
+	}
 	if f.controllerRole != "" {
 		if _, err := authz.ParseRoleARN(f.controllerRole); err != nil {
 			return fmt.Errorf("--controller-role: %v", err)
@@ -121,7 +142,11 @@ func (f *iamFlags) config(ctx context.Context, view authz.View, eks authz.EKSVie
 	if err != nil {
 		return webhook.Config{}, err
 	}
-	cfg := webhook.Config{IAM: view, EKS: eks, ClusterName: f.clusterName, Region: f.region, OnIAMError: onErr, IAMTimeout: f.timeout}
+	kv, err := f.karpenter(karpenter.Resolved{})
+	if err != nil {
+		return webhook.Config{}, err
+	}
+	cfg := webhook.Config{IAM: view, EKS: eks, ClusterName: f.clusterName, Region: f.region, OnIAMError: onErr, IAMTimeout: f.timeout, Karpenter: kv}
 	if controllerRole == "" {
 		return cfg, nil
 	}

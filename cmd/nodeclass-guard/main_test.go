@@ -51,6 +51,14 @@ func checkArgs(extra []string, paths ...string) []string {
 
 // report mirrors the contract's JSON report, strictly.
 type report struct {
+	// Karpenter: the Karpenter version whose requests were asked (an
+	// extension).
+	Karpenter *struct {
+		Version string `json:"version"`
+		Given   string `json:"given"`
+		Source  string `json:"source"`
+		Note    string `json:"note"`
+	} `json:"karpenter"`
 	Results []struct {
 		Source     string `json:"source"`
 		File       string `json:"file"`
@@ -61,6 +69,13 @@ type report struct {
 		Allowed    bool   `json:"allowed"`
 		Denials    []item `json:"denials"`
 		Warnings   []item `json:"warnings"`
+		// NotChecked: requests not asked yet (an extension).
+		NotChecked []struct {
+			Steps    []string `json:"steps"`
+			Action   string   `json:"action"`
+			Resource string   `json:"resource"`
+			Reason   string   `json:"reason"`
+		} `json:"notChecked"`
 	} `json:"results"`
 }
 
@@ -240,6 +255,11 @@ func TestCheckTextReport(t *testing.T) {
 	for _, l := range lines {
 		switch {
 		case l == "", strings.HasPrefix(l, "8 object(s)"):
+		case l == "permission checks asked Karpenter 1.15's requests (default: the newest modelled version)":
+		case strings.HasPrefix(l, "      not checked yet: "):
+			if !strings.Contains(l, "on the class's image, subnet, security-group") {
+				t.Errorf("not-checked line %q: want the actions and the resources not asked", l)
+			}
 		case strings.HasPrefix(l, "ok    "), strings.HasPrefix(l, "warn  "), strings.HasPrefix(l, "DENY  "):
 			if !strings.HasSuffix(l, ")") || !strings.Contains(l, "  (testdata/") {
 				t.Errorf("object line %q: want `<verdict>  <Kind>/<name>  (<source>)`", l)

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -36,6 +37,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/nodeclass-guard/nodeclass-guard/authz"
+	"github.com/nodeclass-guard/nodeclass-guard/karpenter"
 	"github.com/nodeclass-guard/nodeclass-guard/webhook"
 )
 
@@ -57,6 +59,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 		pprofAddr       string
 		kubeconfig      string
 		karpenterSA     string
+		karpenterDeploy string
 		shutdownTimeout time.Duration
 		limits          webhook.ServerOptions
 		memoryLimitMiB  int64
@@ -73,6 +76,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 	fs.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "address of /healthz and /readyz")
 	fs.StringVar(&pprofAddr, "pprof-bind-address", "", "address of net/http/pprof, for profiling (off when empty; never expose it)")
 	fs.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig file, when running outside a cluster")
+	fs.StringVar(&karpenterDeploy, "karpenter-deployment", "", "NAMESPACE/NAME of Karpenter's Deployment, whose controller image tag gives the Karpenter version when --karpenter-version is not set; default: the namespace and name of --karpenter-service-account")
 	fs.StringVar(&karpenterSA, "karpenter-service-account", "karpenter/karpenter", "NAMESPACE/NAME of Karpenter's service account, read for its "+karpenterRoleAnnotation+" annotation when --controller-role is not set")
 	fs.DurationVar(&shutdownTimeout, "graceful-shutdown-timeout", 25*time.Second, "how long in-flight admissions may take to finish on SIGTERM")
 	fs.IntVar(&limits.MaxConnections, "max-connections", webhook.DefaultMaxConnections, "open connections to the webhook port; more are closed as soon as they are accepted")
@@ -103,6 +107,13 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 	saNamespace, saName, ok := strings.Cut(karpenterSA, "/")
 	if !ok || saNamespace == "" || saName == "" {
 		return fail("--karpenter-service-account=%q: want NAMESPACE/NAME", karpenterSA)
+	}
+	if karpenterDeploy == "" {
+		karpenterDeploy = karpenterSA
+	}
+	deployNamespace, deployName, ok := strings.Cut(karpenterDeploy, "/")
+	if !ok || deployNamespace == "" || deployName == "" {
+		return fail("--karpenter-deployment=%q: want NAMESPACE/NAME", karpenterDeploy)
 	}
 
 	if limits.MaxConnections <= 0 || limits.MaxInFlight <= 0 || limits.MaxBodyBytes <= 0 || limits.MaxBodyBytesInFlight <= 0 || limits.ReadTimeout <= 0 {
@@ -189,6 +200,13 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 	if err != nil {
 		return fail("%v", err)
 	}
+	if iamf.karpenterVersion == "" {
+		cfg.Karpenter = karpenterVersionFromDeployment(ctx, mgr.GetAPIReader(), deployNamespace, deployName, func(msg string) {
+			setup.Info(msg)
+		})
+	}
+	setup.Info("permission checks ask Karpenter's requests as modelled", "karpenter", cfg.Karpenter.String(),
+		"version", cfg.Karpenter.Model.String(), "source", cfg.Karpenter.Source)
 	cfg.Classes = webhook.ClusterClasses{Reader: mgr.GetClient()}
 	// aws-auth is read through the manager's cache, which watches that one
 	// ConfigMap (cache options above; RBAC allows no other).
@@ -293,6 +311,59 @@ func karpenterRoleFromServiceAccount(ctx context.Context, r client.Reader, ns, n
 	}
 	note(fmt.Sprintf("controller role %s read from service account %s/%s", arn, ns, name))
 	return arn
+}
+
+// karpenterVersionFromDeployment reads the Karpenter version from the
+// image tag of the controller container of Karpenter's Deployment
+// (public.ecr.aws/karpenter/controller:1.3.2@sha256:...); when it cannot,
+// it says why and returns the newest modelled version.
+func karpenterVersionFromDeployment(ctx context.Context, r client.Reader, ns, name string, note func(string)) karpenter.Resolved {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	fallback := func(why string) karpenter.Resolved {
+		d := karpenter.Default("default: the newest modelled version, since " + why)
+		note(fmt.Sprintf("--karpenter-version is not set and %s; using %s", why, d.Model))
+		return d
+	}
+	var dep appsv1.Deployment
+	if err := r.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, &dep); err != nil {
+		return fallback(fmt.Sprintf("Deployment %s/%s could not be read (%v)", ns, name, err))
+	}
+	image, tag := karpenterImageTag(dep.Spec.Template.Spec.Containers)
+	if tag == "" {
+		return fallback(fmt.Sprintf("Deployment %s/%s has no Karpenter controller image with a version tag (image %q)", ns, name, image))
+	}
+	source := fmt.Sprintf("the image tag of Deployment %s/%s (%s)", ns, name, image)
+	v, err := karpenter.Resolve(tag, source, "image tag of Deployment "+ns+"/"+name)
+	if err != nil {
+		return fallback(err.Error())
+	}
+	return v
+}
+
+// karpenterImageTag finds Karpenter's controller container (named
+// controller, else the first whose image names karpenter) and returns its
+// image and tag ("" when it has none: a digest only).
+func karpenterImageTag(cs []corev1.Container) (image, tag string) {
+	pick := -1
+	for i, c := range cs {
+		if c.Name == "controller" {
+			pick = i
+			break
+		}
+		if pick < 0 && strings.Contains(c.Image, "karpenter") {
+			pick = i
+		}
+	}
+	if pick < 0 {
+		return "", ""
+	}
+	image = cs[pick].Image
+	ref, _, _ := strings.Cut(image, "@")
+	if i := strings.LastIndexByte(ref, ':'); i > strings.LastIndexByte(ref, '/') {
+		tag = ref[i+1:]
+	}
+	return image, tag
 }
 
 // warmInformers starts the informers NodePool admissions read, so that the
