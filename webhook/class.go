@@ -34,9 +34,65 @@ type class struct {
 }
 
 // CheckEC2NodeClass validates a Karpenter EC2NodeClass: format, IAM state,
-// and the controller's permissions.
+// the controller's permissions, and what its selector terms match.
 func (c *Checker) CheckEC2NodeClass(ctx context.Context, nc *EC2NodeClass) Verdict {
-	return c.checkClass(ctx, class{name: nc.Name, role: nc.Spec.Role, profile: nc.Spec.InstanceProfile})
+	return c.checkEC2Class(ctx, nc, nil)
+}
+
+// checkEC2Class runs the class rules, then the selector rules, under one
+// deadline. np, when set, is the NodePool being admitted: its name is the
+// launch tag and its requirements are the ones the images must fit;
+// otherwise the NodePools using the class are.
+func (c *Checker) checkEC2Class(ctx context.Context, nc *EC2NodeClass, np *NodePool) Verdict {
+	ctx, cancel := c.deadline(ctx)
+	defer cancel()
+	cl := class{name: nc.Name, role: nc.Spec.Role, profile: nc.Spec.InstanceProfile}
+	if np != nil {
+		cl.nodePool = np.Name
+	}
+	v := c.checkClass(ctx, cl)
+	c.checkSelectors(ctx, &v, nc, np)
+	return v
+}
+
+// deadline bounds ctx by the IAM deadline of one object, when set.
+func (c *Checker) deadline(ctx context.Context) (context.Context, context.CancelFunc) {
+	if c.cfg.IAMTimeout > 0 {
+		return context.WithTimeout(ctx, c.cfg.IAMTimeout)
+	}
+	return ctx, func() {}
+}
+
+// hasSelectors reports whether spec has any selector term.
+func hasSelectors(spec EC2NodeClassSpec) bool {
+	return len(spec.SubnetSelectorTerms)+len(spec.SecurityGroupSelectorTerms)+len(spec.AMISelectorTerms)+len(spec.CapacityReservationSelectorTerms) > 0
+}
+
+// checkSelectors resolves the class's selector terms and judges them. In
+// offline mode (no IAM source) they are not resolved, as no IAM check is;
+// with IAM but no EC2 source they are reported as skipped.
+func (c *Checker) checkSelectors(ctx context.Context, v *Verdict, nc *EC2NodeClass, np *NodePool) {
+	if c.cfg.IAM == nil || !hasSelectors(nc.Spec) {
+		return
+	}
+	var n notes
+	defer n.report(v, c.cfg.OnIAMError)
+	if c.cfg.EC2 == nil {
+		n.skipSelector("selectors", "no EC2 source: give --iam-snapshot the EC2 sections, or run with EC2 access")
+		return
+	}
+	r := c.resolveSelectors(ctx, nc.Spec)
+	var pools []NodePool
+	switch {
+	case np != nil:
+		pools = []NodePool{*np}
+	case c.cfg.NodePools != nil:
+		var err error
+		if pools, err = c.cfg.NodePools.NodePoolsUsing(ctx, nc.Name); err != nil {
+			n.skipSelector("image architectures", "listing NodePools: "+truncate(oneLine(err.Error()), 80))
+		}
+	}
+	c.judgeSelectors(v, &n, nc.Spec, r, pools)
 }
 
 // CheckNodeClass validates an EKS Auto Mode NodeClass: format and IAM
