@@ -66,11 +66,11 @@ type Query struct {
 // entity does not exist, an *authz.UnavailableError when AWS could not be
 // asked; the two are different answers.
 type Answer struct {
-	Role     authz.Role
-	Profile  authz.InstanceProfile
-	Decision authz.Decision
-	Cluster  authz.Cluster
-	Entry    authz.AccessEntry
+	Role      authz.Role
+	Profile   authz.InstanceProfile
+	Decision  authz.Decision
+	Cluster   authz.Cluster
+	Entry     authz.AccessEntry
 	AWSAuth   AWSAuth
 	EC2       authz.EC2Resources
 	Parameter authz.Parameter
@@ -181,11 +181,11 @@ type notes struct {
 	skipped []string
 	// selectorSkipped are the selector checks that could not run.
 	selectorSkipped []string
-	unavail     []unavailability
-	staleAge    time.Duration
-	stale       bool
-	missing     map[string]bool
-	unsupported map[string]bool
+	unavail         []unavailability
+	staleAge        time.Duration
+	stale           bool
+	missing         map[string]bool
+	unsupported     map[string]bool
 }
 
 type unavailability struct {

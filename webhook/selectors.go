@@ -328,6 +328,25 @@ func (r Resolution) ARNs(partition, region string) ResolvedARNs {
 	return out
 }
 
+// ResolveEC2NodeClass resolves nc's selector terms and returns the ARNs the
+// launch questions (RunInstances, CreateFleet) take as their image, subnet
+// and security-group resources. complete is false when EC2 or SSM could
+// not answer every term (or no EC2 source is configured): the ARNs are
+// then partial, and the launch questions should report those resources as
+// not checked rather than judge them. The answers come through the same
+// cache as the selector rules', so asking both costs one set of calls.
+func (c *Checker) ResolveEC2NodeClass(ctx context.Context, nc *EC2NodeClass) (arns ResolvedARNs, complete bool) {
+	if c.cfg.EC2 == nil {
+		return ResolvedARNs{}, false
+	}
+	r := c.resolveSelectors(ctx, nc.Spec)
+	complete = len(r.skipped) == 0
+	for l := selectorList(0); l < numLists; l++ {
+		complete = complete && r.complete(l)
+	}
+	return r.ARNs(c.partition, c.cfg.Region), complete
+}
+
 // complete reports whether every term of list l was resolved.
 func (r Resolution) complete(l selectorList) bool {
 	for _, t := range r.terms[l] {
