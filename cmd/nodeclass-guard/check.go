@@ -88,7 +88,8 @@ func runCheck(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 			cfg.AWSAuth = webhook.ClusterAWSAuth{Reader: cc.Reader}
 		}
 	}
-	cfg.Classes = check.NewInputClasses(docs, cluster)
+	inputs := check.NewInputClasses(docs, cluster)
+	cfg.Classes, cfg.NodePools = inputs, inputs
 	c := webhook.NewChecker(cfg)
 	report := check.Run(ctx, c, docs)
 	switch output {

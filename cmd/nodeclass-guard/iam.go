@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"regexp"
 	"time"
 
 	"github.com/nodeclass-guard/nodeclass-guard/authz"
@@ -20,6 +21,14 @@ type iamFlags struct {
 	snapshot       string
 	endpoint       string
 	eksEndpoint    string
+	ec2Endpoint    string
+	ssmEndpoint    string
+	// kubernetesVersion is the cluster's ("1.34"), for AMI aliases.
+	kubernetesVersion string
+	// ec2 and snap are set by view: the EC2 view, and the snapshot
+	// when one is used.
+	ec2  authz.EC2View
+	snap *authz.Snapshot
 	timeout        time.Duration
 	onIAMError     string
 	cacheSize      int
@@ -42,6 +51,9 @@ func (f *iamFlags) register(fs *flag.FlagSet, onIAMError string) {
 	fs.StringVar(&f.snapshot, "iam-snapshot", "", "evaluate IAM checks against this snapshot (aws iam get-account-authorization-details output, optionally merged with list-instance-profiles) instead of the IAM API")
 	fs.StringVar(&f.endpoint, "iam-endpoint", "", "IAM API endpoint URL to use instead of AWS's (a local test endpoint)")
 	fs.StringVar(&f.eksEndpoint, "eks-endpoint", "", "EKS API endpoint URL to use instead of the region's (a local test endpoint); EKS answers the node-join checks")
+	fs.StringVar(&f.ec2Endpoint, "ec2-endpoint", "", "EC2 API endpoint URL to use instead of the region's (a local test endpoint); EC2 resolves the selector terms")
+	fs.StringVar(&f.ssmEndpoint, "ssm-endpoint", "", "SSM API endpoint URL to use instead of the region's (a local test endpoint); SSM resolves AMI aliases")
+	fs.StringVar(&f.kubernetesVersion, "kubernetes-version", "", "the cluster's Kubernetes version (1.34), for AMI aliases; default: the API server's in serve, the snapshot's cluster section in check")
 	fs.DurationVar(&f.timeout, "iam-timeout", 2*time.Second, "bound on all the IAM questions of one admission together (each call's retries included); keep it well inside the webhook's timeoutSeconds")
 	fs.StringVar(&f.onIAMError, "on-iam-error", onIAMError, "when IAM cannot be reached and no cached answer exists: allow (with an IAMUnavailable warning) or deny (IAMUnavailable denial)")
 	fs.IntVar(&f.cacheSize, "iam-cache-size", 4096, "maximum number of cached IAM answers")
@@ -57,15 +69,17 @@ func (f *iamFlags) registerBudget(fs *flag.FlagSet) {
 	fs.IntVar(&f.callBurst, "iam-call-burst", 100, "IAM calls the budget holds when full; a quarter is kept for questions about objects the cluster has or asked before")
 }
 
-// view builds the IAM and EKS views: a snapshot (whose EKS sections, when
-// absent, make the node-join checks report themselves skipped), or the
-// live APIs, each behind a cache with the same options.
+// view builds the IAM and EKS views, and the EC2 view (f.ec2): a
+// snapshot (whose EKS and EC2 sections, when absent, make those checks
+// report themselves skipped), or the live APIs, each behind a cache with
+// the same options.
 func (f *iamFlags) view(ctx context.Context, metrics *authz.Metrics) (authz.View, authz.EKSView, error) {
 	if f.snapshot != "" {
 		snap, err := authz.LoadSnapshotFile(f.snapshot)
 		if err != nil {
 			return nil, nil, fmt.Errorf("--iam-snapshot: %w", err)
 		}
+		f.snap, f.ec2 = snap, snap
 		return snap, snap, nil
 	}
 	client, err := authz.NewIAMClient(ctx, f.region, f.endpoint, f.timeout)
@@ -82,8 +96,19 @@ func (f *iamFlags) view(ctx context.Context, metrics *authz.Metrics) (authz.View
 		return nil, nil, err
 	}
 	eks := authz.NewCachedEKS(authz.NewEKSLive(eksClient, authz.LiveOptions{Metrics: metrics}), opts)
+	ec2Client, err := authz.NewEC2Client(ctx, f.region, f.ec2Endpoint, f.timeout)
+	if err != nil {
+		return nil, nil, err
+	}
+	ssmClient, err := authz.NewSSMClient(ctx, f.region, f.ssmEndpoint, f.timeout)
+	if err != nil {
+		return nil, nil, err
+	}
+	f.ec2 = authz.NewCachedEC2(authz.NewEC2Live(ec2Client, ssmClient, authz.LiveOptions{Metrics: metrics}), opts)
 	return authz.NewCached(live, opts), eks, nil
 }
+
+var kubernetesVersionRE = regexp.MustCompile(`^1\.[0-9]{1,3}$`)
 
 // validate checks the flags that need no IAM.
 func (f *iamFlags) validate() error {
@@ -94,6 +119,9 @@ func (f *iamFlags) validate() error {
 		if _, err := authz.ParseRoleARN(f.controllerRole); err != nil {
 			return fmt.Errorf("--controller-role: %v", err)
 		}
+	}
+	if v := f.kubernetesVersion; v != "" && !kubernetesVersionRE.MatchString(v) {
+		return fmt.Errorf("--kubernetes-version=%q: want MAJOR.MINOR, such as 1.34", v)
 	}
 	if f.timeout <= 0 {
 		return fmt.Errorf("--iam-timeout=%s: want a positive duration", f.timeout)
@@ -121,7 +149,14 @@ func (f *iamFlags) config(ctx context.Context, view authz.View, eks authz.EKSVie
 	if err != nil {
 		return webhook.Config{}, err
 	}
-	cfg := webhook.Config{IAM: view, EKS: eks, ClusterName: f.clusterName, Region: f.region, OnIAMError: onErr, IAMTimeout: f.timeout}
+	cfg := webhook.Config{IAM: view, EKS: eks, ClusterName: f.clusterName, Region: f.region, OnIAMError: onErr, IAMTimeout: f.timeout,
+		KubernetesVersion: f.kubernetesVersion}
+	if view != nil {
+		cfg.EC2 = f.ec2
+	}
+	if cfg.KubernetesVersion == "" && f.snap != nil {
+		cfg.KubernetesVersion = f.snap.KubernetesVersion()
+	}
 	if controllerRole == "" {
 		return cfg, nil
 	}

@@ -524,7 +524,7 @@ func TestCheckEveryCode(t *testing.T) {
 	setDummyAWS(t)
 	srv, url := startIAM(t)
 	srv.FailAlways(iamserver.ServiceFailure)
-	live := []string{"--iam-endpoint", url, "--eks-endpoint", url, "--iam-timeout", "500ms", "--controller-role", ctlKarpenter, "--cluster-name", "demo", "--region", "us-west-2", "-o", "json"}
+	live := []string{"--iam-endpoint", url, "--eks-endpoint", url, "--ec2-endpoint", url, "--ssm-endpoint", url, "--kubernetes-version", "1.34", "--iam-timeout", "500ms", "--controller-role", ctlKarpenter, "--cluster-name", "demo", "--region", "us-west-2", "-o", "json"}
 	res := runCmd(t, "", checkArgs(append(live, "--on-iam-error", "allow"), "testdata/codes/IAMUnavailable.yaml")...)
 	r = collect("IAM down, allow", res, 0)
 	if !strings.Contains(res.stderr, "could not resolve controller role") {
@@ -560,7 +560,7 @@ func TestCheckLiveAgreesWithSnapshot(t *testing.T) {
 	for _, ctl := range []string{ctlKarpenter, ctlLimited, ctlBounded} {
 		for _, dir := range []string{"testdata/codes", "testdata/mixed", "testdata/bad", "testdata/good"} {
 			snap := runCmd(t, "", checkArgs(append(iamArgs(ctl), "-o", "json"), dir)...)
-			live := runCmd(t, "", checkArgs([]string{"--iam-endpoint", url, "--eks-endpoint", url, "--iam-timeout", "20s", "--controller-role", ctl, "--cluster-name", "demo", "--region", "us-west-2", "-o", "json"}, dir)...)
+			live := runCmd(t, "", checkArgs([]string{"--iam-endpoint", url, "--eks-endpoint", url, "--ec2-endpoint", url, "--ssm-endpoint", url, "--kubernetes-version", "1.34", "--iam-timeout", "20s", "--controller-role", ctl, "--cluster-name", "demo", "--region", "us-west-2", "-o", "json"}, dir)...)
 			if snap.code != live.code {
 				t.Errorf("%s, %s: exit %d with the snapshot, %d live; stderr %s", filepath.Base(ctl), dir, snap.code, live.code, live.stderr)
 			}
