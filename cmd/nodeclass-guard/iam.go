@@ -27,14 +27,14 @@ type iamFlags struct {
 	kubernetesVersion string
 	// ec2 and snap are set by view: the EC2 view, and the snapshot
 	// when one is used.
-	ec2  authz.EC2View
-	snap *authz.Snapshot
-	timeout        time.Duration
-	onIAMError     string
-	cacheSize      int
-	negativeSize   int
-	cacheTTL       time.Duration
-	negativeTTL    time.Duration
+	ec2          authz.EC2View
+	snap         *authz.Snapshot
+	timeout      time.Duration
+	onIAMError   string
+	cacheSize    int
+	negativeSize int
+	cacheTTL     time.Duration
+	negativeTTL  time.Duration
 	// callRate and callBurst are the IAM call budget; 0 (check) means none.
 	callRate  float64
 	callBurst int
