@@ -536,7 +536,7 @@ type wantWebhook struct {
 func wantWebhooks() []wantWebhook {
 	return []wantWebhook{
 		{"ec2nodeclass.nodeclass-guard.io", pathEC2NodeClass, "karpenter.k8s.aws", []string{"v1", "v1beta1"}, "ec2nodeclasses",
-			[]string{"not-being-deleted", "create-or-iam-fields-changed"}},
+			[]string{"not-being-deleted", "create-or-checked-fields-changed"}},
 		{"nodepool.nodeclass-guard.io", pathNodePool, "karpenter.sh", []string{"v1", "v1beta1"}, "nodepools",
 			[]string{"not-being-deleted", "create-or-node-class-ref-changed"}},
 		{"eks-nodeclass.nodeclass-guard.io", pathEKSNodeClass, "eks.amazonaws.com", []string{"v1"}, "nodeclasses",
@@ -695,10 +695,11 @@ func checkRBAC(t *testing.T, r rendered, dep *appsv1.Deployment, name, ns string
 		{APIGroups: []string{"karpenter.k8s.aws"}, Resources: []string{"ec2nodeclasses"}, Verbs: []string{"get", "list", "watch"}},
 		{APIGroups: []string{"eks.amazonaws.com"}, Resources: []string{"nodeclasses"}, Verbs: []string{"get", "list", "watch"}},
 		{APIGroups: []string{"karpenter.sh"}, Resources: []string{"nodepools"}, Verbs: []string{"get", "list", "watch"}},
+		{APIGroups: []string{"karpenter.sh"}, Resources: []string{"nodeclaims"}, Verbs: []string{"get", "list", "watch"}},
 		{APIGroups: []string{"", "events.k8s.io"}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
 	}
 	if !reflect.DeepEqual(cr.Rules, wantClusterRules) {
-		t.Errorf("%s: ClusterRole rules %+v, want read-only access to the node classes and NodePools, and creating Events (the audit's findings)", r.source, cr.Rules)
+		t.Errorf("%s: ClusterRole rules %+v, want read-only access to the node classes, NodePools and NodeClaims (the update guard), and creating Events (the audit's findings)", r.source, cr.Rules)
 	}
 	crb := decodeStrict[rbacv1.ClusterRoleBinding](t, r.get(t, "ClusterRoleBinding", "", name))
 	if crb.RoleRef != (rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: cr.Name}) || !reflect.DeepEqual(crb.Subjects, subject) {
