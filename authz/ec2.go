@@ -399,3 +399,47 @@ func (c *CachedEC2) Parameter(ctx context.Context, name string) (Parameter, erro
 	p.Served = served
 	return p, nil
 }
+
+// BudgetedEC2 is an EC2View in front of another that calls AWS (EC2Live),
+// with a call budget of its own, by Budgeted's rules: EC2 throttles its
+// Describe calls per account, and Karpenter's own calls share that limit,
+// so no caller of the webhook may spend it. Put it below the cache. A
+// question refused by the budget is an *UnavailableError (EC2 or SSM)
+// wrapping ErrBudgetSpent: "could not check".
+type BudgetedEC2 struct {
+	budget *Budgeted
+	inner  EC2View
+}
+
+var _ EC2View = (*BudgetedEC2)(nil)
+
+// NewBudgetedEC2 returns a budget in front of inner. opts.Metrics is not
+// used: the budget metrics count IAM's calls.
+func NewBudgetedEC2(inner EC2View, opts BudgetOptions) *BudgetedEC2 {
+	opts.Metrics = nil
+	return &BudgetedEC2{budget: NewBudgeted(nil, opts), inner: inner}
+}
+
+func spentFor(service string, err error) error {
+	var u *UnavailableError
+	if errors.As(err, &u) {
+		u.Service = service
+	}
+	return err
+}
+
+// Describe implements EC2View.
+func (b *BudgetedEC2) Describe(ctx context.Context, q EC2Query) (EC2Resources, error) {
+	if err := b.budget.spend(ctx, string(q.Resource)); err != nil {
+		return EC2Resources{}, spentFor("EC2", err)
+	}
+	return b.inner.Describe(ctx, q)
+}
+
+// Parameter implements EC2View.
+func (b *BudgetedEC2) Parameter(ctx context.Context, name string) (Parameter, error) {
+	if err := b.budget.spend(ctx, "GetParameter"); err != nil {
+		return Parameter{}, spentFor("SSM", err)
+	}
+	return b.inner.Parameter(ctx, name)
+}

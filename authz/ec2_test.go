@@ -207,3 +207,44 @@ func TestEC2SnapshotWithoutSections(t *testing.T) {
 		t.Errorf("image without architecture: %v", err)
 	}
 }
+
+// TestBudgetedEC2: EC2 calls past the budget are "could not check" for
+// EC2, never a call; a question already answered is served by the cache.
+func TestBudgetedEC2(t *testing.T) {
+	snap, err := authz.LoadSnapshotFile("../testdata/iam/sample-snapshot.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	counting := &countingEC2{EC2View: snap}
+	b := authz.NewBudgetedEC2(counting, authz.BudgetOptions{Rate: 0.001, Burst: 4, Reserve: 1})
+	ctx := context.Background() // no deadline: a token now or none
+	var spent, refused int
+	for i := 0; i < 10; i++ {
+		_, err := b.Describe(ctx, ec2Cases[i%len(ec2Cases)].q)
+		var u *authz.UnavailableError
+		switch {
+		case err == nil:
+			spent++
+		case errors.As(err, &u) && u.Service == "EC2" && errors.Is(err, authz.ErrBudgetSpent):
+			refused++
+		default:
+			t.Fatalf("call %d: %v", i, err)
+		}
+	}
+	if spent != 4 || refused != 6 || counting.n != 4 {
+		t.Errorf("spent %d, refused %d, EC2 asked %d times; want 4, 6, 4", spent, refused, counting.n)
+	}
+	if _, err := b.Parameter(ctx, "/x"); !errors.Is(err, authz.ErrBudgetSpent) {
+		t.Errorf("Parameter past the budget: %v", err)
+	}
+}
+
+type countingEC2 struct {
+	authz.EC2View
+	n int
+}
+
+func (c *countingEC2) Describe(ctx context.Context, q authz.EC2Query) (authz.EC2Resources, error) {
+	c.n++
+	return c.EC2View.Describe(ctx, q)
+}

@@ -104,7 +104,13 @@ func (f *iamFlags) view(ctx context.Context, metrics *authz.Metrics) (authz.View
 	if err != nil {
 		return nil, nil, err
 	}
-	f.ec2 = authz.NewCachedEC2(authz.NewEC2Live(ec2Client, ssmClient, authz.LiveOptions{Metrics: metrics}), opts)
+	var ec2Live authz.EC2View = authz.NewEC2Live(ec2Client, ssmClient, authz.LiveOptions{Metrics: metrics})
+	if f.callRate > 0 {
+		// EC2's Describe calls have a budget of their own, of the same
+		// size: Karpenter shares the account's EC2 limits.
+		ec2Live = authz.NewBudgetedEC2(ec2Live, authz.BudgetOptions{Rate: f.callRate, Burst: f.callBurst})
+	}
+	f.ec2 = authz.NewCachedEC2(ec2Live, opts)
 	return authz.NewCached(live, opts), eks, nil
 }
 
