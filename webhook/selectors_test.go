@@ -280,6 +280,21 @@ func TestUpdateGuard(t *testing.T) {
 	}
 }
 
+// TestUpdateGuardEC2Unavailable: with EC2 unavailable the guard judges
+// nothing (no refusal, no difference), and says the checks were skipped.
+func TestUpdateGuardEC2Unavailable(t *testing.T) {
+	c := selectorChecker(t, func(cfg *Config) {
+		cfg.NodeClaims = claimList{claimIn("us-west-2a")}
+		cfg.EC2 = unavailableEC2{}
+	})
+	spec := goodSpec()
+	spec.SubnetSelectorTerms = []SelectorTerm{tagTerm("karpenter.sh/discovery", "dmeo")}
+	v := c.CheckEC2NodeClassUpdate(context.Background(), selectorClass(goodSpec()), selectorClass(spec))
+	if len(v.Denials) != 0 || !reflect.DeepEqual(codesOf(v.Warnings), []string{"SelectorChecksSkipped@spec"}) {
+		t.Errorf("denials %v, warnings %v; want only SelectorChecksSkipped", codesOf(v.Denials), codesOf(v.Warnings))
+	}
+}
+
 // TestSelectorPlanFollowsKarpenter pins the Describe calls of each term
 // kind to karpenter-provider-aws 1.15.1's.
 func TestSelectorPlanFollowsKarpenter(t *testing.T) {
