@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -91,6 +92,27 @@ type selectorPlan struct {
 	// skipped are checks that cannot even be planned (an alias without a
 	// Kubernetes version).
 	skipped []string
+	// empty are AMI terms known to match nothing without asking (an alias
+	// Karpenter refuses for the cluster's version), and notes say why.
+	empty []int
+	notes []string
+}
+
+// aliasUnsupported says why Karpenter 1.15.1 refuses an alias family for
+// Kubernetes version k8s, "" when it does not: AL2 ends with 1.33, Windows
+// Server 2025 starts with 1.35.
+func aliasUnsupported(family, k8s string) string {
+	minor, err := strconv.Atoi(strings.TrimPrefix(k8s, "1."))
+	if err != nil || !strings.HasPrefix(k8s, "1.") {
+		return ""
+	}
+	switch {
+	case family == familyAL2 && minor >= 33:
+		return "AL2 aliases are not supported on Kubernetes 1.33 and later (EKS publishes no AL2 images for them)"
+	case family == familyWindows2025 && minor < 35:
+		return "Windows Server 2025 needs Kubernetes 1.35 or later"
+	}
+	return ""
 }
 
 // tagFilters are a term's tags as Karpenter's filters.
@@ -261,6 +283,11 @@ func planSelectors(spec EC2NodeClassSpec, k8s string) selectorPlan {
 			case k8s == "":
 				p.skipped = append(p.skipped, fmt.Sprintf("%s (alias %s needs the cluster's Kubernetes version: --kubernetes-version, or the snapshot's cluster section)", amiTermsPath.Index(i), t.Alias))
 				add(listImages)
+			case aliasUnsupported(family, k8s) != "":
+				// Karpenter refuses the alias outright: it matches nothing.
+				p.notes = append(p.notes, fmt.Sprintf("%s: %s", t.Alias, aliasUnsupported(family, k8s)))
+				add(listImages)
+				p.empty = append(p.empty, i)
 			default:
 				var qs []Query
 				for _, name := range aliasParameters(family, version, k8s) {
@@ -304,6 +331,8 @@ type Resolution struct {
 	Reservations   []authz.CapacityReservation
 	terms          [numLists][]termResult
 	skipped        []string
+	// notes say why terms match nothing without EC2 being asked.
+	notes []string
 }
 
 // ResolvedARNs are the ARNs of what a class resolves to, for the launch
@@ -361,7 +390,7 @@ func (r Resolution) complete(l selectorList) bool {
 // goes through SSM) and gathers the answers per term.
 func (c *Checker) resolveSelectors(ctx context.Context, spec EC2NodeClassSpec) Resolution {
 	p := planSelectors(spec, c.cfg.KubernetesVersion)
-	r := Resolution{skipped: p.skipped}
+	r := Resolution{skipped: p.skipped, notes: p.notes}
 	as := c.ask(ctx, p.queries)
 
 	// Round two: the images behind SSM parameters.
@@ -403,7 +432,7 @@ func (c *Checker) resolveSelectors(ctx context.Context, spec EC2NodeClassSpec) R
 					tr.unavailable = why
 				} else if k, ok := secondOf[i]; ok {
 					answers = []Answer{as2[k]}
-				} else if len(idx) == 0 {
+				} else if len(idx) == 0 && !containsInt(p.empty, i) {
 					tr.unavailable = "not planned"
 				}
 			}
@@ -465,6 +494,15 @@ func (c *Checker) collect(r *Resolution, tr *termResult, l selectorList, res aut
 			r.Reservations = append(r.Reservations, cr)
 		}
 	}
+}
+
+func containsInt(list []int, x int) bool {
+	for _, v := range list {
+		if v == x {
+			return true
+		}
+	}
+	return false
 }
 
 // kubeArch maps EC2 architectures to kubernetes.io/arch values, as
@@ -546,9 +584,13 @@ func (c *Checker) judgeSelectors(v *Verdict, n *notes, spec EC2NodeClassSpec, r 
 			}
 		}
 		if l != listReservations && len(terms) > 0 && total == 0 && r.complete(l) && len(r.terms[l]) == len(terms) {
+			why := ""
+			if l == listImages && len(r.notes) > 0 {
+				why = "; " + strings.Join(r.notes, "; ")
+			}
 			v.add(deny(SelectorMatchesNothing, info.path,
-				"no %s matches any of the %d %s (%s), so Karpenter could launch no node with this class. Fix the terms so that they select existing %ss",
-				info.noun, len(terms), info.field, truncate(describeTerms(l, terms), 120), info.noun))
+				"no %s matches any of the %d %s (%s%s), so Karpenter could launch no node with this class. Fix the terms so that they select existing %ss",
+				info.noun, len(terms), info.field, truncate(describeTerms(l, terms), 120), why, info.noun))
 		}
 	}
 	c.judgeVPC(v, r)

@@ -158,6 +158,9 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	// cluster (a class created since).
 	inputs := check.NewInputClasses(docs, webhook.ClusterClasses{Reader: cl})
 	cfg.Classes, cfg.NodePools = inputs, inputs
+	iamf.versionFromEKS(ctx, &cfg, func(msg string) {
+		fmt.Fprintf(stderr, "nodeclass-guard audit: warning: %s\n", msg)
+	})
 	// The node-join checks read the cluster's kube-system/aws-auth.
 	cfg.AWSAuth = webhook.ClusterAWSAuth{Reader: cl}
 	report := check.Run(ctx, webhook.NewChecker(cfg), docs)

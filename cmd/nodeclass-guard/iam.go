@@ -202,3 +202,20 @@ func (f *iamFlags) config(ctx context.Context, view authz.View, eks authz.EKSVie
 	}
 	return cfg, nil
 }
+
+// versionFromEKS fills cfg.KubernetesVersion, when no flag or snapshot gave
+// it, from EKS's DescribeCluster of --cluster-name (check and audit; serve
+// asks its API server). Failing that, aliases are reported as not checked.
+func (f *iamFlags) versionFromEKS(ctx context.Context, cfg *webhook.Config, warn func(string)) {
+	if cfg.KubernetesVersion != "" || cfg.EKS == nil || cfg.ClusterName == "" || cfg.EC2 == nil {
+		return
+	}
+	cctx, cancel := context.WithTimeout(ctx, f.timeout)
+	defer cancel()
+	cl, err := cfg.EKS.Cluster(cctx, cfg.ClusterName)
+	if err != nil || cl.Version == "" {
+		warn(fmt.Sprintf("the cluster's Kubernetes version is unknown (EKS DescribeCluster %s: %v); AMI aliases are reported as not checked: set --kubernetes-version", cfg.ClusterName, err))
+		return
+	}
+	cfg.KubernetesVersion = cl.Version
+}

@@ -384,6 +384,7 @@ func TestCheckExamples(t *testing.T) {
 		"role-path-passrole.yaml":     {"PassRoleDenied", "RoleHasPath"},
 		"role-trust-missing-ec2.yaml": {"RoleTrustMissingEC2"},
 		"auto-mode-role-path.yaml":    {"NodeAccessEntryMissing", "AutoModeRoleHasPath"},
+		"subnet-term-typo.yaml":       {"SelectorTermMatchesNothing"},
 	}
 	for file, codes := range want {
 		if !slices.Equal(byFile[file], codes) {

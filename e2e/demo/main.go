@@ -60,9 +60,9 @@ func run() int {
 
 	tally := &tally{codes: map[string]int{}}
 	failed := false
-	// examples/update: a node of class "default" runs, then an edit of the
+	// e2e/demo/update: a node of class "default" runs, then an edit of the
 	// class that would strand it.
-	for _, dir := range []string{"examples/good", "examples/bad", "examples/update"} {
+	for _, dir := range []string{"examples/good", "examples/bad", "e2e/demo/update"} {
 		if ctx.Err() != nil {
 			break
 		}
