@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	"k8s.io/apimachinery/pkg/api/equality"
 )
 
 // The update guard: an update of an EC2NodeClass's selectors takes effect
@@ -60,15 +62,7 @@ func changedLists(old, cur EC2NodeClassSpec) []selectorList {
 }
 
 func sameTerms(a, b []SelectorTerm) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if describeTerm(0, a[i]) != describeTerm(0, b[i]) {
-			return false
-		}
-	}
-	return true
+	return equality.Semantic.DeepEqual(a, b)
 }
 
 // changedTerms names what changed in list l, for a message.
@@ -81,7 +75,7 @@ func changedTerms(old, cur EC2NodeClassSpec, l selectorList) string {
 			parts = append(parts, fmt.Sprintf("%s added (%s)", listInfo[l].path.Index(i), describeTerm(l, n[i])))
 		case i >= len(n):
 			parts = append(parts, fmt.Sprintf("%s removed (%s)", listInfo[l].path.Index(i), describeTerm(l, o[i])))
-		case describeTerm(l, o[i]) != describeTerm(l, n[i]):
+		case !equality.Semantic.DeepEqual(o[i], n[i]):
 			parts = append(parts, fmt.Sprintf("%s changed from (%s) to (%s)", listInfo[l].path.Index(i), describeTerm(l, o[i]), describeTerm(l, n[i])))
 		}
 	}
