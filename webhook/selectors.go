@@ -333,6 +333,17 @@ type Resolution struct {
 	skipped        []string
 	// notes say why terms match nothing without EC2 being asked.
 	notes []string
+	// stale is set when an answer was served past its TTL (EC2 or SSM
+	// unavailable), with the oldest age.
+	stale authz.Served
+}
+
+// served records an answer's staleness.
+func (r *Resolution) served(s authz.Served) {
+	if s.Stale {
+		r.stale.Stale = true
+		r.stale.Age = max(r.stale.Age, s.Age)
+	}
 }
 
 // ResolvedARNs are the ARNs of what a class resolves to, for the launch
@@ -407,6 +418,7 @@ func (c *Checker) resolveSelectors(ctx context.Context, spec EC2NodeClassSpec) R
 			switch {
 			case a.Err == nil && strings.HasPrefix(a.Parameter.Value, "ami-"):
 				amis = append(amis, a.Parameter.Value)
+				r.served(a.Parameter.Served)
 			case a.Err != nil && !errors.Is(a.Err, authz.ErrNotFound):
 				imageUnavail[i] = "GetParameter: " + errSummary(a.Err)
 			}
@@ -441,6 +453,7 @@ func (c *Checker) resolveSelectors(ctx context.Context, spec EC2NodeClassSpec) R
 					tr.unavailable = a.EC2Op() + ": " + errSummary(a.Err)
 					continue
 				}
+				r.served(a.EC2.Served)
 				c.collect(&r, &tr, l, a.EC2, seen)
 			}
 			r.terms[l] = append(r.terms[l], tr)
@@ -557,6 +570,8 @@ func (c *Checker) judgeSelectors(v *Verdict, n *notes, spec EC2NodeClassSpec, r 
 	for _, s := range r.skipped {
 		n.skipSelector(listInfo[listImages].check, s)
 	}
+	// Answers served past their TTL are reported as IAM's and EKS's are.
+	n.served(r.stale)
 	for l := selectorList(0); l < numLists; l++ {
 		terms := termsOf(spec, l)
 		info := listInfo[l]

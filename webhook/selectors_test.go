@@ -386,3 +386,23 @@ func (e endedReservation) Describe(ctx context.Context, q authz.EC2Query) (authz
 	}
 	return r, err
 }
+
+// TestSelectorStaleAnswers: an expired EC2 answer served while EC2 is down
+// is used, and the verdict says so ([IAMStale], as for IAM and EKS).
+func TestSelectorStaleAnswers(t *testing.T) {
+	c := selectorChecker(t, func(cfg *Config) { cfg.EC2 = staleEC2{cfg.EC2} })
+	spec := goodSpec()
+	spec.SubnetSelectorTerms = append(spec.SubnetSelectorTerms, tagTerm("karpenter.sh/discovery", "dmeo"))
+	v := c.CheckEC2NodeClass(context.Background(), selectorClass(spec))
+	if got := codesOf(v.Warnings); !reflect.DeepEqual(got, []string{"SelectorTermMatchesNothing@spec.subnetSelectorTerms[1]", "IAMStale@spec"}) {
+		t.Errorf("warnings %v", got)
+	}
+}
+
+type staleEC2 struct{ authz.EC2View }
+
+func (s staleEC2) Describe(ctx context.Context, q authz.EC2Query) (authz.EC2Resources, error) {
+	r, err := s.EC2View.Describe(ctx, q)
+	r.Served = authz.Served{Stale: true, Age: 3 * time.Minute}
+	return r, err
+}
