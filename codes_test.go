@@ -23,6 +23,9 @@ func TestReasonCodes(t *testing.T) {
 		"PassRoleDenied", "InstanceProfileActionsDenied", "InstanceProfileReadDenied", "LaunchDenied",
 		"NodeClassRefUnsupported", "NodeClassNotFound", "NodeClassInvalid", "IAMUnavailable",
 		"IAMStale", "PermissionChecksSkipped", "PermissionContextMissing", "PolicyConditionUnsupported",
+		"SelectorTermMatchesNothing", "SelectorMatchesNothing", "CapacityReservationTermMatchesNothing",
+		"SubnetSecurityGroupVPCMismatch", "ImageArchitectureMismatch", "ImageFamilyMismatch",
+		"SelectorChecksSkipped", "SelectorUpdateStrandsNodes", "SelectorUpdateChanges",
 	} {
 		if !slices.Contains(names, want) {
 			t.Errorf("the README's table has no %s (has %v)", want, names)

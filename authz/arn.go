@@ -181,3 +181,24 @@ func SpotServiceLinkedRoleARN(partition, account string) string {
 func EKSAccessPolicyARN(partition, name string) string {
 	return ARN{Partition: partition, Service: "eks", Account: "aws", Resource: "cluster-access-policy/" + name}.String()
 }
+
+// SubnetARN returns a subnet's ARN: the account is its owner's.
+func SubnetARN(partition, region, owner, id string) string {
+	return EC2ARN(partition, region, owner, "subnet/"+id)
+}
+
+// SecurityGroupARN returns a security group's ARN.
+func SecurityGroupARN(partition, region, owner, id string) string {
+	return EC2ARN(partition, region, owner, "security-group/"+id)
+}
+
+// ImageARN returns an image's ARN, which names no account (IAM matches
+// RunInstances' image resource as arn:PARTITION:ec2:REGION::image/ID).
+func ImageARN(partition, region, id string) string {
+	return EC2ARN(partition, region, "", "image/"+id)
+}
+
+// CapacityReservationARN returns a capacity reservation's ARN.
+func CapacityReservationARN(partition, region, owner, id string) string {
+	return EC2ARN(partition, region, owner, "capacity-reservation/"+id)
+}

@@ -52,6 +52,8 @@ type Cluster struct {
 	// RoleARN is the cluster's IAM role: in EKS Auto Mode, the principal
 	// that launches nodes.
 	RoleARN string
+	// Version is the cluster's Kubernetes version ("1.33").
+	Version string
 	// AuthenticationMode is one of the AuthMode constants; a cluster
 	// described without accessConfig is CONFIG_MAP.
 	AuthenticationMode string
@@ -153,7 +155,7 @@ func (l *EKSLive) Cluster(ctx context.Context, name string) (Cluster, error) {
 }
 
 func clusterFromSDK(c *ekstypes.Cluster) Cluster {
-	out := Cluster{Name: aws.ToString(c.Name), ARN: aws.ToString(c.Arn), RoleARN: aws.ToString(c.RoleArn), AuthenticationMode: AuthModeConfigMap}
+	out := Cluster{Name: aws.ToString(c.Name), ARN: aws.ToString(c.Arn), RoleARN: aws.ToString(c.RoleArn), Version: aws.ToString(c.Version), AuthenticationMode: AuthModeConfigMap}
 	if c.AccessConfig != nil && c.AccessConfig.AuthenticationMode != "" {
 		out.AuthenticationMode = string(c.AccessConfig.AuthenticationMode)
 	}

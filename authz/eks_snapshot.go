@@ -22,6 +22,7 @@ type (
 		Name         string `json:"name"`
 		Arn          string `json:"arn"`
 		RoleArn      string `json:"roleArn"`
+		Version      string `json:"version"`
 		AccessConfig *struct {
 			AuthenticationMode string `json:"authenticationMode"`
 		} `json:"accessConfig"`
@@ -55,7 +56,7 @@ func buildEKS(c *eksClusterDoc, entries *[]accessEntryDoc) (eksSnapshot, error) 
 		if c.Name == "" {
 			return s, errors.New(`cluster: no name; want the object "aws eks describe-cluster" prints`)
 		}
-		cl := Cluster{Name: c.Name, ARN: c.Arn, RoleARN: c.RoleArn, AuthenticationMode: AuthModeConfigMap}
+		cl := Cluster{Name: c.Name, ARN: c.Arn, RoleARN: c.RoleArn, Version: c.Version, AuthenticationMode: AuthModeConfigMap}
 		if c.AccessConfig != nil && c.AccessConfig.AuthenticationMode != "" {
 			cl.AuthenticationMode = c.AccessConfig.AuthenticationMode
 		}

@@ -41,6 +41,7 @@ type Snapshot struct {
 	profilesOf    map[string][]int // role name -> indexes into profiles
 
 	eks eksSnapshot
+	ec2 ec2Snapshot
 }
 
 var _ View = (*Snapshot)(nil)
@@ -80,6 +81,8 @@ type (
 		// The optional EKS sections (eks_snapshot.go).
 		Cluster       *eksClusterDoc    `json:"cluster"`
 		AccessEntries *[]accessEntryDoc `json:"AccessEntries"`
+		// The optional EC2 and SSM sections (ec2_snapshot.go).
+		ec2Sections
 	}
 	roleDetail struct {
 		RoleName                 string
@@ -161,7 +164,7 @@ func LoadSnapshot(r io.Reader, source string) (*Snapshot, error) {
 	}
 	var all authorizationDetails
 	for _, d := range docs {
-		if d.RoleDetailList == nil && d.InstanceProfiles == nil && d.Cluster == nil && d.AccessEntries == nil {
+		if d.RoleDetailList == nil && d.InstanceProfiles == nil && d.Cluster == nil && d.AccessEntries == nil && !d.ec2Sections.any() {
 			return nil, fmt.Errorf("%s: has neither RoleDetailList nor InstanceProfiles; want the JSON printed by `aws iam get-account-authorization-details` (optionally merged with `aws iam list-instance-profiles`)", source)
 		}
 		all.RoleDetailList = append(all.RoleDetailList, d.RoleDetailList...)
@@ -170,6 +173,7 @@ func LoadSnapshot(r io.Reader, source string) (*Snapshot, error) {
 		if d.Cluster != nil {
 			all.Cluster = d.Cluster
 		}
+		all.ec2Sections.merge(d.ec2Sections)
 		if d.AccessEntries != nil {
 			if all.AccessEntries == nil {
 				all.AccessEntries = new([]accessEntryDoc)
@@ -182,6 +186,9 @@ func LoadSnapshot(r io.Reader, source string) (*Snapshot, error) {
 		return nil, fmt.Errorf("%s: %w", source, err)
 	}
 	if s.eks, err = buildEKS(all.Cluster, all.AccessEntries); err != nil {
+		return nil, fmt.Errorf("%s: %w", source, err)
+	}
+	if s.ec2, err = buildEC2(all.ec2Sections, s.account()); err != nil {
 		return nil, fmt.Errorf("%s: %w", source, err)
 	}
 	s.source = source

@@ -90,10 +90,26 @@ func (r Report) Denied() bool {
 type InputClasses struct {
 	ec2     map[string]*webhook.EC2NodeClass
 	eks     map[string]*webhook.NodeClass
+	pools   []webhook.NodePool
 	Cluster webhook.ClassGetter
 }
 
-var _ webhook.ClassGetter = (*InputClasses)(nil)
+var (
+	_ webhook.ClassGetter    = (*InputClasses)(nil)
+	_ webhook.NodePoolLister = (*InputClasses)(nil)
+)
+
+// NodePoolsUsing implements webhook.NodePoolLister: the input's NodePools
+// naming the EC2NodeClass class.
+func (ic *InputClasses) NodePoolsUsing(_ context.Context, class string) ([]webhook.NodePool, error) {
+	var out []webhook.NodePool
+	for _, np := range ic.pools {
+		if ref := np.Spec.Template.Spec.NodeClassRef; ref != nil && ref.GroupKind() == webhook.EC2NodeClassGK && ref.Name == class {
+			out = append(out, np)
+		}
+	}
+	return out, nil
+}
 
 // NewInputClasses indexes the classes among docs.
 func NewInputClasses(docs []Document, cluster webhook.ClassGetter) *InputClasses {
@@ -104,6 +120,8 @@ func NewInputClasses(docs []Document, cluster webhook.ClassGetter) *InputClasses
 			ic.ec2[d.Name] = d.EC2NodeClass
 		case d.NodeClass != nil:
 			ic.eks[d.Name] = d.NodeClass
+		case d.NodePool != nil:
+			ic.pools = append(ic.pools, *d.NodePool)
 		}
 	}
 	return ic

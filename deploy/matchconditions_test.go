@@ -160,7 +160,11 @@ func withLabels(o map[string]any) map[string]any {
 	return o
 }
 
-func classMatchCases() []matchCase {
+// classMatchCases are the node classes' cases; ec2 adds what only an
+// EC2NodeClass's condition sends (spec.tags, which are in Karpenter's
+// requests; amiFamily and the selector terms, for the selector rules and
+// the update guard).
+func classMatchCases(ec2 bool) []matchCase {
 	spec := func(fields map[string]any) map[string]any {
 		s := map[string]any{"amiSelectorTerms": []any{map[string]any{"alias": "al2023@latest"}}}
 		for k, v := range fields {
@@ -180,8 +184,21 @@ func classMatchCases() []matchCase {
 		{"role added to a spec without one", admission.Update, obj("default", role("KarpenterNodeRole")), obj("default", spec(nil)), true},
 		{"role set to empty", admission.Update, obj("default", role("")), obj("default", role("KarpenterNodeRole")), true},
 		{"spec added", admission.Update, obj("default", role("KarpenterNodeRole")), obj("default", nil), true},
+		{"amiFamily changed", admission.Update,
+			obj("default", spec(map[string]any{"role": "KarpenterNodeRole", "amiFamily": "Bottlerocket"})), obj("default", role("KarpenterNodeRole")), ec2},
+		{"subnet term changed", admission.Update,
+			obj("default", spec(map[string]any{"role": "R", "subnetSelectorTerms": []any{map[string]any{"tags": map[string]any{"k": "dmeo"}}}})),
+			obj("default", spec(map[string]any{"role": "R", "subnetSelectorTerms": []any{map[string]any{"tags": map[string]any{"k": "demo"}}}})), ec2},
+		{"security group terms added", admission.Update,
+			obj("default", spec(map[string]any{"role": "R", "securityGroupSelectorTerms": []any{map[string]any{"id": "sg-1"}}})), obj("default", role("R")), ec2},
+		{"ami term changed", admission.Update,
+			obj("default", spec(map[string]any{"role": "R", "amiSelectorTerms": []any{map[string]any{"alias": "al2023@v20250101"}}})), obj("default", role("R")), ec2},
+		{"capacity reservation terms removed", admission.Update,
+			obj("default", role("R")), obj("default", spec(map[string]any{"role": "R", "capacityReservationSelectorTerms": []any{map[string]any{"id": "cr-1"}}})), ec2},
+		{"tags changed", admission.Update,
+			obj("default", spec(map[string]any{"role": "KarpenterNodeRole", "tags": map[string]any{"team": "a"}})), obj("default", role("KarpenterNodeRole")), ec2},
 		{"other spec field changed", admission.Update,
-			obj("default", spec(map[string]any{"role": "KarpenterNodeRole", "amiFamily": "Bottlerocket"})), obj("default", role("KarpenterNodeRole")), false},
+			obj("default", spec(map[string]any{"role": "KarpenterNodeRole", "userData": "echo hi"})), obj("default", role("KarpenterNodeRole")), false},
 		{"labels changed", admission.Update, withLabels(obj("default", role("KarpenterNodeRole"))), obj("default", role("KarpenterNodeRole")), false},
 		{"status changed", admission.Update,
 			obj("default", map[string]any{"spec": role("R")["spec"], "status": map[string]any{"instanceProfile": "default_123"}}), obj("default", role("R")), false},
@@ -194,13 +211,13 @@ func classMatchCases() []matchCase {
 func TestEC2NodeClassMatchConditions(t *testing.T) {
 	for _, version := range []string{"v1", "v1beta1"} {
 		t.Run(version, func(t *testing.T) {
-			runMatchCases(t, pathEC2NodeClass, schema.GroupVersionKind{Group: "karpenter.k8s.aws", Version: version, Kind: "EC2NodeClass"}, "ec2nodeclasses", classMatchCases())
+			runMatchCases(t, pathEC2NodeClass, schema.GroupVersionKind{Group: "karpenter.k8s.aws", Version: version, Kind: "EC2NodeClass"}, "ec2nodeclasses", classMatchCases(true))
 		})
 	}
 }
 
 func TestEKSNodeClassMatchConditions(t *testing.T) {
-	runMatchCases(t, pathEKSNodeClass, schema.GroupVersionKind{Group: "eks.amazonaws.com", Version: "v1", Kind: "NodeClass"}, "nodeclasses", classMatchCases())
+	runMatchCases(t, pathEKSNodeClass, schema.GroupVersionKind{Group: "eks.amazonaws.com", Version: "v1", Kind: "NodeClass"}, "nodeclasses", classMatchCases(false))
 }
 
 func TestNodePoolMatchConditions(t *testing.T) {

@@ -411,10 +411,10 @@ func checkDeployment(t *testing.T, source string, dep *appsv1.Deployment, tlsSec
 		errorf("container is privileged")
 	}
 
-	wantRequests := corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("50m"), corev1.ResourceMemory: resource.MustParse("64Mi")}
-	wantLimits := corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("128Mi")}
+	wantRequests := corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("50m"), corev1.ResourceMemory: resource.MustParse("96Mi")}
+	wantLimits := corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("192Mi")}
 	if !equalResources(c.Resources.Requests, wantRequests) || !equalResources(c.Resources.Limits, wantLimits) {
-		errorf("resources %v / %v, want requests cpu 50m memory 64Mi, limits memory 128Mi only", c.Resources.Requests, c.Resources.Limits)
+		errorf("resources %v / %v, want requests cpu 50m memory 96Mi, limits memory 192Mi only", c.Resources.Requests, c.Resources.Limits)
 	}
 
 	// The distroless image has no shell: the preStop pause must be the
@@ -536,7 +536,7 @@ type wantWebhook struct {
 func wantWebhooks() []wantWebhook {
 	return []wantWebhook{
 		{"ec2nodeclass.nodeclass-guard.io", pathEC2NodeClass, "karpenter.k8s.aws", []string{"v1", "v1beta1"}, "ec2nodeclasses",
-			[]string{"not-being-deleted", "create-or-iam-fields-changed"}},
+			[]string{"not-being-deleted", "create-or-checked-fields-changed"}},
 		{"nodepool.nodeclass-guard.io", pathNodePool, "karpenter.sh", []string{"v1", "v1beta1"}, "nodepools",
 			[]string{"not-being-deleted", "create-or-node-class-ref-changed"}},
 		{"eks-nodeclass.nodeclass-guard.io", pathEKSNodeClass, "eks.amazonaws.com", []string{"v1"}, "nodeclasses",
@@ -695,10 +695,11 @@ func checkRBAC(t *testing.T, r rendered, dep *appsv1.Deployment, name, ns string
 		{APIGroups: []string{"karpenter.k8s.aws"}, Resources: []string{"ec2nodeclasses"}, Verbs: []string{"get", "list", "watch"}},
 		{APIGroups: []string{"eks.amazonaws.com"}, Resources: []string{"nodeclasses"}, Verbs: []string{"get", "list", "watch"}},
 		{APIGroups: []string{"karpenter.sh"}, Resources: []string{"nodepools"}, Verbs: []string{"get", "list", "watch"}},
+		{APIGroups: []string{"karpenter.sh"}, Resources: []string{"nodeclaims"}, Verbs: []string{"get", "list", "watch"}},
 		{APIGroups: []string{"", "events.k8s.io"}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
 	}
 	if !reflect.DeepEqual(cr.Rules, wantClusterRules) {
-		t.Errorf("%s: ClusterRole rules %+v, want read-only access to the node classes and NodePools, and creating Events (the audit's findings)", r.source, cr.Rules)
+		t.Errorf("%s: ClusterRole rules %+v, want read-only access to the node classes, NodePools and NodeClaims (the update guard), and creating Events (the audit's findings)", r.source, cr.Rules)
 	}
 	crb := decodeStrict[rbacv1.ClusterRoleBinding](t, r.get(t, "ClusterRoleBinding", "", name))
 	if crb.RoleRef != (rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: cr.Name}) || !reflect.DeepEqual(crb.Subjects, subject) {

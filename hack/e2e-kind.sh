@@ -487,7 +487,7 @@ timeout 300 "$HELM" install nodeclass-guard deploy/charts/nodeclass-guard -n "$n
   --set image.repository="${image%:*}" --set image.tag="${image##*:}" \
   --set controllerRoleARN="$controller_role" --set clusterName="$cluster_name" --set region="$region" \
   --set failurePolicy=Fail \
-  --set-json "extraArgs=[\"--iam-endpoint=$iam_url\",\"--eks-endpoint=$iam_url\"]" \
+  --set-json "extraArgs=[\"--iam-endpoint=$iam_url\",\"--eks-endpoint=$iam_url\",\"--ec2-endpoint=$iam_url\",\"--ssm-endpoint=$iam_url\"]" \
   --set-json 'extraEnv=[{"name":"AWS_ACCESS_KEY_ID","value":"AKIAIOSFODNN7EXAMPLE"},{"name":"AWS_SECRET_ACCESS_KEY","value":"e2e-not-a-secret"},{"name":"AWS_EC2_METADATA_DISABLED","value":"true"}]' \
   --wait --timeout 300s >&2 || fail "helm install"
 wait_installed

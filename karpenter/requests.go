@@ -76,6 +76,9 @@ type Input struct {
 // securityGroupSelectorTerms by an EC2 view.
 type EC2Resources struct {
 	Images, Subnets, SecurityGroups []string
+	// Unresolved says, by kind ("image", "subnet", "security-group"),
+	// why an empty list is empty, when an EC2 view resolved the selectors.
+	Unresolved map[string]string
 }
 
 // Request is one request Karpenter makes, as IAM authorizes it: one action
@@ -392,8 +395,11 @@ func (b *launchBuilder) notYet(step Step, action, kind string) {
 			return
 		}
 	}
-	b.notChecked = append(b.notChecked, NotChecked{Steps: []Step{step}, Action: action, Resource: kind,
-		Reason: "not checked yet: the class's " + kind + " selector is not resolved (it needs an EC2 view)"})
+	reason := "not checked yet: the class's " + kind + " selector is not resolved (it needs an EC2 view)"
+	if b.in.EC2 != nil && b.in.EC2.Unresolved[kind] != "" {
+		reason = "not checked: " + b.in.EC2.Unresolved[kind]
+	}
+	b.notChecked = append(b.notChecked, NotChecked{Steps: []Step{step}, Action: action, Resource: kind, Reason: reason})
 }
 
 // tagContext is the condition keys of a request carrying tags as request

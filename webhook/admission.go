@@ -9,6 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	admissionv1 "k8s.io/api/admission/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
@@ -85,10 +86,9 @@ func Handlers(c *Checker, m *Metrics) map[string]*admission.Webhook {
 	return map[string]*admission.Webhook{
 		EC2NodeClassPath: guardKind(EC2NodeClassGK, admission.WithValidator[*EC2NodeClass](scheme, &validator[*EC2NodeClass]{
 			adapter: a, kind: EC2NodeClassKind, check: c.CheckEC2NodeClass,
-			same: func(old, obj *EC2NodeClass) bool {
-				return old.Spec.Role == obj.Spec.Role && old.Spec.InstanceProfile == obj.Spec.InstanceProfile
-			},
-			fields: "spec.role and spec.instanceProfile unchanged",
+			checkUpdate: c.CheckEC2NodeClassUpdate,
+			same:        func(old, obj *EC2NodeClass) bool { return equality.Semantic.DeepEqual(old.Spec, obj.Spec) },
+			fields:      "spec.role, spec.instanceProfile, spec.tags, spec.amiFamily and the selector terms unchanged",
 		})),
 		NodePoolPath: guardKind(NodePoolGK, admission.WithValidator[*NodePool](scheme, &validator[*NodePool]{
 			adapter: a, kind: NodePoolKind, check: c.CheckNodePool,
@@ -173,10 +173,12 @@ func (a *adapter) skip(ctx context.Context, kind, name, why string) (admission.W
 // updates only when they change what the rules read, deletes never.
 type validator[T client.Object] struct {
 	*adapter
-	kind   string
-	check  func(context.Context, T) Verdict
-	same   func(old, obj T) bool // whether an update leaves the checked fields alone
-	fields string                // what same compares, for the log
+	kind  string
+	check func(context.Context, T) Verdict
+	// checkUpdate, when set, checks an update with the old object too.
+	checkUpdate func(ctx context.Context, old, obj T) Verdict
+	same        func(old, obj T) bool // whether an update leaves the checked fields alone
+	fields      string                // what same compares, for the log
 }
 
 func (v *validator[T]) ValidateCreate(ctx context.Context, obj T) (admission.Warnings, error) {
@@ -193,6 +195,10 @@ func (v *validator[T]) ValidateUpdate(ctx context.Context, oldObj, obj T) (admis
 	}
 	if v.same(oldObj, obj) {
 		return v.skip(ctx, v.kind, obj.GetName(), v.fields)
+	}
+	if v.checkUpdate != nil {
+		start := time.Now()
+		return v.admit(ctx, v.kind, obj.GetName(), start, v.checkUpdate(ctx, oldObj, obj))
 	}
 	return v.ValidateCreate(ctx, obj)
 }

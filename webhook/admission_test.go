@@ -31,7 +31,7 @@ func newAdmissionFixture(t *testing.T) *admissionFixture {
 	t.Helper()
 	ctl, _ := authz.ParseRoleARN(ctlKarpenter)
 	snap := loadSampleSnapshot(t)
-	c := NewChecker(Config{IAM: snap, EKS: snap, Controller: ctl, ClusterName: testCluster, Region: testRegion, OnIAMError: OnIAMErrorAllow, Classes: testClasses()})
+	c := NewChecker(Config{IAM: snap, EKS: snap, EC2: snap, KubernetesVersion: "1.34", Controller: ctl, ClusterName: testCluster, Region: testRegion, OnIAMError: OnIAMErrorAllow, Classes: testClasses()})
 	m := NewMetrics()
 	mux := http.NewServeMux()
 	hs := Handlers(c, m)
@@ -295,9 +295,11 @@ func TestAdmissionEC2NodeClass(t *testing.T) {
 		expectAllowed(t, f.review(t, EC2NodeClassPath, ec2Req(admissionv1.Update, good, bad)))
 	})
 	t.Run("update leaving spec.role alone is allowed even when bad", func(t *testing.T) {
+		// A selector change is judged by the selector rules only: the
+		// role the class already had is not refused by an unrelated edit.
 		newer := strings.Replace(bad, `"generation":1`, `"generation":2,"labels":{"team":"a"}`, 1)
-		newer = strings.Replace(newer, `"al2023@latest"`, `"al2023@v20250101"`, 1)
-		expectAllowed(t, f.review(t, EC2NodeClassPath, ec2Req(admissionv1.Update, newer, bad)))
+		newer = strings.Replace(newer, `{"tags":{"karpenter.sh/discovery":"demo"}}`, `{"id":"subnet-0a1demo"}`, 1)
+		expectAllowed(t, f.review(t, EC2NodeClassPath, ec2Req(admissionv1.Update, newer, bad)), SelectorUpdateChanges)
 	})
 	t.Run("status update of a bad object is allowed", func(t *testing.T) {
 		newer := strings.Replace(bad, `"status":"True"`, `"status":"False"`, 1)

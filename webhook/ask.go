@@ -46,6 +46,12 @@ const (
 	// QueryAWSAuth reads the cluster's aws-auth ConfigMap; the answer is
 	// Answer.AWSAuth.
 	QueryAWSAuth
+	// QueryEC2 is one EC2 Describe call, Query.EC2 (one selector term, or
+	// the images behind SSM parameters); the answer is Answer.EC2.
+	QueryEC2
+	// QueryParameter is SSM's GetParameter of Name; the answer is
+	// Answer.Parameter.
+	QueryParameter
 )
 
 // Query is one thing a rule needs to know from AWS.
@@ -53,19 +59,24 @@ type Query struct {
 	Kind       QueryKind
 	Name       string
 	Permission authz.Question
+	EC2        authz.EC2Query
 }
 
 // Answer is AWS's answer to a Query. Err is a *authz.NotFoundError when the
 // entity does not exist, an *authz.UnavailableError when AWS could not be
 // asked; the two are different answers.
 type Answer struct {
-	Role     authz.Role
-	Profile  authz.InstanceProfile
-	Decision authz.Decision
-	Cluster  authz.Cluster
-	Entry    authz.AccessEntry
-	AWSAuth  AWSAuth
-	Err      error
+	Role      authz.Role
+	Profile   authz.InstanceProfile
+	Decision  authz.Decision
+	Cluster   authz.Cluster
+	Entry     authz.AccessEntry
+	AWSAuth   AWSAuth
+	EC2       authz.EC2Resources
+	Parameter authz.Parameter
+	Err       error
+	// op names the EC2 or SSM API asked, for messages.
+	op string
 }
 
 func roleQuery(name string) Query { return Query{Kind: QueryRole, Name: name} }
@@ -142,6 +153,20 @@ func (c *Checker) lookup(ctx context.Context, q Query, a *Answer) {
 			return
 		}
 		a.AWSAuth, a.Err = c.cfg.AWSAuth.AWSAuth(ctx)
+	case QueryEC2:
+		a.op = string(q.EC2.Resource)
+		if c.cfg.EC2 == nil {
+			a.Err = errNoEC2
+			return
+		}
+		a.EC2, a.Err = c.cfg.EC2.Describe(ctx, q.EC2)
+	case QueryParameter:
+		a.op = "GetParameter"
+		if c.cfg.EC2 == nil {
+			a.Err = errNoEC2
+			return
+		}
+		a.Parameter, a.Err = c.cfg.EC2.Parameter(ctx, q.Name)
 	default:
 		a.Err = fmt.Errorf("query kind %d has no asker", q.Kind)
 	}
@@ -153,12 +178,14 @@ func (c *Checker) lookup(ctx context.Context, q Query, a *Answer) {
 // not know. They are reported once per object, after the findings.
 type notes struct {
 	// skipped are the node-join checks that could not run, with why.
-	skipped     []string
-	unavail     []unavailability
-	staleAge    time.Duration
-	stale       bool
-	missing     map[string]bool
-	unsupported map[string]bool
+	skipped []string
+	// selectorSkipped are the selector checks that could not run.
+	selectorSkipped []string
+	unavail         []unavailability
+	staleAge        time.Duration
+	stale           bool
+	missing         map[string]bool
+	unsupported     map[string]bool
 	// needsSet are conditions testing a multivalued key without a set
 	// operator ("StringEquals aws:TagKeys").
 	needsSet map[string]bool
@@ -207,6 +234,15 @@ func (n *notes) served(s authz.Served) {
 	n.staleAge = max(n.staleAge, s.Age)
 }
 
+// skipSelector records that a selector check could not run, and why
+// (once per check and reason).
+func (n *notes) skipSelector(check, why string) {
+	s := check + " (" + why + ")"
+	if !containsString(n.selectorSkipped, s) {
+		n.selectorSkipped = append(n.selectorSkipped, s)
+	}
+}
+
 // skip records that a node-join check could not run, and why.
 func (n *notes) skip(check, why string) {
 	n.skipped = append(n.skipped, check+" ("+why+")")
@@ -238,6 +274,9 @@ func (n *notes) report(v *Verdict, onErr OnIAMError) {
 	}
 	if len(n.skipped) > 0 {
 		v.add(warn(NodeJoinChecksSkipped, specPath, "not checked whether nodes can join the cluster: %s", truncate(strings.Join(n.skipped, "; "), 170)))
+	}
+	if len(n.selectorSkipped) > 0 {
+		v.add(warn(SelectorChecksSkipped, specPath, "not checked what the selector terms match: %s", truncate(strings.Join(n.selectorSkipped, "; "), 170)))
 	}
 	if n.stale {
 		v.add(warn(IAMStale, specPath, "IAM could not be reached; the verdict uses cached IAM answers up to %s old", n.staleAge.Round(time.Second)))

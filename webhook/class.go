@@ -34,12 +34,121 @@ type class struct {
 	tags map[string]string
 	// uid is the class's metadata.uid ("" in a manifest that has none).
 	uid string
+	// ec2 are the image, subnet and security-group ARNs the class's
+	// selectors resolve to; nil when they are not resolved.
+	ec2 *karpenter.EC2Resources
 }
 
 // CheckEC2NodeClass validates a Karpenter EC2NodeClass: format, IAM state,
-// and the controller's permissions.
+// the controller's permissions, and what its selector terms match.
 func (c *Checker) CheckEC2NodeClass(ctx context.Context, nc *EC2NodeClass) Verdict {
-	return c.checkClass(ctx, class{name: nc.Name, role: nc.Spec.Role, profile: nc.Spec.InstanceProfile, tags: nc.Spec.Tags, uid: string(nc.UID)})
+	return c.checkEC2Class(ctx, nc, nil)
+}
+
+// checkEC2Class resolves the class's selector terms, then runs the class
+// rules (whose launch questions ask about the image, subnets and security
+// groups resolved) and judges the selectors, under one deadline. np, when
+// set, is the NodePool being admitted: its name is the launch tag and its
+// requirements are the ones the images must fit; otherwise the NodePools
+// using the class are.
+func (c *Checker) checkEC2Class(ctx context.Context, nc *EC2NodeClass, np *NodePool) Verdict {
+	ctx, cancel := c.deadline(ctx)
+	defer cancel()
+	cl := class{name: nc.Name, role: nc.Spec.Role, profile: nc.Spec.InstanceProfile, tags: nc.Spec.Tags, uid: string(nc.UID)}
+	if np != nil {
+		cl.nodePool = np.Name
+	}
+	var r *Resolution
+	if c.resolvesSelectors(nc.Spec) {
+		res := c.resolveSelectors(ctx, nc.Spec)
+		r = &res
+		cl.ec2 = c.launchResources(nc.Spec, res)
+	}
+	v := c.checkClass(ctx, cl)
+	c.checkSelectors(ctx, &v, nc, np, r)
+	return v
+}
+
+// deadline bounds ctx by the IAM deadline of one object, when set.
+func (c *Checker) deadline(ctx context.Context) (context.Context, context.CancelFunc) {
+	if c.cfg.IAMTimeout > 0 {
+		return context.WithTimeout(ctx, c.cfg.IAMTimeout)
+	}
+	return ctx, func() {}
+}
+
+// hasSelectors reports whether spec has any selector term.
+func hasSelectors(spec EC2NodeClassSpec) bool {
+	return len(spec.SubnetSelectorTerms)+len(spec.SecurityGroupSelectorTerms)+len(spec.AMISelectorTerms)+len(spec.CapacityReservationSelectorTerms) > 0
+}
+
+// resolvesSelectors reports whether the selector terms of spec are
+// resolved: there are terms, an IAM source (offline mode resolves
+// nothing, as it asks nothing) and an EC2 source.
+func (c *Checker) resolvesSelectors(spec EC2NodeClassSpec) bool {
+	return c.cfg.IAM != nil && c.cfg.EC2 != nil && hasSelectors(spec)
+}
+
+// launchResources are the image, subnet and security-group ARNs of r for
+// the launch questions; a list EC2 could not resolve in full is left out,
+// and the launch requests on it are reported as not checked, with why.
+func (c *Checker) launchResources(spec EC2NodeClassSpec, r Resolution) *karpenter.EC2Resources {
+	arns := r.ARNs(c.partition, c.cfg.Region)
+	out := &karpenter.EC2Resources{Unresolved: map[string]string{}}
+	for _, l := range []struct {
+		list  selectorList
+		kind  string
+		arns  *[]string
+		got   []string
+		extra bool // the plan skipped some term of the list
+	}{
+		{listSubnets, "subnet", &out.Subnets, arns.Subnets, false},
+		{listGroups, "security-group", &out.SecurityGroups, arns.SecurityGroups, false},
+		{listImages, "image", &out.Images, arns.Images, len(r.skipped) > 0},
+	} {
+		switch {
+		case len(termsOf(spec, l.list)) == 0:
+			out.Unresolved[l.kind] = "the class has no " + l.kind + " selector terms"
+		case !r.complete(l.list) || l.extra:
+			out.Unresolved[l.kind] = "EC2 could not resolve the class's " + l.kind + " selector in full (see SelectorChecksSkipped)"
+		case len(l.got) == 0:
+			out.Unresolved[l.kind] = "the class's " + l.kind + " selector matches nothing (see SelectorMatchesNothing)"
+		default:
+			*l.arns = l.got
+		}
+	}
+	return out
+}
+
+// checkSelectors judges the class's selector terms as r resolved them
+// (resolving them when r is nil). In offline mode (no IAM source) they are
+// not resolved, as no IAM check is; with IAM but no EC2 source they are
+// reported as skipped.
+func (c *Checker) checkSelectors(ctx context.Context, v *Verdict, nc *EC2NodeClass, np *NodePool, r *Resolution) {
+	if c.cfg.IAM == nil || !hasSelectors(nc.Spec) {
+		return
+	}
+	var n notes
+	defer n.report(v, c.cfg.OnIAMError)
+	if c.cfg.EC2 == nil {
+		n.skipSelector("selectors", "no EC2 source: give --iam-snapshot the EC2 sections, or run with EC2 access")
+		return
+	}
+	if r == nil {
+		res := c.resolveSelectors(ctx, nc.Spec)
+		r = &res
+	}
+	var pools []NodePool
+	switch {
+	case np != nil:
+		pools = []NodePool{*np}
+	case c.cfg.NodePools != nil:
+		var err error
+		if pools, err = c.cfg.NodePools.NodePoolsUsing(ctx, nc.Name); err != nil {
+			n.skipSelector("image architectures", "listing NodePools: "+truncate(oneLine(err.Error()), 80))
+		}
+	}
+	c.judgeSelectors(v, &n, nc.Spec, *r, pools)
 }
 
 // CheckNodeClass validates an EKS Auto Mode NodeClass: format and IAM
@@ -135,10 +244,10 @@ func (c *Checker) roleClass(ctx context.Context, v *Verdict, n *notes, ref RoleR
 	if perms {
 		pass = c.passRoleQuestions(guess, true)
 		prof, actions = c.profileActionQuestions(cl)
-		// No EC2 view resolves the class's selectors yet: the launch
-		// requests on its image, subnets and security groups are
-		// reported as not checked.
-		lp = c.launchQuestions(cl, nil)
+		// The launch requests on the image, subnets and security groups
+		// the selectors resolved to; those not resolved are reported as
+		// not checked.
+		lp = c.launchQuestions(cl)
 		launch = lp.questions
 		v.NotChecked = lp.notChecked
 	}
@@ -183,7 +292,7 @@ func (c *Checker) profileClass(ctx context.Context, v *Verdict, n *notes, name s
 	var lp launchPlan
 	if perms {
 		read = []authz.Question{c.profileReadQuestion(guess)}
-		lp = c.launchQuestions(cl, nil) // no EC2 view yet: see roleClass
+		lp = c.launchQuestions(cl)
 		launch = lp.questions
 		v.NotChecked = lp.notChecked
 	}

@@ -43,3 +43,48 @@ func get[T client.Object](ctx context.Context, r client.Reader, name string, obj
 	}
 	return zero, false, err
 }
+
+var (
+	_ NodePoolLister  = ClusterClasses{}
+	_ NodeClaimLister = ClusterClasses{}
+)
+
+// NodePoolsUsing implements NodePoolLister: the cluster's NodePools whose
+// nodeClassRef names the EC2NodeClass class. A cluster without the
+// NodePool CRD has none.
+func (c ClusterClasses) NodePoolsUsing(ctx context.Context, class string) ([]NodePool, error) {
+	var list NodePoolList
+	if err := c.Reader.List(ctx, &list); err != nil {
+		if meta.IsNoMatchError(err) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	var out []NodePool
+	for _, np := range list.Items {
+		if ref := np.Spec.Template.Spec.NodeClassRef; ref != nil && ref.GroupKind() == EC2NodeClassGK && ref.Name == class {
+			out = append(out, np)
+		}
+	}
+	return out, nil
+}
+
+// NodeClaimsUsing implements NodeClaimLister: the cluster's NodeClaims
+// whose nodeClassRef names the EC2NodeClass class (through the manager's
+// cache in serve). A cluster without the NodeClaim CRD has none.
+func (c ClusterClasses) NodeClaimsUsing(ctx context.Context, class string) ([]NodeClaim, error) {
+	var list NodeClaimList
+	if err := c.Reader.List(ctx, &list); err != nil {
+		if meta.IsNoMatchError(err) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	var out []NodeClaim
+	for _, nc := range list.Items {
+		if ref := nc.Spec.NodeClassRef; ref != nil && ref.GroupKind() == EC2NodeClassGK && ref.Name == class {
+			out = append(out, nc)
+		}
+	}
+	return out, nil
+}

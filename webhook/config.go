@@ -70,6 +70,43 @@ type Config struct {
 	// the image tag of Karpenter's Deployment); zero means the newest
 	// modelled version.
 	Karpenter karpenter.Resolved
+	// EC2 resolves an EC2NodeClass's selector terms (EC2 and SSM); nil
+	// means they are not resolved, and a class with terms gets
+	// SelectorChecksSkipped. Its answers share the IAM deadline.
+	EC2 authz.EC2View
+	// KubernetesVersion is the cluster's ("1.34"), for AMI aliases: the
+	// API server's in serve, --kubernetes-version or the snapshot's
+	// cluster section in check.
+	KubernetesVersion string
+	// NodePools lists the NodePools using a class (their architecture
+	// requirements); nil means none are known.
+	NodePools NodePoolLister
+	// NodeClaims lists the NodeClaims of a class, for the update guard;
+	// nil means none are known.
+	NodeClaims NodeClaimLister
+	// Now is the clock (capacity reservations' end dates); nil is
+	// time.Now.
+	Now func() time.Time
+}
+
+// NodePoolLister lists the NodePools whose nodeClassRef names an
+// EC2NodeClass.
+type NodePoolLister interface {
+	NodePoolsUsing(ctx context.Context, class string) ([]NodePool, error)
+}
+
+// NodeClaimLister lists the NodeClaims whose nodeClassRef names an
+// EC2NodeClass.
+type NodeClaimLister interface {
+	NodeClaimsUsing(ctx context.Context, class string) ([]NodeClaim, error)
+}
+
+// now is the configured clock.
+func (c *Checker) now() time.Time {
+	if c.cfg.Now != nil {
+		return c.cfg.Now()
+	}
+	return time.Now()
 }
 
 // Checker runs the rules. The same Checker serves the webhook and `check`;

@@ -21,6 +21,9 @@ import (
 // errNoAWSAuth answers QueryAWSAuth when the Checker has no aws-auth source.
 var errNoAWSAuth = errors.New("nodeclass-guard was given no aws-auth ConfigMap")
 
+// errNoEC2 answers the EC2 kinds when the Checker has no EC2 source.
+var errNoEC2 = &authz.UnavailableError{Service: "EC2", Op: "Describe", Err: errors.New("nodeclass-guard was given no EC2 source")}
+
 // autoNodePolicy is the access policy an EKS Auto Mode node role's entry
 // must have associated.
 const autoNodePolicy = "AmazonEKSAutoNodePolicy"

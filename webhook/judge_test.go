@@ -46,7 +46,7 @@ func TestJudgeRoleOnAnswers(t *testing.T) {
 
 func TestJudgePermissionsOnAnswers(t *testing.T) {
 	c := judgeChecker(t)
-	p := c.launchQuestions(class{name: "x"}, nil)
+	p := c.launchQuestions(class{name: "x"})
 	as := make([]Answer, len(p.questions))
 	for i := range as {
 		as[i] = Answer{Decision: authz.Decision{Allowed: true}}

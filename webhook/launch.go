@@ -19,12 +19,12 @@ type launchPlan struct {
 
 // launchQuestions plans the EC2 requests of Karpenter's launches and (from
 // 1.3) of its validation of cl, as karpenter.LaunchRequests models them for
-// the configured version. ec2 holds the image, subnet and security-group
-// ARNs the class's selectors resolve to; nil (no EC2 view yet) leaves the
+// the configured version. cl.ec2 holds the image, subnet and security-group
+// ARNs the class's selectors resolve to; nil (not resolved) leaves the
 // requests on them reported as not checked.
-func (c *Checker) launchQuestions(cl class, ec2 *karpenter.EC2Resources) launchPlan {
+func (c *Checker) launchQuestions(cl class) launchPlan {
 	in := c.karpenterInput(cl)
-	in.EC2 = ec2
+	in.EC2 = cl.ec2
 	reqs, notChecked := karpenter.LaunchRequests(c.cfg.Karpenter.Model, in)
 	p := launchPlan{requests: reqs, notChecked: notChecked, questions: make([]authz.Question, len(reqs))}
 	for i, r := range reqs {

@@ -33,7 +33,7 @@ func (c *Checker) CheckNodePool(ctx context.Context, np *NodePool) Verdict {
 		if found {
 			// A class the cluster has: its questions come first in the IAM
 			// call budget.
-			classVerdict = c.checkClass(authz.WithPriority(ctx), class{name: nc.Name, role: nc.Spec.Role, profile: nc.Spec.InstanceProfile, tags: nc.Spec.Tags, uid: string(nc.UID), nodePool: np.Name})
+			classVerdict = c.checkEC2Class(authz.WithPriority(ctx), nc, np)
 		}
 	case EKSNodeClassGK:
 		kindName = "NodeClass (eks.amazonaws.com)"

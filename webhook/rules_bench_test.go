@@ -94,7 +94,7 @@ func BenchmarkQuestionKey(b *testing.B) {
 	c := benchChecker(b, nil)
 	q := authz.Question{Principal: c.ControllerARN(), Action: "ec2:CreateFleet",
 		Resource: "arn:aws:ec2:us-west-2:111122223333:fleet/*",
-		Context:  c.launchQuestions(class{name: "default"}, nil).questions[0].Context}
+		Context:  c.launchQuestions(class{name: "default"}).questions[0].Context}
 	b.ReportAllocs()
 	for b.Loop() {
 		_ = q.Key()
@@ -134,6 +134,52 @@ func BenchmarkAdmission(b *testing.B) {
 				if rec.Code != http.StatusOK || !bytes.Contains(rec.Body.Bytes(), []byte(`"allowed":true`)) {
 					b.Fatalf("answer %d: %s", rec.Code, rec.Body.Bytes())
 				}
+			}
+		})
+	}
+}
+
+// BenchmarkCheckEC2NodeClassSelectors measures the selector rules' share of
+// an admission: the example class (role, alias, subnet and security group
+// tags) with warm IAM and EC2 caches, serve's steady state, against the
+// same class without an EC2 view.
+func BenchmarkCheckEC2NodeClassSelectors(b *testing.B) {
+	snap := loadSampleSnapshot(b)
+	ctl, err := authz.ParseRoleARN(ctlKarpenter)
+	if err != nil {
+		b.Fatal(err)
+	}
+	spec := EC2NodeClassSpec{
+		Role:                       "KarpenterNodeRole-demo",
+		AMISelectorTerms:           []SelectorTerm{{Alias: "al2023@latest"}},
+		SubnetSelectorTerms:        []SelectorTerm{{Tags: map[string]string{"karpenter.sh/discovery": "demo"}}},
+		SecurityGroupSelectorTerms: []SelectorTerm{{Tags: map[string]string{"karpenter.sh/discovery": "demo"}}},
+	}
+	for _, withEC2 := range []bool{false, true} {
+		name := "iam-only"
+		if withEC2 {
+			name = "iam+ec2"
+		}
+		b.Run(name, func(b *testing.B) {
+			cfg := Config{IAM: authz.NewCached(snap, authz.CacheOptions{}), Controller: ctl, ClusterName: testCluster, Region: testRegion,
+				OnIAMError: OnIAMErrorDeny, KubernetesVersion: "1.34"}
+			if withEC2 {
+				cfg.EC2 = authz.NewCachedEC2(snap, authz.CacheOptions{})
+			}
+			c := NewChecker(cfg)
+			nc := &EC2NodeClass{Spec: spec}
+			if !withEC2 {
+				nc.Spec = EC2NodeClassSpec{Role: spec.Role}
+			}
+			nc.Name = "default"
+			ctx := context.Background()
+			if v := c.CheckEC2NodeClass(ctx, nc); !v.Allowed() || len(v.Warnings) > 1 {
+				b.Fatalf("warming: %v %v", v.Denials, v.Warnings)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				c.CheckEC2NodeClass(ctx, nc)
 			}
 		})
 	}

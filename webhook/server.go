@@ -38,7 +38,8 @@ const (
 	// when none is declared): two bodies at the limit, thousands of
 	// ordinary ones (a few KiB each). Decoding holds a body about three
 	// times over, so this keeps what requests hold at once within what a
-	// 128Mi container has left beside serve's own 60 MiB.
+	// 192Mi container has left beside serve's own 90 MiB (60 MiB before
+	// the EC2 SDK client).
 	DefaultMaxBodyBytesInFlight = 8 << 20
 	// DefaultMaxInFlight bounds the admission requests being served at once.
 	DefaultMaxInFlight = 64

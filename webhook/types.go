@@ -35,7 +35,8 @@ type EC2NodeClass struct {
 	Spec              EC2NodeClassSpec `json:"spec"`
 }
 
-// EC2NodeClassSpec holds the node identity fields of an EC2NodeClass.
+// EC2NodeClassSpec holds the node identity fields of an EC2NodeClass and
+// its selector terms.
 type EC2NodeClassSpec struct {
 	// Role is the IAM role name Karpenter builds an instance profile for.
 	Role string `json:"role,omitempty"`
@@ -45,6 +46,70 @@ type EC2NodeClassSpec struct {
 	// profile, launch template, instances, volumes, network interfaces),
 	// Karpenter's own tags overriding them.
 	Tags map[string]string `json:"tags,omitempty"`
+	// AMIFamily is the user-data format (AL2, AL2023, Bottlerocket,
+	// Windows2019, Windows2022, Windows2025, Custom); nil takes the alias's.
+	AMIFamily *string `json:"amiFamily,omitempty"`
+	// The selector terms: each selects what it matches; a list selects
+	// the union of its terms.
+	SubnetSelectorTerms              []SelectorTerm `json:"subnetSelectorTerms,omitempty"`
+	SecurityGroupSelectorTerms       []SelectorTerm `json:"securityGroupSelectorTerms,omitempty"`
+	AMISelectorTerms                 []SelectorTerm `json:"amiSelectorTerms,omitempty"`
+	CapacityReservationSelectorTerms []SelectorTerm `json:"capacityReservationSelectorTerms,omitempty"`
+}
+
+// SelectorTerm is one term of any of an EC2NodeClass's selector lists
+// (Karpenter's SubnetSelectorTerm, SecurityGroupSelectorTerm,
+// AMISelectorTerm and CapacityReservationSelectorTerm share these fields;
+// each list uses its own subset).
+type SelectorTerm struct {
+	Tags map[string]string `json:"tags,omitempty"`
+	ID   string            `json:"id,omitempty"`
+	// Name: security groups and AMIs.
+	Name string `json:"name,omitempty"`
+	// Owner, Alias, SSMParameter: AMIs.
+	Owner        string `json:"owner,omitempty"`
+	Alias        string `json:"alias,omitempty"`
+	SSMParameter string `json:"ssmParameter,omitempty"`
+	// OwnerID, InstanceMatchCriteria: capacity reservations.
+	OwnerID               string `json:"ownerID,omitempty"`
+	InstanceMatchCriteria string `json:"instanceMatchCriteria,omitempty"`
+}
+
+func copyTerms(ts []SelectorTerm) []SelectorTerm {
+	if ts == nil {
+		return nil
+	}
+	out := make([]SelectorTerm, len(ts))
+	for i, t := range ts {
+		out[i] = t
+		if t.Tags != nil {
+			out[i].Tags = make(map[string]string, len(t.Tags))
+			for k, v := range t.Tags {
+				out[i].Tags[k] = v
+			}
+		}
+	}
+	return out
+}
+
+// DeepCopy returns a copy of the spec sharing nothing with it.
+func (in EC2NodeClassSpec) DeepCopy() EC2NodeClassSpec {
+	out := in
+	if in.Tags != nil {
+		out.Tags = make(map[string]string, len(in.Tags))
+		for k, v := range in.Tags {
+			out.Tags[k] = v
+		}
+	}
+	if in.AMIFamily != nil {
+		f := *in.AMIFamily
+		out.AMIFamily = &f
+	}
+	out.SubnetSelectorTerms = copyTerms(in.SubnetSelectorTerms)
+	out.SecurityGroupSelectorTerms = copyTerms(in.SecurityGroupSelectorTerms)
+	out.AMISelectorTerms = copyTerms(in.AMISelectorTerms)
+	out.CapacityReservationSelectorTerms = copyTerms(in.CapacityReservationSelectorTerms)
+	return out
 }
 
 // NodeClass is EKS Auto Mode's eks.amazonaws.com/v1 NodeClass, reduced to
@@ -150,6 +215,7 @@ func (in *EC2NodeClass) DeepCopyObject() runtime.Object {
 	}
 	out := *in
 	in.ObjectMeta.DeepCopyInto(&out.ObjectMeta)
+	out.Spec = in.Spec.DeepCopy()
 	return &out
 }
 
@@ -253,7 +319,60 @@ func AddToClientScheme(s *runtime.Scheme) error {
 	s.AddKnownTypes(eksV1, &NodeClass{}, &NodeClassList{})
 	metav1.AddToGroupVersion(s, eksV1)
 	shV1 := schema.GroupVersion{Group: KarpenterGroup, Version: "v1"}
-	s.AddKnownTypes(shV1, &NodePool{}, &NodePoolList{})
+	s.AddKnownTypes(shV1, &NodePool{}, &NodePoolList{}, &NodeClaim{}, &NodeClaimList{})
 	metav1.AddToGroupVersion(s, shV1)
 	return nil
+}
+
+// NodeClaim is Karpenter's karpenter.sh/v1 NodeClaim, reduced to what the
+// update guard reads: its class and, from its labels, its zone.
+type NodeClaim struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+	Spec              NodeClaimSpec `json:"spec"`
+}
+
+// NodeClaimSpec is the part of a NodeClaim's spec the update guard reads.
+type NodeClaimSpec struct {
+	NodeClassRef *NodeClassReference `json:"nodeClassRef,omitempty"`
+}
+
+// ZoneLabel is the label Karpenter puts a NodeClaim's zone in.
+const ZoneLabel = "topology.kubernetes.io/zone"
+
+// Zone returns the NodeClaim's zone, "" before it has launched.
+func (n *NodeClaim) Zone() string { return n.Labels[ZoneLabel] }
+
+// NodeClaimList is a list of NodeClaim.
+type NodeClaimList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []NodeClaim `json:"items"`
+}
+
+// DeepCopyObject implements runtime.Object.
+func (in *NodeClaim) DeepCopyObject() runtime.Object {
+	if in == nil {
+		return nil
+	}
+	out := *in
+	in.ObjectMeta.DeepCopyInto(&out.ObjectMeta)
+	if in.Spec.NodeClassRef != nil {
+		ref := *in.Spec.NodeClassRef
+		out.Spec.NodeClassRef = &ref
+	}
+	return &out
+}
+
+// DeepCopyObject implements runtime.Object.
+func (in *NodeClaimList) DeepCopyObject() runtime.Object {
+	if in == nil {
+		return nil
+	}
+	out := &NodeClaimList{TypeMeta: in.TypeMeta}
+	in.ListMeta.DeepCopyInto(&out.ListMeta)
+	for i := range in.Items {
+		out.Items = append(out.Items, *in.Items[i].DeepCopyObject().(*NodeClaim))
+	}
+	return out
 }

@@ -106,6 +106,39 @@ const (
 	// account has no AWSServiceRoleForEC2Spot and the launching role may
 	// not create it.
 	SpotServiceLinkedRoleMissing Code = "SpotServiceLinkedRoleMissing"
+
+	// Selectors (extensions of the contract): what an EC2NodeClass's
+	// selector terms resolve to in EC2 (selectors.go, update.go).
+
+	// SelectorTermMatchesNothing (warn): one term of a subnet, security
+	// group or AMI selector list matches nothing while others match.
+	SelectorTermMatchesNothing Code = "SelectorTermMatchesNothing"
+	// SelectorMatchesNothing: a whole subnet, security group or AMI
+	// selector list matches nothing.
+	SelectorMatchesNothing Code = "SelectorMatchesNothing"
+	// CapacityReservationTermMatchesNothing (warn): a capacity
+	// reservation term matches no active reservation.
+	CapacityReservationTermMatchesNothing Code = "CapacityReservationTermMatchesNothing"
+	// SubnetSecurityGroupVPCMismatch (deny when no subnet fits, warn when
+	// some do not): the security groups and subnets share no VPC.
+	SubnetSecurityGroupVPCMismatch Code = "SubnetSecurityGroupVPCMismatch"
+	// ImageArchitectureMismatch: no selected image has an architecture a
+	// NodePool using the class allows.
+	ImageArchitectureMismatch Code = "ImageArchitectureMismatch"
+	// ImageFamilyMismatch (warn): a selected image's family contradicts
+	// spec.amiFamily.
+	ImageFamilyMismatch Code = "ImageFamilyMismatch"
+	// SelectorChecksSkipped (warn): a selector check could not run (EC2 or
+	// SSM could not be asked, a snapshot without the section, no
+	// Kubernetes version for an alias); the message names the check.
+	SelectorChecksSkipped Code = "SelectorChecksSkipped"
+	// SelectorUpdateStrandsNodes: an update's selectors match nothing, or
+	// no subnet in a zone where the class's NodeClaims run, while
+	// NodeClaims use the class.
+	SelectorUpdateStrandsNodes Code = "SelectorUpdateStrandsNodes"
+	// SelectorUpdateChanges (warn): what an update's selectors add or
+	// remove (zones, subnets, security groups, images).
+	SelectorUpdateChanges Code = "SelectorUpdateChanges"
 )
 
 // Finding is one problem found in an object: a denial or a warning, tied to

@@ -156,7 +156,11 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	// NodePools resolve their class against what was listed, then the
 	// cluster (a class created since).
-	cfg.Classes = check.NewInputClasses(docs, webhook.ClusterClasses{Reader: cl})
+	inputs := check.NewInputClasses(docs, webhook.ClusterClasses{Reader: cl})
+	cfg.Classes, cfg.NodePools = inputs, inputs
+	iamf.versionFromEKS(ctx, &cfg, func(msg string) {
+		fmt.Fprintf(stderr, "nodeclass-guard audit: warning: %s\n", msg)
+	})
 	// The node-join checks read the cluster's kube-system/aws-auth.
 	cfg.AWSAuth = webhook.ClusterAWSAuth{Reader: cl}
 	report := check.Run(ctx, webhook.NewChecker(cfg), docs)

@@ -88,7 +88,11 @@ func runCheck(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 			cfg.AWSAuth = webhook.ClusterAWSAuth{Reader: cc.Reader}
 		}
 	}
-	cfg.Classes = check.NewInputClasses(docs, cluster)
+	inputs := check.NewInputClasses(docs, cluster)
+	cfg.Classes, cfg.NodePools = inputs, inputs
+	iamf.versionFromEKS(ctx, &cfg, func(msg string) {
+		fmt.Fprintf(stderr, "nodeclass-guard check: warning: %s\n", msg)
+	})
 	c := webhook.NewChecker(cfg)
 	report := check.Run(ctx, c, docs)
 	switch output {

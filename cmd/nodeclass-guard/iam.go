@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"regexp"
 	"time"
 
 	"github.com/nodeclass-guard/nodeclass-guard/authz"
@@ -21,12 +22,20 @@ type iamFlags struct {
 	snapshot       string
 	endpoint       string
 	eksEndpoint    string
-	timeout        time.Duration
-	onIAMError     string
-	cacheSize      int
-	negativeSize   int
-	cacheTTL       time.Duration
-	negativeTTL    time.Duration
+	ec2Endpoint    string
+	ssmEndpoint    string
+	// kubernetesVersion is the cluster's ("1.34"), for AMI aliases.
+	kubernetesVersion string
+	// ec2 and snap are set by view: the EC2 view, and the snapshot
+	// when one is used.
+	ec2          authz.EC2View
+	snap         *authz.Snapshot
+	timeout      time.Duration
+	onIAMError   string
+	cacheSize    int
+	negativeSize int
+	cacheTTL     time.Duration
+	negativeTTL  time.Duration
 	// callRate and callBurst are the IAM call budget; 0 (check) means none.
 	callRate  float64
 	callBurst int
@@ -47,6 +56,9 @@ func (f *iamFlags) register(fs *flag.FlagSet, onIAMError string) {
 	fs.StringVar(&f.snapshot, "iam-snapshot", "", "evaluate IAM checks against this snapshot (aws iam get-account-authorization-details output, optionally merged with list-instance-profiles) instead of the IAM API")
 	fs.StringVar(&f.endpoint, "iam-endpoint", "", "IAM API endpoint URL to use instead of AWS's (a local test endpoint)")
 	fs.StringVar(&f.eksEndpoint, "eks-endpoint", "", "EKS API endpoint URL to use instead of the region's (a local test endpoint); EKS answers the node-join checks")
+	fs.StringVar(&f.ec2Endpoint, "ec2-endpoint", "", "EC2 API endpoint URL to use instead of the region's (a local test endpoint); EC2 resolves the selector terms")
+	fs.StringVar(&f.ssmEndpoint, "ssm-endpoint", "", "SSM API endpoint URL to use instead of the region's (a local test endpoint); SSM resolves AMI aliases")
+	fs.StringVar(&f.kubernetesVersion, "kubernetes-version", "", "the cluster's Kubernetes version (1.34), for AMI aliases; default: the API server's in serve, the snapshot's cluster section in check")
 	fs.DurationVar(&f.timeout, "iam-timeout", 2*time.Second, "bound on all the IAM questions of one admission together (each call's retries included); keep it well inside the webhook's timeoutSeconds")
 	fs.StringVar(&f.onIAMError, "on-iam-error", onIAMError, "when IAM cannot be reached and no cached answer exists: allow (with an IAMUnavailable warning) or deny (IAMUnavailable denial)")
 	fs.IntVar(&f.cacheSize, "iam-cache-size", 4096, "maximum number of cached IAM answers")
@@ -75,15 +87,17 @@ func (f *iamFlags) registerBudget(fs *flag.FlagSet) {
 	fs.IntVar(&f.callBurst, "iam-call-burst", 100, "IAM calls the budget holds when full; a quarter is kept for questions about objects the cluster has or asked before")
 }
 
-// view builds the IAM and EKS views: a snapshot (whose EKS sections, when
-// absent, make the node-join checks report themselves skipped), or the
-// live APIs, each behind a cache with the same options.
+// view builds the IAM and EKS views, and the EC2 view (f.ec2): a
+// snapshot (whose EKS and EC2 sections, when absent, make those checks
+// report themselves skipped), or the live APIs, each behind a cache with
+// the same options.
 func (f *iamFlags) view(ctx context.Context, metrics *authz.Metrics) (authz.View, authz.EKSView, error) {
 	if f.snapshot != "" {
 		snap, err := authz.LoadSnapshotFile(f.snapshot)
 		if err != nil {
 			return nil, nil, fmt.Errorf("--iam-snapshot: %w", err)
 		}
+		f.snap, f.ec2 = snap, snap
 		return snap, snap, nil
 	}
 	client, err := authz.NewIAMClient(ctx, f.region, f.endpoint, f.timeout)
@@ -100,8 +114,25 @@ func (f *iamFlags) view(ctx context.Context, metrics *authz.Metrics) (authz.View
 		return nil, nil, err
 	}
 	eks := authz.NewCachedEKS(authz.NewEKSLive(eksClient, authz.LiveOptions{Metrics: metrics}), opts)
+	ec2Client, err := authz.NewEC2Client(ctx, f.region, f.ec2Endpoint, f.timeout)
+	if err != nil {
+		return nil, nil, err
+	}
+	ssmClient, err := authz.NewSSMClient(ctx, f.region, f.ssmEndpoint, f.timeout)
+	if err != nil {
+		return nil, nil, err
+	}
+	var ec2Live authz.EC2View = authz.NewEC2Live(ec2Client, ssmClient, authz.LiveOptions{Metrics: metrics})
+	if f.callRate > 0 {
+		// EC2's Describe calls have a budget of their own, of the same
+		// size: Karpenter shares the account's EC2 limits.
+		ec2Live = authz.NewBudgetedEC2(ec2Live, authz.BudgetOptions{Rate: f.callRate, Burst: f.callBurst})
+	}
+	f.ec2 = authz.NewCachedEC2(ec2Live, opts)
 	return authz.NewCached(live, opts), eks, nil
 }
+
+var kubernetesVersionRE = regexp.MustCompile(`^1\.[0-9]{1,3}$`)
 
 // validate checks the flags that need no IAM.
 func (f *iamFlags) validate() error {
@@ -115,6 +146,9 @@ func (f *iamFlags) validate() error {
 		if _, err := authz.ParseRoleARN(f.controllerRole); err != nil {
 			return fmt.Errorf("--controller-role: %v", err)
 		}
+	}
+	if v := f.kubernetesVersion; v != "" && !kubernetesVersionRE.MatchString(v) {
+		return fmt.Errorf("--kubernetes-version=%q: want MAJOR.MINOR, such as 1.34", v)
 	}
 	if f.timeout <= 0 {
 		return fmt.Errorf("--iam-timeout=%s: want a positive duration", f.timeout)
@@ -146,7 +180,14 @@ func (f *iamFlags) config(ctx context.Context, view authz.View, eks authz.EKSVie
 	if err != nil {
 		return webhook.Config{}, err
 	}
-	cfg := webhook.Config{IAM: view, EKS: eks, ClusterName: f.clusterName, Region: f.region, OnIAMError: onErr, IAMTimeout: f.timeout, Karpenter: kv}
+	cfg := webhook.Config{IAM: view, EKS: eks, ClusterName: f.clusterName, Region: f.region, OnIAMError: onErr, IAMTimeout: f.timeout,
+		KubernetesVersion: f.kubernetesVersion, Karpenter: kv}
+	if view != nil {
+		cfg.EC2 = f.ec2
+	}
+	if cfg.KubernetesVersion == "" && f.snap != nil {
+		cfg.KubernetesVersion = f.snap.KubernetesVersion()
+	}
 	if controllerRole == "" {
 		return cfg, nil
 	}
@@ -185,4 +226,21 @@ func (f *iamFlags) config(ctx context.Context, view authz.View, eks authz.EKSVie
 		warn("--cluster-name and --region are not both set; permission checks use Karpenter's tags with empty values and may deny what Karpenter is allowed")
 	}
 	return cfg, nil
+}
+
+// versionFromEKS fills cfg.KubernetesVersion, when no flag or snapshot gave
+// it, from EKS's DescribeCluster of --cluster-name (check and audit; serve
+// asks its API server). Failing that, aliases are reported as not checked.
+func (f *iamFlags) versionFromEKS(ctx context.Context, cfg *webhook.Config, warn func(string)) {
+	if cfg.KubernetesVersion != "" || cfg.EKS == nil || cfg.ClusterName == "" || cfg.EC2 == nil {
+		return
+	}
+	cctx, cancel := context.WithTimeout(ctx, f.timeout)
+	defer cancel()
+	cl, err := cfg.EKS.Cluster(cctx, cfg.ClusterName)
+	if err != nil || cl.Version == "" {
+		warn(fmt.Sprintf("the cluster's Kubernetes version is unknown (EKS DescribeCluster %s: %v); AMI aliases are reported as not checked: set --kubernetes-version", cfg.ClusterName, err))
+		return
+	}
+	cfg.KubernetesVersion = cl.Version
 }

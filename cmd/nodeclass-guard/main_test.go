@@ -404,6 +404,7 @@ func TestCheckExamples(t *testing.T) {
 		"role-path-passrole.yaml":     {"PassRoleDenied", "RoleHasPath"},
 		"role-trust-missing-ec2.yaml": {"RoleTrustMissingEC2"},
 		"auto-mode-role-path.yaml":    {"NodeAccessEntryMissing", "AutoModeRoleHasPath"},
+		"subnet-term-typo.yaml":       {"SelectorTermMatchesNothing"},
 	}
 	for file, codes := range want {
 		if !slices.Equal(byFile[file], codes) {
@@ -451,6 +452,10 @@ func TestCheckEveryCode(t *testing.T) {
 		"NodeAccessEntryMissing", "NodeAccessEntryWrongType", "NodeAccessPolicyMissing", "AWSAuthRoleMissing",
 		"AWSAuthRoleHasPath", "AWSAuthGroupsMissing", "NodeJoinChecksSkipped", "AutoModeRoleHasPath",
 		"AutoModePassRoleDenied", "AutoModeTagDenied", "SpotServiceLinkedRoleMissing",
+		// The selector extension (the update codes need an UPDATE, which
+		// check has not: their fixtures are the rule and envtest cases).
+		"SelectorTermMatchesNothing", "SelectorMatchesNothing", "CapacityReservationTermMatchesNothing",
+		"SubnetSecurityGroupVPCMismatch", "ImageArchitectureMismatch", "ImageFamilyMismatch", "SelectorChecksSkipped",
 	}
 	union := map[string]bool{}
 	collect := func(name string, res result, wantExit int) report {
@@ -472,19 +477,29 @@ func TestCheckEveryCode(t *testing.T) {
 	// availability codes, nothing at all).
 	r := collect("KarpenterControllerRole", runCmd(t, "", checkArgs(append(iamArgs(ctlKarpenter), "-o", "json"), "testdata/codes")...), 1)
 	needOther := map[string]bool{"InstanceProfileActionsDenied": true, "InstanceProfileReadDenied": true, "LaunchDenied": true, "IAMUnavailable": true,
-		"AWSAuthRoleMissing": true, "NodeJoinChecksSkipped": true, "SpotServiceLinkedRoleMissing": true}
+		"AWSAuthRoleMissing": true, "NodeJoinChecksSkipped": true, "SpotServiceLinkedRoleMissing": true,
+		"SelectorChecksSkipped": true}
+	// A file's documents together (a class and the NodePool using it).
+	byFile := map[string][]string{}
+	var files []string
 	for _, x := range r.Results {
-		code := strings.TrimSuffix(filepath.Base(strings.SplitN(x.Source, "#", 2)[0]), ".yaml")
-		var got []string
-		for _, it := range append(slices.Clone(x.Denials), x.Warnings...) {
-			got = append(got, it.Code)
+		file := strings.SplitN(x.Source, "#", 2)[0]
+		if _, ok := byFile[file]; !ok {
+			files = append(files, file)
+			byFile[file] = []string{}
 		}
+		for _, it := range append(slices.Clone(x.Denials), x.Warnings...) {
+			byFile[file] = append(byFile[file], it.Code)
+		}
+	}
+	for _, file := range files {
+		code, got := strings.TrimSuffix(filepath.Base(file), ".yaml"), byFile[file]
 		if needOther[code] {
 			if len(got) != 0 {
-				t.Errorf("%s: codes %v under KarpenterControllerRole, want none", x.Source, got)
+				t.Errorf("%s: codes %v under KarpenterControllerRole, want none", file, got)
 			}
 		} else if !slices.Contains(got, code) {
-			t.Errorf("%s: codes %v, want %s among them", x.Source, got, code)
+			t.Errorf("%s: codes %v, want %s among them", file, got, code)
 		}
 	}
 
@@ -526,6 +541,15 @@ func TestCheckEveryCode(t *testing.T) {
 	if got := codesBySource(r); !slices.Equal(got, []string{"testdata/codes/NodeJoinChecksSkipped.yaml#1:  | NodeJoinChecksSkipped"}) {
 		t.Errorf("no EKS sections: %q", got)
 	}
+	noEC2 := withSnapshot("no-ec2", func(d map[string]any) {
+		for _, k := range []string{"Subnets", "SecurityGroups", "Images", "CapacityReservations", "Parameters"} {
+			delete(d, k)
+		}
+	})
+	r = collect("no EC2 sections", runCmd(t, "", checkArgs(noEC2, "testdata/codes/SelectorChecksSkipped.yaml")...), 0)
+	if got := codesBySource(r); !slices.Equal(got, []string{"testdata/codes/SelectorChecksSkipped.yaml#1:  | SelectorChecksSkipped"}) {
+		t.Errorf("no EC2 sections: %q", got)
+	}
 	noSpotRole := withSnapshot("no-spot-role", func(d map[string]any) {
 		var kept []any
 		for _, r := range d["RoleDetailList"].([]any) {
@@ -544,7 +568,7 @@ func TestCheckEveryCode(t *testing.T) {
 	setDummyAWS(t)
 	srv, url := startIAM(t)
 	srv.FailAlways(iamserver.ServiceFailure)
-	live := []string{"--iam-endpoint", url, "--eks-endpoint", url, "--iam-timeout", "500ms", "--controller-role", ctlKarpenter, "--cluster-name", "demo", "--region", "us-west-2", "-o", "json"}
+	live := []string{"--iam-endpoint", url, "--eks-endpoint", url, "--ec2-endpoint", url, "--ssm-endpoint", url, "--kubernetes-version", "1.34", "--iam-timeout", "500ms", "--controller-role", ctlKarpenter, "--cluster-name", "demo", "--region", "us-west-2", "-o", "json"}
 	res := runCmd(t, "", checkArgs(append(live, "--on-iam-error", "allow"), "testdata/codes/IAMUnavailable.yaml")...)
 	r = collect("IAM down, allow", res, 0)
 	if !strings.Contains(res.stderr, "could not resolve controller role") {
@@ -580,7 +604,7 @@ func TestCheckLiveAgreesWithSnapshot(t *testing.T) {
 	for _, ctl := range []string{ctlKarpenter, ctlLimited, ctlBounded} {
 		for _, dir := range []string{"testdata/codes", "testdata/mixed", "testdata/bad", "testdata/good"} {
 			snap := runCmd(t, "", checkArgs(append(iamArgs(ctl), "-o", "json"), dir)...)
-			live := runCmd(t, "", checkArgs([]string{"--iam-endpoint", url, "--eks-endpoint", url, "--iam-timeout", "20s", "--controller-role", ctl, "--cluster-name", "demo", "--region", "us-west-2", "-o", "json"}, dir)...)
+			live := runCmd(t, "", checkArgs([]string{"--iam-endpoint", url, "--eks-endpoint", url, "--ec2-endpoint", url, "--ssm-endpoint", url, "--kubernetes-version", "1.34", "--iam-timeout", "20s", "--controller-role", ctl, "--cluster-name", "demo", "--region", "us-west-2", "-o", "json"}, dir)...)
 			if snap.code != live.code {
 				t.Errorf("%s, %s: exit %d with the snapshot, %d live; stderr %s", filepath.Base(ctl), dir, snap.code, live.code, live.stderr)
 			}

@@ -22,6 +22,7 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/discovery"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -208,6 +209,18 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 	setup.Info("permission checks ask Karpenter's requests as modelled", "karpenter", cfg.Karpenter.String(),
 		"version", cfg.Karpenter.Model.String(), "source", cfg.Karpenter.Source)
 	cfg.Classes = webhook.ClusterClasses{Reader: mgr.GetClient()}
+	// NodePools (image architectures) and NodeClaims (the update guard)
+	// through the manager's cache too.
+	cfg.NodePools = webhook.ClusterClasses{Reader: mgr.GetClient()}
+	cfg.NodeClaims = webhook.ClusterClasses{Reader: mgr.GetClient()}
+	if cfg.KubernetesVersion == "" {
+		v, err := apiServerVersion(mgr.GetConfig())
+		if err != nil {
+			setup.Info("could not read the API server's version; AMI aliases are reported as not checked (set --kubernetes-version)", "error", err.Error())
+		}
+		cfg.KubernetesVersion = v
+	}
+	setup.Info("kubernetes version for AMI aliases", "version", cfg.KubernetesVersion)
 	// aws-auth is read through the manager's cache, which watches that one
 	// ConfigMap (cache options above; RBAC allows no other).
 	cfg.AWSAuth = webhook.ClusterAWSAuth{Reader: mgr.GetClient()}
@@ -372,7 +385,7 @@ func karpenterImageTag(cs []corev1.Container) (image, tag string) {
 func warmInformers(mgr manager.Manager) manager.RunnableFunc {
 	return func(ctx context.Context) error {
 		log := mgr.GetLogger().WithName("informers")
-		for _, obj := range []client.Object{&webhook.EC2NodeClass{}, &webhook.NodeClass{}, &corev1.ConfigMap{}} {
+		for _, obj := range []client.Object{&webhook.EC2NodeClass{}, &webhook.NodeClass{}, &webhook.NodePool{}, &webhook.NodeClaim{}, &corev1.ConfigMap{}} {
 			if _, err := mgr.GetCache().GetInformer(ctx, obj); err != nil {
 				var noMatch *meta.NoKindMatchError
 				if meta.IsNoMatchError(err) || errors.As(err, &noMatch) || apierrors.IsNotFound(err) {
@@ -425,4 +438,22 @@ func setMemoryLimit(limitMiB int64) (int64, bool) {
 	soft := limitMiB << 20 * memoryLimitPercent / 100
 	debug.SetMemoryLimit(soft)
 	return soft, true
+}
+
+// apiServerVersion returns the API server's Kubernetes version as
+// MAJOR.MINOR ("1.36"; a provider's "36+" minor loses its "+").
+func apiServerVersion(cfg *rest.Config) (string, error) {
+	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
+	if err != nil {
+		return "", err
+	}
+	info, err := dc.ServerVersion()
+	if err != nil {
+		return "", err
+	}
+	minor := strings.TrimRight(info.Minor, "+")
+	if info.Major == "" || minor == "" {
+		return "", fmt.Errorf("version %q.%q", info.Major, info.Minor)
+	}
+	return info.Major + "." + minor, nil
 }

@@ -20,6 +20,8 @@ import (
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/nodeclass-guard/nodeclass-guard/e2e/framework"
 )
@@ -58,7 +60,9 @@ func run() int {
 
 	tally := &tally{codes: map[string]int{}}
 	failed := false
-	for _, dir := range []string{"examples/good", "examples/bad"} {
+	// e2e/demo/update: a node of class "default" runs, then an edit of the
+	// class that would strand it.
+	for _, dir := range []string{"examples/good", "examples/bad", "e2e/demo/update"} {
 		if ctx.Err() != nil {
 			break
 		}
@@ -138,7 +142,15 @@ func apply(ctx context.Context, env *framework.Env, dir string, t *tally) error 
 			file = r
 		}
 		c.TakeWarnings()
-		err := c.Create(ctx, o)
+		// kubectl apply of an object that exists is an update (the
+		// webhook sees a CREATE of an existing name first, so ask).
+		var err error
+		updated := stored(ctx, c, o)
+		if updated {
+			err = applyUpdate(ctx, c, o)
+		} else {
+			err = c.Create(ctx, o)
+		}
 		if ctx.Err() != nil {
 			return nil // interrupted: the answer, if any, is not worth printing
 		}
@@ -149,14 +161,19 @@ func apply(ctx context.Context, env *framework.Env, dir string, t *tally) error 
 		}
 		gvk := o.GroupVersionKind()
 		name := strings.ToLower(gvk.Kind) + "." + gvk.Group + "/" + o.GetName()
+		verb := "creating"
+		if updated {
+			verb = "applying"
+		}
 		switch {
+		case err == nil && updated:
+			fmt.Printf("%s configured\n", name)
+			t.created++
 		case err == nil:
 			fmt.Printf("%s created\n", name)
 			t.created++
-		case apierrors.IsAlreadyExists(err):
-			fmt.Printf("%s unchanged\n", name)
 		default:
-			fmt.Printf("Error from server (%s): error when creating %q: %s\n", reason(err), file, message(err))
+			fmt.Printf("Error from server (%s): error when %s %q: %s\n", reason(err), verb, file, message(err))
 			t.denied++
 			t.code(message(err))
 			if strings.HasPrefix(dir, "examples/good") {
@@ -165,6 +182,36 @@ func apply(ctx context.Context, env *framework.Env, dir string, t *tally) error 
 		}
 	}
 	return nil
+}
+
+// stored reports whether o exists in the API server.
+func stored(ctx context.Context, c *framework.Client, o *unstructured.Unstructured) bool {
+	cur := &unstructured.Unstructured{}
+	cur.SetGroupVersionKind(o.GroupVersionKind())
+	return c.Get(ctx, client.ObjectKeyFromObject(o), cur) == nil
+}
+
+// applyUpdate replaces the stored object's spec with o's. serve reads
+// NodeClaims through its informer cache: a NodeClaim created an instant
+// before may not be there yet, so dry runs wait (at most 5s) until serve's
+// answer is a denial or stops changing, as it would be a moment later.
+func applyUpdate(ctx context.Context, c *framework.Client, o *unstructured.Unstructured) error {
+	cur := &unstructured.Unstructured{}
+	cur.SetGroupVersionKind(o.GroupVersionKind())
+	if err := c.Get(ctx, client.ObjectKeyFromObject(o), cur); err != nil {
+		return err
+	}
+	cur.Object["spec"] = o.Object["spec"]
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		c.TakeWarnings()
+		if err := c.Update(ctx, cur.DeepCopy(), client.DryRunAll); err != nil {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	c.TakeWarnings()
+	return c.Update(ctx, cur)
 }
 
 // code records the reason codes ("[Code]") found in text.
@@ -178,7 +225,7 @@ func (t *tally) code(text string) {
 		if j < 0 {
 			return
 		}
-		if c := text[i+1 : i+j]; c != "" && !strings.ContainsAny(c, " \"/:") {
+		if c := text[i+1 : i+j]; c != "" && c[0] >= 'A' && c[0] <= 'Z' && !strings.ContainsAny(c, " \"/:") {
 			t.codes[c]++
 		}
 		text = text[i+j+1:]

@@ -53,6 +53,7 @@ func TestBadExamples(t *testing.T) {
 		{file: "empty-instance-profile.yaml", group: groupEC2NodeClass, denials: []string{"spec.instanceProfile: InstanceProfileHasNoRole"}},
 		{file: "role-trust-missing-ec2.yaml", group: groupEC2NodeClass, denials: []string{"spec.role: RoleTrustMissingEC2"}},
 		{file: "nodepool-missing-class.yaml", group: groupNodePool, warnings: []string{"[NodeClassNotFound] spec.template.spec.nodeClassRef"}},
+		{file: "subnet-term-typo.yaml", group: groupEC2NodeClass, warnings: []string{"[SelectorTermMatchesNothing] spec.subnetSelectorTerms[1]"}},
 		{file: "auto-mode-role-path.yaml", group: groupEKS,
 			denials: []string{"spec.role: NodeAccessEntryMissing"}, warnings: []string{"[AutoModeRoleHasPath] spec.role"}},
 	}

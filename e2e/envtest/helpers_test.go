@@ -100,10 +100,10 @@ func deleteAtEnd(t *testing.T, c client.Client, obj *unstructured.Unstructured) 
 }
 
 // denialLine is one problem of a denial: `<field>: [<Code>] <text>`.
-var denialLine = regexp.MustCompile(`^(spec(\.[A-Za-z]+)*): \[([A-Za-z0-9]+)\] \S.*$`)
+var denialLine = regexp.MustCompile(`^(spec(\.[A-Za-z]+(\[[0-9]+\])?)*): \[([A-Za-z0-9]+)\] \S.*$`)
 
 // warningFormat is the contract's warning: `[<Code>] <field>: <text>`.
-var warningFormat = regexp.MustCompile(`^\[([A-Za-z0-9]+)\] (spec(\.[A-Za-z]+)*): \S.*$`)
+var warningFormat = regexp.MustCompile(`^\[([A-Za-z0-9]+)\] (spec(\.[A-Za-z]+(\[[0-9]+\])?)*): \S.*$`)
 
 // requireDenied asserts that err is the webhook's denial, as the API server
 // relays it: 403 Forbidden, `admission webhook "<name>" denied the request:`

@@ -265,7 +265,7 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 		e.IAMURL, e.stopIAM = e.IAM.Start()
 		opts.Logf("local IAM endpoint at %s serving %s", e.IAMURL, rel(root, opts.Snapshot))
 		// The same endpoint speaks EKS's API for the node-join checks.
-		iamArgs = []string{"--iam-endpoint", e.IAMURL, "--eks-endpoint", e.IAMURL}
+		iamArgs = []string{"--iam-endpoint", e.IAMURL, "--eks-endpoint", e.IAMURL, "--ec2-endpoint", e.IAMURL, "--ssm-endpoint", e.IAMURL}
 		// Dummy credentials: the endpoint does not check signatures, but the
 		// SDK signs every request. No shared config, no instance metadata.
 		env = ChildEnv(

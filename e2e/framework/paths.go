@@ -132,6 +132,8 @@ func crdFiles(root string, set CRDSet) ([]string, error) {
 	files := []string{
 		filepath.Join(dir, string(set), "karpenter.k8s.aws_ec2nodeclasses.yaml"),
 		filepath.Join(dir, string(set), "karpenter.sh_nodepools.yaml"),
+		// The update guard reads NodeClaims.
+		filepath.Join(dir, string(set), "karpenter.sh_nodeclaims.yaml"),
 	}
 	for _, f := range files {
 		if _, err := os.Stat(f); err != nil {

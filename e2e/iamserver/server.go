@@ -68,6 +68,8 @@ type Server struct {
 	latency       time.Duration
 	actionLatency map[string]time.Duration
 	eksLatency    time.Duration
+	ec2Latency    time.Duration
+	ssmLatency    time.Duration
 	failures      []*Failure
 	rng           *rand.Rand
 	calls         map[string]int
@@ -234,6 +236,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		c.serveEKS()
 		return
 	}
+	if strings.HasPrefix(r.Header.Get("X-Amz-Target"), "AmazonSSM.") {
+		c.serveSSM()
+		return
+	}
 
 	if r.Method != http.MethodPost && r.Method != http.MethodGet {
 		w.Header().Set("Allow", "GET, POST")
@@ -251,6 +257,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	action := r.Form.Get("Action")
 	if action == "" {
 		c.fail(http.StatusBadRequest, "Sender", "MissingAction", "The request must contain the parameter Action.")
+		return
+	}
+	if r.Form.Get("Version") == ec2Version {
+		c.serveEC2(action)
 		return
 	}
 	if v := r.Form.Get("Version"); v != "" && v != "2010-05-08" {
@@ -304,29 +314,36 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// begin counts the call and decides its fault (or "") and delay. EKS
-// actions ("eks:DescribeCluster") are counted apart from IAM's (TotalCalls
-// counts IAM's only), take EKS's latency, and fail only by a Failure that
-// names them or "eks:*".
+// begin counts the call and decides its fault (or "") and delay. EKS,
+// EC2 and SSM actions ("eks:DescribeCluster", "ec2:DescribeSubnets",
+// "ssm:GetParameter") are counted apart from IAM's (TotalCalls counts
+// IAM's only), take their service's latency, and fail only by a Failure
+// that names them or their service's "eks:*", "ec2:*", "ssm:*".
 func (s *Server) begin(action string) (Fault, time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.calls[action]++
-	isEKS := strings.HasPrefix(action, eksPrefix)
+	prefix := ""
 	delay := s.latency
-	if isEKS {
-		delay = s.eksLatency
-	} else {
+	switch {
+	case strings.HasPrefix(action, eksPrefix):
+		prefix, delay = eksPrefix, s.eksLatency
+	case strings.HasPrefix(action, ec2Prefix):
+		prefix, delay = ec2Prefix, s.ec2Latency
+	case strings.HasPrefix(action, ssmPrefix):
+		prefix, delay = ssmPrefix, s.ssmLatency
+	default:
 		s.total++
 	}
+	other := prefix != ""
 	if d, ok := s.actionLatency[action]; ok {
 		delay = d
 	}
 	for i, f := range s.failures {
-		if isEKS && f.Action != action && f.Action != eksPrefix+"*" {
+		if other && f.Action != action && f.Action != prefix+"*" {
 			continue
 		}
-		if !isEKS && f.Action != "" && f.Action != action {
+		if !other && f.Action != "" && f.Action != action {
 			continue
 		}
 		switch {

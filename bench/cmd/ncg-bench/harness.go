@@ -149,6 +149,8 @@ func (h *harness) startServe(ctx context.Context, name string, conns int, pprof 
 		"--region", region,
 		"--iam-endpoint", h.iamURL,
 		"--eks-endpoint", h.iamURL, // the node-join checks ask the same local endpoint's EKS API
+		"--ec2-endpoint", h.iamURL,
+		"--ssm-endpoint", h.iamURL,
 		"--iam-cache-size", strconv.Itoa(h.c.cacheSize),
 		"--on-iam-error", "deny",
 		// The benchmark measures serve's own cost of asking IAM, with

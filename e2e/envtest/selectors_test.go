@@ -1,0 +1,166 @@
+package envtest_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/nodeclass-guard/nodeclass-guard/e2e/iamserver"
+)
+
+// The selector codes through a real API server: serve resolves each
+// class's selector terms with the real SDK EC2 and SSM clients against the
+// local endpoint's EC2 Query API and SSM JSON API (the sample's Subnets,
+// SecurityGroups, Images, CapacityReservations and Parameters; AMI aliases
+// for the API server's own Kubernetes version, 1.36), and the update guard
+// reads NodeClaims created through the API server with Karpenter's CRD.
+
+func tags(k, v string) map[string]any { return map[string]any{"tags": map[string]any{k: v}} }
+
+var demoTags = tags("karpenter.sh/discovery", "demo")
+
+// selectorClass is a class whose role passes, with selector lists set.
+func selectorClass(name string, lists map[string]any) *unstructured.Unstructured {
+	o := ec2NodeClass(name, role("KarpenterNodeRole-demo"))
+	for k, v := range lists {
+		o.Object["spec"].(map[string]any)[k] = v
+	}
+	return o
+}
+
+func TestSelectorCodes(t *testing.T) {
+	e := v1Env.Get(t)
+	ctx := testContext(t)
+	c := newClient(t, e)
+	group := "karpenter.k8s.aws"
+
+	t.Run("a term matching nothing warns", func(t *testing.T) {
+		w, err := create(ctx, c, selectorClass("sel-typo", map[string]any{"subnetSelectorTerms": []any{demoTags, tags("karpenter.sh/discovery", "dmeo")}}), client.DryRunAll)
+		requireAllowed(t, err, "sel-typo")
+		requireWarnings(t, w, []string{"[SelectorTermMatchesNothing] spec.subnetSelectorTerms[1]"})
+	})
+	t.Run("a list matching nothing is denied", func(t *testing.T) {
+		_, err := create(ctx, c, selectorClass("sel-nosg", map[string]any{"securityGroupSelectorTerms": []any{map[string]any{"id": "sg-0doesnotexist"}}}), client.DryRunAll)
+		requireDenied(t, e, group, err, "spec.securityGroupSelectorTerms: SelectorMatchesNothing")
+	})
+	t.Run("a capacity reservation term matching nothing warns", func(t *testing.T) {
+		w, err := create(ctx, c, selectorClass("sel-cr", map[string]any{"capacityReservationSelectorTerms": []any{map[string]any{"id": "cr-0demo1"}, map[string]any{"id": "cr-0gone"}}}), client.DryRunAll)
+		requireAllowed(t, err, "sel-cr")
+		requireWarnings(t, w, []string{"[CapacityReservationTermMatchesNothing] spec.capacityReservationSelectorTerms[1]"})
+	})
+	t.Run("subnets and security groups in no common VPC are denied", func(t *testing.T) {
+		_, err := create(ctx, c, selectorClass("sel-vpc", map[string]any{"securityGroupSelectorTerms": []any{map[string]any{"name": "other-nodes"}}}), client.DryRunAll)
+		requireDenied(t, e, group, err, "spec.subnetSelectorTerms: SubnetSecurityGroupVPCMismatch")
+	})
+	t.Run("an image family contradicting amiFamily warns", func(t *testing.T) {
+		w, err := create(ctx, c, selectorClass("sel-family", map[string]any{"amiFamily": "AL2023", "amiSelectorTerms": []any{map[string]any{"id": "ami-0bottlerocket136"}}}), client.DryRunAll)
+		requireAllowed(t, err, "sel-family")
+		requireWarnings(t, w, []string{"[ImageFamilyMismatch] spec.amiFamily"})
+	})
+	t.Run("images of an architecture no NodePool allows are denied", func(t *testing.T) {
+		np := nodePool("sel-amd-only", "karpenter.k8s.aws", "EC2NodeClass", "sel-arm")
+		if _, err := create(ctx, c, np); err != nil {
+			t.Fatal(err)
+		}
+		deleteAtEnd(t, c, np)
+		arm := selectorClass("sel-arm", map[string]any{"amiFamily": "AL2023", "amiSelectorTerms": []any{tags("team", "platform")}})
+		// serve sees the NodePool when its watch delivers it.
+		_, err := dryRunUntil(t, ctx, c, arm, mentions("ImageArchitectureMismatch"))
+		requireDenied(t, e, group, err, "spec.amiSelectorTerms: ImageArchitectureMismatch")
+		if !strings.Contains(err.Error(), `NodePool "sel-amd-only"`) {
+			t.Errorf("denial does not name the NodePool: %v", err)
+		}
+	})
+	t.Run("EC2 that cannot be asked is could-not-check", func(t *testing.T) {
+		e.IAM.InjectFailure(iamserver.Failure{Fault: iamserver.AccessDenied, Action: iamserver.EC2All, Always: true})
+		defer e.IAM.ClearFailures()
+		w, err := create(ctx, c, selectorClass("sel-unavailable", map[string]any{"subnetSelectorTerms": []any{tags("never-asked", "before")}}), client.DryRunAll)
+		requireAllowed(t, err, "sel-unavailable")
+		requireWarnings(t, w, []string{"[SelectorChecksSkipped] spec"})
+		if !strings.Contains(strings.Join(w, "\n"), "DescribeSubnets: UnauthorizedOperation") {
+			t.Errorf("warning does not name the check and why: %q", w)
+		}
+	})
+}
+
+// nodeClaim builds a v1 NodeClaim of class in zone, as Karpenter labels
+// one once launched.
+func nodeClaim(name, class, zone string) *unstructured.Unstructured {
+	o := obj("karpenter.sh/v1", "NodeClaim", name, map[string]any{
+		"nodeClassRef": map[string]any{"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": class},
+		"requirements": []any{map[string]any{"key": "kubernetes.io/arch", "operator": "In", "values": []any{"amd64"}}},
+	})
+	o.SetLabels(map[string]string{"topology.kubernetes.io/zone": zone})
+	return o
+}
+
+func TestUpdateGuard(t *testing.T) {
+	e := v1Env.Get(t)
+	ctx := testContext(t)
+	c := newClient(t, e)
+	group := "karpenter.k8s.aws"
+
+	class := selectorClass("guarded", nil)
+	if _, err := create(ctx, c, class); err != nil {
+		t.Fatal(err)
+	}
+	deleteAtEnd(t, c, class)
+	for _, z := range []string{"us-west-2a", "us-west-2b"} {
+		nc := nodeClaim("guarded-"+z, "guarded", z)
+		if _, err := create(ctx, c, nc); err != nil {
+			t.Fatalf("creating NodeClaim: %v", err)
+		}
+		deleteAtEnd(t, c, nc)
+	}
+	withSubnets := func(terms ...any) *unstructured.Unstructured {
+		cur := get(ctx, t, c, class)
+		cur.Object["spec"].(map[string]any)["subnetSelectorTerms"] = terms
+		return cur
+	}
+	// serve sees the NodeClaims when its watch delivers them.
+	updateUntil := func(o *unstructured.Unstructured, code string) ([]string, error) {
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			w, err := update(ctx, c, o.DeepCopy(), client.DryRunAll)
+			if mentions(code)(w, err) || time.Now().After(deadline) || ctx.Err() != nil {
+				return w, err
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+
+	t.Run("a subnet tag typo would strand the nodes", func(t *testing.T) {
+		_, err := updateUntil(withSubnets(tags("karpenter.sh/discovery", "dmeo")), "SelectorUpdateStrandsNodes")
+		lines := requireDenied(t, e, group, err, "spec.subnetSelectorTerms: SelectorUpdateStrandsNodes")
+		if !strings.Contains(strings.Join(lines, "\n"), "spec.subnetSelectorTerms[0] changed from (tag karpenter.sh/discovery=demo) to (tag karpenter.sh/discovery=dmeo)") {
+			t.Errorf("denial does not say which term changed:\n%s", strings.Join(lines, "\n"))
+		}
+	})
+	t.Run("dropping every subnet of a zone with nodes", func(t *testing.T) {
+		_, err := updateUntil(withSubnets(map[string]any{"id": "subnet-0a1demo"}, map[string]any{"id": "subnet-0c3demo"}), "SelectorUpdateStrandsNodes")
+		lines := requireDenied(t, e, group, err, "spec.subnetSelectorTerms: SelectorUpdateStrandsNodes")
+		if !strings.Contains(strings.Join(lines, "\n"), "us-west-2b") {
+			t.Errorf("denial does not name the zone:\n%s", strings.Join(lines, "\n"))
+		}
+	})
+	t.Run("dropping a zone without nodes warns with the difference", func(t *testing.T) {
+		w, err := update(ctx, c, withSubnets(map[string]any{"id": "subnet-0a1demo"}, map[string]any{"id": "subnet-0b2demo"}), client.DryRunAll)
+		requireAllowed(t, err, "guarded")
+		requireWarnings(t, w, []string{"[SelectorUpdateChanges] spec"})
+		if !strings.Contains(strings.Join(w, "\n"), "zones -us-west-2c") {
+			t.Errorf("warning does not give the difference: %q", w)
+		}
+	})
+	t.Run("a metadata update never reaches the guard", func(t *testing.T) {
+		cur := get(ctx, t, c, class)
+		cur.SetLabels(map[string]string{"team": "a"})
+		w, err := update(ctx, c, cur, client.DryRunAll)
+		requireAllowed(t, err, "guarded labels")
+		if len(w) != 0 {
+			t.Errorf("warnings %q on a label change", w)
+		}
+	})
+}

@@ -1,0 +1,103 @@
+package webhook
+
+import (
+	"context"
+	"maps"
+	"strings"
+	"testing"
+
+	"github.com/nodeclass-guard/nodeclass-guard/authz"
+	"github.com/nodeclass-guard/nodeclass-guard/karpenter"
+)
+
+// TestLaunchAsksTheResolvedResources: with an EC2 source, the launch
+// questions ask about the image, subnets and security groups the class's
+// selectors resolve to (RunInstances and CreateFleet authorize them), so a
+// controller policy denying one of them is caught, and nothing is left
+// "not checked"; without one, they are reported as not checked, never
+// passed.
+func TestLaunchAsksTheResolvedResources(t *testing.T) {
+	sample := loadSampleSnapshot(t) // its EC2 sections: subnets subnet-0a1demo, -0b2demo, -0c3demo
+	base := gettingStartedPolicies(t, gettingStarted["1.15"])
+	denySubnet := maps.Clone(base)
+	denySubnet["NoSubnetB"] = `{"Version":"2012-10-17","Statement":[{"Effect":"Deny",
+		"Action":["ec2:RunInstances","ec2:CreateFleet"],"Resource":"arn:aws:ec2:*:*:subnet/subnet-0b2demo"}]}`
+	denyImage := maps.Clone(base)
+	denyImage["OnlyOurImages"] = `{"Version":"2012-10-17","Statement":[{"Effect":"Deny",
+		"Action":["ec2:RunInstances","ec2:CreateFleet"],"NotResource":["arn:aws:ec2:*::image/ami-0ours*","arn:aws:ec2:*:*:subnet/*",
+		"arn:aws:ec2:*:*:security-group/*","arn:aws:ec2:*:*:launch-template/*","arn:aws:ec2:*:*:fleet/*","arn:aws:ec2:*:*:instance/*",
+		"arn:aws:ec2:*:*:volume/*","arn:aws:ec2:*:*:network-interface/*"]}]}`
+
+	kv, err := karpenter.Resolve("1.15", "test", "--karpenter-version")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctl, err := authz.ParseRoleARN("arn:aws:iam::" + gsAccount + ":role/KarpenterControllerRole")
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(t *testing.T, policies map[string]string, ec2 authz.EC2View, subnets []SelectorTerm) Verdict {
+		t.Helper()
+		c := NewChecker(Config{IAM: gsSnapshot(t, policies), EC2: ec2, KubernetesVersion: "1.34", Controller: ctl,
+			ClusterName: testCluster, Region: testRegion, OnIAMError: OnIAMErrorDeny, Karpenter: kv})
+		nc := gsClass(nil)
+		spec := goodSpec()
+		spec.Role = nc.Spec.Role
+		spec.SubnetSelectorTerms = subnets
+		nc.Spec = spec
+		return c.CheckEC2NodeClass(context.Background(), nc)
+	}
+	launchDenial := func(v Verdict) *Finding {
+		for i := range v.Denials {
+			if v.Denials[i].Code == LaunchDenied {
+				return &v.Denials[i]
+			}
+		}
+		return nil
+	}
+
+	t.Run("the getting-started policy allows every resolved resource", func(t *testing.T) {
+		v := check(t, base, sample, []SelectorTerm{demoTerm})
+		if len(v.Denials) != 0 || len(v.NotChecked) != 0 {
+			t.Errorf("denials %v, not checked %+v; want none", codesOf(v.Denials), v.NotChecked)
+		}
+	})
+	t.Run("a Deny on one resolved subnet is a launch denial naming it", func(t *testing.T) {
+		v := check(t, denySubnet, sample, []SelectorTerm{demoTerm})
+		f := launchDenial(v)
+		if f == nil {
+			t.Fatalf("no LaunchDenied; denials %v", codesOf(v.Denials))
+		}
+		if !strings.Contains(f.Message, "subnet/subnet-0b2demo") || strings.Contains(f.Message, "subnet/subnet-0a1demo") {
+			t.Errorf("message does not name exactly the denied subnet: %s", f.Message)
+		}
+	})
+	t.Run("the same Deny does not touch a class selecting other subnets", func(t *testing.T) {
+		v := check(t, denySubnet, sample, []SelectorTerm{{ID: "subnet-0a1demo"}})
+		if f := launchDenial(v); f != nil {
+			t.Errorf("LaunchDenied for a class not using subnet-0b2demo: %s", f.Message)
+		}
+	})
+	t.Run("an image allow-list the resolved images are not on", func(t *testing.T) {
+		v := check(t, denyImage, sample, []SelectorTerm{demoTerm})
+		f := launchDenial(v)
+		if f == nil || !strings.Contains(f.Message, "image/ami-") {
+			t.Fatalf("want a LaunchDenied naming the images; denials %v", codesOf(v.Denials))
+		}
+	})
+	t.Run("without an EC2 source the resources are not checked, never passed", func(t *testing.T) {
+		v := check(t, denySubnet, nil, []SelectorTerm{demoTerm})
+		if f := launchDenial(v); f != nil {
+			t.Errorf("LaunchDenied without an EC2 source: %s", f.Message)
+		}
+		kinds := map[string]bool{}
+		for _, n := range v.NotChecked {
+			kinds[n.Resource] = true
+		}
+		for _, k := range []string{"image", "subnet", "security-group"} {
+			if !kinds[k] {
+				t.Errorf("%s not reported as not checked: %+v", k, v.NotChecked)
+			}
+		}
+	})
+}
