@@ -30,7 +30,7 @@ var Changes = []Change{
 	},
 	{
 		Since:  Version{1, 7},
-		What:   "the validation creates a real launch template (no dry-run) and dry-runs CreateFleet and RunInstances with it; the instance profile's name hashes a random UUID (<cluster>_<hash of region, class name, UUID>), so it cannot be predicted",
+		What:   "the validation creates a real launch template (no dry-run) and dry-runs CreateFleet and RunInstances with it, in that order (up to 1.6: CreateFleet, CreateLaunchTemplate, RunInstances; the first denied names ValidationSucceeded's reason); the instance profile's name hashes a random UUID (<cluster>_<hash of region, class name, UUID>), so it cannot be predicted",
 		Source: "#8408 (\"use real launch templates in validation instead of dry-run\"), v1.7.0 pkg/controllers/nodeclass/validation.go; #8249 (\"EC2NodeClass spec.role mutability\"), v1.7.0 pkg/apis/v1/ec2nodeclass.go InstanceProfileName",
 	},
 	{

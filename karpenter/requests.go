@@ -329,15 +329,31 @@ func (b *launchBuilder) create(step Step, call string, tags map[string]string) {
 
 // fleet adds an instant CreateFleet from the launch template lt (with
 // resource tags ltTags) and the tagging of what it creates.
+//
+// An instant fleet launches its instances with the caller's own
+// permissions (EC2's docs: an instant fleet needs no service-linked role),
+// so the same call is also authorized as ec2:RunInstances on what it
+// launches and uses. Karpenter's own controller policies say the same:
+// every launch statement allows RunInstances beside CreateFleet, and the
+// tagging statement allows ec2:CreateAction=RunInstances, since long
+// before 1.3, when Karpenter itself never called RunInstances.
 func (b *launchBuilder) fleet(step Step, call string, tags map[string]string, lt string, ltTags map[string]string, ltNote string) {
-	for _, r := range []string{"fleet/*", "instance/*", "volume/*", "network-interface/*"} {
-		b.add(step, call, "ec2:CreateFleet", b.ec2ARN(r), tags, none, "", "")
+	for _, action := range []string{"ec2:CreateFleet", "ec2:RunInstances"} {
+		if action == "ec2:CreateFleet" {
+			b.add(step, call, action, b.ec2ARN("fleet/*"), tags, none, "", "")
+		}
+		for _, r := range []string{"instance/*", "volume/*", "network-interface/*"} {
+			b.add(step, call, action, b.ec2ARN(r), tags, none, "", "")
+		}
+		if lt != "" {
+			b.add(step, call, action, lt, tags, ltTags, "", ltNote)
+		}
 	}
-	b.add(step, call, "ec2:CreateFleet", lt, tags, ltTags, "", ltNote)
 	for _, r := range []string{"fleet/*", "instance/*", "volume/*"} {
 		b.add(step, call, "ec2:CreateTags", b.ec2ARN(r), tags, none, "CreateFleet", "")
 	}
 	b.existing(step, call, "ec2:CreateFleet", tags)
+	b.existing(step, call, "ec2:RunInstances", tags)
 }
 
 // runInstances adds the validation's RunInstances dry-run: from the

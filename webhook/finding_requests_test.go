@@ -24,11 +24,11 @@ func TestPermissionFindingsCarryRequests(t *testing.T) {
 	}{
 		{ctl: ctlLimited, obj: ec2Class("c", "KarpenterNodeRole-demo", ""),
 			// 4 instance-profile requests (GetInstanceProfile included);
-			// Karpenter 1.15's 27 launch and validation requests.
-			want:     map[Code]int{InstanceProfileActionsDenied: 4, LaunchDenied: 27},
+			// Karpenter 1.15's 35 launch and validation requests (CreateFleet is also authorized as RunInstances).
+			want:     map[Code]int{InstanceProfileActionsDenied: 4, LaunchDenied: 35},
 			deniedBy: map[Code]string{InstanceProfileActionsDenied: "", LaunchDenied: ""}},
 		{ctl: ctlLimited, obj: ec2Class("c", "", "KarpenterNodeInstanceProfile-demo"),
-			want: map[Code]int{InstanceProfileReadDenied: 1, LaunchDenied: 27}},
+			want: map[Code]int{InstanceProfileReadDenied: 1, LaunchDenied: 35}},
 		{ctl: ctlKarpenter, obj: ec2Class("admin", "AdminNodeRole", ""),
 			want: map[Code]int{PassRoleDenied: 1}, deniedBy: map[Code]string{PassRoleDenied: DeniedByExplicitDeny}},
 		{ctl: ctlBounded, obj: ec2Class("c", "KarpenterNodeRole-demo", ""),

@@ -41,6 +41,7 @@ func (c *Checker) judgeLaunch(n *notes, cl class, p launchPlan, as []Answer) []F
 	// Name the denied actions, their resources and the steps making them;
 	// the finding's Requests carry each request whole.
 	var actions, resources, steps []string
+	var deniedReqs []karpenter.Request
 	placeholders := map[string]bool{}
 	prefix := ""
 	for i, q := range p.questions {
@@ -48,6 +49,7 @@ func (c *Checker) judgeLaunch(n *notes, cl class, p launchPlan, as []Answer) []F
 			continue
 		}
 		r := p.requests[i]
+		deniedReqs = append(deniedReqs, r)
 		res, pre := splitEC2(q.Resource)
 		if prefix == "" {
 			prefix = pre
@@ -71,11 +73,18 @@ func (c *Checker) judgeLaunch(n *notes, cl class, p launchPlan, as []Answer) []F
 	if len(placeholders) > 0 {
 		ph = fmt.Sprintf(" (placeholder: %s)", strings.Join(sortedKeys(placeholders), "; "))
 	}
+	// What Karpenter shows for it: a denied validation request sets the
+	// class's ValidationSucceeded=False with the reason of the first
+	// denied call.
+	outcome := ""
+	if reason := karpenter.ValidationReason(c.cfg.Karpenter.Model, deniedReqs); reason != "" {
+		outcome = fmt.Sprintf("; Karpenter %s would set ValidationSucceeded=False (%s) on the class and launch nothing with it", c.cfg.Karpenter.Model, reason)
+	}
 	ans := dd.first()
 	return []Finding{permissionDenial(LaunchDenied, specPath, dd,
-		"role %s may not %s on %s in %s%s (%s, as Karpenter %s asks for this class) with tags %s (%s; from 1.3 the validation sends karpenter.sh/nodepool=\"\"): %s. %s",
+		"role %s may not %s on %s in %s%s (%s, as Karpenter %s asks for this class) with tags %s (%s; from 1.3 the validation sends karpenter.sh/nodepool=\"\"): %s%s. %s",
 		c.controllerARN, strings.Join(actions, ", "), strings.Join(resources, ", "), prefix, ph, strings.Join(steps, ", "), c.cfg.Karpenter.Model,
-		tagList(sortedTags(karpenter.LaunchTags(c.karpenterInput(cl), cl.nodePoolOrName()))), nodePool, ans.Reason(),
+		tagList(sortedTags(karpenter.LaunchTags(c.karpenterInput(cl), cl.nodePoolOrName()))), nodePool, ans.Reason(), outcome,
 		fix(ans, "Allow these EC2 actions in the region for requests carrying these tags, as Karpenter's controller policy does"))}
 }
 

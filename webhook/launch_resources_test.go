@@ -101,3 +101,64 @@ func TestLaunchAsksTheResolvedResources(t *testing.T) {
 		}
 	})
 }
+
+// TestUpgradeToValidation: what an upgrade to a Karpenter with the class
+// validation (1.3) breaks, named as Karpenter names it on the class.
+//   - A tagging statement written for Karpenter's launches alone (no
+//     ec2:CreateAction=RunInstances) works with 1.2, whose instant
+//     CreateFleet tags as CreateFleet, and fails 1.3's RunInstances
+//     dry-run: RunInstancesAuthCheckFailed.
+//   - A Deny of launches whose karpenter.sh/nodepool is empty fails 1.3's
+//     first dry-run, CreateFleet (CreateFleetAuthCheckFailed), and 1.7's
+//     first call, CreateLaunchTemplate (CreateLaunchTemplateAuthCheckFailed).
+//   - No RunInstances at all fails every version's launches (an instant
+//     CreateFleet is authorized as RunInstances too), so 1.2 is denied
+//     as well, without a validation reason.
+func TestUpgradeToValidation(t *testing.T) {
+	base := gettingStartedPolicies(t, gettingStarted["1.2"])
+	with := func(name, doc string) map[string]string {
+		p := maps.Clone(base)
+		p[name] = doc
+		return p
+	}
+	noRunTagging := with("NoRunInstancesTagging", `{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":"ec2:CreateTags","Resource":"*",
+		"Condition":{"StringEquals":{"ec2:CreateAction":"RunInstances"}}}]}`)
+	noEmptyPool := with("NoEmptyNodePool", `{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":["ec2:CreateFleet","ec2:RunInstances","ec2:CreateLaunchTemplate"],"Resource":"*",
+		"Condition":{"StringEquals":{"aws:RequestTag/karpenter.sh/nodepool":""}}}]}`)
+	noRun := with("NoRunInstances", `{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":"ec2:RunInstances","Resource":"*"}]}`)
+	const none = "-"
+	for _, tc := range []struct {
+		name, version string
+		policies      map[string]string
+		reason        string // "" means allowed; none: denied without a validation reason
+	}{
+		{"1.2 launches without tagging as RunInstances", "1.2", noRunTagging, ""},
+		{"1.3's RunInstances dry-run tags as RunInstances", "1.3", noRunTagging, "ValidationSucceeded=False (RunInstancesAuthCheckFailed)"},
+		{"1.15 as well", "1.15", noRunTagging, "ValidationSucceeded=False (RunInstancesAuthCheckFailed)"},
+		{"1.2 has no validation", "1.2", noEmptyPool, ""},
+		{"1.3 dry-runs CreateFleet first", "1.3", noEmptyPool, "ValidationSucceeded=False (CreateFleetAuthCheckFailed)"},
+		{"1.7 creates the launch template first", "1.7", noEmptyPool, "ValidationSucceeded=False (CreateLaunchTemplateAuthCheckFailed)"},
+		{"no RunInstances fails 1.2's launches", "1.2", noRun, none},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			v := gsCheck(t, gsSnapshot(t, tc.policies), tc.version, gsClass(nil))
+			if tc.reason == "" {
+				noPermissionFindings(t, v)
+				return
+			}
+			if len(v.Denials) != 1 || v.Denials[0].Code != LaunchDenied {
+				t.Fatalf("denials %v, want one LaunchDenied", codesOf(v.Denials))
+			}
+			msg := v.Denials[0].Message
+			if tc.reason == none {
+				if strings.Contains(msg, "ValidationSucceeded") {
+					t.Errorf("Karpenter %s has no validation, yet: %s", tc.version, msg)
+				}
+				return
+			}
+			if !strings.Contains(msg, tc.reason) {
+				t.Errorf("message lacks %q: %s", tc.reason, msg)
+			}
+		})
+	}
+}
