@@ -52,6 +52,14 @@ func (c *Checker) CheckEC2NodeClass(ctx context.Context, nc *EC2NodeClass) Verdi
 // requirements are the ones the images must fit; otherwise the NodePools
 // using the class are.
 func (c *Checker) checkEC2Class(ctx context.Context, nc *EC2NodeClass, np *NodePool) Verdict {
+	return c.checkEC2ClassAs(ctx, nc, np, false)
+}
+
+// checkEC2ClassAs is checkEC2Class; warnOnly turns the class rules'
+// denials into warnings (an update that changed spec.tags alone: an
+// update that leaves spec.role and spec.instanceProfile as they were is
+// never refused for them), the selector rules' left as they are.
+func (c *Checker) checkEC2ClassAs(ctx context.Context, nc *EC2NodeClass, np *NodePool, warnOnly bool) Verdict {
 	ctx, cancel := c.deadline(ctx)
 	defer cancel()
 	cl := class{name: nc.Name, role: nc.Spec.Role, profile: nc.Spec.InstanceProfile, tags: nc.Spec.Tags, uid: string(nc.UID)}
@@ -65,6 +73,9 @@ func (c *Checker) checkEC2Class(ctx context.Context, nc *EC2NodeClass, np *NodeP
 		cl.ec2 = c.launchResources(nc.Spec, res)
 	}
 	v := c.checkClass(ctx, cl)
+	if warnOnly {
+		v.demote("spec.tags update, not refused")
+	}
 	c.checkSelectors(ctx, &v, nc, np, r)
 	return v
 }

@@ -162,3 +162,49 @@ func TestUpgradeToValidation(t *testing.T) {
 		})
 	}
 }
+
+// TestTagsUpdateWarns: an update that changes only spec.tags is checked
+// with the new tags (Karpenter sends them), but what they break is a
+// warning: such an update is never refused.
+func TestTagsUpdateWarns(t *testing.T) {
+	base := gettingStartedPolicies(t, gettingStarted["1.15"])
+	onlyKarpenterKeys := maps.Clone(base)
+	onlyKarpenterKeys["TagGuard"] = `{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":["ec2:CreateFleet","ec2:RunInstances","ec2:CreateLaunchTemplate"],"Resource":"*",
+		"Condition":{"ForAnyValue:StringNotLike":{"aws:TagKeys":["kubernetes.io/cluster/*","eks:eks-cluster-name","karpenter.sh/nodepool","karpenter.k8s.aws/ec2nodeclass"]}}}]}`
+	kv, err := karpenter.Resolve("1.15", "test", "--karpenter-version")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctl, err := authz.ParseRoleARN("arn:aws:iam::" + gsAccount + ":role/KarpenterControllerRole")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := NewChecker(Config{IAM: gsSnapshot(t, onlyKarpenterKeys), Controller: ctl, ClusterName: testCluster, Region: testRegion,
+		OnIAMError: OnIAMErrorDeny, Karpenter: kv})
+	old := gsClass(nil)
+	tagged := gsClass(map[string]string{"team": "payments"})
+
+	v := c.CheckEC2NodeClassUpdate(context.Background(), old, tagged)
+	if len(v.Denials) != 0 {
+		t.Errorf("a spec.tags update was refused: %v", codesOf(v.Denials))
+	}
+	var found bool
+	for _, w := range v.Warnings {
+		if w.Code == LaunchDenied && strings.HasPrefix(w.Message, "(spec.tags update, not refused)") && strings.Contains(w.Message, "team=payments") {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("no LaunchDenied warning naming the new tag: %v", codesOf(v.Warnings))
+	}
+	// The same class created with those tags is refused.
+	if v := c.CheckEC2NodeClass(context.Background(), tagged); len(v.Denials) != 1 || v.Denials[0].Code != LaunchDenied {
+		t.Errorf("CREATE with the tags: denials %v, want LaunchDenied", codesOf(v.Denials))
+	}
+	// And a role change with them is refused too.
+	moved := gsClass(map[string]string{"team": "payments"})
+	old.Spec.Role = "KarpenterNodeRole-old"
+	if v := c.CheckEC2NodeClassUpdate(context.Background(), old, moved); len(v.Denials) != 1 || v.Denials[0].Code != LaunchDenied {
+		t.Errorf("role change with the tags: denials %v, want LaunchDenied", codesOf(v.Denials))
+	}
+}

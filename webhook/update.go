@@ -17,19 +17,24 @@ import (
 // NodeClaims run in, the old nodes drain with nowhere to go.
 
 // CheckEC2NodeClassUpdate validates an update of an EC2NodeClass: the
-// class's own checks when spec.role, spec.instanceProfile or spec.tags
-// changed (spec.tags are in Karpenter's requests; only
-// the selector checks when they did not: an edit of the selectors never
-// starts refusing a role the class already had), then, when a selector
+// class's own checks when spec.role or spec.instanceProfile changed, as
+// warnings when only spec.tags did (they are in Karpenter's requests), and
+// only the selector checks otherwise (an edit of the selectors or the tags
+// never starts refusing a role the class already had); then, when a selector
 // list changed, the old and the new resolutions compared against the
 // class's NodeClaims.
 func (c *Checker) CheckEC2NodeClassUpdate(ctx context.Context, old, nc *EC2NodeClass) Verdict {
 	ctx, cancel := c.deadline(ctx)
 	defer cancel()
 	var v Verdict
-	if old.Spec.Role != nc.Spec.Role || old.Spec.InstanceProfile != nc.Spec.InstanceProfile || !maps.Equal(old.Spec.Tags, nc.Spec.Tags) {
+	switch {
+	case old.Spec.Role != nc.Spec.Role || old.Spec.InstanceProfile != nc.Spec.InstanceProfile:
 		v = c.checkEC2Class(ctx, nc, nil)
-	} else {
+	case !maps.Equal(old.Spec.Tags, nc.Spec.Tags):
+		// Karpenter puts spec.tags in its requests: say what the new tags
+		// break, without refusing the update.
+		v = c.checkEC2ClassAs(ctx, nc, nil, true)
+	default:
 		c.checkSelectors(ctx, &v, nc, nil, nil)
 	}
 	changed := changedLists(old.Spec, nc.Spec)

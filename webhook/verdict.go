@@ -237,6 +237,17 @@ func (v *Verdict) add(f Finding) {
 	}
 }
 
+// demote turns every denial into a warning whose message starts with
+// (why).
+func (v *Verdict) demote(why string) {
+	for _, f := range v.Denials {
+		f.Deny = false
+		f.Message = "(" + why + ") " + f.Message
+		v.Warnings = append(v.Warnings, f)
+	}
+	v.Denials = nil
+}
+
 func (v *Verdict) addAll(fs []Finding) {
 	for _, f := range fs {
 		v.add(f)

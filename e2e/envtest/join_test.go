@@ -111,7 +111,10 @@ func TestNodeJoin(t *testing.T) {
 		w, err := create(ctx, c, ec2NodeClass("join-skipped", role("KarpenterNodeRole-noentry")), client.DryRunAll)
 		requireAllowed(t, err, "join-skipped")
 		requireWarnings(t, w, []string{"[NodeJoinChecksSkipped] spec"})
-		if !strings.Contains(strings.Join(w, "\n"), "access entry (DescribeAccessEntry: ServerException") {
+		// Why: EKS's error, or, when the SDK's retries of it outlast the
+		// admission's deadline on a loaded machine, the deadline.
+		if all := strings.Join(w, "\n"); !strings.Contains(all, "access entry (DescribeAccessEntry: ServerException") &&
+			!strings.Contains(all, "access entry (DescribeAccessEntry: timed out") {
 			t.Errorf("warning does not name the check and why: %q", w)
 		}
 	})

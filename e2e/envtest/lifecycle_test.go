@@ -2,6 +2,7 @@ package envtest_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -136,14 +137,39 @@ func dayTwo(ctx context.Context, t *testing.T, e *framework.Env, c *framework.Cl
 
 	t.Run("other spec field update admitted", func(t *testing.T) {
 		cur := get(ctx, t, c, o)
-		if err := unstructured.SetNestedStringMap(cur.Object, map[string]string{"cost-center": "42"}, "spec", "tags"); err != nil {
+		// An EC2NodeClass's spec.tags are in Karpenter's requests, so
+		// they are checked (below); userData is not.
+		field, set := "spec.tags", func() error {
+			return unstructured.SetNestedStringMap(cur.Object, map[string]string{"cost-center": "42"}, "spec", "tags")
+		}
+		if group == groupEC2NodeClass {
+			field, set = "spec.userData", func() error { return unstructured.SetNestedField(cur.Object, "echo day two", "spec", "userData") }
+		}
+		if err := set(); err != nil {
 			t.Fatal(err)
 		}
 		before := webhookRequests(t, e, path)
 		_, err := update(ctx, c, cur)
-		requireAllowed(t, err, "spec.tags update")
+		requireAllowed(t, err, field+" update")
 		expectCalls(t, before, reaches)
 	})
+
+	if group == groupEC2NodeClass {
+		t.Run("spec.tags update admitted with what it breaks as a warning", func(t *testing.T) {
+			cur := get(ctx, t, c, o)
+			if err := unstructured.SetNestedStringMap(cur.Object, map[string]string{"cost-center": "42"}, "spec", "tags"); err != nil {
+				t.Fatal(err)
+			}
+			before := webhookRequests(t, e, path)
+			warnings, err := update(ctx, c, cur)
+			requireAllowed(t, err, "spec.tags update")
+			requireWarnings(t, warnings, []string{"[RoleNotFound] spec.role"})
+			if !strings.Contains(strings.Join(warnings, "\n"), "[RoleNotFound] spec.role: (spec.tags update, not refused)") {
+				t.Errorf("the warning does not say the update is not refused for it: %q", warnings)
+			}
+			expectCalls(t, before, true)
+		})
+	}
 
 	if group == groupEC2NodeClass {
 		t.Run("NodePool naming it denied", func(t *testing.T) {
