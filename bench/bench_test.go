@@ -199,18 +199,20 @@ func TestDistinctQuestions(t *testing.T) {
 	}
 	got := DistinctQuestions(context.Background(), c, append(classes, classes...)) // repeats ask nothing new
 	// PassRole (shared); per class Karpenter 1.15's 4 instance-profile
-	// and 27 launch and validation requests.
-	if got["GetRole"] != 1 || got["SimulatePrincipalPolicy"] != 1+31*3 || len(got) != 2 {
-		t.Errorf("role classes: %v, want GetRole 1 and SimulatePrincipalPolicy 94", got)
+	// and 31 distinct launch and validation requests (35, less the
+	// validation's CreateFleet dry-run authorized as the RunInstances its
+	// own RunInstances dry-run asks again).
+	if got["GetRole"] != 1 || got["SimulatePrincipalPolicy"] != 1+35*3 || len(got) != 2 {
+		t.Errorf("role classes: %v, want GetRole 1 and SimulatePrincipalPolicy 106", got)
 	}
 	if c.IAM != authz.View(snap) {
 		t.Error("DistinctQuestions changed the caller's Checker")
 	}
 	got = DistinctQuestions(context.Background(), c, []Class{{Name: "a", InstanceProfile: "KarpenterNodeInstanceProfile-demo"}, {Name: "b", InstanceProfile: "KarpenterNodeInstanceProfile-demo"}})
 	// GetInstanceProfile; GetInstanceProfile permission and PassRole
-	// (shared); 27 launch and validation requests per class.
-	if got["GetInstanceProfile"] != 1 || got["SimulatePrincipalPolicy"] != 2+27*2 {
-		t.Errorf("instance-profile classes: %v, want GetInstanceProfile 1 and SimulatePrincipalPolicy 56", got)
+	// (shared); 31 distinct launch and validation requests per class.
+	if got["GetInstanceProfile"] != 1 || got["SimulatePrincipalPolicy"] != 2+31*2 {
+		t.Errorf("instance-profile classes: %v, want GetInstanceProfile 1 and SimulatePrincipalPolicy 64", got)
 	}
 
 	// IAM calls: the role's GetRole and PassRole (shared), and per class
