@@ -130,8 +130,13 @@ func (l *Live) decideBatch(ctx context.Context, qs []Question, idx []int, ds []D
 			fail(&UnavailableError{Op: op, Err: fmt.Errorf("no result for %s after %d pages", strings.Join(actions, ", "), page)})
 			return
 		}
+		if err := l.acquire(ctx, op); err != nil {
+			fail(err)
+			return
+		}
 		start := time.Now()
 		out, err := l.client.SimulatePrincipalPolicy(ctx, in)
+		l.release()
 		l.metrics.observeCall(op, start, err)
 		if err != nil {
 			q := first

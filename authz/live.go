@@ -39,7 +39,20 @@ type LiveOptions struct {
 	// reads before giving up (default 20), so that a misbehaving endpoint
 	// cannot keep a request busy forever.
 	MaxPages int
+	// MaxInFlight bounds the IAM calls in flight at once (default
+	// DefaultIAMInFlight); more wait for a slot, within their context.
+	MaxInFlight int
 }
+
+// DefaultIAMInFlight is how many IAM calls Live makes at once. A burst of
+// new classes asks hundreds of batches together (about 15 each with
+// Karpenter 1.3 and later); started all at once they share the CPU and the
+// endpoint's answers until every attempt is slow, attempts time out and
+// retries add to the load (bench: 1,000 admissions over 50 new classes,
+// 750 calls, were partly refused IAMUnavailable). Queued, each call starts
+// with its whole attempt timeout and the same calls end sooner. A wait for
+// a slot counts against the caller's deadline, not the attempt's.
+const DefaultIAMInFlight = 128
 
 // Live answers View questions by asking the IAM API. It holds no cache;
 // put a Cached in front of it.
@@ -47,6 +60,8 @@ type Live struct {
 	client   IAMAPI
 	metrics  *Metrics
 	maxPages int
+	// slots holds one token per IAM call in flight.
+	slots chan struct{}
 
 	// principals memoizes assumed-role ARN → role ARN resolutions: a role's
 	// path does not change without the role being recreated.
@@ -60,18 +75,45 @@ func NewLive(client IAMAPI, opts LiveOptions) *Live {
 	if opts.MaxPages <= 0 {
 		opts.MaxPages = 20
 	}
-	return &Live{client: client, metrics: opts.Metrics, maxPages: opts.MaxPages}
+	if opts.MaxInFlight <= 0 {
+		opts.MaxInFlight = DefaultIAMInFlight
+	}
+	return &Live{client: client, metrics: opts.Metrics, maxPages: opts.MaxPages, slots: make(chan struct{}, opts.MaxInFlight)}
 }
+
+// acquire takes a slot for one IAM call to op, or says why it cannot
+// (ctx ended first); release gives it back.
+func (l *Live) acquire(ctx context.Context, op string) error {
+	select {
+	case l.slots <- struct{}{}:
+		return nil
+	default:
+	}
+	select {
+	case l.slots <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return &UnavailableError{Op: op, Err: ctx.Err()}
+	}
+}
+
+func (l *Live) release() { <-l.slots }
 
 // Retry budget of NewIAMClient: one call makes at most iamMaxAttempts
 // attempts, each bounded by the HTTP client timeout, with at most
 // iamMaxAttempts-1 backoff sleeps of at most timeout/10 between them:
 //
-//	3 attempts × (timeout × 8/30) + 2 backoffs × (timeout / 10) = timeout
+//	2 attempts × (timeout × 9/20) + 1 backoff × (timeout / 10) = timeout
 //
 // so one call, retries included, ends within timeout even when the caller's
 // context has no deadline (Cached also bounds each call with its own).
-const iamMaxAttempts = 3
+// Two long attempts rather than three short ones: under a burst of new
+// classes (a GitOps sync of dozens, each asking Karpenter's 15 or so
+// batches) an endpoint answers slower, and an attempt cut at a third of
+// the deadline is most often one about to succeed, whose retry only adds
+// to the load (bench: 1,000 admissions over 50 new classes were refused
+// IAMUnavailable with three attempts, and answered with two).
+const iamMaxAttempts = 2
 
 // NewIAMClient builds an IAM client from the SDK's default configuration
 // chain (environment, shared config, IRSA web identity, EKS Pod Identity,
@@ -103,7 +145,7 @@ func loadAWSConfig(ctx context.Context, region string, timeout time.Duration) (a
 	}
 	httpClient := awshttp.NewBuildableClient()
 	if timeout > 0 {
-		attempt := timeout * 8 / (10 * iamMaxAttempts)
+		attempt := timeout * 9 / (10 * iamMaxAttempts)
 		backoff := timeout / 10
 		opts = append(opts,
 			config.WithRetryer(func() aws.Retryer {
@@ -114,7 +156,7 @@ func loadAWSConfig(ctx context.Context, region string, timeout time.Duration) (a
 		// asks more in parallel, and every call past the tenth would
 		// open (and TLS-handshake) a connection of its own.
 		httpClient = httpClient.WithTimeout(attempt).WithTransportOptions(func(t *http.Transport) {
-			t.MaxIdleConnsPerHost = 64
+			t.MaxIdleConnsPerHost = DefaultIAMInFlight
 		})
 	}
 	opts = append(opts, config.WithHTTPClient(httpClient))
@@ -191,8 +233,12 @@ func (b *cappedBody) Read(p []byte) (int, error) {
 // exists; the rules report the malformed name itself with its own code.
 // Everything else is an *UnavailableError.
 func (l *Live) Role(ctx context.Context, name string) (Role, error) {
+	if err := l.acquire(ctx, "GetRole"); err != nil {
+		return Role{}, err
+	}
 	start := time.Now()
 	out, err := l.client.GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String(name)})
+	l.release()
 	l.metrics.observeCall("GetRole", start, err)
 	if err != nil {
 		return Role{}, classifyLookupError("GetRole", "role", name, err)
@@ -205,8 +251,12 @@ func (l *Live) Role(ctx context.Context, name string) (Role, error) {
 
 // InstanceProfile implements View with GetInstanceProfile; errors as for Role.
 func (l *Live) InstanceProfile(ctx context.Context, name string) (InstanceProfile, error) {
+	if err := l.acquire(ctx, "GetInstanceProfile"); err != nil {
+		return InstanceProfile{}, err
+	}
 	start := time.Now()
 	out, err := l.client.GetInstanceProfile(ctx, &iam.GetInstanceProfileInput{InstanceProfileName: aws.String(name)})
+	l.release()
 	l.metrics.observeCall("GetInstanceProfile", start, err)
 	if err != nil {
 		return InstanceProfile{}, classifyLookupError("GetInstanceProfile", "instance profile", name, err)
@@ -302,8 +352,12 @@ func (l *Live) Decide(ctx context.Context, q Question) (Decision, error) {
 		if page == l.maxPages {
 			return Decision{}, &UnavailableError{Op: op, Err: fmt.Errorf("no result for %s after %d pages", q.Action, page)}
 		}
+		if err := l.acquire(ctx, op); err != nil {
+			return Decision{}, err
+		}
 		start := time.Now()
 		out, err := l.client.SimulatePrincipalPolicy(ctx, in)
+		l.release()
 		l.metrics.observeCall(op, start, err)
 		if err != nil {
 			return Decision{}, classifyDecideError(q, principal, err)

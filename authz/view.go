@@ -13,9 +13,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
+	"unsafe"
 )
 
 // View is the narrow interface the rules ask IAM questions through.
@@ -94,6 +96,64 @@ type Question struct {
 	// answer, and an IAM outage serves it, instead of asking again. IAM is
 	// always asked about Resource.
 	Alike string
+	// ctxKey is Context and Complete as Key writes them, filled in by
+	// PrepareKeys; "" means not prepared.
+	ctxKey string
+}
+
+// PrepareKeys fills in, for every question of qs, what Key, CacheKey and
+// BatchKey write of its Context and Complete, writing it once per distinct
+// Context map and Complete slice: Karpenter's requests share a handful of
+// contexts among dozens of questions, and the keys are built on every
+// cache lookup. The questions' Context and Complete must not change
+// afterwards.
+func PrepareKeys(qs []Question) {
+	type id struct {
+		ctx      unsafe.Pointer
+		complete *string
+		n        int
+	}
+	var memo map[id]string
+	for i := range qs {
+		q := &qs[i]
+		if q.ctxKey != "" {
+			continue
+		}
+		k := id{ctx: reflect.ValueOf(q.Context).UnsafePointer(), n: len(q.Complete)}
+		if len(q.Complete) > 0 {
+			k.complete = &q.Complete[0]
+		}
+		if s, ok := memo[k]; ok {
+			q.ctxKey = s
+			continue
+		}
+		q.ctxKey = contextKey(q.Context, q.Complete)
+		if memo == nil {
+			memo = map[id]string{}
+		}
+		memo[k] = q.ctxKey
+	}
+}
+
+// contextKey writes ctx and complete as Key and BatchKey identify them.
+// It is never "": a question without context still writes its marker.
+func contextKey(ctx map[string][]string, complete []string) string {
+	keys := make([]string, 0, len(ctx))
+	n := 1
+	for k, vs := range ctx {
+		keys = append(keys, k)
+		n += len(k) + 2
+		for _, v := range vs {
+			n += len(v) + 1
+		}
+	}
+	slices.Sort(keys)
+	var b strings.Builder
+	b.Grow(n)
+	writeContext(&b, keys, ctx)
+	writeComplete(&b, complete)
+	b.WriteByte('\x03')
+	return b.String()
 }
 
 // CacheKey is Key with Resource replaced by Alike when set: what the
@@ -144,28 +204,21 @@ func writeComplete(b *strings.Builder, complete []string) {
 }
 
 // Key returns a deterministic string identifying the question. It is
-// built on every cache lookup, so it is built in one allocation.
+// built on every cache lookup: in one allocation when PrepareKeys has
+// written the context part.
 func (q Question) Key() string {
-	var small [8]string
-	keys := small[:0]
-	n := len(q.Principal) + len(q.Action) + len(q.Resource) + 2
-	for k, vs := range q.Context {
-		keys = append(keys, k)
-		n += len(k) + 2
-		for _, v := range vs {
-			n += len(v) + 1
-		}
+	ctx := q.ctxKey
+	if ctx == "" {
+		ctx = contextKey(q.Context, q.Complete)
 	}
-	slices.Sort(keys)
 	var b strings.Builder
-	b.Grow(n)
+	b.Grow(len(q.Principal) + len(q.Action) + len(q.Resource) + 2 + len(ctx))
 	b.WriteString(q.Principal)
 	b.WriteByte('\x00')
 	b.WriteString(q.Action)
 	b.WriteByte('\x00')
 	b.WriteString(q.Resource)
-	writeContext(&b, keys, q.Context)
-	writeComplete(&b, q.Complete)
+	b.WriteString(ctx)
 	return b.String()
 }
 
@@ -173,22 +226,15 @@ func (q Question) Key() string {
 // SimulatePrincipalPolicy call: the principal, whether a resource is named,
 // and every context entry. Actions and resources may differ.
 func (q Question) BatchKey() string {
-	var small [8]string
-	keys := small[:0]
-	for k := range q.Context {
-		keys = append(keys, k)
+	ctx := q.ctxKey
+	if ctx == "" {
+		ctx = contextKey(q.Context, q.Complete)
 	}
-	slices.Sort(keys)
-	var b strings.Builder
-	b.WriteString(q.Principal)
-	if q.Resource == "" {
-		b.WriteString("\x00-")
-	} else {
-		b.WriteString("\x00+")
+	named := "\x00-"
+	if q.Resource != "" {
+		named = "\x00+"
 	}
-	writeContext(&b, keys, q.Context)
-	writeComplete(&b, q.Complete)
-	return b.String()
+	return q.Principal + named + ctx
 }
 
 // writeContext writes the context entries of keys (sorted) as Key and

@@ -2,6 +2,7 @@ package karpenter
 
 import (
 	"hash/fnv"
+	"reflect"
 	"maps"
 	"slices"
 	"strconv"
@@ -284,6 +285,23 @@ type launchBuilder struct {
 	in         Input
 	reqs       []Request
 	notChecked []NotChecked
+	// contexts are the contexts built so far: the requests of one call
+	// share theirs (a few maps for dozens of requests, which
+	// authz.PrepareKeys then writes once each).
+	contexts []builtContext
+}
+
+// builtContext is one context ec2Context built, with what it was built from.
+type builtContext struct {
+	tags, resTags map[string]string
+	createAction  string
+	ctx           map[string][]string
+	complete      []string
+}
+
+// sameMap reports whether a and b are the same map (or both nil).
+func sameMap(a, b map[string]string) bool {
+	return reflect.ValueOf(a).UnsafePointer() == reflect.ValueOf(b).UnsafePointer()
 }
 
 func (b *launchBuilder) ec2ARN(resource string) string {
@@ -294,6 +312,17 @@ func (b *launchBuilder) ec2ARN(resource string) string {
 // resource tags resTags (nil: unknown), and createAction for
 // ec2:CreateTags ("" otherwise).
 func (b *launchBuilder) ec2Context(tags, resTags map[string]string, createAction string) (map[string][]string, []string) {
+	for _, c := range b.contexts {
+		if sameMap(c.tags, tags) && sameMap(c.resTags, resTags) && c.createAction == createAction {
+			return c.ctx, c.complete
+		}
+	}
+	ctx, complete := b.newEC2Context(tags, resTags, createAction)
+	b.contexts = append(b.contexts, builtContext{tags: tags, resTags: resTags, createAction: createAction, ctx: ctx, complete: complete})
+	return ctx, complete
+}
+
+func (b *launchBuilder) newEC2Context(tags, resTags map[string]string, createAction string) (map[string][]string, []string) {
 	ctx := tagContext(tags, true, false)
 	complete := []string{"aws:RequestTag/", "aws:TagKeys", "aws:RequestedRegion", "ec2:Region", "ec2:CreateAction"}
 	for k, val := range resTags {

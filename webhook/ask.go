@@ -123,6 +123,7 @@ func (c *Checker) ask(ctx context.Context, qs []Query) []Answer {
 				perms = append(perms, q.Permission)
 			}
 		}
+		authz.PrepareKeys(perms)
 		ds, errs := authz.DecideAll(ctx, c.cfg.IAM, perms)
 		j := 0
 		for i, q := range qs {

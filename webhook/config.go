@@ -3,6 +3,7 @@ package webhook
 import (
 	"context"
 	"fmt"
+	lru "github.com/hashicorp/golang-lru/v2"
 	"time"
 
 	"github.com/nodeclass-guard/nodeclass-guard/authz"
@@ -116,7 +117,15 @@ type Checker struct {
 	// controllerARN is cfg.Controller as an ARN, "" when unknown.
 	controllerARN string
 	partition     string
+	// launchPlans are launch plans already built (launchPlanCache
+	// entries): every admission of a class asks the same 35 or so
+	// requests, and a plan is pure in what launchPlanKey writes.
+	launchPlans *lru.Cache[string, launchPlan]
 }
+
+// launchPlanCache is how many launch plans a Checker keeps: the classes
+// and NodePools of a large cluster, a few MiB.
+const launchPlanCache = 512
 
 // NewChecker returns a Checker configured by cfg.
 func NewChecker(cfg Config) *Checker {
@@ -130,6 +139,7 @@ func NewChecker(cfg Config) *Checker {
 	if c.partition == "" {
 		c.partition = authz.PartitionOfRegion(cfg.Region)
 	}
+	c.launchPlans, _ = lru.New[string, launchPlan](launchPlanCache) // only a size <= 0 errs
 	return c
 }
 

@@ -22,7 +22,16 @@ type launchPlan struct {
 // the configured version. cl.ec2 holds the image, subnet and security-group
 // ARNs the class's selectors resolve to; nil (not resolved) leaves the
 // requests on them reported as not checked.
+//
+// A plan is pure in the class's name, NodePool, tags and resolved
+// resources (the rest is the Checker's configuration), so it is built once
+// and shared, keys prepared (authz.PrepareKeys): callers must not change
+// it.
 func (c *Checker) launchQuestions(cl class) launchPlan {
+	key := c.launchPlanKey(cl)
+	if p, ok := c.launchPlans.Get(key); ok {
+		return p
+	}
 	in := c.karpenterInput(cl)
 	in.EC2 = cl.ec2
 	reqs, notChecked := karpenter.LaunchRequests(c.cfg.Karpenter.Model, in)
@@ -30,7 +39,38 @@ func (c *Checker) launchQuestions(cl class) launchPlan {
 	for i, r := range reqs {
 		p.questions[i] = r.Question(c.controllerARN)
 	}
+	authz.PrepareKeys(p.questions)
+	c.launchPlans.Add(key, p)
 	return p
+}
+
+// launchPlanKey writes what a launch plan depends on besides the Checker's
+// configuration: the class's name, its NodePool, its tags and the
+// resources its selectors resolved to.
+func (c *Checker) launchPlanKey(cl class) string {
+	var b strings.Builder
+	b.WriteString(cl.name)
+	b.WriteByte(0)
+	b.WriteString(cl.nodePool)
+	for _, k := range sortedKeysOf(cl.tags) {
+		b.WriteByte(1)
+		b.WriteString(k)
+		b.WriteByte('=')
+		b.WriteString(cl.tags[k])
+	}
+	if e := cl.ec2; e != nil {
+		for _, list := range [][]string{e.Images, e.Subnets, e.SecurityGroups} {
+			b.WriteByte(2)
+			b.WriteString(strings.Join(list, ","))
+		}
+		for _, k := range sortedKeysOf(e.Unresolved) {
+			b.WriteByte(3)
+			b.WriteString(k)
+			b.WriteByte('=')
+			b.WriteString(e.Unresolved[k])
+		}
+	}
+	return b.String()
 }
 
 func (c *Checker) judgeLaunch(n *notes, cl class, p launchPlan, as []Answer) []Finding {
