@@ -2,8 +2,8 @@ package karpenter
 
 import (
 	"hash/fnv"
-	"reflect"
 	"maps"
+	"reflect"
 	"slices"
 	"strconv"
 
