@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"encoding/json"
 	"slices"
 	"strings"
 	"sync"
@@ -52,10 +53,7 @@ func DistinctQuestions(ctx context.Context, cfg webhook.Config, classes []Class)
 	cfg.IAM = rec
 	checker := webhook.NewChecker(cfg)
 	for _, c := range classes {
-		nc := &webhook.EC2NodeClass{}
-		nc.Name = c.Name
-		nc.Spec.Role, nc.Spec.InstanceProfile = c.Role, c.InstanceProfile
-		checker.CheckEC2NodeClass(ctx, nc)
+		checker.CheckEC2NodeClass(ctx, ClassObject(c))
 	}
 	out := map[string]int{}
 	for k := range rec.seen {
@@ -109,10 +107,7 @@ func DistinctCalls(ctx context.Context, cfg webhook.Config, classes []Class) int
 	cfg.IAM = batchingView{rec}
 	checker := webhook.NewChecker(cfg)
 	for _, c := range classes {
-		nc := &webhook.EC2NodeClass{}
-		nc.Name = c.Name
-		nc.Spec.Role, nc.Spec.InstanceProfile = c.Role, c.InstanceProfile
-		checker.CheckEC2NodeClass(ctx, nc)
+		checker.CheckEC2NodeClass(ctx, ClassObject(c))
 	}
 	n := 0
 	for k := range rec.seen {
@@ -121,4 +116,19 @@ func DistinctCalls(ctx context.Context, cfg webhook.Config, classes []Class) int
 		}
 	}
 	return n
+}
+
+// ClassObject is the EC2NodeClass ReviewBody sends for c (its selector
+// terms, tags and UID included): the same object serve is asked about, so
+// that the questions counted are the ones serve asks.
+func ClassObject(c Class) *webhook.EC2NodeClass {
+	var review struct {
+		Request struct {
+			Object webhook.EC2NodeClass `json:"object"`
+		} `json:"request"`
+	}
+	if err := json.Unmarshal(ReviewBody(c, "count"), &review); err != nil {
+		panic(err) // ReviewBody marshals only maps, slices and scalars
+	}
+	return &review.Request.Object
 }

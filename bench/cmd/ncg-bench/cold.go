@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/tools/clientcmd"
 	"maps"
 	"os"
 	"slices"
@@ -60,7 +62,30 @@ func (h *harness) checker(ctx context.Context) (webhook.Config, error) {
 	if r, err := authz.ParseRoleARN(role.ARN); err == nil {
 		parsed = r
 	}
-	return webhook.Config{IAM: h.snap, Controller: parsed, ClusterName: clusterName, Region: region, OnIAMError: webhook.OnIAMErrorDeny}, nil
+	// As serve: the snapshot's EC2 sections answer the selectors, with
+	// the control plane's Kubernetes version for the AMI alias.
+	k8s, err := h.kubernetesVersion()
+	if err != nil {
+		return webhook.Config{}, err
+	}
+	return webhook.Config{IAM: h.snap, EC2: h.snap, KubernetesVersion: k8s, Controller: parsed, ClusterName: clusterName, Region: region, OnIAMError: webhook.OnIAMErrorDeny}, nil
+}
+
+// kubernetesVersion is the control plane's MAJOR.MINOR, as serve reads it.
+func (h *harness) kubernetesVersion() (string, error) {
+	cfg, err := clientcmd.BuildConfigFromFlags("", h.cp.Kubeconfig)
+	if err != nil {
+		return "", err
+	}
+	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
+	if err != nil {
+		return "", err
+	}
+	v, err := dc.ServerVersion()
+	if err != nil {
+		return "", fmt.Errorf("the control plane's version: %w", err)
+	}
+	return v.Major + "." + strings.TrimSuffix(v.Minor, "+"), nil
 }
 
 // coldScenario sends a burst of concurrent admissions over a few distinct
