@@ -57,3 +57,32 @@ func ReadCluster(ctx context.Context, r client.Reader) (docs []Document, skipped
 	}
 	return docs, skipped, nil
 }
+
+// AgainstCluster sets, for each EC2NodeClass document the cluster already
+// has, the cluster's copy as the document's Current: `kubectl apply` of
+// the document would be an UPDATE of it, and Run judges it as one (the
+// update guard sees the NodeClaims of the class, when the Checker's
+// NodeClaims lister reads the cluster). The document takes the copy's UID,
+// as the object sent to the webhook would carry it.
+func AgainstCluster(ctx context.Context, docs []Document, cluster webhook.ClassGetter) error {
+	for i := range docs {
+		d := &docs[i]
+		if d.EC2NodeClass == nil {
+			continue
+		}
+		cur, ok, err := cluster.GetEC2NodeClass(ctx, d.Name)
+		if err != nil {
+			return fmt.Errorf("%s: reading the cluster's EC2NodeClass %s: %w", d.Source, d.Name, err)
+		}
+		if !ok {
+			continue
+		}
+		d.Current = cur
+		if d.EC2NodeClass.UID == "" {
+			nc := *d.EC2NodeClass
+			nc.UID = cur.UID
+			d.EC2NodeClass = &nc
+		}
+	}
+	return nil
+}

@@ -41,6 +41,11 @@ type Document struct {
 	// AWSAuth is the kube-system/aws-auth ConfigMap, which the node-join
 	// checks read; it is input to the checks, not an object checked.
 	AWSAuth *webhook.AWSAuth
+	// Current is the cluster's copy of the EC2NodeClass (check
+	// --kubeconfig, AgainstCluster): applying the document is an UPDATE of
+	// it, judged as the webhook would judge that update (the update guard
+	// included). nil means a CREATE.
+	Current *webhook.EC2NodeClass
 
 	loc located
 }

@@ -53,6 +53,9 @@ type Result struct {
 	// (the launch's image, subnets and security groups, until an EC2 view
 	// resolves them): not a pass.
 	NotChecked []karpenter.NotChecked `json:"notChecked,omitempty"`
+	// UpdateOf names the cluster's object the document was judged as an
+	// update of (check --kubeconfig); empty for a create.
+	UpdateOf string `json:"updateOf,omitempty"`
 }
 
 // Item is one denial or warning.
@@ -209,6 +212,8 @@ func Run(ctx context.Context, c *webhook.Checker, docs []Document) Report {
 func checkOne(ctx context.Context, c *webhook.Checker, d Document) Result {
 	var v webhook.Verdict
 	switch {
+	case d.EC2NodeClass != nil && d.Current != nil:
+		v = c.CheckEC2NodeClassUpdate(ctx, d.Current, d.EC2NodeClass)
 	case d.EC2NodeClass != nil:
 		v = c.CheckEC2NodeClass(ctx, d.EC2NodeClass)
 	case d.NodePool != nil:
@@ -216,8 +221,13 @@ func checkOne(ctx context.Context, c *webhook.Checker, d Document) Result {
 	case d.NodeClass != nil:
 		v = c.CheckNodeClass(ctx, d.NodeClass)
 	}
+	updateOf := ""
+	if d.Current != nil {
+		updateOf = ClusterSource(d.Kind, d.Current.Name)
+	}
 	return Result{
-		Source: d.Source, File: d.File(), Line: d.Position(nil).Line,
+		UpdateOf: updateOf,
+		Source:   d.Source, File: d.File(), Line: d.Position(nil).Line,
 		APIVersion: d.APIVersion, Kind: d.Kind, Name: d.Name,
 		Allowed:    v.Allowed(),
 		Denials:    items(d, v.Denials),
@@ -311,7 +321,11 @@ func (r Report) WriteText(w io.Writer) error {
 		default:
 			allowed++
 		}
-		fmt.Fprintf(&b, "%s  %s/%s  (%s)\n", verdict, res.Kind, res.Name, res.Source)
+		if res.UpdateOf != "" {
+			fmt.Fprintf(&b, "%s  %s/%s  (%s, an update of %s)\n", verdict, res.Kind, res.Name, res.Source, res.UpdateOf)
+		} else {
+			fmt.Fprintf(&b, "%s  %s/%s  (%s)\n", verdict, res.Kind, res.Name, res.Source)
+		}
 		for _, it := range res.Denials {
 			fmt.Fprintf(&b, "      denied   %s%s: [%s] %s\n", res.at(it), it.Field, it.Code, it.Message)
 		}

@@ -24,7 +24,7 @@ func runCheck(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	iamf.register(fs, "deny")
 	fs.BoolVar(&offline, "offline", false, "format checks only; no IAM source needed")
 	fs.StringVar(&output, "o", "text", "report format: text, json or sarif (SARIF 2.1.0, for code scanning)")
-	fs.StringVar(&kubeconfig, "kubeconfig", "", "also resolve NodePool references against this cluster")
+	fs.StringVar(&kubeconfig, "kubeconfig", "", "also resolve NodePool references against this cluster, and judge an EC2NodeClass it already has as an update of it (the update guard, with its NodeClaims)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: nodeclass-guard check [flags] PATH...\n\nExit codes: 0 all allowed, 1 at least one denied, 2 unusable input or flags.\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -83,6 +83,11 @@ func runCheck(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 			return fail("--kubeconfig: %v", err)
 		}
 		cluster = cc
+		// An EC2NodeClass the cluster has: applying the input updates it.
+		cfg.NodeClaims = cc
+		if err := check.AgainstCluster(ctx, docs, cc); err != nil {
+			return fail("--kubeconfig: %v", err)
+		}
 		if !check.HasAWSAuth(docs) {
 			// The input's aws-auth wins; else the cluster's.
 			cfg.AWSAuth = webhook.ClusterAWSAuth{Reader: cc.Reader}

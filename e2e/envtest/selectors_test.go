@@ -1,6 +1,13 @@
 package envtest_test
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -152,6 +159,50 @@ func TestUpdateGuard(t *testing.T) {
 		requireWarnings(t, w, []string{"[SelectorUpdateChanges] spec"})
 		if !strings.Contains(strings.Join(w, "\n"), "zones -us-west-2c") {
 			t.Errorf("warning does not give the difference: %q", w)
+		}
+	})
+	t.Run("check --kubeconfig refuses the same change in CI", func(t *testing.T) {
+		// The pull request's manifest: the class with the typo, as a
+		// GitOps tree holds it (no UID, no status).
+		changed := withSubnets(tags("karpenter.sh/discovery", "dmeo"))
+		manifest := map[string]any{"apiVersion": changed.GetAPIVersion(), "kind": changed.GetKind(),
+			"metadata": map[string]any{"name": changed.GetName()}, "spec": changed.Object["spec"]}
+		raw, err := json.Marshal(manifest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		file := filepath.Join(t.TempDir(), "guarded.json")
+		if err := os.WriteFile(file, raw, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		cmd := e.Command(cctx, append(append([]string{"check", "--kubeconfig", e.Kubeconfig, "-o", "json"}, e.IAMArgs()...), file)...)
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err = cmd.Run()
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+			t.Fatalf("check --kubeconfig: %v, want exit 1; stderr:\n%s\nstdout:\n%s", err, stderr.String(), stdout.String())
+		}
+		var report struct {
+			Results []struct {
+				Name, UpdateOf string
+				Denials        []struct{ Code, Message string }
+			}
+		}
+		if err := json.Unmarshal(stdout.Bytes(), &report); err != nil {
+			t.Fatalf("check -o json: %v\n%s", err, stdout.String())
+		}
+		if len(report.Results) != 1 || report.Results[0].UpdateOf != "cluster:EC2NodeClass/guarded" {
+			t.Fatalf("want one result judged as an update of the cluster's class:\n%s", stdout.String())
+		}
+		found := false
+		for _, d := range report.Results[0].Denials {
+			found = found || (d.Code == "SelectorUpdateStrandsNodes" && strings.Contains(d.Message, "2 NodeClaims"))
+		}
+		if !found {
+			t.Errorf("no SelectorUpdateStrandsNodes counting the NodeClaims:\n%s", stdout.String())
 		}
 	})
 	t.Run("a metadata update never reaches the guard", func(t *testing.T) {
