@@ -452,8 +452,11 @@ func TestCheckEveryCode(t *testing.T) {
 		"NodeAccessEntryMissing", "NodeAccessEntryWrongType", "NodeAccessPolicyMissing", "AWSAuthRoleMissing",
 		"AWSAuthRoleHasPath", "AWSAuthGroupsMissing", "NodeJoinChecksSkipped", "AutoModeRoleHasPath",
 		"AutoModePassRoleDenied", "AutoModeTagDenied", "SpotServiceLinkedRoleMissing",
-		// The selector extension (the update codes need an UPDATE, which
-		// check has not: their fixtures are the rule and envtest cases).
+		// The selector extension. The update codes need an UPDATE, which
+		// check makes only against a cluster (--kubeconfig): their fixture
+		// is check/testdata/update (check's TestRunAgainstCluster, with a
+		// cluster stand-in) and the envtest case runs this binary's check
+		// --kubeconfig against a real API server (TestUpdateGuard).
 		"SelectorTermMatchesNothing", "SelectorMatchesNothing", "CapacityReservationTermMatchesNothing",
 		"SubnetSecurityGroupVPCMismatch", "ImageArchitectureMismatch", "ImageFamilyMismatch", "SelectorChecksSkipped",
 	}
