@@ -1,7 +1,9 @@
 package envtest_test
 
 import (
+	"strings"
 	"testing"
+	"time"
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
@@ -85,6 +87,15 @@ func TestNodePoolRefUpdates(t *testing.T) {
 	cur := get(ctx, t, c, np)
 	if err := setNested(cur, "ref-updates-good", "spec", "template", "spec", "nodeClassRef", "name"); err != nil {
 		t.Fatal(err)
+	}
+	// serve finds the class through its informer cache, which sees the
+	// create a moment after the API server answers it: wait (dry-run)
+	// until the watch has delivered it.
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		w, err := update(ctx, c, cur.DeepCopy(), client.DryRunAll)
+		if err != nil || !strings.Contains(strings.Join(w, "\n"), "NodeClassNotFound") {
+			break
+		}
 	}
 	warnings, err = update(ctx, c, cur)
 	requireAllowed(t, err, "NodePool pointed at an existing valid class")
