@@ -16,14 +16,7 @@ import (
 // asking the local endpoint over the sample snapshot.
 func liveEC2(t *testing.T, opts authz.CacheOptions) (*authz.CachedEC2, *iamserver.Server) {
 	t.Helper()
-	iamserver.IsolateAWSEnv(t, iamserver.TestAccessKeyID, iamserver.TestSecretAccessKey)
-	snap, err := authz.LoadSnapshotFile("../testdata/iam/sample-snapshot.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := iamserver.New(snap)
-	url, stop := srv.Start()
-	t.Cleanup(stop)
+	url, srv := sampleEndpoint(t)
 	ctx := context.Background()
 	ec2c, err := authz.NewEC2Client(ctx, "us-west-2", url, 5*time.Second)
 	if err != nil {

@@ -12,9 +12,9 @@ import (
 	"github.com/nodeclass-guard/nodeclass-guard/e2e/iamserver"
 )
 
-// liveEKS is the EKS view serve builds, the real SDK client asking the
-// local endpoint's EKS API over the sample snapshot.
-func liveEKS(t *testing.T, opts authz.CacheOptions) (*authz.CachedEKS, *iamserver.Server) {
+// sampleEndpoint starts the local endpoint over the sample snapshot, with
+// the SDK's environment isolated, for the test's duration.
+func sampleEndpoint(t *testing.T) (string, *iamserver.Server) {
 	t.Helper()
 	iamserver.IsolateAWSEnv(t, iamserver.TestAccessKeyID, iamserver.TestSecretAccessKey)
 	snap, err := authz.LoadSnapshotFile("../testdata/iam/sample-snapshot.json")
@@ -24,6 +24,14 @@ func liveEKS(t *testing.T, opts authz.CacheOptions) (*authz.CachedEKS, *iamserve
 	srv := iamserver.New(snap)
 	url, stop := srv.Start()
 	t.Cleanup(stop)
+	return url, srv
+}
+
+// liveEKS is the EKS view serve builds, the real SDK client asking the
+// local endpoint's EKS API over the sample snapshot.
+func liveEKS(t *testing.T, opts authz.CacheOptions) (*authz.CachedEKS, *iamserver.Server) {
+	t.Helper()
+	url, srv := sampleEndpoint(t)
 	client, err := authz.NewEKSClient(context.Background(), "us-west-2", url, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)

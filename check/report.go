@@ -281,16 +281,32 @@ func (res Result) at(it Item) string {
 // notCheckedLine says in one line which requests were not asked: the
 // actions and the resources.
 func notCheckedLine(ns []karpenter.NotChecked) string {
-	var actions, resources []string
+	// One clause per reason: the actions, and the resources they were not
+	// asked on.
+	type clause struct{ actions, resources []string }
+	var reasons []string
+	by := map[string]*clause{}
 	for _, n := range ns {
-		if !slices.Contains(actions, n.Action) {
-			actions = append(actions, n.Action)
+		why := strings.TrimPrefix(strings.TrimPrefix(n.Reason, "not checked yet: "), "not checked: ")
+		c := by[why]
+		if c == nil {
+			c = &clause{}
+			by[why] = c
+			reasons = append(reasons, why)
 		}
-		if !slices.Contains(resources, n.Resource) {
-			resources = append(resources, n.Resource)
+		if !slices.Contains(c.actions, n.Action) {
+			c.actions = append(c.actions, n.Action)
+		}
+		if !slices.Contains(c.resources, n.Resource) {
+			c.resources = append(c.resources, n.Resource)
 		}
 	}
-	return fmt.Sprintf("%s on the class's %s (their selectors need an EC2 view; see notChecked in -o json)", strings.Join(actions, ", "), strings.Join(resources, ", "))
+	parts := make([]string, len(reasons))
+	for i, why := range reasons {
+		c := by[why]
+		parts[i] = fmt.Sprintf("%s on the class's %s (%s)", strings.Join(c.actions, ", "), strings.Join(c.resources, ", "), why)
+	}
+	return strings.Join(parts, "; ") + "; see notChecked in -o json"
 }
 
 // WriteJSON writes the contract's JSON report.
@@ -333,7 +349,7 @@ func (r Report) WriteText(w io.Writer) error {
 			fmt.Fprintf(&b, "      warning  %s[%s] %s: %s\n", res.at(it), it.Code, it.Field, it.Message)
 		}
 		if len(res.NotChecked) > 0 {
-			fmt.Fprintf(&b, "      not checked yet: %s\n", notCheckedLine(res.NotChecked))
+			fmt.Fprintf(&b, "      not checked: %s\n", notCheckedLine(res.NotChecked))
 		}
 	}
 	if len(r.Results) == 0 {

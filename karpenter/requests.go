@@ -214,7 +214,7 @@ func ProfileRequests(v Version, in Input) (Profile, []Request) {
 		ph = "the name's hash (random per profile since 1.7; hashed with the nil UUID)"
 	}
 	if p.UIDPlaceholder {
-		ph = joinNote(ph, "the class UID in the path ("+PlaceholderUID+": the class has no metadata.uid yet)")
+		ph = joinNote(ph, PlaceholderUID+" stands for the class UID in the path: the class has no metadata.uid yet")
 	}
 	alike := ""
 	if v.atLeast(13) && !p.UIDPlaceholder {
@@ -255,7 +255,7 @@ func LaunchRequests(v Version, in Input) ([]Request, []NotChecked) {
 	launch := LaunchTags(in, nodePool)
 	lt := launchTemplateTags(v, in, launch)
 	usedLT := b.ec2ARN("launch-template/" + PlaceholderLaunchTemplateID)
-	const ltNote = "the launch template ID (" + PlaceholderLaunchTemplateID + ": EC2 assigns it)"
+	const ltNote = PlaceholderLaunchTemplateID + " stands for the ID EC2 gives the launch template"
 
 	// Launch: CreateLaunchTemplate with the launch template's tags, then
 	// an instant CreateFleet from it, tagging the fleet, instances and
@@ -440,7 +440,7 @@ func (b *launchBuilder) notYet(step Step, action, kind string) {
 			return
 		}
 	}
-	reason := "not checked yet: the class's " + kind + " selector is not resolved (it needs an EC2 view)"
+	reason := "not checked yet: no EC2 view resolved the selector terms"
 	if b.in.EC2 != nil && b.in.EC2.Unresolved[kind] != "" {
 		reason = "not checked: " + b.in.EC2.Unresolved[kind]
 	}

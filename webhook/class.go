@@ -52,14 +52,16 @@ func (c *Checker) CheckEC2NodeClass(ctx context.Context, nc *EC2NodeClass) Verdi
 // requirements are the ones the images must fit; otherwise the NodePools
 // using the class are.
 func (c *Checker) checkEC2Class(ctx context.Context, nc *EC2NodeClass, np *NodePool) Verdict {
-	return c.checkEC2ClassAs(ctx, nc, np, false)
+	v, _ := c.checkEC2ClassAs(ctx, nc, np, false)
+	return v
 }
 
 // checkEC2ClassAs is checkEC2Class; warnOnly turns the class rules'
 // denials into warnings (an update that changed spec.tags alone: an
 // update that leaves spec.role and spec.instanceProfile as they were is
-// never refused for them), the selector rules' left as they are.
-func (c *Checker) checkEC2ClassAs(ctx context.Context, nc *EC2NodeClass, np *NodePool, warnOnly bool) Verdict {
+// never refused for them), the selector rules' left as they are. It also
+// returns the selectors' resolution, nil when they were not resolved.
+func (c *Checker) checkEC2ClassAs(ctx context.Context, nc *EC2NodeClass, np *NodePool, warnOnly bool) (Verdict, *Resolution) {
 	ctx, cancel := c.deadline(ctx)
 	defer cancel()
 	cl := class{name: nc.Name, role: nc.Spec.Role, profile: nc.Spec.InstanceProfile, tags: nc.Spec.Tags, uid: string(nc.UID)}
@@ -77,7 +79,7 @@ func (c *Checker) checkEC2ClassAs(ctx context.Context, nc *EC2NodeClass, np *Nod
 		v.demote("spec.tags update, not refused")
 	}
 	c.checkSelectors(ctx, &v, nc, np, r)
-	return v
+	return v, r
 }
 
 // deadline bounds ctx by the IAM deadline of one object, when set.
@@ -119,11 +121,11 @@ func (c *Checker) launchResources(spec EC2NodeClassSpec, r Resolution) *karpente
 	} {
 		switch {
 		case len(termsOf(spec, l.list)) == 0:
-			out.Unresolved[l.kind] = "the class has no " + l.kind + " selector terms"
+			out.Unresolved[l.kind] = "the class has no such selector terms"
 		case !r.complete(l.list) || l.extra:
-			out.Unresolved[l.kind] = "EC2 could not resolve the class's " + l.kind + " selector in full (see SelectorChecksSkipped)"
+			out.Unresolved[l.kind] = "EC2 could not resolve the selector terms in full, see SelectorChecksSkipped"
 		case len(l.got) == 0:
-			out.Unresolved[l.kind] = "the class's " + l.kind + " selector matches nothing (see SelectorMatchesNothing)"
+			out.Unresolved[l.kind] = "the selector terms match nothing, see SelectorMatchesNothing"
 		default:
 			*l.arns = l.got
 		}
@@ -132,18 +134,18 @@ func (c *Checker) launchResources(spec EC2NodeClassSpec, r Resolution) *karpente
 }
 
 // checkSelectors judges the class's selector terms as r resolved them
-// (resolving them when r is nil). In offline mode (no IAM source) they are
-// not resolved, as no IAM check is; with IAM but no EC2 source they are
-// reported as skipped.
-func (c *Checker) checkSelectors(ctx context.Context, v *Verdict, nc *EC2NodeClass, np *NodePool, r *Resolution) {
+// (resolving them when r is nil) and returns the resolution judged, nil
+// when none. In offline mode (no IAM source) they are not resolved, as no
+// IAM check is; with IAM but no EC2 source they are reported as skipped.
+func (c *Checker) checkSelectors(ctx context.Context, v *Verdict, nc *EC2NodeClass, np *NodePool, r *Resolution) *Resolution {
 	if c.cfg.IAM == nil || !hasSelectors(nc.Spec) {
-		return
+		return nil
 	}
 	var n notes
 	defer n.report(v, c.cfg.OnIAMError)
 	if c.cfg.EC2 == nil {
 		n.skipSelector("selectors", "no EC2 source: give --iam-snapshot the EC2 sections, or run with EC2 access")
-		return
+		return nil
 	}
 	if r == nil {
 		res := c.resolveSelectors(ctx, nc.Spec)
@@ -160,6 +162,7 @@ func (c *Checker) checkSelectors(ctx context.Context, v *Verdict, nc *EC2NodeCla
 		}
 	}
 	c.judgeSelectors(v, &n, nc.Spec, *r, pools)
+	return r
 }
 
 // CheckNodeClass validates an EKS Auto Mode NodeClass: format and IAM

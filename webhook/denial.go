@@ -107,7 +107,11 @@ func tagContext(tags []tag, request, resource bool) map[string][]string {
 func tagList(tags []tag) string {
 	parts := make([]string, len(tags))
 	for i, t := range tags {
-		parts[i] = shown(t.key) + "=" + shown(t.value)
+		v := shown(t.value)
+		if t.value == "" {
+			v = `""` // the validation's karpenter.sh/nodepool: empty, not missing
+		}
+		parts[i] = shown(t.key) + "=" + v
 	}
 	return strings.Join(parts, ", ")
 }

@@ -58,7 +58,7 @@ func TestJudgePermissionsOnAnswers(t *testing.T) {
 	fs := c.judgeLaunch(&n, class{name: "x"}, p, as)
 	if len(fs) != 1 || fs[0].Code != LaunchDenied || fs[0].DeniedBy != DeniedByBoundary ||
 		len(fs[0].Requests) != 1 || fs[0].Requests[0].Action != "ec2:CreateFleet" || !strings.Contains(fs[0].Message, "in the permissions boundary as well") ||
-		!strings.Contains(fs[0].Message, "may not ec2:CreateFleet on fleet/* in arn:aws:ec2:us-west-2:111122223333 (launch, as Karpenter 1.15 asks") {
+		!strings.Contains(fs[0].Message, "may not ec2:CreateFleet on fleet/* in arn:aws:ec2:us-west-2:111122223333, which Karpenter 1.15 asks when it launches a node") {
 		t.Fatalf("findings %+v", fs)
 	}
 	// Unavailable and stale answers are noted once, for the whole object.

@@ -52,7 +52,7 @@ func (c *Checker) launchPlanKey(cl class) string {
 	b.WriteString(cl.name)
 	b.WriteByte(0)
 	b.WriteString(cl.nodePool)
-	for _, k := range sortedKeysOf(cl.tags) {
+	for _, k := range sortedKeys(cl.tags) {
 		b.WriteByte(1)
 		b.WriteString(k)
 		b.WriteByte('=')
@@ -63,7 +63,7 @@ func (c *Checker) launchPlanKey(cl class) string {
 			b.WriteByte(2)
 			b.WriteString(strings.Join(list, ","))
 		}
-		for _, k := range sortedKeysOf(e.Unresolved) {
+		for _, k := range sortedKeys(e.Unresolved) {
 			b.WriteByte(3)
 			b.WriteString(k)
 			b.WriteByte('=')
@@ -80,12 +80,17 @@ func (c *Checker) judgeLaunch(n *notes, cl class, p launchPlan, as []Answer) []F
 	}
 	// Name the denied actions, their resources and the steps making them;
 	// the finding's Requests carry each request whole.
-	var actions, resources, steps []string
+	denied := make(map[string]bool, len(dd.questions))
+	for _, q := range dd.questions {
+		denied[q.Key()] = true
+	}
+	var actions, resources []string
 	var deniedReqs []karpenter.Request
 	placeholders := map[string]bool{}
+	launch, validation := false, false
 	prefix := ""
 	for i, q := range p.questions {
-		if !containsQuestion(dd.questions, q) {
+		if !denied[q.Key()] {
 			continue
 		}
 		r := p.requests[i]
@@ -94,24 +99,36 @@ func (c *Checker) judgeLaunch(n *notes, cl class, p launchPlan, as []Answer) []F
 		if prefix == "" {
 			prefix = pre
 		}
-		step := string(r.Step)
-		if strings.Contains(r.Call, "dry-run") {
-			step += " dry-run"
-		}
 		actions = appendNew(actions, q.Action)
 		resources = appendNew(resources, res)
-		steps = appendNew(steps, step)
+		launch = launch || r.Step == karpenter.StepLaunch
+		validation = validation || r.Step == karpenter.StepValidation
 		if r.Placeholder != "" {
 			placeholders[r.Placeholder] = true
 		}
 	}
-	nodePool := "NodePool " + shown(cl.nodePool)
-	if cl.nodePool == "" {
-		nodePool = "the class's name standing in for a NodePool"
-	}
 	ph := ""
 	if len(placeholders) > 0 {
-		ph = fmt.Sprintf(" (placeholder: %s)", strings.Join(sortedKeys(placeholders), "; "))
+		ph = " (" + strings.Join(sortedKeys(placeholders), "; ") + ")"
+	}
+	// When Karpenter makes them, and with which tags: a launch carries the
+	// NodePool's name, the validation (1.3+) an empty one.
+	in := c.karpenterInput(cl)
+	var when, tags string
+	switch {
+	case launch:
+		pool := "NodePool " + shown(cl.nodePool)
+		if cl.nodePool == "" {
+			pool = "a NodePool (the class's name stands in for its name)"
+		}
+		when = "launches a node for " + pool
+		if validation {
+			when += ` and validates the class (with karpenter.sh/nodepool="")`
+		}
+		tags = tagList(sortedTags(karpenter.LaunchTags(in, cl.nodePoolOrName())))
+	default:
+		when = `validates the class, before any NodePool uses it`
+		tags = tagList(sortedTags(karpenter.LaunchTags(in, "")))
 	}
 	// What Karpenter shows for it: a denied validation request sets the
 	// class's ValidationSucceeded=False with the reason of the first
@@ -122,9 +139,9 @@ func (c *Checker) judgeLaunch(n *notes, cl class, p launchPlan, as []Answer) []F
 	}
 	ans := dd.first()
 	return []Finding{permissionDenial(LaunchDenied, specPath, dd,
-		"role %s may not %s on %s in %s%s (%s, as Karpenter %s asks for this class) with tags %s (%s; from 1.3 the validation sends karpenter.sh/nodepool=\"\"): %s%s. %s",
-		c.controllerARN, strings.Join(actions, ", "), strings.Join(resources, ", "), prefix, ph, strings.Join(steps, ", "), c.cfg.Karpenter.Model,
-		tagList(sortedTags(karpenter.LaunchTags(c.karpenterInput(cl), cl.nodePoolOrName()))), nodePool, ans.Reason(), outcome,
+		"role %s may not %s on %s in %s%s, which Karpenter %s asks when it %s, with tags %s: %s%s. %s",
+		c.controllerARN, strings.Join(actions, ", "), strings.Join(resources, ", "), prefix, ph, c.cfg.Karpenter.Model, when,
+		tags, ans.Reason(), outcome,
 		fix(ans, "Allow these EC2 actions in the region for requests carrying these tags, as Karpenter's controller policy does"))}
 }
 
@@ -140,16 +157,6 @@ func (cl class) nodePoolOrName() string {
 		return cl.nodePool
 	}
 	return cl.name
-}
-
-func containsQuestion(qs []authz.Question, q authz.Question) bool {
-	k := q.Key()
-	for _, have := range qs {
-		if have.Key() == k {
-			return true
-		}
-	}
-	return false
 }
 
 // splitEC2 splits an EC2 ARN into its resource part ("fleet/*") and the

@@ -408,7 +408,7 @@ func ruleCases() []ruleCase {
 		{name: "launch denied", obj: ec2Class("limited", demoRole, ""), ctl: ctlLimited,
 			deny: codes(InstanceProfileActionsDenied, LaunchDenied),
 			msgs: []string{"may not ec2:CreateLaunchTemplate, ec2:CreateTags, ec2:CreateFleet, ec2:RunInstances on launch-template/*, fleet/*, instance/*, volume/*, network-interface/*, launch-template/lt-00000000000000000 in arn:aws:ec2:us-west-2:111122223333",
-				"(launch, validation, validation dry-run, as Karpenter 1.15 asks for this class)",
+				"(lt-00000000000000000 stands for the ID EC2 gives the launch template), which Karpenter 1.15 asks when it launches a node for a NodePool (the class's name stands in for its name) and validates the class (with karpenter.sh/nodepool=\"\")",
 				"karpenter.sh/nodepool=limited", "eks:eks-cluster-name=demo"}},
 		{name: "launch allowed under the boundary (ec2:* only)", obj: ec2Class("x", "", "admin-profile"), ctl: ctlBounded,
 			deny: codes(InstanceProfileReadDenied, PassRoleDenied)},

@@ -628,7 +628,7 @@ func (c *Checker) judgeVPC(v *Verdict, r Resolution) {
 	}
 	if len(groupVPCs) > 1 {
 		var parts []string
-		for _, vpc := range sortedKeysOf(groupVPCs) {
+		for _, vpc := range sortedKeys(groupVPCs) {
 			parts = append(parts, vpc+": "+listIDs(groupVPCs[vpc], 3))
 		}
 		v.add(deny(SubnetSecurityGroupVPCMismatch, groupTermsPath,
@@ -656,15 +656,6 @@ func (c *Checker) judgeVPC(v *Verdict, r Resolution) {
 			"subnets %s are not in %s, the security groups' VPC: launches Karpenter places there would fail. Narrow subnetSelectorTerms to %s",
 			listIDs(outside, 3), vpc, vpc))
 	}
-}
-
-func sortedKeysOf[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // imageFamily infers an image's family from its platform and the naming

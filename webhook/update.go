@@ -26,24 +26,30 @@ import (
 func (c *Checker) CheckEC2NodeClassUpdate(ctx context.Context, old, nc *EC2NodeClass) Verdict {
 	ctx, cancel := c.deadline(ctx)
 	defer cancel()
-	var v Verdict
+	var (
+		v     Verdict
+		after *Resolution // the new selectors, as the class's checks resolved them
+	)
 	switch {
 	case old.Spec.Role != nc.Spec.Role || old.Spec.InstanceProfile != nc.Spec.InstanceProfile:
-		v = c.checkEC2Class(ctx, nc, nil)
+		v, after = c.checkEC2ClassAs(ctx, nc, nil, false)
 	case !maps.Equal(old.Spec.Tags, nc.Spec.Tags):
 		// Karpenter puts spec.tags in its requests: say what the new tags
 		// break, without refusing the update.
-		v = c.checkEC2ClassAs(ctx, nc, nil, true)
+		v, after = c.checkEC2ClassAs(ctx, nc, nil, true)
 	default:
-		c.checkSelectors(ctx, &v, nc, nil, nil)
+		after = c.checkSelectors(ctx, &v, nc, nil, nil)
 	}
 	changed := changedLists(old.Spec, nc.Spec)
 	if len(changed) == 0 || c.cfg.IAM == nil || c.cfg.EC2 == nil {
 		return v
 	}
-	// Cached: the new selectors were just resolved by the class's checks.
+	if after == nil {
+		// No terms left: the new selectors match nothing.
+		r := c.resolveSelectors(ctx, nc.Spec)
+		after = &r
+	}
 	before := c.resolveSelectors(ctx, old.Spec)
-	after := c.resolveSelectors(ctx, nc.Spec)
 	var claims []NodeClaim
 	var n notes
 	if c.cfg.NodeClaims != nil {
@@ -52,7 +58,7 @@ func (c *Checker) CheckEC2NodeClassUpdate(ctx context.Context, old, nc *EC2NodeC
 			n.skipSelector("update guard", "listing NodeClaims: "+truncate(oneLine(err.Error()), 80))
 		}
 	}
-	judgeUpdate(&v, old.Spec, nc.Spec, changed, before, after, claims)
+	judgeUpdate(&v, old.Spec, nc.Spec, changed, before, *after, claims)
 	n.report(&v, c.cfg.OnIAMError)
 	return v
 }
@@ -143,7 +149,7 @@ func judgeUpdate(v *Verdict, old, cur EC2NodeClassSpec, changed []selectorList, 
 		if containsList(changed, listSubnets) {
 			oldZ, newZ := zonesOf(before), zonesOf(after)
 			var stranded []string
-			for _, z := range sortedKeysOf(running) {
+			for _, z := range sortedKeys(running) {
 				if z == "" {
 					continue
 				}
@@ -164,7 +170,7 @@ func judgeUpdate(v *Verdict, old, cur EC2NodeClassSpec, changed []selectorList, 
 		what string
 		a, b []string
 	}{
-		{"zones", sortedKeysOf(zonesOf(before)), sortedKeysOf(zonesOf(after))},
+		{"zones", sortedKeys(zonesOf(before)), sortedKeys(zonesOf(after))},
 		{"subnets", before.ids(listSubnets), after.ids(listSubnets)},
 		{"security groups", before.ids(listGroups), after.ids(listGroups)},
 		{"images", before.ids(listImages), after.ids(listImages)},

@@ -256,7 +256,7 @@ func TestCheckTextReport(t *testing.T) {
 		switch {
 		case l == "", strings.HasPrefix(l, "8 object(s)"):
 		case l == "permission checks asked Karpenter 1.15's requests (default: the newest modelled version)":
-		case strings.HasPrefix(l, "      not checked yet: "):
+		case strings.HasPrefix(l, "      not checked: "):
 			if !strings.Contains(l, "on the class's image, subnet, security-group") {
 				t.Errorf("not-checked line %q: want the actions and the resources not asked", l)
 			}

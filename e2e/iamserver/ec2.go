@@ -136,29 +136,17 @@ func (c *call) serveEC2(action string) {
 		c.ec2Fail(http.StatusBadRequest, "InvalidAction", fmt.Sprintf("The action %s is not valid for this web service.", action))
 		return
 	}
-	fault, delay := c.s.begin(ec2Prefix + action)
-	if !c.wait(delay) {
-		panic(http.ErrAbortHandler)
-	}
-	switch fault {
-	case Throttling:
-		c.ec2Fail(http.StatusServiceUnavailable, "RequestLimitExceeded", "Request limit exceeded.")
-		return
-	case ServiceFailure:
-		c.ec2Fail(http.StatusInternalServerError, "InternalError", "An internal error has occurred")
-		return
-	case Hang:
-		select {
-		case <-c.r.Context().Done():
-		case <-c.stopping:
-		}
-		panic(http.ErrAbortHandler)
-	case AccessDenied:
-		c.ec2Fail(http.StatusForbidden, "UnauthorizedOperation", "You are not authorized to perform this operation.")
-		return
-	case MalformedXML:
-		c.w.Header().Set("Content-Type", "text/xml")
-		fmt.Fprintf(c.w, `<%sResponse xmlns="%s"><subnetSet><item><subnetId>trunc`, action, ec2xmlns)
+	if c.injected(ec2Prefix+action, faultReplies{
+		throttling:     func() { c.ec2Fail(http.StatusServiceUnavailable, "RequestLimitExceeded", "Request limit exceeded.") },
+		serviceFailure: func() { c.ec2Fail(http.StatusInternalServerError, "InternalError", "An internal error has occurred") },
+		accessDenied: func() {
+			c.ec2Fail(http.StatusForbidden, "UnauthorizedOperation", "You are not authorized to perform this operation.")
+		},
+		malformed: func() {
+			c.w.Header().Set("Content-Type", "text/xml")
+			fmt.Fprintf(c.w, `<%sResponse xmlns="%s"><subnetSet><item><subnetId>trunc`, action, ec2xmlns)
+		},
+	}) {
 		return
 	}
 	if c.snap == nil {
@@ -318,29 +306,19 @@ func (c *call) serveSSM() {
 		c.ssmFail(http.StatusBadRequest, "MissingAuthenticationTokenException", "Missing Authentication Token")
 		return
 	}
-	fault, delay := c.s.begin(SSMGetParameter)
-	if !c.wait(delay) {
-		panic(http.ErrAbortHandler)
-	}
-	switch fault {
-	case Throttling:
-		c.ssmFail(http.StatusBadRequest, "ThrottlingException", "Rate exceeded")
-		return
-	case ServiceFailure:
-		c.ssmFail(http.StatusInternalServerError, "InternalServerError", "An internal error occurred.")
-		return
-	case Hang:
-		select {
-		case <-c.r.Context().Done():
-		case <-c.stopping:
-		}
-		panic(http.ErrAbortHandler)
-	case AccessDenied:
-		c.ssmFail(http.StatusBadRequest, "AccessDeniedException", "User is not authorized to perform: ssm:GetParameter")
-		return
-	case MalformedXML:
-		c.w.Header().Set("Content-Type", "application/x-amz-json-1.1")
-		io.WriteString(c.w, `{"Parameter": {"Name": "trunc`)
+	if c.injected(SSMGetParameter, faultReplies{
+		throttling: func() { c.ssmFail(http.StatusBadRequest, "ThrottlingException", "Rate exceeded") },
+		serviceFailure: func() {
+			c.ssmFail(http.StatusInternalServerError, "InternalServerError", "An internal error occurred.")
+		},
+		accessDenied: func() {
+			c.ssmFail(http.StatusBadRequest, "AccessDeniedException", "User is not authorized to perform: ssm:GetParameter")
+		},
+		malformed: func() {
+			c.w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+			io.WriteString(c.w, `{"Parameter": {"Name": "trunc`)
+		},
+	}) {
 		return
 	}
 	var in struct{ Name string }

@@ -77,29 +77,17 @@ func (c *call) serveEKS() {
 		c.eksFail(http.StatusNotFound, "InvalidRequestException", "no EKS operation at "+c.r.URL.Path)
 		return
 	}
-	fault, delay := c.s.begin(action)
-	if !c.wait(delay) {
-		panic(http.ErrAbortHandler)
-	}
-	switch fault {
-	case Throttling:
-		c.eksFail(http.StatusTooManyRequests, "ThrottlingException", "Rate exceeded")
-		return
-	case ServiceFailure:
-		c.eksFail(http.StatusInternalServerError, "ServerException", "An internal error occurred.")
-		return
-	case Hang:
-		select {
-		case <-c.r.Context().Done():
-		case <-c.stopping:
-		}
-		panic(http.ErrAbortHandler)
-	case AccessDenied:
-		c.eksFail(http.StatusForbidden, "AccessDeniedException", "User is not authorized to perform: "+action)
-		return
-	case MalformedXML:
-		c.w.Header().Set("Content-Type", "application/json")
-		fmt.Fprint(c.w, `{"cluster": {"name": "trunc`)
+	if c.injected(action, faultReplies{
+		throttling:     func() { c.eksFail(http.StatusTooManyRequests, "ThrottlingException", "Rate exceeded") },
+		serviceFailure: func() { c.eksFail(http.StatusInternalServerError, "ServerException", "An internal error occurred.") },
+		accessDenied: func() {
+			c.eksFail(http.StatusForbidden, "AccessDeniedException", "User is not authorized to perform: "+action)
+		},
+		malformed: func() {
+			c.w.Header().Set("Content-Type", "application/json")
+			fmt.Fprint(c.w, `{"cluster": {"name": "trunc`)
+		},
+	}) {
 		return
 	}
 	if c.snap == nil {

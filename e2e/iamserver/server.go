@@ -268,31 +268,19 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	fault, delay := s.begin(action)
-	if !c.wait(delay) {
-		panic(http.ErrAbortHandler) // as for Hang
-	}
-	switch fault {
-	case Throttling:
-		c.fail(http.StatusBadRequest, "Sender", "Throttling", "Rate exceeded")
-		return
-	case ServiceFailure:
-		c.fail(http.StatusInternalServerError, "Receiver", "ServiceFailure", "Request processing has failed because of an unknown error, exception or failure.")
-		return
-	case Hang:
-		select {
-		case <-r.Context().Done():
-		case <-c.stopping:
-		}
-		// Drop the connection without an answer: returning would send an
-		// empty 200, which the SDK reads as success.
-		panic(http.ErrAbortHandler)
-	case AccessDenied:
-		c.fail(http.StatusForbidden, "Sender", "AccessDenied", "User is not authorized to perform: iam:"+action)
-		return
-	case MalformedXML:
-		w.Header().Set("Content-Type", "text/xml")
-		fmt.Fprintf(w, `<%sResponse xmlns="%s"><%sResult><Role><RoleName>trunc`, action, xmlns, action)
+	if c.injected(action, faultReplies{
+		throttling: func() { c.fail(http.StatusBadRequest, "Sender", "Throttling", "Rate exceeded") },
+		serviceFailure: func() {
+			c.fail(http.StatusInternalServerError, "Receiver", "ServiceFailure", "Request processing has failed because of an unknown error, exception or failure.")
+		},
+		accessDenied: func() {
+			c.fail(http.StatusForbidden, "Sender", "AccessDenied", "User is not authorized to perform: iam:"+action)
+		},
+		malformed: func() {
+			w.Header().Set("Content-Type", "text/xml")
+			fmt.Fprintf(w, `<%sResponse xmlns="%s"><%sResult><Role><RoleName>trunc`, action, xmlns, action)
+		},
+	}) {
 		return
 	}
 
@@ -413,4 +401,41 @@ func (c *call) fail(status int, typ, code, message string) {
 // requestID formats a request counter as a UUID-shaped request ID.
 func requestID(n uint64) string {
 	return fmt.Sprintf("%08x-0000-4000-8000-%012x", uint32(n>>32), n&0xffffffffffff)
+}
+
+// faultReplies are how one API (IAM, EKS, EC2, SSM) answers each fault a
+// test injects.
+type faultReplies struct {
+	throttling, serviceFailure, accessDenied, malformed func()
+}
+
+// injected delays the answer to action by its configured latency and
+// answers the fault injected for it, if any, as replies say; it reports
+// whether it answered. A Hang, or a latency the server's stop cuts short,
+// drops the connection without an answer: returning would send an empty
+// 200, which the SDK reads as success.
+func (c *call) injected(action string, replies faultReplies) bool {
+	fault, delay := c.s.begin(action)
+	if !c.wait(delay) {
+		panic(http.ErrAbortHandler)
+	}
+	switch fault {
+	case Throttling:
+		replies.throttling()
+	case ServiceFailure:
+		replies.serviceFailure()
+	case AccessDenied:
+		replies.accessDenied()
+	case MalformedXML:
+		replies.malformed()
+	case Hang:
+		select {
+		case <-c.r.Context().Done():
+		case <-c.stopping:
+		}
+		panic(http.ErrAbortHandler)
+	default:
+		return false
+	}
+	return true
 }
