@@ -44,11 +44,14 @@ type Recorder struct {
 	groups     map[string]SecurityGroup
 	images     map[string]Image
 	reserved   map[string]CapacityReservation
-	params     map[string]string
-	noParams   map[string]bool
-	awsAuth    *AWSAuthData
-	failures   []Failure
-	failedSec  map[string]bool
+	// seen orders the EC2 resources as EC2 first listed them (its answers'
+	// order is the order the rules see, and report).
+	seen      map[string]int
+	params    map[string]string
+	noParams  map[string]bool
+	awsAuth   *AWSAuthData
+	failures  []Failure
+	failedSec map[string]bool
 }
 
 // principal is a role whose policies are read for permission questions.
@@ -97,7 +100,7 @@ func NewRecorder(iam View, eks EKSView, ec2 EC2View, details func(ctx context.Co
 	return &Recorder{iam: iam, eks: eks, ec2: ec2, details: details, progress: progress,
 		told: map[string]bool{}, roles: map[string]Role{}, profiles: map[string]InstanceProfile{}, principals: map[string]*principal{},
 		entries: map[string]AccessEntry{}, asked: map[string]bool{}, subnets: map[string]Subnet{}, groups: map[string]SecurityGroup{},
-		images: map[string]Image{}, reserved: map[string]CapacityReservation{}, params: map[string]string{}, noParams: map[string]bool{},
+		images: map[string]Image{}, reserved: map[string]CapacityReservation{}, seen: map[string]int{}, params: map[string]string{}, noParams: map[string]bool{},
 		failedSec: map[string]bool{}}
 }
 
@@ -265,17 +268,26 @@ func (r *Recorder) Describe(ctx context.Context, q EC2Query) (EC2Resources, erro
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.asked[sec] = true
+	see := func(id string) {
+		if _, ok := r.seen[id]; !ok {
+			r.seen[id] = len(r.seen)
+		}
+	}
 	for _, x := range res.Subnets {
 		r.subnets[x.ID] = x
+		see(x.ID)
 	}
 	for _, x := range res.SecurityGroups {
 		r.groups[x.ID] = x
+		see(x.ID)
 	}
 	for _, x := range res.Images {
 		r.images[x.ID] = x
+		see(x.ID)
 	}
 	for _, x := range res.CapacityReservations {
 		r.reserved[x.ID] = x
+		see(x.ID)
 	}
 	return res, nil
 }
@@ -459,6 +471,12 @@ func sortedKeys[V any](m map[string]V) []string {
 	return keys
 }
 
+// inOrder sorts EC2 resource IDs as EC2 first listed them.
+func (r *Recorder) inOrder(ids []string) []string {
+	sort.SliceStable(ids, func(i, j int) bool { return r.seen[ids[i]] < r.seen[ids[j]] })
+	return ids
+}
+
 // WriteSnapshot writes what was recorded as a snapshot LoadSnapshot reads,
 // indented, and returns what it wrote.
 func (r *Recorder) WriteSnapshot(w io.Writer) (Summary, error) {
@@ -561,7 +579,7 @@ func (r *Recorder) WriteSnapshot(w io.Writer) (Summary, error) {
 	}
 	if keep("Subnets") {
 		s := []subnetDoc{}
-		for _, id := range sortedKeys(r.subnets) {
+		for _, id := range r.inOrder(sortedKeys(r.subnets)) {
 			x := r.subnets[id]
 			s = append(s, subnetDoc{SubnetId: x.ID, VpcId: x.VPCID, AvailabilityZone: x.AvailabilityZone, AvailabilityZoneId: x.AvailabilityZoneID, OwnerId: x.OwnerID, Tags: sortedTags(x.Tags)})
 		}
@@ -569,7 +587,7 @@ func (r *Recorder) WriteSnapshot(w io.Writer) (Summary, error) {
 	}
 	if keep("SecurityGroups") {
 		s := []securityGroupDoc{}
-		for _, id := range sortedKeys(r.groups) {
+		for _, id := range r.inOrder(sortedKeys(r.groups)) {
 			x := r.groups[id]
 			s = append(s, securityGroupDoc{GroupId: x.ID, GroupName: x.Name, VpcId: x.VPCID, OwnerId: x.OwnerID, Tags: sortedTags(x.Tags)})
 		}
@@ -577,7 +595,7 @@ func (r *Recorder) WriteSnapshot(w io.Writer) (Summary, error) {
 	}
 	if keep("Images") {
 		s := []imageDoc{}
-		for _, id := range sortedKeys(r.images) {
+		for _, id := range r.inOrder(sortedKeys(r.images)) {
 			x := r.images[id]
 			s = append(s, imageDoc{ImageId: x.ID, Name: x.Name, OwnerId: x.OwnerID, ImageOwnerAlias: x.OwnerAlias, Architecture: x.Architecture, Platform: x.Platform, State: x.State, Tags: sortedTags(x.Tags)})
 		}
@@ -585,7 +603,7 @@ func (r *Recorder) WriteSnapshot(w io.Writer) (Summary, error) {
 	}
 	if keep("CapacityReservations") {
 		s := []capacityReservationDoc{}
-		for _, id := range sortedKeys(r.reserved) {
+		for _, id := range r.inOrder(sortedKeys(r.reserved)) {
 			x := r.reserved[id]
 			d := capacityReservationDoc{CapacityReservationId: x.ID, OwnerId: x.OwnerID, InstanceType: x.InstanceType, AvailabilityZone: x.AvailabilityZone,
 				State: x.State, InstanceMatchCriteria: x.InstanceMatchCriteria, Tags: sortedTags(x.Tags)}
