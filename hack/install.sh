@@ -17,11 +17,11 @@ os="$(uname -s | tr '[:upper:]' '[:lower:]')"
 case "$(uname -m)" in
   x86_64 | amd64) arch=amd64 ;;
   aarch64 | arm64) arch=arm64 ;;
-  *) echo "install: no nodeclass-guard release binary for $(uname -m); build from source: go install github.com/nodeclass-guard/nodeclass-guard/cmd/nodeclass-guard@$version" >&2; exit 1 ;;
+  *) echo "install: no nodeclass-guard release binary for $(uname -m); build it from the source of $version (README: In CI)" >&2; exit 1 ;;
 esac
 case "$os" in
   linux | darwin) ;;
-  *) echo "install: no nodeclass-guard release binary for $os; build from source: go install github.com/nodeclass-guard/nodeclass-guard/cmd/nodeclass-guard@$version" >&2; exit 1 ;;
+  *) echo "install: no nodeclass-guard release binary for $os; build it from the source of $version (README: In CI)" >&2; exit 1 ;;
 esac
 name="nodeclass-guard_${os}_${arch}"
 tmp="$(mktemp -d)"
