@@ -177,3 +177,52 @@ func TestSnapshotUnusable(t *testing.T) {
 		})
 	}
 }
+
+// TestSnapshotAWSAuth: a snapshot's awsAuth section (what snapshot
+// --kubeconfig writes of the cluster's kube-system/aws-auth) is the
+// aws-auth check reads when the input has none; the input's wins.
+func TestSnapshotAWSAuth(t *testing.T) {
+	data, err := os.ReadFile(snapshotFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func(awsAuth any) string {
+		var doc map[string]any
+		if err := json.Unmarshal(data, &doc); err != nil {
+			t.Fatal(err)
+		}
+		doc["cluster"].(map[string]any)["accessConfig"] = map[string]any{"authenticationMode": "CONFIG_MAP"}
+		if awsAuth != nil {
+			doc["awsAuth"] = awsAuth
+		}
+		out, _ := json.Marshal(doc)
+		file := filepath.Join(t.TempDir(), "snapshot.json")
+		if err := os.WriteFile(file, out, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return file
+	}
+	codes := func(file string, paths ...string) []string {
+		res := runCmd(t, "", checkArgs([]string{"--iam-snapshot", file, "--controller-role", ctlKarpenter, "--cluster-name", "demo", "--region", "us-west-2", "-o", "json"}, paths...)...)
+		return codesBySource(parseReport(t, res.stdout))
+	}
+	missing := "testdata/codes/AWSAuthRoleMissing.yaml"
+	mapRoles := "- rolearn: arn:aws:iam::111122223333:role/KarpenterNodeRole-nogroups\n  groups: [system:nodes]\n"
+	for _, tc := range []struct {
+		name    string
+		awsAuth any
+		paths   []string
+		want    string
+	}{
+		{"no section, no input", nil, []string{missing}, "NodeJoinChecksSkipped"},
+		{"the section", map[string]any{"data": map[string]string{"mapRoles": mapRoles}}, []string{missing}, "AWSAuthRoleMissing"},
+		{"a cluster without aws-auth", map[string]any{"absent": true}, []string{missing}, "AWSAuthRoleMissing"},
+		{"the input's wins", map[string]any{"data": map[string]string{"mapRoles": "- rolearn: arn:aws:iam::111122223333:role/KarpenterNodeRole-demo\n  groups: [system:bootstrappers, system:nodes]\n"}},
+			[]string{missing, "testdata/codes/aws-auth.yaml"}, "AWSAuthRoleMissing"},
+	} {
+		got := codes(write(tc.awsAuth), tc.paths...)
+		if len(got) == 0 || !strings.Contains(got[0], tc.want) {
+			t.Errorf("%s: %q, want %s", tc.name, got, tc.want)
+		}
+	}
+}
