@@ -56,6 +56,7 @@ type Recorder struct {
 
 // principal is a role whose policies are read for permission questions.
 type principal struct {
+	arn    string
 	once   sync.Once
 	detail RoleDetail
 	set    PolicySet
@@ -169,7 +170,7 @@ func (r *Recorder) Decide(ctx context.Context, q Question) (Decision, error) {
 	r.mu.Lock()
 	p := r.principals[arn.Name]
 	if p == nil {
-		p = &principal{}
+		p = &principal{arn: q.Principal}
 		r.principals[arn.Name] = p
 	}
 	r.mu.Unlock()
@@ -178,14 +179,24 @@ func (r *Recorder) Decide(ctx context.Context, q Question) (Decision, error) {
 		p.detail, p.err = r.details(ctx, arn.Name)
 		if p.err != nil {
 			if !errors.Is(p.err, ErrNotFound) {
-				r.fail("", Failure{Service: "IAM", Op: "GetRole", About: "the policies of role " + arn.Name, Err: p.err,
+				op := "GetRole"
+				var u *UnavailableError
+				if errors.As(p.err, &u) && u.Op != "" {
+					op = u.Op
+				}
+				r.fail("", Failure{Service: "IAM", Op: op, About: "the policies of role " + arn.Name, Err: p.err,
 					Effect: "the snapshot lacks the role: its permissions cannot be checked"})
 			}
 			return
 		}
 		for _, mp := range append(append([]ManagedPolicy(nil), p.detail.Attached...), derefManaged(p.detail.Boundary)...) {
 			if mp.Err != nil {
-				r.fail("", Failure{Service: "IAM", Op: "GetPolicyVersion", About: "policy " + mp.ARN + " of role " + arn.Name, Err: mp.Err,
+				op := "GetPolicyVersion"
+				var u *UnavailableError
+				if errors.As(mp.Err, &u) && u.Op != "" {
+					op = u.Op
+				}
+				r.fail("", Failure{Service: "IAM", Op: op, About: "policy " + mp.ARN + " of role " + arn.Name, Err: mp.Err,
 					Effect: "the snapshot names the policy without its document: the role's permissions are reported not checked"})
 			}
 		}
@@ -512,7 +523,23 @@ func (r *Recorder) WriteSnapshot(w io.Writer) (Summary, error) {
 	}
 	for _, name := range sortedKeys(r.principals) {
 		p := r.principals[name]
+		if errors.Is(p.err, ErrNotFound) {
+			continue
+		}
 		if p.err != nil {
+			// The role, with a policy the snapshot cannot contain: evaluating
+			// its permissions then says why instead of denying everything.
+			role, ok := r.roles[name]
+			if !ok {
+				role = Role{Name: name, ARN: p.arn}
+			}
+			why := p.err.Error()
+			var u *UnavailableError
+			if errors.As(p.err, &u) {
+				why = "IAM " + u.Op + ": " + u.Summary()
+			}
+			o := addRole(role)
+			o.AttachedManagedPolicies = []outAttached{{PolicyName: "unreadable", PolicyArn: "(the role's policies could not be read when the snapshot was taken: " + why + ")"}}
 			continue
 		}
 		o := addRole(p.detail.Role)

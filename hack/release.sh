@@ -7,8 +7,8 @@
 #                                 arm64 (RELEASE_PLATFORMS narrows the list),
 #                                 with the version, the commit and the
 #                                 modelled Karpenter range stamped in
-#   nodeclass-guard.cdx.json      the CycloneDX SBOM of the binaries' module
-#                                 graph (cyclonedx-gomod, hack/tools)
+#   nodeclass-guard.cdx.json      the CycloneDX SBOM of the binaries' modules
+#                                 (cyclonedx-gomod bin, hack/tools)
 #   nodeclass-guard-X.Y.Z.tgz     the Helm chart, version X.Y.Z and appVersion
 #                                 VERSION (helm package, hack/tools)
 #   image-build.sh                the multi-arch image build (docker buildx)
@@ -58,14 +58,14 @@ for p in $platforms; do
     go build -trimpath -ldflags "$ldflags" -o "$out/nodeclass-guard_${os}_${arch}" ./cmd/nodeclass-guard
 done
 
-# The SBOM: the module graph the binary is built from (the same for every
-# platform: no file of ours is platform-specific), licenses omitted (no
-# network for them here).
+# The SBOM: the modules the first binary is built from, read from the Go
+# build information it embeds (`go version -m`; the same for every platform:
+# no dependency of ours is platform-specific), its version the release's.
 cdx="$tools/cyclonedx-gomod"
 [ -x "$cdx" ] || { echo "release: $cdx missing: run make tools" >&2; exit 1; }
+first="$(set -- $platforms && echo "${1%/*}_${1#*/}")"
 echo "release: nodeclass-guard.cdx.json" >&2
-GOFLAGS=-mod=readonly "$cdx" app -json -packages -main cmd/nodeclass-guard \
-  -noserial -output "$out/nodeclass-guard.cdx.json" . >/dev/null 2>"$out/.sbom.log" ||
+"$cdx" bin -json -noserial -version "$version" -output "$out/nodeclass-guard.cdx.json" "$out/nodeclass-guard_$first" 2>"$out/.sbom.log" ||
   { cat "$out/.sbom.log" >&2; exit 1; }
 rm -f "$out/.sbom.log"
 

@@ -226,3 +226,22 @@ func TestSnapshotAWSAuth(t *testing.T) {
 		}
 	}
 }
+
+// TestSnapshotPolicyUnreadable: a controller role whose policies cannot be
+// read (IAM refuses ListAttachedRolePolicies) is named with the API, and
+// check on that snapshot does not pass the permission checks it cannot
+// evaluate.
+func TestSnapshotPolicyUnreadable(t *testing.T) {
+	setDummyAWS(t)
+	srv, url := startIAM(t)
+	srv.InjectFailure(iamserver.Failure{Fault: iamserver.AccessDenied, Action: "ListAttachedRolePolicies", Always: true})
+	file := filepath.Join(t.TempDir(), "snapshot.json")
+	res := runCmd(t, "", append(append([]string{"snapshot"}, liveArgs(url, ctlKarpenter)...), "--output-file", file, "testdata/good/ec2nodeclass.yaml")...)
+	if res.code != 0 || !strings.Contains(res.stderr, "could not read IAM ListAttachedRolePolicies (the policies of role KarpenterControllerRole): AccessDenied") {
+		t.Fatalf("snapshot: exit %d\n%s", res.code, res.stderr)
+	}
+	chk := runCmd(t, "", checkArgs([]string{"--iam-snapshot", file, "--controller-role", ctlKarpenter, "--cluster-name", "demo", "--region", "us-west-2", "-o", "json"}, "testdata/good/ec2nodeclass.yaml")...)
+	if chk.code == 0 || !strings.Contains(chk.stdout, "IAMUnavailable") {
+		t.Errorf("check passed permission checks the snapshot cannot answer, or did not say why:\n%s%s", chk.stdout, chk.stderr)
+	}
+}
