@@ -2,7 +2,7 @@
 #
 #   docker build -t nodeclass-guard:dev .
 #   docker buildx build --platform linux/amd64,linux/arm64 \
-#     --build-arg VERSION=v0.1.0 -t ghcr.io/nodeclass-guard/nodeclass-guard:v0.1.0 .
+#     --build-arg VERSION=v0.2.0 -t ghcr.io/nodeclass-guard/nodeclass-guard:v0.2.0 .
 #
 # Needs BuildKit (cache mounts; only the stages the image uses are built).
 # No `# syntax=` line: BuildKit's built-in Dockerfile frontend is enough, and
@@ -27,6 +27,7 @@ ARG TARGETOS
 ARG TARGETARCH
 # What `nodeclass-guard version` prints and the startup log records.
 ARG VERSION=dev
+ARG COMMIT=
 WORKDIR /src
 # Module downloads are cached in their own layer: they change less often
 # than the code.
@@ -36,7 +37,7 @@ COPY . .
 RUN --mount=type=cache,target=/go/pkg/mod \
     --mount=type=cache,target=/root/.cache/go-build \
     CGO_ENABLED=0 GOOS=$TARGETOS GOARCH=$TARGETARCH \
-    go build -trimpath -ldflags "-s -w -X main.version=$VERSION" -o /out/nodeclass-guard ./cmd/nodeclass-guard
+    go build -trimpath -ldflags "-s -w -X main.version=$VERSION -X main.commit=$COMMIT" -o /out/nodeclass-guard ./cmd/nodeclass-guard
 
 # BINARY=prebuilt: the binary from the build context.
 FROM scratch AS prebuilt

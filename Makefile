@@ -12,7 +12,7 @@ FUZZTIME ?= 30s
 export KUBEBUILDER_ASSETS ?= $(ENVTEST_ASSETS)
 export NCG_CRD_DIR ?= $(CRD_DIR)
 
-.PHONY: all build test unit envtest envtest-assets crds tools demo bench fuzz e2e vet fmt docker-build render clean
+.PHONY: all build test unit envtest envtest-assets crds tools demo bench fuzz e2e vet fmt docker-build render release clean
 
 all: build
 
@@ -28,7 +28,7 @@ envtest-assets:
 crds:
 	@bash hack/karpenter-crds.sh >/dev/null
 
-## tools: kustomize and helm, built from the Go module proxy into bin/tools
+## tools: kustomize, helm and cyclonedx-gomod, built from the Go module proxy into bin/tools
 tools:
 	@bash hack/tools.sh >/dev/null
 
@@ -70,9 +70,14 @@ e2e:
 render: tools
 	@bash hack/render.sh >/dev/null
 
+## release: the release artefacts of VERSION (a CHANGELOG.md section) into bin/release:
+## binaries (linux, darwin; amd64, arm64), SHA256SUMS, SBOM, chart, image build command
+release: tools
+	@bash hack/release.sh "$(VERSION)"
+
 ## docker-build: the container image
 docker-build:
-	docker build --build-arg VERSION=$${VERSION:-dev} -t $${IMG:-nodeclass-guard:dev} .
+	docker build --build-arg VERSION=$${VERSION:-dev} --build-arg COMMIT=$$(git rev-parse HEAD 2>/dev/null) -t $${IMG:-nodeclass-guard:dev} .
 
 clean:
-	rm -rf $(BIN)/nodeclass-guard $(BIN)/rendered
+	rm -rf $(BIN)/nodeclass-guard $(BIN)/rendered $(BIN)/release

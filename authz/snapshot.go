@@ -42,6 +42,8 @@ type Snapshot struct {
 
 	eks eksSnapshot
 	ec2 ec2Snapshot
+	// awsAuth is the optional "awsAuth" section (record.go).
+	awsAuth *AWSAuthData
 }
 
 var _ View = (*Snapshot)(nil)
@@ -83,6 +85,8 @@ type (
 		AccessEntries *[]accessEntryDoc `json:"AccessEntries"`
 		// The optional EC2 and SSM sections (ec2_snapshot.go).
 		ec2Sections
+		// The optional aws-auth section (record.go).
+		AWSAuth *AWSAuthData `json:"awsAuth"`
 	}
 	roleDetail struct {
 		RoleName                 string
@@ -164,7 +168,7 @@ func LoadSnapshot(r io.Reader, source string) (*Snapshot, error) {
 	}
 	var all authorizationDetails
 	for _, d := range docs {
-		if d.RoleDetailList == nil && d.InstanceProfiles == nil && d.Cluster == nil && d.AccessEntries == nil && !d.ec2Sections.any() {
+		if d.RoleDetailList == nil && d.InstanceProfiles == nil && d.Cluster == nil && d.AccessEntries == nil && !d.ec2Sections.any() && d.AWSAuth == nil {
 			return nil, fmt.Errorf("%s: has neither RoleDetailList nor InstanceProfiles; want the JSON printed by `aws iam get-account-authorization-details` (optionally merged with `aws iam list-instance-profiles`)", source)
 		}
 		all.RoleDetailList = append(all.RoleDetailList, d.RoleDetailList...)
@@ -174,6 +178,9 @@ func LoadSnapshot(r io.Reader, source string) (*Snapshot, error) {
 			all.Cluster = d.Cluster
 		}
 		all.ec2Sections.merge(d.ec2Sections)
+		if d.AWSAuth != nil {
+			all.AWSAuth = d.AWSAuth
+		}
 		if d.AccessEntries != nil {
 			if all.AccessEntries == nil {
 				all.AccessEntries = new([]accessEntryDoc)
@@ -191,8 +198,19 @@ func LoadSnapshot(r io.Reader, source string) (*Snapshot, error) {
 	if s.ec2, err = buildEC2(all.ec2Sections, s.account()); err != nil {
 		return nil, fmt.Errorf("%s: %w", source, err)
 	}
+	s.awsAuth = all.AWSAuth
 	s.source = source
 	return s, nil
+}
+
+// AWSAuth returns the snapshot's "awsAuth" section: the aws-auth
+// ConfigMap's data, or Absent for a cluster without one; ok is false when
+// the snapshot has no such section.
+func (s *Snapshot) AWSAuth() (a AWSAuthData, ok bool) {
+	if s.awsAuth == nil {
+		return AWSAuthData{}, false
+	}
+	return *s.awsAuth, true
 }
 
 // jsonError turns a decoding error into "source:line:col: message".

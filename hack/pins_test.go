@@ -171,6 +171,9 @@ func TestToolsModulesMatchVersions(t *testing.T) {
 	t.Run("cert-manager", func(t *testing.T) {
 		readModule(t, "cert-manager").wantRequire(t, "github.com/cert-manager/cert-manager", need("CERT_MANAGER_VERSION"), "CERT_MANAGER_VERSION")
 	})
+	t.Run("cyclonedx-gomod", func(t *testing.T) {
+		readModule(t, "cyclonedx-gomod").wantRequire(t, "github.com/CycloneDX/cyclonedx-gomod", need("CYCLONEDX_GOMOD_VERSION"), "CYCLONEDX_GOMOD_VERSION")
+	})
 }
 
 // TestToolsModulesComplete asks the go command, as the build scripts do

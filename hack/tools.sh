@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # tools.sh builds the command-line tools the deploy tests and scripts use
-# (kustomize, helm) into bin/tools, from the tools modules hack/tools/kustomize
-# and hack/tools/helm (versions in hack/versions.env, go.mod and go.sum
+# (kustomize, helm; cyclonedx-gomod for make release) into bin/tools, from the
+# tools modules hack/tools/kustomize, hack/tools/helm and
+# hack/tools/cyclonedx-gomod (versions in hack/versions.env, go.mod and go.sum
 # committed, built with -mod=readonly). A tool is rebuilt only when missing or
 # built from another go.mod/go.sum. Prints the tools folder on stdout.
 set -euo pipefail
@@ -26,5 +27,8 @@ build_tool tools helm helm.sh/helm/v3/cmd/helm "$out/helm" -ldflags \
   "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION \
    -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$minor \
    -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=$minor"
+
+# The release's SBOM (hack/release.sh).
+build_tool tools cyclonedx-gomod github.com/CycloneDX/cyclonedx-gomod/cmd/cyclonedx-gomod "$out/cyclonedx-gomod"
 
 echo "$out"

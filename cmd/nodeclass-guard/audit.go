@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/spf13/pflag"
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
@@ -31,7 +31,7 @@ type auditFlags struct {
 	leaseNamespace string
 }
 
-func (f *auditFlags) register(fs *flag.FlagSet) {
+func (f *auditFlags) register(fs *pflag.FlagSet) {
 	fs.DurationVar(&f.interval, "audit-interval", audit.DefaultInterval, "time between two audit passes over every EC2NodeClass, NodePool and EKS NodeClass in the cluster (objects whose checked fields change are re-checked at once); 0 disables the audit")
 	fs.Float64Var(&f.qps, "audit-qps", audit.DefaultQPS, "objects the audit re-checks per second, at most (a cold class costs a few batched IAM calls; cached answers none)")
 	fs.BoolVar(&f.leaderElect, "leader-elect", false, "elect one replica to run the audit, through a Lease; admission runs on every replica either way")
@@ -92,30 +92,28 @@ func (everyReplica) NeedLeaderElection() bool { return false }
 
 // runAudit is `nodeclass-guard audit`: check and report every class and
 // NodePool of a live cluster, read-only, as `check` reports files.
-func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("audit", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var (
-		iamf       iamFlags
-		output     string
-		kubeconfig string
-	)
-	iamf.register(fs, "deny")
-	fs.StringVar(&output, "o", "text", "report format: text or json")
-	fs.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG or ~/.kube/config, current context; in-cluster when run in a pod)")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: nodeclass-guard audit [flags]\n\nChecks every EC2NodeClass, NodePool and EKS NodeClass of a cluster (read-only) and prints check's report.\nExit codes: 0 all allowed, 1 at least one denied, 2 unusable flags or cluster.\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
-	if code, ok := parseFlags(fs, args); !ok {
-		return code
-	}
+// auditOptions are audit's flags.
+type auditOptions struct {
+	iamf       iamFlags
+	output     string
+	kubeconfig string
+}
+
+// register adds audit's flags to fs.
+func (o *auditOptions) register(fs *pflag.FlagSet) {
+	o.iamf.register(fs, "deny")
+	fs.StringVarP(&o.output, "output", "o", "text", "report format: text or json")
+	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG or ~/.kube/config, current context; in-cluster when run in a pod)")
+}
+
+func runAudit(ctx context.Context, o *auditOptions, args []string, stdout, stderr io.Writer) int {
+	iamf, output, kubeconfig := o.iamf, o.output, o.kubeconfig
 	fail := func(format string, a ...any) int {
 		fmt.Fprintf(stderr, "nodeclass-guard audit: "+format+"\n", a...)
 		return exitUsage
 	}
-	if fs.NArg() > 0 {
-		return fail("unexpected arguments %q", fs.Args())
+	if len(args) > 0 {
+		return fail("unexpected arguments %q", args)
 	}
 	if output != "text" && output != "json" {
 		return fail("-o %q: want text or json", output)

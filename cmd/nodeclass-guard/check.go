@@ -3,40 +3,39 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
+
+	"github.com/spf13/pflag"
 
 	"github.com/nodeclass-guard/nodeclass-guard/authz"
 	"github.com/nodeclass-guard/nodeclass-guard/check"
 	"github.com/nodeclass-guard/nodeclass-guard/webhook"
 )
 
-func runCheck(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("check", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var (
-		iamf       iamFlags
-		offline    bool
-		output     string
-		kubeconfig string
-	)
-	iamf.register(fs, "deny")
-	fs.BoolVar(&offline, "offline", false, "format checks only; no IAM source needed")
-	fs.StringVar(&output, "o", "text", "report format: text, json or sarif (SARIF 2.1.0, for code scanning)")
-	fs.StringVar(&kubeconfig, "kubeconfig", "", "also resolve NodePool references against this cluster, and judge an EC2NodeClass it already has as an update of it (the update guard, with its NodeClaims)")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: nodeclass-guard check [flags] PATH...\n\nExit codes: 0 all allowed, 1 at least one denied, 2 unusable input or flags.\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
-	if code, ok := parseFlags(fs, args); !ok {
-		return code
-	}
+// checkOptions are check's flags.
+type checkOptions struct {
+	iamf       iamFlags
+	offline    bool
+	output     string
+	kubeconfig string
+}
+
+// register adds check's flags to fs.
+func (o *checkOptions) register(fs *pflag.FlagSet) {
+	o.iamf.register(fs, "deny")
+	fs.BoolVar(&o.offline, "offline", false, "format checks only; no IAM source needed")
+	fs.StringVarP(&o.output, "output", "o", "text", "report format: text, json or sarif (SARIF 2.1.0, for code scanning)")
+	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "also resolve NodePool references against this cluster, and judge an EC2NodeClass it already has as an update of it (the update guard, with its NodeClaims)")
+}
+
+func runCheck(ctx context.Context, o *checkOptions, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	iamf, offline, output, kubeconfig := o.iamf, o.offline, o.output, o.kubeconfig
 	fail := func(format string, a ...any) int {
 		fmt.Fprintf(stderr, "nodeclass-guard check: "+format+"\n", a...)
 		return exitUsage
 	}
-	if fs.NArg() == 0 {
+	if len(args) == 0 {
 		return fail("no PATH given (a file, a directory, or - for stdin)")
 	}
 	if output != "text" && output != "json" && output != "sarif" {
@@ -48,7 +47,7 @@ func runCheck(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	if err := iamf.validate(); err != nil {
 		return fail("%v", err)
 	}
-	docs, err := check.ReadPaths(fs.Args(), stdin)
+	docs, err := check.ReadPaths(args, stdin)
 	if err != nil {
 		var ie *check.InputError
 		if errors.As(err, &ie) {
@@ -77,6 +76,10 @@ func runCheck(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	}
 	var cluster webhook.ClassGetter
 	cfg.AWSAuth = check.InputAWSAuth(docs)
+	if a, ok := iamf.snapshotAWSAuth(); ok && !check.HasAWSAuth(docs) {
+		// The snapshot's aws-auth (nodeclass-guard snapshot --kubeconfig).
+		cfg.AWSAuth = a
+	}
 	if kubeconfig != "" {
 		cc, err := newClusterClasses(kubeconfig)
 		if err != nil {

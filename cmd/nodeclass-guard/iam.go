@@ -3,10 +3,11 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"regexp"
 	"time"
+
+	"github.com/spf13/pflag"
 
 	"github.com/nodeclass-guard/nodeclass-guard/authz"
 	"github.com/nodeclass-guard/nodeclass-guard/karpenter"
@@ -49,7 +50,7 @@ type iamFlags struct {
 // admits (with a warning) when IAM cannot be asked, so that the webhook is
 // never why a cluster cannot change, while check denies, so that a CI job
 // without IAM access fails instead of passing unchecked manifests.
-func (f *iamFlags) register(fs *flag.FlagSet, onIAMError string) {
+func (f *iamFlags) register(fs *pflag.FlagSet, onIAMError string) {
 	fs.StringVar(&f.controllerRole, "controller-role", "", "ARN of the Karpenter controller's IAM role, whose permissions are checked (an STS assumed-role ARN is resolved to the role)")
 	fs.StringVar(&f.clusterName, "cluster-name", "", "the EKS cluster's name, as Karpenter's tags and policies use it")
 	fs.StringVar(&f.region, "region", "", "the cluster's AWS region")
@@ -82,7 +83,7 @@ func (f *iamFlags) karpenter(fallback karpenter.Resolved) (karpenter.Resolved, e
 
 // registerBudget adds the IAM call budget's flags (serve only: a CI job is
 // no hostile caller, and a budget would only slow it down).
-func (f *iamFlags) registerBudget(fs *flag.FlagSet) {
+func (f *iamFlags) registerBudget(fs *pflag.FlagSet) {
 	fs.Float64Var(&f.callRate, "iam-call-rate", 10, "IAM calls per second the webhook may make (a token bucket; IAM throttles per account); questions about objects the cluster has, or asked before, are served first; a new question that cannot get a call within --iam-timeout is answered \"could not check\" (--on-iam-error)")
 	fs.IntVar(&f.callBurst, "iam-call-burst", 100, "IAM calls the budget holds when full; a quarter is kept for questions about objects the cluster has or asked before")
 }

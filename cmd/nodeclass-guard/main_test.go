@@ -375,8 +375,9 @@ func TestCommands(t *testing.T) {
 	if res := runCmd(t, "", "help"); res.code != 0 || !strings.Contains(res.stdout, "nodeclass-guard check") {
 		t.Errorf("help: exit %d, stdout %q", res.code, res.stdout)
 	}
-	if res := runCmd(t, "", "check", "-h"); res.code != 0 || !strings.Contains(res.stderr, "Exit codes") {
-		t.Errorf("check -h: exit %d, stderr %q", res.code, res.stderr)
+	// Help goes to stdout, as kubectl's does.
+	if res := runCmd(t, "", "check", "-h"); res.code != 0 || !strings.Contains(res.stdout, "Exit codes") {
+		t.Errorf("check -h: exit %d, stdout %q", res.code, res.stdout)
 	}
 }
 
@@ -643,7 +644,7 @@ func TestAuditUnusableFlags(t *testing.T) {
 			}
 		})
 	}
-	if res := runCmd(t, "", "audit", "-h"); res.code != 0 || !strings.Contains(res.stderr, "Exit codes") {
-		t.Errorf("audit -h: exit %d, stderr %q", res.code, res.stderr)
+	if res := runCmd(t, "", "audit", "-h"); res.code != 0 || !strings.Contains(res.stdout, "Exit codes") {
+		t.Errorf("audit -h: exit %d, stdout %q", res.code, res.stdout)
 	}
 }

@@ -4,7 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"flag"
+	goflag "flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -37,6 +37,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
+	"github.com/spf13/pflag"
+
 	"github.com/nodeclass-guard/nodeclass-guard/authz"
 	"github.com/nodeclass-guard/nodeclass-guard/karpenter"
 	"github.com/nodeclass-guard/nodeclass-guard/webhook"
@@ -45,59 +47,65 @@ import (
 // karpenterRoleAnnotation is where IRSA records a service account's role.
 const karpenterRoleAnnotation = "eks.amazonaws.com/role-arn"
 
-func runServe(ctx context.Context, args []string, stderr io.Writer) int {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var (
-		iamf            iamFlags
-		certDir         string
-		host            string
-		port            int
-		metricsAddr     string
-		metricsSecure   bool
-		metricsCertDir  string
-		probeAddr       string
-		pprofAddr       string
-		kubeconfig      string
-		karpenterSA     string
-		karpenterDeploy string
-		shutdownTimeout time.Duration
-		limits          webhook.ServerOptions
-		memoryLimitMiB  int64
-		auditf          auditFlags
-	)
-	iamf.register(fs, "allow")
-	iamf.registerBudget(fs)
-	fs.StringVar(&certDir, "cert-dir", "/tmp/k8s-webhook-server/serving-certs", "folder holding tls.crt and tls.key; reloaded when they change")
-	fs.StringVar(&host, "host", "", "address the webhook server listens on (all by default)")
-	fs.IntVar(&port, "port", 9443, "webhook HTTPS port")
-	fs.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "metrics address, or 0 to disable")
-	fs.BoolVar(&metricsSecure, "metrics-secure", false, "serve metrics over HTTPS, authenticated and authorized through the Kubernetes API (TokenReview, SubjectAccessReview)")
-	fs.StringVar(&metricsCertDir, "metrics-cert-dir", filepath.Join(os.TempDir(), "k8s-metrics-server", "serving-certs"), "with --metrics-secure: folder holding tls.crt and tls.key for the metrics port (a self-signed certificate is made when it holds none)")
-	fs.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "address of /healthz and /readyz")
-	fs.StringVar(&pprofAddr, "pprof-bind-address", "", "address of net/http/pprof, for profiling (off when empty; never expose it)")
-	fs.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig file, when running outside a cluster")
-	fs.StringVar(&karpenterDeploy, "karpenter-deployment", "", "NAMESPACE/NAME of Karpenter's Deployment, whose controller image tag gives the Karpenter version when --karpenter-version is not set; default: the namespace and name of --karpenter-service-account")
-	fs.StringVar(&karpenterSA, "karpenter-service-account", "karpenter/karpenter", "NAMESPACE/NAME of Karpenter's service account, read for its "+karpenterRoleAnnotation+" annotation when --controller-role is not set")
-	fs.DurationVar(&shutdownTimeout, "graceful-shutdown-timeout", 25*time.Second, "how long in-flight admissions may take to finish on SIGTERM")
-	fs.IntVar(&limits.MaxConnections, "max-connections", webhook.DefaultMaxConnections, "open connections to the webhook port; more are closed as soon as they are accepted")
-	fs.IntVar(&limits.MaxInFlight, "max-requests-in-flight", webhook.DefaultMaxInFlight, "admission requests served at once; more are refused with HTTP 429 (the API server then applies failurePolicy)")
-	fs.Int64Var(&limits.MaxBodyBytes, "max-request-bytes", webhook.DefaultMaxBodyBytes, "largest admission request body; larger ones are refused with 413 unread")
-	fs.Int64Var(&limits.MaxBodyBytesInFlight, "max-request-bytes-in-flight", webhook.DefaultMaxBodyBytesInFlight, "request bodies (by Content-Length) read or decoded at once; more are refused with HTTP 429")
-	fs.DurationVar(&limits.ReadTimeout, "request-read-timeout", webhook.DefaultReadTimeout, "bound on a TLS handshake and on reading one request, headers and body")
-	fs.Int64Var(&memoryLimitMiB, "memory-limit-mib", 0, "the container's memory limit in MiB (deploy/ passes limits.memory); the Go runtime's soft memory limit (GOMEMLIMIT) is set to "+strconv.Itoa(memoryLimitPercent)+"% of it unless GOMEMLIMIT is set; 0 leaves it alone")
-	auditf.register(fs)
-	zapOpts := zap.Options{}
-	zapOpts.BindFlags(fs)
-	if code, ok := parseFlags(fs, args); !ok {
-		return code
-	}
+// serveOptions are serve's flags.
+type serveOptions struct {
+	iamf            iamFlags
+	certDir         string
+	host            string
+	port            int
+	metricsAddr     string
+	metricsSecure   bool
+	metricsCertDir  string
+	probeAddr       string
+	pprofAddr       string
+	kubeconfig      string
+	karpenterSA     string
+	karpenterDeploy string
+	shutdownTimeout time.Duration
+	limits          webhook.ServerOptions
+	memoryLimitMiB  int64
+	auditf          auditFlags
+	zapOpts         zap.Options
+}
+
+// register adds serve's flags to fs.
+func (o *serveOptions) register(fs *pflag.FlagSet) {
+	o.iamf.register(fs, "allow")
+	o.iamf.registerBudget(fs)
+	fs.StringVar(&o.certDir, "cert-dir", "/tmp/k8s-webhook-server/serving-certs", "folder holding tls.crt and tls.key; reloaded when they change")
+	fs.StringVar(&o.host, "host", "", "address the webhook server listens on (all by default)")
+	fs.IntVar(&o.port, "port", 9443, "webhook HTTPS port")
+	fs.StringVar(&o.metricsAddr, "metrics-bind-address", ":8080", "metrics address, or 0 to disable")
+	fs.BoolVar(&o.metricsSecure, "metrics-secure", false, "serve metrics over HTTPS, authenticated and authorized through the Kubernetes API (TokenReview, SubjectAccessReview)")
+	fs.StringVar(&o.metricsCertDir, "metrics-cert-dir", filepath.Join(os.TempDir(), "k8s-metrics-server", "serving-certs"), "with --metrics-secure: folder holding tls.crt and tls.key for the metrics port (a self-signed certificate is made when it holds none)")
+	fs.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "address of /healthz and /readyz")
+	fs.StringVar(&o.pprofAddr, "pprof-bind-address", "", "address of net/http/pprof, for profiling (off when empty; never expose it)")
+	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig file, when running outside a cluster")
+	fs.StringVar(&o.karpenterDeploy, "karpenter-deployment", "", "NAMESPACE/NAME of Karpenter's Deployment, whose controller image tag gives the Karpenter version when --karpenter-version is not set; default: the namespace and name of --karpenter-service-account")
+	fs.StringVar(&o.karpenterSA, "karpenter-service-account", "karpenter/karpenter", "NAMESPACE/NAME of Karpenter's service account, read for its "+karpenterRoleAnnotation+" annotation when --controller-role is not set")
+	fs.DurationVar(&o.shutdownTimeout, "graceful-shutdown-timeout", 25*time.Second, "how long in-flight admissions may take to finish on SIGTERM")
+	fs.IntVar(&o.limits.MaxConnections, "max-connections", webhook.DefaultMaxConnections, "open connections to the webhook port; more are closed as soon as they are accepted")
+	fs.IntVar(&o.limits.MaxInFlight, "max-requests-in-flight", webhook.DefaultMaxInFlight, "admission requests served at once; more are refused with HTTP 429 (the API server then applies failurePolicy)")
+	fs.Int64Var(&o.limits.MaxBodyBytes, "max-request-bytes", webhook.DefaultMaxBodyBytes, "largest admission request body; larger ones are refused with 413 unread")
+	fs.Int64Var(&o.limits.MaxBodyBytesInFlight, "max-request-bytes-in-flight", webhook.DefaultMaxBodyBytesInFlight, "request bodies (by Content-Length) read or decoded at once; more are refused with HTTP 429")
+	fs.DurationVar(&o.limits.ReadTimeout, "request-read-timeout", webhook.DefaultReadTimeout, "bound on a TLS handshake and on reading one request, headers and body")
+	fs.Int64Var(&o.memoryLimitMiB, "memory-limit-mib", 0, "the container's memory limit in MiB (deploy/ passes limits.memory); the Go runtime's soft memory limit (GOMEMLIMIT) is set to "+strconv.Itoa(memoryLimitPercent)+"% of it unless GOMEMLIMIT is set; 0 leaves it alone")
+	o.auditf.register(fs)
+	// controller-runtime's zap flags (--zap-log-level, ...) are Go flags.
+	gofs := goflag.NewFlagSet("zap", goflag.ContinueOnError)
+	o.zapOpts.BindFlags(gofs)
+	fs.AddGoFlagSet(gofs)
+}
+
+func runServe(ctx context.Context, o *serveOptions, args []string, stderr io.Writer) int {
+	iamf, certDir, host, port, metricsAddr, metricsSecure, metricsCertDir, probeAddr, pprofAddr := o.iamf, o.certDir, o.host, o.port, o.metricsAddr, o.metricsSecure, o.metricsCertDir, o.probeAddr, o.pprofAddr
+	kubeconfig, karpenterSA, karpenterDeploy, shutdownTimeout, limits, memoryLimitMiB, auditf, zapOpts := o.kubeconfig, o.karpenterSA, o.karpenterDeploy, o.shutdownTimeout, o.limits, o.memoryLimitMiB, o.auditf, o.zapOpts
 	fail := func(format string, a ...any) int {
 		fmt.Fprintf(stderr, "nodeclass-guard serve: "+format+"\n", a...)
 		return exitUsage
 	}
-	if fs.NArg() > 0 {
-		return fail("unexpected arguments %q", fs.Args())
+	if len(args) > 0 {
+		return fail("unexpected arguments %q", args)
 	}
 	if err := iamf.validate(); err != nil {
 		return fail("%v", err)

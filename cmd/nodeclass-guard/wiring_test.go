@@ -2,10 +2,15 @@ package main
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -26,7 +31,7 @@ type hook struct {
 	RequireSerial bool     `json:"require_serial"`
 }
 
-func loadHook(t *testing.T) hook {
+func loadHook(t *testing.T, id string) hook {
 	t.Helper()
 	data, err := os.ReadFile(filepath.Join(repoRoot, ".pre-commit-hooks.yaml"))
 	if err != nil {
@@ -40,43 +45,112 @@ func loadHook(t *testing.T) hook {
 		}
 	}
 	for _, h := range hooks {
-		if h.ID == "nodeclass-guard-check" {
+		if h.ID == id {
 			return h
 		}
 	}
-	t.Fatalf("no hook nodeclass-guard-check in %+v", hooks)
+	t.Fatalf("no hook %s in %+v", id, hooks)
 	return hook{}
 }
 
-// TestPreCommitHookEntry runs the hook's entry exactly as pre-commit does
-// (entry, then args, then the staged files), offline by default and with a
-// snapshot through args.
+// TestPreCommitHookEntry runs the hooks' entries exactly as pre-commit
+// does (entry, then args, then the staged files), offline by default and
+// with a snapshot through args: nodeclass-guard-check installs the release
+// binary from a local file server standing in for the release host (its
+// checksum checked), nodeclass-guard-check-source is this tree's command.
 func TestPreCommitHookEntry(t *testing.T) {
-	h := loadHook(t)
-	if h.Language != "golang" || !slices.Equal(h.Args, []string{"--offline"}) || !h.RequireSerial || !slices.Equal(h.TypesOr, []string{"yaml", "json"}) {
-		t.Errorf("hook %+v: want language golang, args [--offline], require_serial, types_or [yaml json]", h)
+	if _, err := exec.LookPath("bash"); err != nil {
+		t.Skip("bash is not installed")
 	}
-	entry := strings.Fields(h.Entry)
-	if len(entry) < 2 || entry[0] != "nodeclass-guard" || entry[1] != "check" {
-		t.Fatalf("entry %q: want nodeclass-guard check", h.Entry)
+	releases := releaseServer(t, buildBinary(t))
+	cache := t.TempDir()
+	for _, id := range []string{"nodeclass-guard-check", "nodeclass-guard-check-source"} {
+		t.Run(id, func(t *testing.T) {
+			h := loadHook(t, id)
+			if !slices.Equal(h.Args, []string{"--offline"}) || !h.RequireSerial || !slices.Equal(h.TypesOr, []string{"yaml", "json"}) {
+				t.Errorf("hook %+v: want args [--offline], require_serial, types_or [yaml json]", h)
+			}
+			var hookRun func(args []string, files ...string) result
+			switch id {
+			case "nodeclass-guard-check":
+				if h.Language != "script" || h.Entry != "hack/pre-commit-check.sh" {
+					t.Fatalf("hook %+v: want language script, entry hack/pre-commit-check.sh", h)
+				}
+				hookRun = func(args []string, files ...string) result {
+					cmd := exec.Command(filepath.Join(repoRoot, h.Entry), append(slices.Clone(args), files...)...)
+					cmd.Env = append(os.Environ(), "NCG_RELEASE_URL="+releases, "XDG_CACHE_HOME="+cache)
+					var out, errOut bytes.Buffer
+					cmd.Stdout, cmd.Stderr = &out, &errOut
+					err := cmd.Run()
+					code := 0
+					if ee, ok := err.(*exec.ExitError); ok {
+						code = ee.ExitCode()
+					} else if err != nil {
+						t.Fatal(err)
+					}
+					return result{code: code, stdout: out.String(), stderr: errOut.String()}
+				}
+			default:
+				entry := strings.Fields(h.Entry)
+				if h.Language != "golang" || len(entry) < 2 || entry[0] != "nodeclass-guard" || entry[1] != "check" {
+					t.Fatalf("hook %+v: want language golang, entry nodeclass-guard check", h)
+				}
+				hookRun = func(args []string, files ...string) result {
+					argv := append(append(slices.Clone(entry[1:]), args...), files...)
+					return runCmd(t, "", argv...)
+				}
+			}
+			// Offline: the format denial, at its line, fails the commit.
+			res := hookRun(h.Args, "testdata/offline/format.yaml", "testdata/good/ec2nodeclass.yaml")
+			if res.code != 1 || !strings.Contains(res.stdout, "testdata/offline/format.yaml:6:3: spec.role: [RoleIsARN]") {
+				t.Errorf("offline hook: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+			}
+			// Offline on good files (and a file that is not a manifest): passes.
+			if res := hookRun(h.Args, "testdata/good/ec2nodeclass.yaml", "testdata/good/kustomization.yaml"); res.code != 0 {
+				t.Errorf("offline hook on good files: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+			}
+			// A snapshot through args: the IAM checks run.
+			res = hookRun(iamArgs(ctlKarpenter), "testdata/bad/role-path.yaml")
+			if res.code != 1 || !strings.Contains(res.stdout, "[PassRoleDenied]") {
+				t.Errorf("hook with a snapshot: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+			}
+		})
 	}
-	hookRun := func(args []string, files ...string) result {
-		argv := append(append(slices.Clone(entry[1:]), args...), files...)
-		return runCmd(t, "", argv...)
+	// The release binary was installed once, checked, into the cache.
+	if _, err := os.Stat(filepath.Join(cache, "nodeclass-guard", "v0.2.0", "nodeclass-guard")); err != nil {
+		t.Errorf("the hook's binary is not in its cache: %v", err)
 	}
-	// Offline: the format denial, at its line, fails the commit.
-	res := hookRun(h.Args, "testdata/offline/format.yaml", "testdata/good/ec2nodeclass.yaml")
-	if res.code != 1 || !strings.Contains(res.stdout, "testdata/offline/format.yaml:6:3: spec.role: [RoleIsARN]") {
-		t.Errorf("offline hook: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+}
+
+// TestReleaseVersionsAgree: the version the pre-commit hook installs, the
+// chart's version and appVersion, the image the base deploys and the
+// newest CHANGELOG.md section are the same release.
+func TestReleaseVersionsAgree(t *testing.T) {
+	read := func(name string) string {
+		data, err := os.ReadFile(filepath.Join(repoRoot, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(data)
 	}
-	// Offline on good files (and a file that is not a manifest): passes.
-	if res := hookRun(h.Args, "testdata/good/ec2nodeclass.yaml", "testdata/good/kustomization.yaml"); res.code != 0 {
-		t.Errorf("offline hook on good files: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	newest := regexp.MustCompile(`(?m)^## (v[0-9]+\.[0-9]+\.[0-9]+\S*)$`).FindStringSubmatch(read("CHANGELOG.md"))
+	if newest == nil {
+		t.Fatal("CHANGELOG.md has no ## vX.Y.Z section")
 	}
-	// A snapshot through args: the IAM checks run.
-	res = hookRun(iamArgs(ctlKarpenter), "testdata/bad/role-path.yaml")
-	if res.code != 1 || !strings.Contains(res.stdout, "[PassRoleDenied]") {
-		t.Errorf("hook with a snapshot: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	v := newest[1]
+	for file, want := range map[string]string{
+		"hack/pre-commit-check.sh":                 "\nversion=" + v + "\n",
+		"deploy/charts/nodeclass-guard/Chart.yaml": "\nversion: " + strings.TrimPrefix(v, "v") + "\n",
+		"deploy/base/deployment.yaml":              "ghcr.io/nodeclass-guard/nodeclass-guard:" + v + "\n",
+		"README.md":                                "nodeclass-guard/nodeclass-guard@" + v + "\n",
+		"action.yml":                               "nodeclass-guard/nodeclass-guard@" + v + "\n",
+	} {
+		if !strings.Contains(read(file), want) {
+			t.Errorf("%s does not hold %q: the newest CHANGELOG.md release is %s", file, want, v)
+		}
+	}
+	if !strings.Contains(read("deploy/charts/nodeclass-guard/Chart.yaml"), "\nappVersion: \""+v+"\"\n") {
+		t.Errorf("Chart.yaml's appVersion is not %q", v)
 	}
 }
 
@@ -116,6 +190,8 @@ func TestPreCommitTryRepo(t *testing.T) {
 	gomodcache, _ := exec.Command("go", "env", "GOMODCACHE").Output()
 	env := append(os.Environ(),
 		"PRE_COMMIT_HOME="+filepath.Join(home, "pre-commit"),
+		// The hook installs the release binary from a stand-in release host.
+		"NCG_RELEASE_URL="+releaseServer(t, buildBinary(t)), "XDG_CACHE_HOME="+filepath.Join(home, "cache"),
 		// pre-commit builds the hook with `go install ./...` in a GOPATH
 		// of its own; share this machine's caches so nothing is fetched.
 		"GOCACHE="+strings.TrimSpace(string(gocache)),
@@ -181,7 +257,13 @@ var expr = regexp.MustCompile(`\$\{\{\s*([a-z_.-]+)\s*\}\}`)
 func runStep(t *testing.T, s actionStep, vars map[string]string, path, dir string) (int, string, map[string]string) {
 	t.Helper()
 	out := filepath.Join(t.TempDir(), "github_output")
-	env := []string{"PATH=" + path, "HOME=" + t.TempDir(), "GITHUB_OUTPUT=" + out, "GITHUB_PATH=" + filepath.Join(t.TempDir(), "github_path")}
+	ghPath := filepath.Join(t.TempDir(), "github_path")
+	actionPath, err := filepath.Abs(repoRoot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"PATH=" + path, "HOME=" + t.TempDir(), "GITHUB_OUTPUT=" + out, "GITHUB_PATH=" + ghPath,
+		"GITHUB_ACTION_PATH=" + actionPath, "RUNNER_TEMP=" + t.TempDir()}
 	for k, v := range s.Env {
 		env = append(env, k+"="+expr.ReplaceAllStringFunc(v, func(m string) string {
 			name := expr.FindStringSubmatch(m)[1]
@@ -196,7 +278,7 @@ func runStep(t *testing.T, s actionStep, vars map[string]string, path, dir strin
 	cmd.Env, cmd.Dir = env, dir
 	var buf bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &buf, &buf
-	err := cmd.Run()
+	err = cmd.Run()
 	code := 0
 	if ee, ok := err.(*exec.ExitError); ok {
 		code = ee.ExitCode()
@@ -204,6 +286,10 @@ func runStep(t *testing.T, s actionStep, vars map[string]string, path, dir strin
 		t.Fatal(err)
 	}
 	outputs := map[string]string{}
+	// What the step added to PATH, under a key no output can have.
+	if p, err := os.ReadFile(ghPath); err == nil {
+		outputs["$GITHUB_PATH"] = strings.TrimSpace(string(p))
+	}
 	data, _ := os.ReadFile(out)
 	for _, l := range strings.Split(strings.TrimSpace(string(data)), "\n") {
 		if k, v, ok := strings.Cut(l, "="); ok {
@@ -273,7 +359,11 @@ func TestAction(t *testing.T) {
 		t.Fatalf("steps %v: want Install nodeclass-guard, Check manifests (id check), Upload SARIF, Fail when an object is denied", steps)
 	}
 
-	// Install, with a fake go that records its arguments.
+	// Install: a release tag from a local file server standing in for the
+	// release host (the binary of this tree, as make release names it, and
+	// SHA256SUMS), a commit with a fake go that records its arguments.
+	binDir := buildBinary(t)
+	releases := releaseServer(t, binDir)
 	bin := t.TempDir()
 	calls := filepath.Join(t.TempDir(), "go-calls")
 	fakeGo := "#!/bin/sh\nif [ \"$1\" = env ]; then echo /gopath; exit 0; fi\necho \"$*\" >> " + calls + "\n"
@@ -284,25 +374,36 @@ func TestAction(t *testing.T) {
 	for _, tc := range []struct {
 		version, ref string
 		exit         int
-		want         string
+		goCall       string // the fake go's arguments
+		installed    bool   // the release binary, on GITHUB_PATH
+		log          string
 	}{
-		{version: "v0.1.0", ref: "v9.9.9", want: "install github.com/nodeclass-guard/nodeclass-guard/cmd/nodeclass-guard@v0.1.0"},
-		{version: "", ref: "v0.2.0", want: "install github.com/nodeclass-guard/nodeclass-guard/cmd/nodeclass-guard@v0.2.0"},
-		{version: "", ref: "0123456789abcdef0123456789abcdef01234567", want: "install github.com/nodeclass-guard/nodeclass-guard/cmd/nodeclass-guard@0123456789abcdef0123456789abcdef01234567"},
+		{version: "v0.2.0", ref: "v9.9.9", installed: true},
+		{version: "", ref: "v0.2.0", installed: true},
+		{version: "", ref: "0123456789abcdef0123456789abcdef01234567", goCall: "install github.com/nodeclass-guard/nodeclass-guard/cmd/nodeclass-guard@0123456789abcdef0123456789abcdef01234567"},
+		{version: "v0.2.1", ref: "v0.2.0", exit: 1, log: "SHA256SUMS says"},
+		{version: "v0.3.0", ref: "v0.2.0", exit: 1, log: "could not download"},
 		{version: "latest", ref: "v0.2.0", exit: 2},
 		{version: "", ref: "", exit: 2},
 		{version: "", ref: "main", exit: 2},
 	} {
 		os.Remove(calls)
-		code, out, _ := runStep(t, install, map[string]string{"inputs.version": tc.version, "github.action_ref": tc.ref}, path, t.TempDir())
+		code, out, outputs := runStep(t, install, map[string]string{"inputs.version": tc.version, "github.action_ref": tc.ref, "inputs.release-url": releases}, path, t.TempDir())
 		got, _ := os.ReadFile(calls)
-		if code != tc.exit || strings.TrimSpace(string(got)) != tc.want {
-			t.Errorf("install version %q, ref %q: exit %d, go called with %q; want exit %d and %q\n%s", tc.version, tc.ref, code, got, tc.exit, tc.want, out)
+		if code != tc.exit || strings.TrimSpace(string(got)) != tc.goCall || !strings.Contains(out, tc.log) {
+			t.Errorf("install version %q, ref %q: exit %d, go called with %q; want exit %d, go called with %q, %q in the log\n%s", tc.version, tc.ref, code, got, tc.exit, tc.goCall, tc.log, out)
+		}
+		if tc.installed {
+			dir := outputs["$GITHUB_PATH"]
+			v, err := exec.Command(filepath.Join(dir, "nodeclass-guard"), "version").Output()
+			if dir == "" || err != nil || !strings.HasPrefix(string(v), "nodeclass-guard ") {
+				t.Errorf("install %q: GITHUB_PATH %q: nodeclass-guard version: %v %q\n%s", tc.version+tc.ref, dir, err, v, out)
+			}
 		}
 	}
 
 	// Check, with the real binary.
-	path = buildBinary(t) + string(os.PathListSeparator) + os.Getenv("PATH")
+	path = binDir + string(os.PathListSeparator) + os.Getenv("PATH")
 	abs := func(p string) string {
 		a, err := filepath.Abs(p)
 		if err != nil {
@@ -362,4 +463,37 @@ func TestAction(t *testing.T) {
 	if !strings.Contains(fail.If, "steps.check.outputs.exit-code != '0'") {
 		t.Errorf("failure step if %q", fail.If)
 	}
+}
+
+// releaseServer serves a release host over HTTP: v0.2.0 holds this tree's
+// binary under the name make release gives this machine's platform and a
+// SHA256SUMS that matches it; v0.2.1 a SHA256SUMS that does not. It returns
+// the base URL (NCG_RELEASE_URL).
+func releaseServer(t *testing.T, binDir string) string {
+	t.Helper()
+	bin, err := os.ReadFile(filepath.Join(binDir, "nodeclass-guard"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := "nodeclass-guard_" + runtime.GOOS + "_" + runtime.GOARCH
+	root := t.TempDir()
+	sum := sha256.Sum256(bin)
+	for version, sums := range map[string]string{
+		"v0.2.0": hex.EncodeToString(sum[:]) + "  " + name + "\n",
+		"v0.2.1": strings.Repeat("0", 64) + "  " + name + "\n",
+	} {
+		dir := filepath.Join(root, version)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), bin, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "SHA256SUMS"), []byte(sums), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	srv := httptest.NewServer(http.FileServer(http.Dir(root)))
+	t.Cleanup(srv.Close)
+	return srv.URL
 }

@@ -128,11 +128,16 @@ func (c *call) serveEKS() {
 }
 
 func clusterJSON(cl authz.Cluster) map[string]any {
-	return map[string]any{
+	out := map[string]any{
 		"name": cl.Name, "arn": cl.ARN, "roleArn": cl.RoleARN, "status": "ACTIVE",
 		"accessConfig":  map[string]any{"authenticationMode": cl.AuthenticationMode},
 		"computeConfig": map[string]any{"enabled": cl.AutoMode},
 	}
+	if cl.Version != "" {
+		// As EKS answers it: the cluster's Kubernetes version.
+		out["version"] = cl.Version
+	}
+	return out
 }
 
 func nonNil(s []string) []string {

@@ -7,7 +7,9 @@
 // injected on demand.
 //
 // Actions: GetRole, GetInstanceProfile, ListInstanceProfilesForRole,
-// SimulatePrincipalPolicy. SigV4 signatures are not verified, but a request
+// SimulatePrincipalPolicy, and the policy reads of policies.go
+// (ListRolePolicies, GetRolePolicy, ListAttachedRolePolicies, GetPolicy,
+// GetPolicyVersion). SigV4 signatures are not verified, but a request
 // without an Authorization header is refused as IAM refuses it.
 package iamserver
 
@@ -297,6 +299,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		c.listInstanceProfilesForRole()
 	case "SimulatePrincipalPolicy":
 		c.simulatePrincipalPolicy()
+	case "ListRolePolicies":
+		c.listRolePolicies()
+	case "GetRolePolicy":
+		c.getRolePolicy()
+	case "ListAttachedRolePolicies":
+		c.listAttachedRolePolicies()
+	case "GetPolicy":
+		c.getPolicy()
+	case "GetPolicyVersion":
+		c.getPolicyVersion()
 	default:
 		c.fail(http.StatusBadRequest, "Sender", "InvalidAction", fmt.Sprintf("Could not find operation %s for version 2010-05-08", action))
 	}

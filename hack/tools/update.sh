@@ -79,7 +79,7 @@ certmanager() {
   printf '\nrequire github.com/cert-manager/cert-manager %s\n' "$CERT_MANAGER_VERSION" >>"$root/cert-manager/go.mod"
   (cd "$root/cert-manager" && GOTOOLCHAIN=local go mod tidy)
 }
-all=(kubernetes etcd kustomize helm karpenter karpenter-v1beta1 kind coredns cert-manager)
+all=(kubernetes etcd kustomize helm karpenter karpenter-v1beta1 kind coredns cert-manager cyclonedx-gomod)
 for m in "${@:-${all[@]}}"; do
   echo "update: $m" >&2
   case "$m" in
@@ -92,6 +92,7 @@ for m in "${@:-${all[@]}}"; do
   kind) tool_module kind 1.26.0 local "sigs.k8s.io/kind@$KIND_VERSION" ;;
   coredns) tool_module coredns 1.26.0 local "github.com/coredns/coredns@$COREDNS_VERSION" ;;
   cert-manager) certmanager ;;
+  cyclonedx-gomod) tool_module cyclonedx-gomod 1.26.0 local "github.com/CycloneDX/cyclonedx-gomod/cmd/cyclonedx-gomod@$CYCLONEDX_GOMOD_VERSION" ;;
   *) echo "update: unknown module $m (one of: ${all[*]})" >&2; exit 2 ;;
   esac
 done
