@@ -101,6 +101,15 @@ func opaque(t reflect.Type) bool {
 // t) that t has no field for, with the nearest field name, and walks the
 // known ones.
 func unknownFields(path *field.Path, raw json.RawMessage, t reflect.Type, in string) []Finding {
+	return unknownFieldsAs(path, raw, t, KubeletConfigInvalid, func(k string, names []string) string {
+		return fmt.Sprintf("unknown field %q.%s %s has no such field (names are case-sensitive), so %s (InvalidKubeletConfiguration)",
+			k, didYouMean(k, names), in, why)
+	})
+}
+
+// unknownFieldsAs is unknownFields reporting check, with msg's message
+// for an unknown key k among names.
+func unknownFieldsAs(path *field.Path, raw json.RawMessage, t reflect.Type, check Check, msg func(k string, names []string) string) []Finding {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
@@ -119,12 +128,10 @@ func unknownFields(path *field.Path, raw json.RawMessage, t reflect.Type, in str
 		for _, k := range keys {
 			ft, ok := fs.types[k]
 			if !ok {
-				out = append(out, finding(KubeletConfigInvalid, path.Child(k), fmt.Sprintf(
-					"unknown field %q.%s %s has no such field (names are case-sensitive), so %s (InvalidKubeletConfiguration)",
-					k, didYouMean(k, fs.names), in, why)))
+				out = append(out, finding(check, path.Child(k), msg(k, fs.names)))
 				continue
 			}
-			out = append(out, unknownFields(path.Child(k), m[k], ft, in)...)
+			out = append(out, unknownFieldsAs(path.Child(k), m[k], ft, check, msg)...)
 		}
 	case reflect.Map:
 		var m map[string]json.RawMessage
@@ -132,7 +139,7 @@ func unknownFields(path *field.Path, raw json.RawMessage, t reflect.Type, in str
 			return nil
 		}
 		for _, k := range sortedKeys(m) {
-			out = append(out, unknownFields(path.Key(k), m[k], t.Elem(), in)...)
+			out = append(out, unknownFieldsAs(path.Key(k), m[k], t.Elem(), check, msg)...)
 		}
 	case reflect.Slice:
 		if t.Elem().Kind() == reflect.Uint8 {
@@ -143,7 +150,7 @@ func unknownFields(path *field.Path, raw json.RawMessage, t reflect.Type, in str
 			return nil
 		}
 		for i, e := range l {
-			out = append(out, unknownFields(path.Index(i), e, t.Elem(), in)...)
+			out = append(out, unknownFieldsAs(path.Index(i), e, t.Elem(), check, msg)...)
 		}
 	}
 	return out
