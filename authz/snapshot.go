@@ -42,6 +42,7 @@ type Snapshot struct {
 
 	eks eksSnapshot
 	ec2 ec2Snapshot
+	kms kmsSnapshot
 }
 
 var _ View = (*Snapshot)(nil)
@@ -83,6 +84,9 @@ type (
 		AccessEntries *[]accessEntryDoc `json:"AccessEntries"`
 		// The optional EC2 and SSM sections (ec2_snapshot.go).
 		ec2Sections
+		// The optional KMS sections (kms_snapshot.go).
+		KMSKeys *[]kmsKeyDoc   `json:"KMSKeys"`
+		Aliases *[]kmsAliasDoc `json:"Aliases"`
 	}
 	roleDetail struct {
 		RoleName                 string
@@ -164,7 +168,7 @@ func LoadSnapshot(r io.Reader, source string) (*Snapshot, error) {
 	}
 	var all authorizationDetails
 	for _, d := range docs {
-		if d.RoleDetailList == nil && d.InstanceProfiles == nil && d.Cluster == nil && d.AccessEntries == nil && !d.ec2Sections.any() {
+		if d.RoleDetailList == nil && d.InstanceProfiles == nil && d.Cluster == nil && d.AccessEntries == nil && !d.ec2Sections.any() && d.KMSKeys == nil {
 			return nil, fmt.Errorf("%s: has neither RoleDetailList nor InstanceProfiles; want the JSON printed by `aws iam get-account-authorization-details` (optionally merged with `aws iam list-instance-profiles`)", source)
 		}
 		all.RoleDetailList = append(all.RoleDetailList, d.RoleDetailList...)
@@ -174,6 +178,8 @@ func LoadSnapshot(r io.Reader, source string) (*Snapshot, error) {
 			all.Cluster = d.Cluster
 		}
 		all.ec2Sections.merge(d.ec2Sections)
+		appendSection(&all.KMSKeys, d.KMSKeys)
+		appendSection(&all.Aliases, d.Aliases)
 		if d.AccessEntries != nil {
 			if all.AccessEntries == nil {
 				all.AccessEntries = new([]accessEntryDoc)
@@ -189,6 +195,9 @@ func LoadSnapshot(r io.Reader, source string) (*Snapshot, error) {
 		return nil, fmt.Errorf("%s: %w", source, err)
 	}
 	if s.ec2, err = buildEC2(all.ec2Sections, s.account()); err != nil {
+		return nil, fmt.Errorf("%s: %w", source, err)
+	}
+	if s.kms, err = buildKMS(all.KMSKeys, all.Aliases); err != nil {
 		return nil, fmt.Errorf("%s: %w", source, err)
 	}
 	s.source = source

@@ -13,6 +13,7 @@ import (
 func (c *Checker) checkNode(ctx context.Context, v *Verdict, nc *EC2NodeClass) {
 	c.checkKubelet(v, nc.Spec)
 	c.checkUserData(v, nc.Spec)
+	c.checkKMS(ctx, v, nc.Spec)
 }
 
 // sameNode reports whether an update leaves what the node is given as it
