@@ -459,6 +459,10 @@ func TestCheckEveryCode(t *testing.T) {
 		// --kubeconfig against a real API server (TestUpdateGuard).
 		"SelectorTermMatchesNothing", "SelectorMatchesNothing", "CapacityReservationTermMatchesNothing",
 		"SubnetSecurityGroupVPCMismatch", "ImageArchitectureMismatch", "ImageFamilyMismatch", "SelectorChecksSkipped",
+		// What the node is given: kubelet, userData, encrypted volumes.
+		"KubeletConfigInvalid", "KubeletConfigUnsupported", "KubeletExpressionInvalid", "KubeletExpressionEvaluationFailed",
+		"KubeletExpressionsGated", "UserDataInvalid", "UserDataWrongFamily", "UserDataSetsKarpenterField", "UserDataFieldIgnored",
+		"KMSKeyNotFound", "KMSKeyNotEnabled", "KMSKeyWrongRegion", "KMSKeyAccessDenied", "EBSDefaultKMSKey", "KMSChecksSkipped",
 	}
 	union := map[string]bool{}
 	collect := func(name string, res result, wantExit int) report {
