@@ -120,6 +120,10 @@ func kubeletExpressions(path *field.Path, kc map[string]json.RawMessage) []Findi
 	}
 	var out []Finding
 	for _, e := range exprs {
+		if prg, ok := compiled.get(e.text); ok {
+			out = append(out, evalShapes(prg, e.path, e.text, e.maxPods)...)
+			continue
+		}
 		ast, iss := env.Compile(e.text)
 		if iss != nil && iss.Err() != nil {
 			out = append(out, finding(KubeletExpressionInvalid, e.path, fmt.Sprintf(
@@ -137,18 +141,51 @@ func kubeletExpressions(path *field.Path, kc map[string]json.RawMessage) []Findi
 			out = append(out, finding(KubeletExpressionInvalid, e.path, fmt.Sprintf("%q: %s", e.text, oneLine(err.Error()))))
 			continue
 		}
-		for _, sh := range shapes {
-			if msg := evalOn(prg, sh, e.maxPods); msg != "" {
-				out = append(out, finding(KubeletExpressionEvaluationFailed, e.path, fmt.Sprintf(
-					"%q %s on %s (vcpus=%d, memory_mib=%d, max_pods=%d); Karpenter 1.15 evaluates it on every instance type and would mark the class ValidationSucceeded=False (KubeletExpressionEvaluationFailed). Guard it, for example with max(...)",
-					e.text, msg, sh.name, sh.vcpus, sh.memoryMiB, sh.pods)))
-				break
-			}
-		}
+		compiled.put(e.text, prg)
+		out = append(out, evalShapes(prg, e.path, e.text, e.maxPods)...)
 	}
 	out = append(out, Finding{Check: KubeletExpressionsGated, Path: exprs[0].path, Warn: true, Message: fmt.Sprintf(
 		"%q is a CEL expression, which Karpenter 1.15 applies only with its feature gate NodeClassCEL=true (off by default: settings.awsFeatureGates.nodeClassCEL); otherwise the class is not Ready (KubeletExpressionsDisabled)", exprs[0].text)})
 	return out
+}
+
+// evalShapes evaluates prg on each shape, reporting the first failure.
+func evalShapes(prg cel.Program, path *field.Path, text string, maxPods bool) []Finding {
+	for _, sh := range shapes {
+		if msg := evalOn(prg, sh, maxPods); msg != "" {
+			return []Finding{finding(KubeletExpressionEvaluationFailed, path, fmt.Sprintf(
+				"%q %s on %s (vcpus=%d, memory_mib=%d, max_pods=%d); Karpenter 1.15 evaluates it on every instance type and would mark the class ValidationSucceeded=False (KubeletExpressionEvaluationFailed). Guard it, for example with max(...)",
+				text, msg, sh.name, sh.vcpus, sh.memoryMiB, sh.pods))}
+		}
+	}
+	return nil
+}
+
+// programCache keeps compiled expressions (as Karpenter does): every
+// admission of a class compiles the same few. Bounded: emptied when full.
+type programCache struct {
+	mu sync.Mutex
+	m  map[string]cel.Program
+}
+
+const maxPrograms = 256
+
+var compiled = &programCache{m: map[string]cel.Program{}}
+
+func (c *programCache) get(text string) (cel.Program, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p, ok := c.m[text]
+	return p, ok
+}
+
+func (c *programCache) put(text string, p cel.Program) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.m) >= maxPrograms {
+		clear(c.m)
+	}
+	c.m[text] = p
 }
 
 // evalOn evaluates prg on sh and says what is wrong with the result, ""

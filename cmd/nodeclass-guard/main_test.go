@@ -405,6 +405,7 @@ func TestCheckExamples(t *testing.T) {
 		"role-trust-missing-ec2.yaml": {"RoleTrustMissingEC2"},
 		"auto-mode-role-path.yaml":    {"NodeAccessEntryMissing", "AutoModeRoleHasPath"},
 		"subnet-term-typo.yaml":       {"SelectorTermMatchesNothing"},
+		"kubelet-typo.yaml":           {"KubeletConfigInvalid"},
 	}
 	for file, codes := range want {
 		if !slices.Equal(byFile[file], codes) {
@@ -434,6 +435,8 @@ func startIAM(t *testing.T) (*iamserver.Server, string) {
 	srv := iamserver.New(snap)
 	url, stop := srv.Start()
 	t.Cleanup(stop)
+	// KMS has no endpoint flag: the SDK's own per-service setting.
+	t.Setenv("AWS_ENDPOINT_URL_KMS", url)
 	return srv, url
 }
 
