@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"reflect"
 	"slices"
 	"strconv"
@@ -164,6 +165,16 @@ func kubeletShape(path *field.Path, kc map[string]json.RawMessage) []Finding {
 	in := "The kubelet's " + KubeletTypes + " (what Karpenter 1.15.1 decodes spec.kubelet against)"
 	out := unknownFields(path, obj, kubeletType, in)
 	fs := jsonFields(kubeletType)
+	// One decode of the whole map first: a valid map (the common case)
+	// costs one decode, not one per field.
+	whole := kc
+	if v, ok := kc["maxPods"]; ok && isJSONString(v) {
+		whole = maps.Clone(kc)
+		whole["maxPods"] = json.RawMessage("0")
+	}
+	if all, err := json.Marshal(whole); err == nil && json.Unmarshal(all, &kubeletv1beta1.KubeletConfiguration{}) == nil {
+		return out
+	}
 	for _, k := range sortedKeys(kc) {
 		ft, ok := fs.types[k]
 		if !ok {

@@ -155,8 +155,15 @@ func al2023(path *field.Path, userData string) []Finding {
 	return out
 }
 
-// bootstrapSh finds a call of the AL2 bootstrap script (not a comment).
-var bootstrapSh = regexp.MustCompile(`^[^#]*(/etc/eks/)?bootstrap\.sh\b`)
+// bootstrapSh finds a call of the AL2 bootstrap script (not a comment);
+// headLine a document's apiVersion or kind; powershellTag a PowerShell
+// tag; startBootstrap a call of the Windows bootstrap script.
+var (
+	bootstrapSh    = regexp.MustCompile(`^[^#]*(/etc/eks/)?bootstrap\.sh\b`)
+	headLine       = regexp.MustCompile(`^\s*(apiVersion|kind)\s*:`)
+	powershellTag  = regexp.MustCompile(`(?i)</?powershell>`)
+	startBootstrap = regexp.MustCompile(`(?i)^[^#]*Start-EKSBootstrap`)
+)
 
 // nodeConfig judges the NodeConfig documents of a part as nodeadm decodes
 // them.
@@ -213,7 +220,7 @@ func nodeConfigDoc(path *field.Path, doc string, line int) []Finding {
 		return []Finding{invalid(line, firstLine(doc), "it is not a YAML mapping")}
 	}
 	if head.APIVersion != nodeadm.GroupVersion.String() || head.Kind != "NodeConfig" {
-		n, text := findLine(doc, regexp.MustCompile(`^\s*(apiVersion|kind)\s*:`))
+		n, text := findLine(doc, headLine)
 		if n == 0 {
 			n, text = 1, firstLine(doc)
 		}
@@ -369,7 +376,7 @@ func bottlerocket(path *field.Path, userData string) []Finding {
 // writes it inside its own <powershell> block, before its call of
 // Start-EKSBootstrap.ps1.
 func windows(path *field.Path, userData, family string) []Finding {
-	if n, line := findLine(userData, regexp.MustCompile(`(?i)</?powershell>`)); n > 0 {
+	if n, line := findLine(userData, powershellTag); n > 0 {
 		return []Finding{finding(UserDataInvalid, path, fmt.Sprintf(
 			"line %d %s: Karpenter writes the %s userData inside its own <powershell> block, so this tag ends that block early and Karpenter's Start-EKSBootstrap.ps1 call never runs: the node never joins. Remove the <powershell> and </powershell> tags",
 			n, quoteLine(line), family))}
@@ -383,7 +390,7 @@ func windows(path *field.Path, userData, family string) []Finding {
 		return []Finding{finding(UserDataWrongFamily, path, fmt.Sprintf(
 			"line 1 %s: the %s userData is %s userData, but Windows runs PowerShell. Write PowerShell (without <powershell> tags)", quoteLine(firstLine(userData)), family, wrong))}
 	}
-	if n, line := findLine(userData, regexp.MustCompile(`(?i)^[^#]*Start-EKSBootstrap`)); n > 0 {
+	if n, line := findLine(userData, startBootstrap); n > 0 {
 		return []Finding{{Check: UserDataSetsKarpenterField, Path: path, Warn: true, Message: fmt.Sprintf(
 			"line %d %s calls Start-EKSBootstrap.ps1, which Karpenter calls itself after your script with the cluster's name, endpoint and CA: the node bootstraps twice. Remove the call", n, quoteLine(line))}}
 	}
