@@ -44,6 +44,7 @@ type Snapshot struct {
 	ec2 ec2Snapshot
 	// awsAuth is the optional "awsAuth" section (record.go).
 	awsAuth *AWSAuthData
+	kms     kmsSnapshot
 }
 
 var _ View = (*Snapshot)(nil)
@@ -87,6 +88,9 @@ type (
 		ec2Sections
 		// The optional aws-auth section (record.go).
 		AWSAuth *AWSAuthData `json:"awsAuth"`
+		// The optional KMS sections (kms_snapshot.go).
+		KMSKeys *[]kmsKeyDoc   `json:"KMSKeys"`
+		Aliases *[]kmsAliasDoc `json:"Aliases"`
 	}
 	roleDetail struct {
 		RoleName                 string
@@ -168,7 +172,7 @@ func LoadSnapshot(r io.Reader, source string) (*Snapshot, error) {
 	}
 	var all authorizationDetails
 	for _, d := range docs {
-		if d.RoleDetailList == nil && d.InstanceProfiles == nil && d.Cluster == nil && d.AccessEntries == nil && !d.ec2Sections.any() && d.AWSAuth == nil {
+		if d.RoleDetailList == nil && d.InstanceProfiles == nil && d.Cluster == nil && d.AccessEntries == nil && !d.ec2Sections.any() && d.AWSAuth == nil && d.KMSKeys == nil {
 			return nil, fmt.Errorf("%s: has neither RoleDetailList nor InstanceProfiles; want the JSON printed by `aws iam get-account-authorization-details` (optionally merged with `aws iam list-instance-profiles`)", source)
 		}
 		all.RoleDetailList = append(all.RoleDetailList, d.RoleDetailList...)
@@ -181,6 +185,8 @@ func LoadSnapshot(r io.Reader, source string) (*Snapshot, error) {
 		if d.AWSAuth != nil {
 			all.AWSAuth = d.AWSAuth
 		}
+		appendSection(&all.KMSKeys, d.KMSKeys)
+		appendSection(&all.Aliases, d.Aliases)
 		if d.AccessEntries != nil {
 			if all.AccessEntries == nil {
 				all.AccessEntries = new([]accessEntryDoc)
@@ -199,6 +205,9 @@ func LoadSnapshot(r io.Reader, source string) (*Snapshot, error) {
 		return nil, fmt.Errorf("%s: %w", source, err)
 	}
 	s.awsAuth = all.AWSAuth
+	if s.kms, err = buildKMS(all.KMSKeys, all.Aliases); err != nil {
+		return nil, fmt.Errorf("%s: %w", source, err)
+	}
 	s.source = source
 	return s, nil
 }

@@ -46,3 +46,11 @@ func ValidationReason(v Version, denied []Request) string {
 	}
 	return ""
 }
+
+// KubeletFreeForm reports whether Karpenter v's EC2NodeClass takes
+// spec.kubelet as a free-form map that its controller validates, reporting
+// a refused one as ValidationSucceeded=False (1.15 and later: v1.15.1
+// pkg/apis/v1/kubeletconfiguration_validation.go and
+// pkg/controllers/nodeclass/validation.go). Before 1.15 the CRD types
+// spec.kubelet and the API server checks it at apply time.
+func KubeletFreeForm(v Version) bool { return v.atLeast(15) }

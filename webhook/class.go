@@ -79,6 +79,9 @@ func (c *Checker) checkEC2ClassAs(ctx context.Context, nc *EC2NodeClass, np *Nod
 		v.demote("spec.tags update, not refused")
 	}
 	c.checkSelectors(ctx, &v, nc, np, r)
+	if !warnOnly {
+		c.checkNode(ctx, &v, nc)
+	}
 	return v, r
 }
 

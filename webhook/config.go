@@ -75,6 +75,11 @@ type Config struct {
 	// means they are not resolved, and a class with terms gets
 	// SelectorChecksSkipped. Its answers share the IAM deadline.
 	EC2 authz.EC2View
+	// KMS describes the KMS keys of encrypted volumes (with their key
+	// policies and grants); nil means they are not checked, and a class
+	// naming a key gets KMSChecksSkipped. Its answers share the IAM
+	// deadline.
+	KMS authz.KMSView
 	// KubernetesVersion is the cluster's ("1.34"), for AMI aliases: the
 	// API server's in serve, --kubernetes-version or the snapshot's
 	// cluster section in check.

@@ -1,6 +1,8 @@
 package webhook
 
 import (
+	"encoding/json"
+
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -55,6 +57,67 @@ type EC2NodeClassSpec struct {
 	SecurityGroupSelectorTerms       []SelectorTerm `json:"securityGroupSelectorTerms,omitempty"`
 	AMISelectorTerms                 []SelectorTerm `json:"amiSelectorTerms,omitempty"`
 	CapacityReservationSelectorTerms []SelectorTerm `json:"capacityReservationSelectorTerms,omitempty"`
+	// Kubelet is the kubelet configuration: a free-form map from Karpenter
+	// 1.15 (validated by Karpenter, not by the API server), typed before.
+	Kubelet map[string]json.RawMessage `json:"kubelet,omitempty"`
+	// UserData is merged with Karpenter's own bootstrap, in the AMI
+	// family's format.
+	UserData *string `json:"userData,omitempty"`
+	// BlockDeviceMappings are the node's volumes; their KMS keys must be
+	// usable by the role that launches.
+	BlockDeviceMappings []BlockDeviceMapping `json:"blockDeviceMappings,omitempty"`
+}
+
+// BlockDeviceMapping is one of spec.blockDeviceMappings, reduced to what
+// the KMS rule reads.
+type BlockDeviceMapping struct {
+	DeviceName *string         `json:"deviceName,omitempty"`
+	EBS        *BlockDeviceEBS `json:"ebs,omitempty"`
+	RootVolume bool            `json:"rootVolume,omitempty"`
+}
+
+// BlockDeviceEBS is a mapping's ebs: whether it is encrypted, and with
+// which key.
+type BlockDeviceEBS struct {
+	Encrypted *bool   `json:"encrypted,omitempty"`
+	KMSKeyID  *string `json:"kmsKeyID,omitempty"`
+}
+
+// copyNodeConfig copies what the node is given: kubelet, userData and the
+// block device mappings.
+func copyNodeConfig(in EC2NodeClassSpec, out *EC2NodeClassSpec) {
+	if in.Kubelet != nil {
+		out.Kubelet = make(map[string]json.RawMessage, len(in.Kubelet))
+		for k, v := range in.Kubelet {
+			out.Kubelet[k] = append(json.RawMessage(nil), v...)
+		}
+	}
+	if in.UserData != nil {
+		u := *in.UserData
+		out.UserData = &u
+	}
+	if in.BlockDeviceMappings != nil {
+		out.BlockDeviceMappings = make([]BlockDeviceMapping, len(in.BlockDeviceMappings))
+		for i, m := range in.BlockDeviceMappings {
+			if m.DeviceName != nil {
+				n := *m.DeviceName
+				m.DeviceName = &n
+			}
+			if m.EBS != nil {
+				e := *m.EBS
+				if e.Encrypted != nil {
+					b := *e.Encrypted
+					e.Encrypted = &b
+				}
+				if e.KMSKeyID != nil {
+					k := *e.KMSKeyID
+					e.KMSKeyID = &k
+				}
+				m.EBS = &e
+			}
+			out.BlockDeviceMappings[i] = m
+		}
+	}
 }
 
 // SelectorTerm is one term of any of an EC2NodeClass's selector lists
@@ -109,6 +172,7 @@ func (in EC2NodeClassSpec) DeepCopy() EC2NodeClassSpec {
 	out.SecurityGroupSelectorTerms = copyTerms(in.SecurityGroupSelectorTerms)
 	out.AMISelectorTerms = copyTerms(in.AMISelectorTerms)
 	out.CapacityReservationSelectorTerms = copyTerms(in.CapacityReservationSelectorTerms)
+	copyNodeConfig(in, &out)
 	return out
 }
 

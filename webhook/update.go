@@ -40,6 +40,11 @@ func (c *Checker) CheckEC2NodeClassUpdate(ctx context.Context, old, nc *EC2NodeC
 	default:
 		after = c.checkSelectors(ctx, &v, nc, nil, nil)
 	}
+	if !sameNode(old.Spec, nc.Spec) && (old.Spec.Role == nc.Spec.Role && old.Spec.InstanceProfile == nc.Spec.InstanceProfile) {
+		// What the node is given changed: judged on its own (a role
+		// change ran it with the class's checks).
+		c.checkNode(ctx, &v, nc)
+	}
 	changed := changedLists(old.Spec, nc.Spec)
 	if len(changed) == 0 || c.cfg.IAM == nil || c.cfg.EC2 == nil {
 		return v

@@ -29,8 +29,13 @@ type iamFlags struct {
 	kubernetesVersion string
 	// ec2 and snap are set by view: the EC2 view, and the snapshot
 	// when one is used.
-	ec2          authz.EC2View
-	snap         *authz.Snapshot
+	ec2  authz.EC2View
+	snap *authz.Snapshot
+	// kms is set by view: the KMS view of encrypted volumes' keys, nil
+	// when a snapshot has no KMSKeys section. Live, it asks the region's
+	// KMS (AWS_ENDPOINT_URL_KMS, the SDK's own setting, points it at a
+	// local endpoint).
+	kms          authz.KMSView
 	timeout      time.Duration
 	onIAMError   string
 	cacheSize    int
@@ -99,6 +104,9 @@ func (f *iamFlags) view(ctx context.Context, metrics *authz.Metrics) (authz.View
 			return nil, nil, fmt.Errorf("--iam-snapshot: %w", err)
 		}
 		f.snap, f.ec2 = snap, snap
+		if snap.HasKMS() {
+			f.kms = snap
+		}
 		return snap, snap, nil
 	}
 	client, err := authz.NewIAMClient(ctx, f.region, f.endpoint, f.timeout)
@@ -130,6 +138,13 @@ func (f *iamFlags) view(ctx context.Context, metrics *authz.Metrics) (authz.View
 		ec2Live = authz.NewBudgetedEC2(ec2Live, authz.BudgetOptions{Rate: f.callRate, Burst: f.callBurst})
 	}
 	f.ec2 = authz.NewCachedEC2(ec2Live, opts)
+	kmsClient, err := authz.NewKMSClient(ctx, f.region, "", f.timeout)
+	if err != nil {
+		return nil, nil, err
+	}
+	// At most 3 KMS calls per distinct key (DescribeKey, GetKeyPolicy,
+	// ListGrants), cached like every other answer.
+	f.kms = authz.NewCachedKMS(authz.NewKMSLive(kmsClient, authz.LiveOptions{Metrics: metrics}), opts)
 	return authz.NewCached(live, opts), eks, nil
 }
 
@@ -185,6 +200,7 @@ func (f *iamFlags) config(ctx context.Context, view authz.View, eks authz.EKSVie
 		KubernetesVersion: f.kubernetesVersion, Karpenter: kv}
 	if view != nil {
 		cfg.EC2 = f.ec2
+		cfg.KMS = f.kms
 	}
 	if cfg.KubernetesVersion == "" && f.snap != nil {
 		cfg.KubernetesVersion = f.snap.KubernetesVersion()

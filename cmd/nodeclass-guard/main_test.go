@@ -406,6 +406,7 @@ func TestCheckExamples(t *testing.T) {
 		"role-trust-missing-ec2.yaml": {"RoleTrustMissingEC2"},
 		"auto-mode-role-path.yaml":    {"NodeAccessEntryMissing", "AutoModeRoleHasPath"},
 		"subnet-term-typo.yaml":       {"SelectorTermMatchesNothing"},
+		"kubelet-typo.yaml":           {"KubeletConfigInvalid"},
 	}
 	for file, codes := range want {
 		if !slices.Equal(byFile[file], codes) {
@@ -435,6 +436,8 @@ func startIAM(t *testing.T) (*iamserver.Server, string) {
 	srv := iamserver.New(snap)
 	url, stop := srv.Start()
 	t.Cleanup(stop)
+	// KMS has no endpoint flag: the SDK's own per-service setting.
+	t.Setenv("AWS_ENDPOINT_URL_KMS", url)
 	return srv, url
 }
 
@@ -460,6 +463,10 @@ func TestCheckEveryCode(t *testing.T) {
 		// --kubeconfig against a real API server (TestUpdateGuard).
 		"SelectorTermMatchesNothing", "SelectorMatchesNothing", "CapacityReservationTermMatchesNothing",
 		"SubnetSecurityGroupVPCMismatch", "ImageArchitectureMismatch", "ImageFamilyMismatch", "SelectorChecksSkipped",
+		// What the node is given: kubelet, userData, encrypted volumes.
+		"KubeletConfigInvalid", "KubeletConfigUnsupported", "KubeletExpressionInvalid", "KubeletExpressionEvaluationFailed",
+		"KubeletExpressionsGated", "UserDataInvalid", "UserDataWrongFamily", "UserDataSetsKarpenterField", "UserDataFieldIgnored",
+		"KMSKeyNotFound", "KMSKeyNotEnabled", "KMSKeyWrongRegion", "KMSKeyAccessDenied", "EBSDefaultKMSKey", "KMSChecksSkipped",
 	}
 	union := map[string]bool{}
 	collect := func(name string, res result, wantExit int) report {

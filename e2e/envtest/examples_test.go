@@ -54,6 +54,7 @@ func TestBadExamples(t *testing.T) {
 		{file: "role-trust-missing-ec2.yaml", group: groupEC2NodeClass, denials: []string{"spec.role: RoleTrustMissingEC2"}},
 		{file: "nodepool-missing-class.yaml", group: groupNodePool, warnings: []string{"[NodeClassNotFound] spec.template.spec.nodeClassRef"}},
 		{file: "subnet-term-typo.yaml", group: groupEC2NodeClass, warnings: []string{"[SelectorTermMatchesNothing] spec.subnetSelectorTerms[1]"}},
+		{file: "kubelet-typo.yaml", group: groupEC2NodeClass, denials: []string{"spec.kubelet.maxPod: KubeletConfigInvalid"}},
 		{file: "auto-mode-role-path.yaml", group: groupEKS,
 			denials: []string{"spec.role: NodeAccessEntryMissing"}, warnings: []string{"[AutoModeRoleHasPath] spec.role"}},
 	}

@@ -274,6 +274,9 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 			"AWS_CONFIG_FILE="+os.DevNull,
 			"AWS_SHARED_CREDENTIALS_FILE="+os.DevNull,
 			"AWS_EC2_METADATA_DISABLED=true",
+			// KMS has no endpoint flag: the SDK's own per-service
+			// setting points it at the same local endpoint.
+			"AWS_ENDPOINT_URL_KMS="+e.IAMURL,
 		)
 	case IAMSnapshotFile:
 		iamArgs = []string{"--iam-snapshot", opts.Snapshot}

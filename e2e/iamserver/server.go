@@ -242,6 +242,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		c.serveSSM()
 		return
 	}
+	if strings.HasPrefix(r.Header.Get("X-Amz-Target"), "TrentService.") {
+		c.serveKMS()
+		return
+	}
 
 	if r.Method != http.MethodPost && r.Method != http.MethodGet {
 		w.Header().Set("Allow", "GET, POST")
@@ -332,6 +336,8 @@ func (s *Server) begin(action string) (Fault, time.Duration) {
 		prefix, delay = ec2Prefix, s.ec2Latency
 	case strings.HasPrefix(action, ssmPrefix):
 		prefix, delay = ssmPrefix, s.ssmLatency
+	case strings.HasPrefix(action, kmsPrefix):
+		prefix, delay = kmsPrefix, s.ssmLatency
 	default:
 		s.total++
 	}

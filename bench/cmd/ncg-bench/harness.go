@@ -352,8 +352,8 @@ func figures(warm *warmResult, cold *coldResult, mem *memResult) string {
 	if mem != nil {
 		rss = fmt.Sprintf("%.1f", mem.maxRSSMiB())
 	}
-	return fmt.Sprintf("bench: p50_ratio=%s p99_ratio=%s throughput_ratio=%s allocs_per_req=%s floor_cpu_ratio=%s cold_p99_ms=%s iam_calls=%s iam_calls_per_class=%s distinct_questions=%s rss_mb=%s",
-		p50, p99, tput, allocs, floor, coldP99, calls, perClass, distinct, rss)
+	return fmt.Sprintf("bench: p50_ratio=%s p99_ratio=%s throughput_ratio=%s allocs_per_req=%s floor_cpu_ratio=%s cold_p99_ms=%s iam_calls=%s iam_calls_per_class=%s distinct_questions=%s rss_mb=%s node_checks_us=%s",
+		p50, p99, tput, allocs, floor, coldP99, calls, perClass, distinct, rss, nodeChecksCost())
 }
 
 func ratio(a, b time.Duration) float64 {
