@@ -11,6 +11,9 @@ import (
 // CheckNodePool validates a NodePool's nodeClassRef: the class it names must
 // be one this webhook knows, and, when it exists, must pass its own checks.
 func (c *Checker) CheckNodePool(ctx context.Context, np *NodePool) Verdict {
+	if v, out := outOfBounds(boundsNodePool(np)); out {
+		return v
+	}
 	var v Verdict
 	ref := np.Spec.Template.Spec.NodeClassRef
 	if ref == nil {

@@ -24,6 +24,9 @@ import (
 // list changed, the old and the new resolutions compared against the
 // class's NodeClaims.
 func (c *Checker) CheckEC2NodeClassUpdate(ctx context.Context, old, nc *EC2NodeClass) Verdict {
+	if v, out := outOfBounds(c.boundsUpdate(old, nc)); out {
+		return v
+	}
 	ctx, cancel := c.deadline(ctx)
 	defer cancel()
 	var (
