@@ -135,6 +135,9 @@ func WithPriority(ctx context.Context) context.Context {
 	return context.WithValue(ctx, priorityKey{}, true)
 }
 
+// IsPriority reports whether ctx was marked by WithPriority.
+func IsPriority(ctx context.Context) bool { return isPriority(ctx) }
+
 func isPriority(ctx context.Context) bool {
 	p, _ := ctx.Value(priorityKey{}).(bool)
 	return p

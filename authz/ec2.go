@@ -367,7 +367,7 @@ func (l *EC2Live) Parameter(ctx context.Context, name string) (Parameter, error)
 // now should be seen soon.
 type CachedEC2 struct {
 	answerCache
-	inner                 EC2View
+	inner                  EC2View
 	ec2Breaker, ssmBreaker *Breaker
 }
 
