@@ -30,8 +30,9 @@ const (
 type Metrics struct {
 	Verdicts *prometheus.CounterVec
 	// Refused counts requests and connections the server refused, by
-	// reason: connections, in_flight, body_bytes_in_flight, too_large,
-	// read, method, content_type, version.
+	// reason: connections, source_connections (one client address's
+	// share), in_flight, source_in_flight, body_bytes_in_flight,
+	// too_large, read, method, content_type, version.
 	Refused *prometheus.CounterVec
 }
 
@@ -44,7 +45,7 @@ func NewMetrics() *Metrics {
 		}, []string{"kind", "verdict", "code"}),
 		Refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "nodeclass_guard_webhook_refused_total",
-			Help: "Connections and requests the webhook server refused before any rule ran, by reason (connections, in_flight, body_bytes_in_flight, too_large, read, method, content_type, version).",
+			Help: "Connections and requests the webhook server refused before any rule ran, by reason (connections, source_connections, in_flight, source_in_flight, body_bytes_in_flight, too_large, read, method, content_type, version).",
 		}, []string{"reason"}),
 	}
 }

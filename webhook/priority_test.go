@@ -67,7 +67,9 @@ func TestPriorityOnlyForObjectsTheClusterHas(t *testing.T) {
 	c := NewChecker(Config{IAM: view, Controller: testCtl(t), ClusterName: testCluster, Region: testRegion, Classes: classes})
 	a := &adapter{checker: c}
 	pools := &validator[*NodePool]{adapter: a, kind: NodePoolKind, check: c.CheckNodePool,
-		same: func(old, obj *NodePool) bool { return sameRef(old.Spec.Template.Spec.NodeClassRef, obj.Spec.Template.Spec.NodeClassRef) }}
+		same: func(old, obj *NodePool) bool {
+			return sameRef(old.Spec.Template.Spec.NodeClassRef, obj.Spec.Template.Spec.NodeClassRef)
+		}}
 	for _, tc := range []struct {
 		name     string
 		pool     string
