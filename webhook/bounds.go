@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"fmt"
 	"strings"
 	"unicode/utf8"
 
@@ -239,4 +240,39 @@ func (c *Checker) boundsUpdate(old, nc *EC2NodeClass) []Finding {
 		fs[i].Message = "the update's old object: " + fs[i].Message
 	}
 	return fs
+}
+
+// What one admission may allocate for its launch questions.
+const (
+	// MaxLaunchResources is how many images, subnets or security groups
+	// of one kind the launch questions are asked on: Karpenter launches
+	// into a few; a list past it is reported as not checked, not asked
+	// one question per resource.
+	MaxLaunchResources = 100
+	// maxCachedPlanBytes bounds one cached launch plan (its key and its
+	// questions' resources and context): 128 plans of at most 256 KiB
+	// hold 32 MiB at worst; a larger plan is rebuilt each time instead.
+	maxCachedPlanBytes = 256 << 10
+)
+
+func tooManyToAsk(n int) string {
+	return fmt.Sprintf("the selector terms match %d, more than the %d one admission asks about; narrow them", n, MaxLaunchResources)
+}
+
+// cacheablePlan reports whether a launch plan is small enough to keep.
+func cacheablePlan(key string, p launchPlan) bool {
+	n := len(key)
+	for _, q := range p.questions {
+		n += len(q.Action) + len(q.Resource) + len(q.Alike)
+		for k, vs := range q.Context {
+			n += len(k)
+			for _, v := range vs {
+				n += len(v)
+			}
+		}
+		if n > maxCachedPlanBytes {
+			return false
+		}
+	}
+	return true
 }

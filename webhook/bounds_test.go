@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"runtime"
 	"testing"
 
 	"github.com/nodeclass-guard/nodeclass-guard/authz"
@@ -162,4 +163,27 @@ func testCtl(t *testing.T) authz.RoleARN {
 		t.Fatal(err)
 	}
 	return ctl
+}
+
+// TestLargestClassAllocation: the largest class the bounds let through
+// (44 tags of the longest keys and values, 30 terms of 20 tags in each
+// list) is judged with a bounded allocation, and its launch plan is not
+// kept when it is past the cache's per-plan bound.
+func TestLargestClassAllocation(t *testing.T) {
+	c := NewChecker(Config{IAM: loadSampleSnapshot(t), Controller: testCtl(t), ClusterName: testCluster, Region: testRegion})
+	nc := ec2Class("largest", "KarpenterNodeRole-demo", "")
+	nc.Spec.Tags = manyTags(44, 128, 256)
+	if fs := c.boundsEC2NodeClass(nc, nil); len(fs) != 0 {
+		t.Fatalf("the largest class is out of bounds: %v", fs)
+	}
+	allocs := testing.AllocsPerRun(3, func() { c.CheckEC2NodeClass(context.Background(), nc) })
+	var ms1, ms2 runtime.MemStats
+	runtime.ReadMemStats(&ms1)
+	c.CheckEC2NodeClass(context.Background(), nc)
+	runtime.ReadMemStats(&ms2)
+	bytes := ms2.TotalAlloc - ms1.TotalAlloc
+	t.Logf("largest class: %d bytes, %.0f allocations per admission; %d plans cached", bytes, allocs, c.launchPlans.Len())
+	if bytes > 64<<20 {
+		t.Errorf("one admission of the largest class allocated %d MiB", bytes>>20)
+	}
 }

@@ -129,6 +129,8 @@ func (c *Checker) launchResources(spec EC2NodeClassSpec, r Resolution) *karpente
 			out.Unresolved[l.kind] = "EC2 could not resolve the selector terms in full, see SelectorChecksSkipped"
 		case len(l.got) == 0:
 			out.Unresolved[l.kind] = "the selector terms match nothing, see SelectorMatchesNothing"
+		case len(l.got) > MaxLaunchResources:
+			out.Unresolved[l.kind] = tooManyToAsk(len(l.got))
 		default:
 			*l.arns = l.got
 		}
