@@ -3,8 +3,8 @@ package webhook
 import (
 	"context"
 	"fmt"
-	"strings"
 	"runtime"
+	"strings"
 	"testing"
 
 	"github.com/nodeclass-guard/nodeclass-guard/authz"
