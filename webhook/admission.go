@@ -205,7 +205,9 @@ type validator[T client.Object] struct {
 
 func (v *validator[T]) ValidateCreate(ctx context.Context, obj T) (admission.Warnings, error) {
 	start := time.Now()
-	return v.admit(ctx, v.kind, obj.GetName(), start, v.check(v.priority(ctx, obj), obj))
+	verdict := v.check(v.priority(ctx, obj), obj)
+	withholdUnnamedIDs(&verdict, obj)
+	return v.admit(ctx, v.kind, obj.GetName(), start, verdict)
 }
 
 // ValidateUpdate never blocks an object being deleted (a finalizer
@@ -220,7 +222,9 @@ func (v *validator[T]) ValidateUpdate(ctx context.Context, oldObj, obj T) (admis
 	}
 	if v.checkUpdate != nil {
 		start := time.Now()
-		return v.admit(ctx, v.kind, obj.GetName(), start, v.checkUpdate(v.priority(ctx, obj), oldObj, obj))
+		verdict := v.checkUpdate(v.priority(ctx, obj), oldObj, obj)
+		withholdUnnamedIDs(&verdict, oldObj, obj)
+		return v.admit(ctx, v.kind, obj.GetName(), start, verdict)
 	}
 	return v.ValidateCreate(ctx, obj)
 }
