@@ -229,17 +229,11 @@ func outOfBounds(fs []Finding) (Verdict, bool) {
 	return v, true
 }
 
-// boundsUpdate checks both objects of an update: the old one comes from
-// the request too, and a caller that skips the API server chooses it.
-func (c *Checker) boundsUpdate(old, nc *EC2NodeClass) []Finding {
-	if fs := c.boundsEC2NodeClass(nc, nil); len(fs) > 0 {
-		return fs
-	}
-	fs := c.boundsEC2NodeClass(old, nil)
-	for i := range fs {
-		fs[i].Message = "the update's old object: " + fs[i].Message
-	}
-	return fs
+// oldOutOfBounds reports whether an update's old object is past the
+// bounds: it comes from the request too, and a caller that skips the API
+// server chooses it.
+func (c *Checker) oldOutOfBounds(old *EC2NodeClass) bool {
+	return len(c.boundsEC2NodeClass(old, nil)) > 0
 }
 
 // What one admission may allocate for its launch questions.
