@@ -39,9 +39,6 @@ const (
 	// maxLength of a requirement's key and of each value.
 	MaxRequirementKeyBytes   = 316
 	MaxRequirementValueBytes = 63
-	// MaxNameBytes is a Kubernetes object name's limit (a nodeClassRef's
-	// name).
-	MaxNameBytes = 253
 )
 
 // Karpenter's tagging controller adds these to an instance once its node
@@ -187,8 +184,8 @@ func boundsTerms(path *field.Path, terms []SelectorTerm) []Finding {
 	return nil
 }
 
-// boundsNodePool checks a NodePool's requirements and nodeClassRef
-// against the CRD's caps.
+// boundsNodePool checks a NodePool's requirements against the CRD's caps
+// (a nodeClassRef's name is only looked up, never planned with).
 func boundsNodePool(np *NodePool) []Finding {
 	spec := np.Spec.Template.Spec
 	reqPath := specPath.Child("template", "spec", "requirements")
@@ -205,14 +202,6 @@ func boundsNodePool(np *NodePool) []Finding {
 			if len(v) > MaxRequirementValueBytes {
 				return []Finding{deny(SpecExceedsLimit, reqPath.Index(i).Child("values").Index(j),
 					"%d bytes; the NodePool CRD allows at most %d (maxLength)", len(v), MaxRequirementValueBytes)}
-			}
-		}
-	}
-	if ref := spec.NodeClassRef; ref != nil {
-		for _, f := range []struct{ name, v string }{{"name", ref.Name}, {"group", ref.Group}, {"kind", ref.Kind}, {"apiVersion", ref.APIVersion}} {
-			if len(f.v) > MaxNameBytes {
-				return []Finding{deny(SpecExceedsLimit, nodeClassRefPath.Child(f.name),
-					"%d bytes; a Kubernetes name, group or kind has at most %d", len(f.v), MaxNameBytes)}
 			}
 		}
 	}
