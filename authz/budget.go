@@ -51,6 +51,13 @@ type Budgeted struct {
 	reserve float64
 	metrics *Metrics
 	waiting atomic.Int64 // new questions waiting for a token
+	// service is "IAM", or "EC2" for BudgetedEC2's budget.
+	service string
+	// refunds are tokens given back by calls that reached no one (a
+	// refused or dropped connection, a timeout), taken before the
+	// limiter's; at most the burst.
+	refunds atomic.Int64
+	burst   int64
 }
 
 var (
@@ -69,7 +76,55 @@ func NewBudgeted(inner View, opts BudgetOptions) *Budgeted {
 	if opts.Reserve <= 0 || opts.Reserve >= opts.Burst {
 		opts.Reserve = opts.Burst / 4
 	}
-	return &Budgeted{inner: inner, limiter: rate.NewLimiter(rate.Limit(opts.Rate), opts.Burst), reserve: float64(opts.Reserve), metrics: opts.Metrics}
+	return &Budgeted{inner: inner, limiter: rate.NewLimiter(rate.Limit(opts.Rate), opts.Burst), reserve: float64(opts.Reserve), metrics: opts.Metrics,
+		service: "IAM", burst: int64(opts.Burst)}
+}
+
+// refund gives back the token of a call that reached no one: a service
+// that cannot be reached costs the account nothing, and must not leave
+// the next admissions waiting for tokens.
+func (b *Budgeted) refund() {
+	for {
+		n := b.refunds.Load()
+		if n >= b.burst {
+			return
+		}
+		if b.refunds.CompareAndSwap(n, n+1) {
+			b.metrics.budget(b.service, "refunded")
+			return
+		}
+	}
+}
+
+// takeRefund takes a refunded token, if any.
+func (b *Budgeted) takeRefund() bool {
+	for {
+		n := b.refunds.Load()
+		if n <= 0 {
+			return false
+		}
+		if b.refunds.CompareAndSwap(n, n-1) {
+			return true
+		}
+	}
+}
+
+// spent and refused record one outcome of spend; IAM's keep their own
+// counters by priority too.
+func (b *Budgeted) spent(label string, start time.Time) {
+	if b.service == "IAM" {
+		b.metrics.budgetSpent(label)
+	}
+	b.metrics.budget(b.service, "spent")
+	b.metrics.budgetWait(b.service, time.Since(start))
+}
+
+func (b *Budgeted) refused(label string, start time.Time) {
+	if b.service == "IAM" {
+		b.metrics.budgetRefused(label)
+	}
+	b.metrics.budget(b.service, "refused")
+	b.metrics.budgetWait(b.service, time.Since(start))
 }
 
 type priorityKey struct{}
@@ -80,6 +135,9 @@ func WithPriority(ctx context.Context) context.Context {
 	return context.WithValue(ctx, priorityKey{}, true)
 }
 
+// IsPriority reports whether ctx was marked by WithPriority.
+func IsPriority(ctx context.Context) bool { return isPriority(ctx) }
+
 func isPriority(ctx context.Context) bool {
 	p, _ := ctx.Value(priorityKey{}).(bool)
 	return p
@@ -88,6 +146,11 @@ func isPriority(ctx context.Context) bool {
 // spend takes one call from the budget for a question to op, or says why
 // it cannot.
 func (b *Budgeted) spend(ctx context.Context, op string) error {
+	start := time.Now()
+	if b.takeRefund() {
+		b.metrics.budget(b.service, "spent")
+		return nil
+	}
 	prio := isPriority(ctx)
 	label := "new"
 	if prio {
@@ -96,34 +159,34 @@ func (b *Budgeted) spend(ctx context.Context, op string) error {
 	if _, ok := ctx.Deadline(); !ok {
 		// No deadline to bound a wait by: take a token or none.
 		if b.limiter.Allow() {
-			b.metrics.budgetSpent(label)
+			b.spent(label, start)
 			return nil
 		}
-		b.metrics.budgetRefused(label)
+		b.refused(label, start)
 		return &UnavailableError{Op: op, Err: ErrBudgetSpent}
 	}
 	now := time.Now()
 	// AllowN after the check may race another caller below the reserve by
 	// a token; the reserve is a preference, the bucket is the bound.
 	if !prio && b.limiter.TokensAt(now) >= b.reserve+1 && b.limiter.AllowN(now, 1) {
-		b.metrics.budgetSpent(label)
+		b.spent(label, start)
 		return nil
 	}
 	if prio {
 		// Waits only as long as ctx allows: rate.Limiter refuses at once a
 		// wait that would outlast the deadline.
 		if err := b.limiter.Wait(ctx); err != nil {
-			b.metrics.budgetRefused(label)
+			b.refused(label, start)
 			return &UnavailableError{Op: op, Err: ErrBudgetSpent}
 		}
-		b.metrics.budgetSpent(label)
+		b.spent(label, start)
 		return nil
 	}
 	// A new question waits, within its deadline and with fewer than
 	// Reserve others, until the bucket holds more than the reserve again.
 	if b.waiting.Add(1) > int64(b.reserve) {
 		b.waiting.Add(-1)
-		b.metrics.budgetRefused(label)
+		b.refused(label, start)
 		return &UnavailableError{Op: op, Err: ErrBudgetSpent}
 	}
 	defer b.waiting.Add(-1)
@@ -131,19 +194,19 @@ func (b *Budgeted) spend(ctx context.Context, op string) error {
 	for {
 		missing := b.reserve + 1 - b.limiter.TokensAt(now)
 		if missing <= 0 && b.limiter.AllowN(now, 1) {
-			b.metrics.budgetSpent(label)
+			b.spent(label, start)
 			return nil
 		}
 		wait := time.Duration(max(missing, 0.1) / float64(b.limiter.Limit()) * float64(time.Second))
 		if now.Add(wait).After(deadline) {
-			b.metrics.budgetRefused(label)
+			b.refused(label, start)
 			return &UnavailableError{Op: op, Err: ErrBudgetSpent}
 		}
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			b.metrics.budgetRefused(label)
+			b.refused(label, start)
 			return &UnavailableError{Op: op, Err: ErrBudgetSpent}
 		case now = <-t.C:
 		}

@@ -39,6 +39,9 @@ type CacheOptions struct {
 	// Metrics counts hits, misses, coalesced and stale lookups; nil counts
 	// nothing.
 	Metrics *Metrics
+	// Breaker tunes the breakers of the optional services' caches
+	// (CachedEKS, CachedEC2); its Now and Metrics default to the cache's.
+	Breaker BreakerOptions
 }
 
 // Cached is a View in front of another (usually Live) that keeps IAM off
@@ -127,7 +130,18 @@ func (c *answerCache) init(opts CacheOptions) {
 	if err != nil {
 		panic(err)
 	}
+	if opts.Breaker.Now == nil {
+		opts.Breaker.Now = opts.Now
+	}
+	if opts.Breaker.Metrics == nil {
+		opts.Breaker.Metrics = opts.Metrics
+	}
 	c.opts, c.entries, c.negative = opts, entries, negative
+}
+
+// newBreaker returns a breaker for service with the cache's options.
+func (c *answerCache) newBreaker(service string) *Breaker {
+	return NewBreaker(service, c.opts.Breaker)
 }
 
 // Len returns the number of cached answers, expired ones included.
@@ -217,11 +231,29 @@ func (c *Cached) Decide(ctx context.Context, q Question) (Decision, error) {
 // op names the IAM API in the UnavailableError of a caller whose own
 // context ends first.
 func (c *answerCache) lookup(ctx context.Context, op, key string, fetch func(context.Context) (any, error)) (any, Served, error) {
+	return c.lookupVia(ctx, nil, op, key, fetch)
+}
+
+// lookupVia is lookup for an optional service behind br (EKS, EC2, SSM):
+// while br remembers the service as unreachable the question is answered
+// at once (stale if the cache has an answer), and the caller waits for
+// the service at most ServiceShare of its remaining deadline.
+func (c *answerCache) lookupVia(ctx context.Context, br *Breaker, op, key string, fetch func(context.Context) (any, error)) (any, Served, error) {
 	now := c.opts.Now()
 	old, ok := c.get(key, now)
 	if ok && now.Before(old.expires) {
 		c.opts.Metrics.cacheResult(CacheHit)
 		return old.value, Served{}, old.err
+	}
+	probe := false // the service is remembered down and a probe is due
+	if br != nil {
+		if err := br.refuses(op); err != nil {
+			return c.staleOr(ok, old, err)
+		}
+		probe = br.Open()
+		var cancel context.CancelFunc
+		ctx, cancel = serviceWait(ctx)
+		defer cancel()
 	}
 
 	var leader atomic.Bool
@@ -230,6 +262,9 @@ func (c *answerCache) lookup(ctx context.Context, op, key string, fetch func(con
 		// stored a fresh answer: use it rather than ask again.
 		if e, ok := c.peek(key); ok {
 			return e.value, e.err
+		}
+		if err := br.allow(op); err != nil {
+			return nil, err
 		}
 		leader.Store(true)
 		// The call outlives any one caller: a cancelled first caller must
@@ -242,6 +277,7 @@ func (c *answerCache) lookup(ctx context.Context, op, key string, fetch func(con
 			callCtx = WithPriority(callCtx)
 		}
 		v, err := fetch(callCtx)
+		br.done(err)
 		fetched := c.opts.Now()
 		switch {
 		case err == nil:
@@ -254,11 +290,23 @@ func (c *answerCache) lookup(ctx context.Context, op, key string, fetch func(con
 
 	var v any
 	var err error
+	wait := ctx.Done()
+	if probe {
+		// The probe runs for the next admissions; this one does not
+		// wait for a service that failed a moment ago.
+		c.opts.Metrics.shortCircuit(br.service)
+		closed := make(chan struct{})
+		close(closed)
+		wait = closed
+	}
 	select {
 	case res := <-ch:
 		v, err = res.Val, res.Err
-	case <-ctx.Done():
+	case <-wait:
 		err = &UnavailableError{Service: c.service, Op: op, Err: ctx.Err()}
+		if probe {
+			err = &UnavailableError{Service: br.service, Op: op, Err: ErrServiceDown}
+		}
 	}
 	if leader.Load() {
 		c.opts.Metrics.cacheResult(CacheMiss)
@@ -268,8 +316,14 @@ func (c *answerCache) lookup(ctx context.Context, op, key string, fetch func(con
 	if err == nil || !IsUnavailable(err) {
 		return v, Served{}, err
 	}
+	return c.staleOr(ok, old, err)
+}
+
+// staleOr serves old, marked stale, for a question the service could not
+// answer (err), when old is a found answer young enough; else err.
+func (c *answerCache) staleOr(ok bool, old *cacheEntry, err error) (any, Served, error) {
 	if ok && old.err == nil {
-		now = c.opts.Now()
+		now := c.opts.Now()
 		if now.Before(old.expires.Add(c.opts.StaleFor)) {
 			c.opts.Metrics.cacheResult(CacheStale)
 			return old.value, Served{Stale: true, Age: now.Sub(old.fetched)}, nil

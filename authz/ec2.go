@@ -135,6 +135,10 @@ type EC2Resources struct {
 	SecurityGroups       []SecurityGroup
 	Images               []Image
 	CapacityReservations []CapacityReservation
+	// Truncated, when not 0, is the page cap the query reached: it
+	// matches more than one admission reads, holds no resources, and is
+	// "not checked".
+	Truncated int
 	Served
 }
 
@@ -211,11 +215,16 @@ type EC2Live struct {
 
 var _ EC2View = (*EC2Live)(nil)
 
+// MaxEC2Pages is how many pages of one Describe call EC2Live reads by
+// default (up to 5,000 images): a term matching more is answered
+// Truncated, "not checked", and that answer is cached.
+const MaxEC2Pages = 5
+
 // NewEC2Live returns an EC2Live; opts as for NewLive (MaxPages bounds the
-// pages of one Describe call).
+// pages of one Describe call, MaxEC2Pages by default).
 func NewEC2Live(ec2c EC2API, ssmc SSMAPI, opts LiveOptions) *EC2Live {
 	if opts.MaxPages <= 0 {
-		opts.MaxPages = 20
+		opts.MaxPages = MaxEC2Pages
 	}
 	return &EC2Live{ec2: ec2c, ssm: ssmc, metrics: opts.Metrics, maxPages: opts.MaxPages}
 }
@@ -245,7 +254,14 @@ func (l *EC2Live) Describe(ctx context.Context, q EC2Query) (EC2Resources, error
 	var token *string
 	for page := 0; ; page++ {
 		if page == l.maxPages {
-			return EC2Resources{}, &UnavailableError{Service: "EC2", Op: string(q.Resource), Err: fmt.Errorf("more than %d pages", page)}
+			// An answer all the same, cached like any other: the term
+			// is "not checked", and asking again would page again.
+			return EC2Resources{Truncated: page}, nil
+		}
+		if page > 0 {
+			if err := chargePage(ctx, string(q.Resource)); err != nil {
+				return EC2Resources{}, spentFor("EC2", err)
+			}
 		}
 		start := time.Now()
 		next, err := l.page(ctx, q, token, &out)
@@ -351,7 +367,8 @@ func (l *EC2Live) Parameter(ctx context.Context, name string) (Parameter, error)
 // now should be seen soon.
 type CachedEC2 struct {
 	answerCache
-	inner EC2View
+	inner                  EC2View
+	ec2Breaker, ssmBreaker *Breaker
 }
 
 var _ EC2View = (*CachedEC2)(nil)
@@ -361,6 +378,7 @@ func NewCachedEC2(inner EC2View, opts CacheOptions) *CachedEC2 {
 	c := &CachedEC2{inner: inner}
 	c.init(opts)
 	c.service = "EC2"
+	c.ec2Breaker, c.ssmBreaker = c.newBreaker("EC2"), c.newBreaker("SSM")
 	return c
 }
 
@@ -369,9 +387,9 @@ var errMatchedNothing = &NotFoundError{Kind: "EC2 match", Name: ""}
 
 // Describe implements EC2View.
 func (c *CachedEC2) Describe(ctx context.Context, q EC2Query) (EC2Resources, error) {
-	v, served, err := c.lookup(ctx, string(q.Resource), "ec2\x00"+q.Key(), func(ctx context.Context) (any, error) {
+	v, served, err := c.lookupVia(ctx, c.ec2Breaker, string(q.Resource), "ec2\x00"+q.Key(), func(ctx context.Context) (any, error) {
 		r, err := c.inner.Describe(ctx, q)
-		if err == nil && r.Len() == 0 {
+		if err == nil && r.Len() == 0 && r.Truncated == 0 {
 			return nil, errMatchedNothing
 		}
 		return r, err
@@ -389,7 +407,7 @@ func (c *CachedEC2) Describe(ctx context.Context, q EC2Query) (EC2Resources, err
 
 // Parameter implements EC2View.
 func (c *CachedEC2) Parameter(ctx context.Context, name string) (Parameter, error) {
-	v, served, err := c.lookup(ctx, "GetParameter", "ssm\x00"+name, func(ctx context.Context) (any, error) {
+	v, served, err := c.lookupVia(ctx, c.ssmBreaker, "GetParameter", "ssm\x00"+name, func(ctx context.Context) (any, error) {
 		return c.inner.Parameter(ctx, name)
 	})
 	if err != nil {
@@ -413,11 +431,26 @@ type BudgetedEC2 struct {
 
 var _ EC2View = (*BudgetedEC2)(nil)
 
-// NewBudgetedEC2 returns a budget in front of inner. opts.Metrics is not
-// used: the budget metrics count IAM's calls.
+// NewBudgetedEC2 returns a budget in front of inner. It is charged per
+// page: a Describe call that pages costs a token per page (EC2 throttles
+// calls, and a page is one). A call that reached no one (refused,
+// dropped, timed out) gives its token back. opts.Metrics counts spent,
+// refused and refunded tokens and the waits under service "EC2".
 func NewBudgetedEC2(inner EC2View, opts BudgetOptions) *BudgetedEC2 {
-	opts.Metrics = nil
-	return &BudgetedEC2{budget: NewBudgeted(nil, opts), inner: inner}
+	b := NewBudgeted(nil, opts)
+	b.service = "EC2"
+	return &BudgetedEC2{budget: b, inner: inner}
+}
+
+type pageChargeKey struct{}
+
+// chargePage takes one token, from the budget ctx carries, for a page
+// after the first of a Describe call; nil when no budget is set.
+func chargePage(ctx context.Context, op string) error {
+	if b, ok := ctx.Value(pageChargeKey{}).(*Budgeted); ok {
+		return b.spend(ctx, op)
+	}
+	return nil
 }
 
 func spentFor(service string, err error) error {
@@ -433,7 +466,11 @@ func (b *BudgetedEC2) Describe(ctx context.Context, q EC2Query) (EC2Resources, e
 	if err := b.budget.spend(ctx, string(q.Resource)); err != nil {
 		return EC2Resources{}, spentFor("EC2", err)
 	}
-	return b.inner.Describe(ctx, q)
+	r, err := b.inner.Describe(context.WithValue(ctx, pageChargeKey{}, b.budget), q)
+	if IsUnreachable(err) && !errors.Is(err, ErrBudgetSpent) {
+		b.budget.refund()
+	}
+	return r, spentFor("EC2", err)
 }
 
 // Parameter implements EC2View.
@@ -441,5 +478,9 @@ func (b *BudgetedEC2) Parameter(ctx context.Context, name string) (Parameter, er
 	if err := b.budget.spend(ctx, "GetParameter"); err != nil {
 		return Parameter{}, spentFor("SSM", err)
 	}
-	return b.inner.Parameter(ctx, name)
+	p, err := b.inner.Parameter(ctx, name)
+	if IsUnreachable(err) {
+		b.budget.refund()
+	}
+	return p, err
 }

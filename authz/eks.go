@@ -227,7 +227,8 @@ func classifyEKSError(op, kind, name string, err error) error {
 // answers while EKS is unavailable.
 type CachedEKS struct {
 	answerCache
-	inner EKSView
+	inner   EKSView
+	breaker *Breaker
 }
 
 var _ EKSView = (*CachedEKS)(nil)
@@ -237,12 +238,13 @@ func NewCachedEKS(inner EKSView, opts CacheOptions) *CachedEKS {
 	c := &CachedEKS{inner: inner}
 	c.init(opts)
 	c.service = "EKS"
+	c.breaker = c.newBreaker("EKS")
 	return c
 }
 
 // Cluster implements EKSView.
 func (c *CachedEKS) Cluster(ctx context.Context, name string) (Cluster, error) {
-	v, served, err := c.lookup(ctx, "DescribeCluster", "cluster\x00"+name, func(ctx context.Context) (any, error) {
+	v, served, err := c.lookupVia(ctx, c.breaker, "DescribeCluster", "cluster\x00"+name, func(ctx context.Context) (any, error) {
 		return c.inner.Cluster(ctx, name)
 	})
 	if err != nil {
@@ -255,7 +257,7 @@ func (c *CachedEKS) Cluster(ctx context.Context, name string) (Cluster, error) {
 
 // AccessEntry implements EKSView.
 func (c *CachedEKS) AccessEntry(ctx context.Context, cluster, principalARN string) (AccessEntry, error) {
-	v, served, err := c.lookup(ctx, "DescribeAccessEntry", "entry\x00"+cluster+"\x00"+principalARN, func(ctx context.Context) (any, error) {
+	v, served, err := c.lookupVia(ctx, c.breaker, "DescribeAccessEntry", "entry\x00"+cluster+"\x00"+principalARN, func(ctx context.Context) (any, error) {
 		return c.inner.AccessEntry(ctx, cluster, principalARN)
 	})
 	if err != nil {

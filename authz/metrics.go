@@ -31,6 +31,19 @@ type Metrics struct {
 	// object the cluster has or asked before; new: any other).
 	BudgetSpent   *prometheus.CounterVec
 	BudgetRefused *prometheus.CounterVec
+	// Budget counts every budget's calls by service (IAM, EC2) and
+	// result: spent (a call let through; a page for EC2), refused (the
+	// question became "could not check"), refunded (a call that reached
+	// no one gave its token back). BudgetWait observes how long a
+	// question waited for a token, so no wait is invisible.
+	Budget     *prometheus.CounterVec
+	BudgetWait *prometheus.HistogramVec
+	// ServiceDown is 1 while an optional service (EKS, EC2, SSM) is
+	// remembered as unreachable after a connection failure or timeout;
+	// ShortCircuited counts the questions answered at once meanwhile
+	// (each a *ChecksSkipped, or a stale answer).
+	ServiceDown    *prometheus.GaugeVec
+	ShortCircuited *prometheus.CounterVec
 }
 
 // Outcome and cache-result label values.
@@ -71,13 +84,30 @@ func NewMetrics() *Metrics {
 			Name: "nodeclass_guard_iam_budget_refused_total",
 			Help: "IAM questions refused because the IAM call budget (--iam-call-rate) was spent, by priority (priority, new); each became \"could not check\".",
 		}, []string{"priority"}),
+		Budget: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "nodeclass_guard_aws_budget_total",
+			Help: "AWS call budgets (--iam-call-rate; EC2 and SSM have their own, charged per page) by service (IAM, EC2) and result (spent, refused, refunded: a call that reached no one gave its token back).",
+		}, []string{"service", "result"}),
+		BudgetWait: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "nodeclass_guard_aws_budget_wait_seconds",
+			Help:    "How long a question waited for a token of an AWS call budget, by service (IAM, EC2).",
+			Buckets: []float64{0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2},
+		}, []string{"service"}),
+		ServiceDown: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "nodeclass_guard_aws_service_down",
+			Help: "1 while an optional service (EKS, EC2, SSM) is remembered as unreachable after a connection failure or timeout; its checks are then reported skipped at once.",
+		}, []string{"service"}),
+		ShortCircuited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "nodeclass_guard_aws_short_circuited_total",
+			Help: "Questions to an optional service (EKS, EC2, SSM) answered at once as unavailable because the service was remembered as unreachable.",
+		}, []string{"service"}),
 	}
 }
 
 // MustRegister registers every collector with reg; it panics on a
 // duplicate registration, like prometheus.MustRegister.
 func (m *Metrics) MustRegister(reg prometheus.Registerer) {
-	reg.MustRegister(m.Requests, m.Duration, m.Cache, m.BudgetSpent, m.BudgetRefused)
+	reg.MustRegister(m.Requests, m.Duration, m.Cache, m.BudgetSpent, m.BudgetRefused, m.Budget, m.BudgetWait, m.ServiceDown, m.ShortCircuited)
 }
 
 // observeCall records one IAM API call that started at start and ended
@@ -108,6 +138,35 @@ func (m *Metrics) budgetRefused(priority string) {
 	if m != nil {
 		m.BudgetRefused.WithLabelValues(priority).Inc()
 	}
+}
+
+func (m *Metrics) budget(service, result string) {
+	if m != nil {
+		m.Budget.WithLabelValues(service, result).Inc()
+	}
+}
+
+func (m *Metrics) budgetWait(service string, d time.Duration) {
+	if m != nil {
+		m.BudgetWait.WithLabelValues(service).Observe(d.Seconds())
+	}
+}
+
+func (m *Metrics) shortCircuit(service string) {
+	if m != nil {
+		m.ShortCircuited.WithLabelValues(service).Inc()
+	}
+}
+
+func (m *Metrics) serviceDown(service string, down bool) {
+	if m == nil {
+		return
+	}
+	v := 0.0
+	if down {
+		v = 1
+	}
+	m.ServiceDown.WithLabelValues(service).Set(v)
 }
 
 // callOutcome sorts an SDK error into an outcome label.

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/nodeclass-guard/nodeclass-guard/authz"
 	admissionv1 "k8s.io/api/admission/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -28,8 +30,9 @@ const (
 type Metrics struct {
 	Verdicts *prometheus.CounterVec
 	// Refused counts requests and connections the server refused, by
-	// reason: connections, in_flight, body_bytes_in_flight, too_large,
-	// read, method, content_type, version.
+	// reason: connections, source_connections (one client address's
+	// share), in_flight, source_in_flight, body_bytes_in_flight,
+	// too_large, read, method, content_type, version.
 	Refused *prometheus.CounterVec
 }
 
@@ -42,7 +45,7 @@ func NewMetrics() *Metrics {
 		}, []string{"kind", "verdict", "code"}),
 		Refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "nodeclass_guard_webhook_refused_total",
-			Help: "Connections and requests the webhook server refused before any rule ran, by reason (connections, in_flight, body_bytes_in_flight, too_large, read, method, content_type, version).",
+			Help: "Connections and requests the webhook server refused before any rule ran, by reason (connections, source_connections, in_flight, source_in_flight, body_bytes_in_flight, too_large, read, method, content_type, version).",
 		}, []string{"reason"}),
 	}
 }
@@ -137,6 +140,25 @@ type adapter struct {
 	metrics *Metrics
 }
 
+// KnownObjects says whether the cluster has an object, by its name and
+// UID: the name in a request is no proof, anyone reaching the port can
+// send one.
+type KnownObjects interface {
+	Has(ctx context.Context, obj client.Object) bool
+}
+
+// priority marks ctx for the IAM call budget's priority lane when the
+// object admitted is one the cluster has (an update of it), found by name
+// and UID in the manager's cache (Config.Classes, when it is a
+// KnownObjects): its questions then come before new objects'. Any other
+// admission, a create or a forged name, takes the lane of new questions.
+func (a *adapter) priority(ctx context.Context, obj client.Object) context.Context {
+	if k, ok := a.checker.cfg.Classes.(KnownObjects); ok && k.Has(ctx, obj) {
+		return authz.WithPriority(ctx)
+	}
+	return ctx
+}
+
 // admit turns a verdict into the validator's answer and records it.
 func (a *adapter) admit(ctx context.Context, kind, name string, start time.Time, v Verdict) (admission.Warnings, error) {
 	// Whoever reaches the port may ask; the details wait for a real role.
@@ -183,7 +205,9 @@ type validator[T client.Object] struct {
 
 func (v *validator[T]) ValidateCreate(ctx context.Context, obj T) (admission.Warnings, error) {
 	start := time.Now()
-	return v.admit(ctx, v.kind, obj.GetName(), start, v.check(ctx, obj))
+	verdict := v.check(v.priority(ctx, obj), obj)
+	withholdUnnamedIDs(&verdict, obj)
+	return v.admit(ctx, v.kind, obj.GetName(), start, verdict)
 }
 
 // ValidateUpdate never blocks an object being deleted (a finalizer
@@ -198,7 +222,9 @@ func (v *validator[T]) ValidateUpdate(ctx context.Context, oldObj, obj T) (admis
 	}
 	if v.checkUpdate != nil {
 		start := time.Now()
-		return v.admit(ctx, v.kind, obj.GetName(), start, v.checkUpdate(ctx, oldObj, obj))
+		verdict := v.checkUpdate(v.priority(ctx, obj), oldObj, obj)
+		withholdUnnamedIDs(&verdict, oldObj, obj)
+		return v.admit(ctx, v.kind, obj.GetName(), start, verdict)
 	}
 	return v.ValidateCreate(ctx, obj)
 }

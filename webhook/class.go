@@ -62,6 +62,9 @@ func (c *Checker) checkEC2Class(ctx context.Context, nc *EC2NodeClass, np *NodeP
 // never refused for them), the selector rules' left as they are. It also
 // returns the selectors' resolution, nil when they were not resolved.
 func (c *Checker) checkEC2ClassAs(ctx context.Context, nc *EC2NodeClass, np *NodePool, warnOnly bool) (Verdict, *Resolution) {
+	if v, out := outOfBounds(c.boundsEC2NodeClass(nc, np)); out {
+		return v, nil
+	}
 	ctx, cancel := c.deadline(ctx)
 	defer cancel()
 	cl := class{name: nc.Name, role: nc.Spec.Role, profile: nc.Spec.InstanceProfile, tags: nc.Spec.Tags, uid: string(nc.UID)}
@@ -129,6 +132,8 @@ func (c *Checker) launchResources(spec EC2NodeClassSpec, r Resolution) *karpente
 			out.Unresolved[l.kind] = "EC2 could not resolve the selector terms in full, see SelectorChecksSkipped"
 		case len(l.got) == 0:
 			out.Unresolved[l.kind] = "the selector terms match nothing, see SelectorMatchesNothing"
+		case len(l.got) > MaxLaunchResources:
+			out.Unresolved[l.kind] = tooManyToAsk(len(l.got))
 		default:
 			*l.arns = l.got
 		}
@@ -171,6 +176,9 @@ func (c *Checker) checkSelectors(ctx context.Context, v *Verdict, nc *EC2NodeCla
 // CheckNodeClass validates an EKS Auto Mode NodeClass: format and IAM
 // state; EKS, not Karpenter's controller, launches its nodes.
 func (c *Checker) CheckNodeClass(ctx context.Context, nc *NodeClass) Verdict {
+	if v, out := outOfBounds(c.boundsNodeClass(nc)); out {
+		return v
+	}
 	return c.checkClass(ctx, class{name: nc.Name, role: nc.Spec.Role, profile: nc.Spec.InstanceProfile, eks: true, tags: nc.Spec.Tags})
 }
 

@@ -88,3 +88,26 @@ func (c ClusterClasses) NodeClaimsUsing(ctx context.Context, class string) ([]No
 	}
 	return out, nil
 }
+
+// Has implements KnownObjects: whether the cluster has obj, by name and
+// UID, in the manager's cache in serve.
+func (c ClusterClasses) Has(ctx context.Context, obj client.Object) bool {
+	if obj.GetUID() == "" {
+		return false
+	}
+	var got client.Object
+	switch obj.(type) {
+	case *EC2NodeClass:
+		got = &EC2NodeClass{}
+	case *NodePool:
+		got = &NodePool{}
+	case *NodeClass:
+		got = &NodeClass{}
+	default:
+		return false
+	}
+	if err := c.Reader.Get(ctx, types.NamespacedName{Name: obj.GetName()}, got); err != nil {
+		return false
+	}
+	return got.GetUID() == obj.GetUID()
+}

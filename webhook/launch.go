@@ -40,7 +40,9 @@ func (c *Checker) launchQuestions(cl class) launchPlan {
 		p.questions[i] = r.Question(c.controllerARN)
 	}
 	authz.PrepareKeys(p.questions)
-	c.launchPlans.Add(key, p)
+	if cacheablePlan(key, p) {
+		c.launchPlans.Add(key, p)
+	}
 	return p
 }
 

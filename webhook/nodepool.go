@@ -4,13 +4,15 @@ import (
 	"context"
 	"strings"
 
-	"github.com/nodeclass-guard/nodeclass-guard/authz"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 )
 
 // CheckNodePool validates a NodePool's nodeClassRef: the class it names must
 // be one this webhook knows, and, when it exists, must pass its own checks.
 func (c *Checker) CheckNodePool(ctx context.Context, np *NodePool) Verdict {
+	if v, out := outOfBounds(boundsNodePool(np)); out {
+		return v
+	}
 	var v Verdict
 	ref := np.Spec.Template.Spec.NodeClassRef
 	if ref == nil {
@@ -31,9 +33,10 @@ func (c *Checker) CheckNodePool(ctx context.Context, np *NodePool) Verdict {
 			nc, found, err = c.cfg.Classes.GetEC2NodeClass(ctx, ref.Name)
 		}
 		if found {
-			// A class the cluster has: its questions come first in the IAM
-			// call budget.
-			classVerdict = c.checkEC2Class(authz.WithPriority(ctx), nc, np)
+			// Whether its questions come first in the IAM call budget is
+			// the caller's to say (the admission adapter: a NodePool the
+			// cluster has, by name and UID); a request's name is no proof.
+			classVerdict = c.checkEC2Class(ctx, nc, np)
 		}
 	case EKSNodeClassGK:
 		kindName = "NodeClass (eks.amazonaws.com)"
@@ -42,7 +45,7 @@ func (c *Checker) CheckNodePool(ctx context.Context, np *NodePool) Verdict {
 			nc, found, err = c.cfg.Classes.GetNodeClass(ctx, ref.Name)
 		}
 		if found {
-			classVerdict = c.CheckNodeClass(authz.WithPriority(ctx), nc)
+			classVerdict = c.CheckNodeClass(ctx, nc)
 		}
 	default:
 		if f, ok := versionedGroup(gk); ok {

@@ -434,6 +434,10 @@ func (c *Checker) resolveSelectors(ctx context.Context, spec EC2NodeClassSpec) R
 					tr.unavailable = a.EC2Op() + ": " + errSummary(a.Err)
 					continue
 				}
+				if n := a.EC2.Truncated; n > 0 {
+					tr.unavailable = fmt.Sprintf("%s: the term matches more than %d pages, more than one admission reads; narrow it", a.EC2Op(), n)
+					continue
+				}
 				r.served(a.EC2.Served)
 				c.collect(&r, &tr, l, a.EC2, seen)
 			}

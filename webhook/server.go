@@ -35,12 +35,14 @@ const (
 	DefaultMaxBodyBytes = 3<<20 + 256<<10
 	// DefaultMaxBodyBytesInFlight bounds the request bodies being read or
 	// decoded at once, as their Content-Length declares (the body limit
-	// when none is declared): two bodies at the limit, thousands of
-	// ordinary ones (a few KiB each). Decoding holds a body about three
-	// times over, so this keeps what requests hold at once within what a
-	// 192Mi container has left beside serve's own 90 MiB (60 MiB before
-	// the EC2 SDK client).
-	DefaultMaxBodyBytesInFlight = 8 << 20
+	// when none is declared): one body at the limit, about a thousand
+	// ordinary ones (a few KiB each). Decoding holds a body three times
+	// over for plain fields, and 10 to 20 times for maps of short strings
+	// (a class's tags, its terms' tags: issue 22 measured 52 bodies of
+	// 158 KiB taking serve from 162 to 183 MiB at 8 MiB in flight), so
+	// this keeps what requests hold at once within what a 192Mi container
+	// has left beside serve's own 90 MiB.
+	DefaultMaxBodyBytesInFlight = 4 << 20
 	// DefaultMaxInFlight bounds the admission requests being served at once.
 	DefaultMaxInFlight = 64
 	// DefaultMaxConnections bounds the open connections to the webhook port.
@@ -51,6 +53,16 @@ const (
 	// DefaultIdleTimeout is how long a keep-alive connection may wait for
 	// its next request.
 	DefaultIdleTimeout = 60 * time.Second
+	// DefaultSourceShare is the part of the connection and in-flight caps
+	// one client address may hold: one misbehaving pod cannot fill them,
+	// and the API server's own addresses keep their share.
+	DefaultSourceShare = 4
+	// bodyGrace and minBodyRate cut a body that arrives too slowly: a
+	// body of n bytes must be read within bodyGrace + n/minBodyRate of
+	// the end of its headers (a small review within about 2 seconds, well
+	// before ReadTimeout), whatever ReadTimeout allows.
+	bodyGrace   = 2 * time.Second
+	minBodyRate = 256 << 10 // bytes per second
 	// writeTimeout bounds a request from the end of its headers to the end
 	// of its answer; the API server waits at most 30 seconds.
 	writeTimeout = 35 * time.Second
@@ -79,6 +91,10 @@ type ServerOptions struct {
 	// MaxConnections bounds the open connections; a connection beyond it
 	// is closed as soon as it is accepted.
 	MaxConnections int
+	// MaxConnectionsPerSource and MaxInFlightPerSource bound what one
+	// client address may hold (default: a quarter of the global caps).
+	MaxConnectionsPerSource int
+	MaxInFlightPerSource    int
 	// ReadTimeout bounds the TLS handshake and the reading of one request,
 	// body included; IdleTimeout a keep-alive connection between requests.
 	ReadTimeout time.Duration
@@ -109,6 +125,8 @@ type Server struct {
 
 	inFlight      chan struct{}
 	bytesInFlight atomic.Int64
+	// perSource counts the requests in flight by client address.
+	perSource *sourceCounts
 
 	mu      sync.Mutex
 	started bool
@@ -136,6 +154,12 @@ func NewServer(opts ServerOptions) *Server {
 	if opts.MaxConnections <= 0 {
 		opts.MaxConnections = DefaultMaxConnections
 	}
+	if opts.MaxConnectionsPerSource <= 0 || opts.MaxConnectionsPerSource > opts.MaxConnections {
+		opts.MaxConnectionsPerSource = max(1, opts.MaxConnections/DefaultSourceShare)
+	}
+	if opts.MaxInFlightPerSource <= 0 || opts.MaxInFlightPerSource > opts.MaxInFlight {
+		opts.MaxInFlightPerSource = max(1, opts.MaxInFlight/DefaultSourceShare)
+	}
 	if opts.ReadTimeout <= 0 {
 		opts.ReadTimeout = DefaultReadTimeout
 	}
@@ -147,7 +171,7 @@ func NewServer(opts ServerOptions) *Server {
 	}
 	mux := http.NewServeMux()
 	return &Server{opts: opts, mux: mux, registrar: crwebhook.NewServer(crwebhook.Options{WebhookMux: mux}),
-		inFlight: make(chan struct{}, opts.MaxInFlight)}
+		inFlight: make(chan struct{}, opts.MaxInFlight), perSource: newSourceCounts(opts.MaxInFlightPerSource)}
 }
 
 // NeedLeaderElection implements webhook.Server: every replica serves.
@@ -188,7 +212,8 @@ func (s *Server) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	l := tls.NewListener(&limitListener{Listener: raw, max: int64(s.opts.MaxConnections), refused: s.opts.Metrics.refuser("connections")}, cfg)
+	l := tls.NewListener(&limitListener{Listener: raw, max: int64(s.opts.MaxConnections), refused: s.opts.Metrics.refuser("connections"),
+		sources: newSourceCounts(s.opts.MaxConnectionsPerSource), refusedSource: s.opts.Metrics.refuser("source_connections")}, cfg)
 	srv := &http.Server{
 		Handler:           s.mux,
 		BaseContext:       func(net.Listener) context.Context { return ctx },
@@ -211,7 +236,7 @@ func (s *Server) Start(ctx context.Context) error {
 		}
 	}()
 	log.Info("serving webhooks", "address", raw.Addr().String(), "maxConnections", s.opts.MaxConnections,
-		"maxInFlight", s.opts.MaxInFlight, "maxBodyBytes", s.opts.MaxBodyBytes, "readTimeout", s.opts.ReadTimeout.String())
+		"maxInFlight", s.opts.MaxInFlight, "perSource", fmt.Sprintf("%d connections, %d in flight", s.opts.MaxConnectionsPerSource, s.opts.MaxInFlightPerSource), "maxBodyBytes", s.opts.MaxBodyBytes, "readTimeout", s.opts.ReadTimeout.String())
 	s.mu.Lock()
 	s.started = true
 	s.mu.Unlock()
@@ -266,6 +291,12 @@ func (s *Server) guard(hook http.Handler) http.Handler {
 		if declared < 0 {
 			declared = s.opts.MaxBodyBytes
 		}
+		source := sourceOf(r.RemoteAddr)
+		if !s.perSource.take(source) {
+			s.tooMany(w, "source_in_flight")
+			return
+		}
+		defer s.perSource.put(source)
 		select {
 		case s.inFlight <- struct{}{}:
 		default:
@@ -273,6 +304,9 @@ func (s *Server) guard(hook http.Handler) http.Handler {
 			return
 		}
 		defer func() { <-s.inFlight }()
+		// A small body that arrives too slowly is cut well before
+		// ReadTimeout: it holds a slot while it trickles.
+		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(bodyGrace + time.Duration(float64(declared)/minBodyRate*float64(time.Second))))
 		if s.bytesInFlight.Add(declared) > s.opts.MaxBodyBytesInFlight {
 			s.bytesInFlight.Add(-declared)
 			s.tooMany(w, "body_bytes_in_flight")
@@ -373,6 +407,9 @@ type limitListener struct {
 	max     int64
 	open    atomic.Int64
 	refused func()
+	// sources bounds the connections of one client address.
+	sources       *sourceCounts
+	refusedSource func()
 }
 
 func (l *limitListener) Accept() (net.Conn, error) {
@@ -381,26 +418,92 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		if l.open.Add(1) > l.max {
-			l.open.Add(-1)
-			l.refused()
-			if tc, ok := c.(*net.TCPConn); ok {
-				_ = tc.SetLinger(0) // reset: free the socket at once
+		source := sourceOf(c.RemoteAddr().String())
+		if !l.sources.take(source) {
+			if l.refusedSource != nil {
+				l.refusedSource()
 			}
-			c.Close()
+			reset(c)
 			continue
 		}
-		return &countedConn{Conn: c, l: l}, nil
+		if l.open.Add(1) > l.max {
+			l.open.Add(-1)
+			l.sources.put(source)
+			l.refused()
+			reset(c)
+			continue
+		}
+		return &countedConn{Conn: c, l: l, source: source}, nil
 	}
+}
+
+// reset closes c at once, freeing the socket.
+func reset(c net.Conn) {
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetLinger(0)
+	}
+	c.Close()
 }
 
 type countedConn struct {
 	net.Conn
-	l    *limitListener
-	once sync.Once
+	l      *limitListener
+	source string
+	once   sync.Once
 }
 
 func (c *countedConn) Close() error {
-	c.once.Do(func() { c.l.open.Add(-1) })
+	c.once.Do(func() {
+		c.l.open.Add(-1)
+		c.l.sources.put(c.source)
+	})
 	return c.Conn.Close()
+}
+
+// sourceOf is the client address of a remote address "host:port".
+func sourceOf(remote string) string {
+	if host, _, err := net.SplitHostPort(remote); err == nil {
+		return host
+	}
+	return remote
+}
+
+// sourceCounts counts what each client address holds, up to max each;
+// a nil one bounds nothing.
+type sourceCounts struct {
+	max int
+	mu  sync.Mutex
+	n   map[string]int
+}
+
+func newSourceCounts(max int) *sourceCounts {
+	return &sourceCounts{max: max, n: map[string]int{}}
+}
+
+// take counts one more for source, unless it holds max already.
+func (s *sourceCounts) take(source string) bool {
+	if s == nil {
+		return true
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.n[source] >= s.max {
+		return false
+	}
+	s.n[source]++
+	return true
+}
+
+// put counts one less for source.
+func (s *sourceCounts) put(source string) {
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.n[source] <= 1 {
+		delete(s.n, source)
+		return
+	}
+	s.n[source]--
 }

@@ -2,12 +2,14 @@ package webhook
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	dto "github.com/prometheus/client_model/go"
 )
@@ -122,5 +124,105 @@ func TestGuard(t *testing.T) {
 	s.guard(http.NotFoundHandler()).ServeHTTP(rec, httptest.NewRequest("POST", "/hook", strings.NewReader(review)))
 	if rec.Code != http.StatusTooManyRequests {
 		t.Errorf("in-flight bound reached: HTTP %d, want 429", rec.Code)
+	}
+}
+
+// TestLimitListenerPerSource: one client address holds at most its share
+// of the connections; another address still gets in.
+func TestLimitListenerPerSource(t *testing.T) {
+	raw, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := NewMetrics()
+	l := &limitListener{Listener: raw, max: 10, refused: m.refuser("connections"),
+		sources: newSourceCounts(2), refusedSource: m.refuser("source_connections")}
+	defer l.Close()
+	accepted := make(chan net.Conn, 10)
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- c
+		}
+	}()
+	dialFrom := func(ip string) (net.Conn, error) {
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
+		return d.Dial("tcp", raw.Addr().String())
+	}
+	for range 2 {
+		c, err := dialFrom("127.0.0.1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		defer (<-accepted).Close()
+	}
+	if over, err := dialFrom("127.0.0.1"); err == nil {
+		over.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := over.Read(make([]byte, 1)); err == nil || isTimeout(err) {
+			t.Fatalf("a third connection from one address was not closed: %v", err)
+		}
+		over.Close()
+	}
+	other, err := dialFrom("127.0.0.2")
+	if err != nil {
+		t.Skipf("no second loopback address: %v", err)
+	}
+	defer other.Close()
+	select {
+	case c := <-accepted:
+		c.Close()
+	case <-time.After(5 * time.Second):
+		t.Fatal("another address was not served")
+	}
+	var metric dto.Metric
+	if err := m.Refused.WithLabelValues("source_connections").Write(&metric); err != nil || metric.GetCounter().GetValue() != 1 {
+		t.Errorf("refused{source_connections} = %v (%v), want 1", metric.GetCounter().GetValue(), err)
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// TestGuardPerSourceInFlight: one address cannot take every request slot.
+func TestGuardPerSourceInFlight(t *testing.T) {
+	release := make(chan struct{})
+	entered := make(chan struct{}, 10)
+	s := NewServer(ServerOptions{MaxInFlight: 8, MaxInFlightPerSource: 2})
+	s.Register("/hook", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		entered <- struct{}{}
+		<-release
+	}))
+	review := `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}`
+	serve := func(addr string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest(http.MethodPost, "/hook", strings.NewReader(review))
+		req.Header.Set("Content-Type", "application/json")
+		req.RemoteAddr = addr
+		rec := httptest.NewRecorder()
+		s.mux.ServeHTTP(rec, req)
+		return rec
+	}
+	done := make(chan *httptest.ResponseRecorder, 4)
+	for range 2 {
+		go func() { done <- serve("10.0.0.1:1000") }()
+		<-entered
+	}
+	if rec := serve("10.0.0.1:1001"); rec.Code != http.StatusTooManyRequests {
+		t.Errorf("a third request from one address: %d, want 429", rec.Code)
+	}
+	go func() { done <- serve("10.0.0.2:1000") }()
+	select {
+	case <-entered:
+	case rec := <-done:
+		t.Fatalf("another address was refused: %d", rec.Code)
+	}
+	close(release)
+	for range 3 {
+		<-done
 	}
 }

@@ -24,6 +24,16 @@ import (
 // list changed, the old and the new resolutions compared against the
 // class's NodeClaims.
 func (c *Checker) CheckEC2NodeClassUpdate(ctx context.Context, old, nc *EC2NodeClass) Verdict {
+	if v, out := outOfBounds(c.boundsEC2NodeClass(nc, nil)); out {
+		return v
+	}
+	if c.oldOutOfBounds(old) {
+		// Nothing is planned with an old object past the bounds (a class
+		// from before them, or a forged review); the update that fixes it
+		// must not be refused for it.
+		v, _ := c.checkEC2ClassAs(ctx, nc, nil, true)
+		return v
+	}
 	ctx, cancel := c.deadline(ctx)
 	defer cancel()
 	var (

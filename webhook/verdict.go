@@ -139,6 +139,18 @@ const (
 	// SelectorUpdateChanges (warn): what an update's selectors add or
 	// remove (zones, subnets, security groups, images).
 	SelectorUpdateChanges Code = "SelectorUpdateChanges"
+
+	// Bounds (extensions of the contract): what one object may hold
+	// before anything is planned or asked (bounds.go).
+
+	// TagsExceedLimit: spec.tags, with the tags Karpenter adds, exceed
+	// what EC2 and IAM accept on a resource (50 tags; keys of 128 and
+	// values of 256 characters).
+	TagsExceedLimit Code = "TagsExceedLimit"
+	// SpecExceedsLimit: a list or a field beyond the CRD's caps (30
+	// selector terms, 20 tags per term, 100 NodePool requirements), or a
+	// selector term longer than anything EC2 could match.
+	SpecExceedsLimit Code = "SpecExceedsLimit"
 )
 
 // Finding is one problem found in an object: a denial or a warning, tied to

@@ -135,7 +135,7 @@ func (f *iamFlags) view(ctx context.Context, metrics *authz.Metrics) (authz.View
 	if f.callRate > 0 {
 		// EC2's Describe calls have a budget of their own, of the same
 		// size: Karpenter shares the account's EC2 limits.
-		ec2Live = authz.NewBudgetedEC2(ec2Live, authz.BudgetOptions{Rate: f.callRate, Burst: f.callBurst})
+		ec2Live = authz.NewBudgetedEC2(ec2Live, authz.BudgetOptions{Rate: f.callRate, Burst: f.callBurst, Metrics: metrics})
 	}
 	f.ec2 = authz.NewCachedEC2(ec2Live, opts)
 	kmsClient, err := authz.NewKMSClient(ctx, f.region, "", f.timeout)

@@ -86,6 +86,8 @@ func (o *serveOptions) register(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.shutdownTimeout, "graceful-shutdown-timeout", 25*time.Second, "how long in-flight admissions may take to finish on SIGTERM")
 	fs.IntVar(&o.limits.MaxConnections, "max-connections", webhook.DefaultMaxConnections, "open connections to the webhook port; more are closed as soon as they are accepted")
 	fs.IntVar(&o.limits.MaxInFlight, "max-requests-in-flight", webhook.DefaultMaxInFlight, "admission requests served at once; more are refused with HTTP 429 (the API server then applies failurePolicy)")
+	fs.IntVar(&o.limits.MaxConnectionsPerSource, "max-connections-per-source", 0, "open connections from one client address; more are closed as soon as they are accepted (0: a quarter of --max-connections)")
+	fs.IntVar(&o.limits.MaxInFlightPerSource, "max-requests-in-flight-per-source", 0, "admission requests served at once for one client address; more are refused with HTTP 429 (0: a quarter of --max-requests-in-flight)")
 	fs.Int64Var(&o.limits.MaxBodyBytes, "max-request-bytes", webhook.DefaultMaxBodyBytes, "largest admission request body; larger ones are refused with 413 unread")
 	fs.Int64Var(&o.limits.MaxBodyBytesInFlight, "max-request-bytes-in-flight", webhook.DefaultMaxBodyBytesInFlight, "request bodies (by Content-Length) read or decoded at once; more are refused with HTTP 429")
 	fs.DurationVar(&o.limits.ReadTimeout, "request-read-timeout", webhook.DefaultReadTimeout, "bound on a TLS handshake and on reading one request, headers and body")

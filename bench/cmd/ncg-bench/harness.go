@@ -164,6 +164,9 @@ func (h *harness) startServe(ctx context.Context, name string, conns int, pprof 
 		// under that load would, and measures what serve does with them.
 		"--max-connections", strconv.Itoa(max(2*conns, 1024)),
 		"--max-requests-in-flight", strconv.Itoa(max(2*conns, 1024)),
+		// Every request comes from this one address.
+		"--max-connections-per-source", strconv.Itoa(max(2*conns, 1024)),
+		"--max-requests-in-flight-per-source", strconv.Itoa(max(2*conns, 1024)),
 		"--audit-interval=0",
 	}
 	args = append(args, extra...)

@@ -1,0 +1,101 @@
+package webhook
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/nodeclass-guard/nodeclass-guard/authz"
+)
+
+// priorityView counts the questions asked with and without priority.
+type priorityView struct {
+	authz.View
+	prio, plain atomic.Int64
+}
+
+func (p *priorityView) note(ctx context.Context) {
+	if authz.IsPriority(ctx) {
+		p.prio.Add(1)
+	} else {
+		p.plain.Add(1)
+	}
+}
+
+func (p *priorityView) Role(ctx context.Context, name string) (authz.Role, error) {
+	p.note(ctx)
+	return p.View.Role(ctx, name)
+}
+
+func (p *priorityView) InstanceProfile(ctx context.Context, name string) (authz.InstanceProfile, error) {
+	p.note(ctx)
+	return p.View.InstanceProfile(ctx, name)
+}
+
+func (p *priorityView) Decide(ctx context.Context, q authz.Question) (authz.Decision, error) {
+	p.note(ctx)
+	return p.View.Decide(ctx, q)
+}
+
+// knownClasses is testClasses that also knows NodePools, by name and UID.
+type knownClasses struct {
+	mapClasses
+	pools map[string]types.UID
+}
+
+func (k knownClasses) Has(_ context.Context, obj client.Object) bool {
+	switch o := obj.(type) {
+	case *NodePool:
+		uid, ok := k.pools[o.Name]
+		return ok && o.UID != "" && uid == o.UID
+	case *EC2NodeClass:
+		nc, ok := k.ec2[o.Name]
+		return ok && o.UID != "" && nc.UID == o.UID
+	}
+	return false
+}
+
+// TestPriorityOnlyForObjectsTheClusterHas: the IAM priority lane is the
+// adapter's to give, to an object the cluster has by name and UID; a
+// NodePool naming an existing class, or a forged name, is a new question.
+func TestPriorityOnlyForObjectsTheClusterHas(t *testing.T) {
+	view := &priorityView{View: loadSampleSnapshot(t)}
+	classes := knownClasses{mapClasses: testClasses(), pools: map[string]types.UID{"existing": "uid-1"}}
+	c := NewChecker(Config{IAM: view, Controller: testCtl(t), ClusterName: testCluster, Region: testRegion, Classes: classes})
+	a := &adapter{checker: c}
+	pools := &validator[*NodePool]{adapter: a, kind: NodePoolKind, check: c.CheckNodePool,
+		same: func(old, obj *NodePool) bool {
+			return sameRef(old.Spec.Template.Spec.NodeClassRef, obj.Spec.Template.Spec.NodeClassRef)
+		}}
+	for _, tc := range []struct {
+		name     string
+		pool     string
+		uid      types.UID
+		priority bool
+	}{
+		{"new NodePool naming an existing class", "anon", "", false},
+		{"existing NodePool's name with another UID", "existing", "forged", false},
+		{"existing NodePool's name without a UID", "existing", "", false},
+		{"the existing NodePool", "existing", "uid-1", true},
+	} {
+		view.prio.Store(0)
+		view.plain.Store(0)
+		np := nodePool(tc.pool, refEC2("default"))
+		np.UID = tc.uid
+		old := nodePool(tc.pool, refEC2("other"))
+		old.UID = tc.uid
+		if _, err := pools.ValidateUpdate(context.Background(), old, np); err != nil && view.prio.Load()+view.plain.Load() == 0 {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		prio, plain := view.prio.Load(), view.plain.Load()
+		if prio+plain == 0 {
+			t.Fatalf("%s: no IAM question asked", tc.name)
+		}
+		if tc.priority && plain != 0 || !tc.priority && prio != 0 {
+			t.Errorf("%s: %d questions with priority, %d without; want priority %v", tc.name, prio, plain, tc.priority)
+		}
+	}
+}
