@@ -9,7 +9,7 @@ import (
 
 	"github.com/nodeclass-guard/nodeclass-guard/authz"
 	"github.com/nodeclass-guard/nodeclass-guard/check"
-	"github.com/nodeclass-guard/nodeclass-guard/webhook"
+	"github.com/nodeclass-guard/nodeclass-guard/rules"
 )
 
 func runCheck(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -75,7 +75,7 @@ func runCheck(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	if err != nil {
 		return fail("%v", err)
 	}
-	var cluster webhook.ClassGetter
+	var cluster rules.ClassGetter
 	cfg.AWSAuth = check.InputAWSAuth(docs)
 	if kubeconfig != "" {
 		cc, err := newClusterClasses(kubeconfig)
@@ -90,7 +90,7 @@ func runCheck(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		}
 		if !check.HasAWSAuth(docs) {
 			// The input's aws-auth wins; else the cluster's.
-			cfg.AWSAuth = webhook.ClusterAWSAuth{Reader: cc.Reader}
+			cfg.AWSAuth = rules.ClusterAWSAuth{Reader: cc.Reader}
 		}
 	}
 	inputs := check.NewInputClasses(docs, cluster)
@@ -98,7 +98,7 @@ func runCheck(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	iamf.versionFromEKS(ctx, &cfg, func(msg string) {
 		fmt.Fprintf(stderr, "nodeclass-guard check: warning: %s\n", msg)
 	})
-	c := webhook.NewChecker(cfg)
+	c := rules.NewChecker(cfg)
 	report := check.Run(ctx, c, docs)
 	switch output {
 	case "json":
