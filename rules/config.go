@@ -3,7 +3,6 @@ package rules
 import (
 	"context"
 	"fmt"
-	lru "github.com/hashicorp/golang-lru/v2"
 	"time"
 
 	"github.com/nodeclass-guard/nodeclass-guard/authz"
@@ -117,17 +116,10 @@ type Checker struct {
 	// controllerARN is cfg.Controller as an ARN, "" when unknown.
 	controllerARN string
 	partition     string
-	// launchPlans are launch plans already built (launchPlanCache
-	// entries): every admission of a class asks the same 35 or so
-	// requests, and a plan is pure in what launchPlanKey writes.
-	launchPlans *lru.Cache[string, launchPlan]
+	// plans keeps the plans built: every admission of a class asks the
+	// same 35 or so launch requests.
+	plans *planCache
 }
-
-// launchPlanCache is how many launch plans a Checker keeps: about 50 KiB
-// each with resolved selectors (59 requests), so 128 hold the classes and
-// NodePools being applied at once in a cluster for about 6 MiB; a plan
-// evicted is rebuilt in about 0.1 ms.
-const launchPlanCache = 128
 
 // NewChecker returns a Checker configured by cfg.
 func NewChecker(cfg Config) *Checker {
@@ -141,7 +133,7 @@ func NewChecker(cfg Config) *Checker {
 	if c.partition == "" {
 		c.partition = authz.PartitionOfRegion(cfg.Region)
 	}
-	c.launchPlans, _ = lru.New[string, launchPlan](launchPlanCache) // only a size <= 0 errs
+	c.plans = newPlanCache()
 	return c
 }
 

@@ -21,56 +21,25 @@ type launchPlan struct {
 // 1.3) of its validation of cl, as karpenter.LaunchRequests models them for
 // the configured version. cl.ec2 holds the image, subnet and security-group
 // ARNs the class's selectors resolve to; nil (not resolved) leaves the
-// requests on them reported as not checked.
-//
-// A plan is pure in the class's name, NodePool, tags and resolved
-// resources (the rest is the Checker's configuration), so it is built once
-// and shared, keys prepared (authz.PrepareKeys): callers must not change
-// it.
+// requests on them reported as not checked. Plans are kept at the edge
+// (plans.go), keyed by the whole karpenter.Input they are built from:
+// callers must not change one.
 func (c *Checker) launchQuestions(cl class) launchPlan {
-	key := c.launchPlanKey(cl)
-	if p, ok := c.launchPlans.Get(key); ok {
-		return p
-	}
 	in := c.karpenterInput(cl)
 	in.EC2 = cl.ec2
+	return c.plans.launch(in, func() launchPlan { return c.buildLaunchPlan(in) })
+}
+
+// buildLaunchPlan is the launch rule's plan: pure in in and the Checker's
+// configuration (the Karpenter version, the controller role).
+func (c *Checker) buildLaunchPlan(in karpenter.Input) launchPlan {
 	reqs, notChecked := karpenter.LaunchRequests(c.cfg.Karpenter.Model, in)
 	p := launchPlan{requests: reqs, notChecked: notChecked, questions: make([]authz.Question, len(reqs))}
 	for i, r := range reqs {
 		p.questions[i] = r.Question(c.controllerARN)
 	}
 	authz.PrepareKeys(p.questions)
-	c.launchPlans.Add(key, p)
 	return p
-}
-
-// launchPlanKey writes what a launch plan depends on besides the Checker's
-// configuration: the class's name, its NodePool, its tags and the
-// resources its selectors resolved to.
-func (c *Checker) launchPlanKey(cl class) string {
-	var b strings.Builder
-	b.WriteString(cl.name)
-	b.WriteByte(0)
-	b.WriteString(cl.nodePool)
-	for _, k := range sortedKeys(cl.tags) {
-		b.WriteByte(1)
-		b.WriteString(k)
-		b.WriteByte('=')
-		b.WriteString(cl.tags[k])
-	}
-	if e := cl.ec2; e != nil {
-		for _, list := range [][]string{e.Images, e.Subnets, e.SecurityGroups} {
-			b.WriteByte(2)
-			b.WriteString(strings.Join(list, ","))
-		}
-		for _, k := range sortedKeys(e.Unresolved) {
-			b.WriteByte(3)
-			b.WriteString(k)
-			b.WriteByte('=')
-			b.WriteString(e.Unresolved[k])
-		}
-	}
-	return b.String()
 }
 
 func (c *Checker) judgeLaunch(n *notes, cl class, p launchPlan, as []Answer) []Finding {
