@@ -2,6 +2,7 @@ package rules
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -81,5 +82,42 @@ func TestNodePoolAdmissionHasOneDeadline(t *testing.T) {
 		if spot < 2 {
 			t.Errorf("%s: %d questions asked, want the class's and the spot role's", check.name, spot)
 		}
+	}
+}
+
+// TestNodePoolRequirementsUpdateRefusesOnlyWhatTheyBreak: a NodePool
+// naming a broken class is refused on create; an update of its
+// requirements alone is not refused for what the requirements do not
+// decide: the class's findings come back as a warning saying so.
+func TestNodePoolRequirementsUpdateRefusesOnlyWhatTheyBreak(t *testing.T) {
+	ctl, err := authz.ParseRoleARN(ctlKarpenter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := NewChecker(Config{IAM: loadSampleSnapshot(t), Controller: ctl, ClusterName: testCluster, Region: testRegion,
+		OnIAMError: OnIAMErrorDeny, Classes: testClasses()})
+	old := nodePool("broken", refEC2("notrust"))
+	np := nodePool("broken", refEC2("notrust"))
+	np.Spec.Template.Spec.Requirements = []NodeSelectorRequirement{{Key: "kubernetes.io/arch", Operator: "In", Values: []string{"arm64"}}}
+	if v := c.CheckNodePool(context.Background(), np); v.Allowed() {
+		t.Fatalf("create: a NodePool naming a class without EC2 trust allowed: %v", v.WarningLines())
+	}
+	v := c.CheckNodePoolUpdate(context.Background(), old, np)
+	if !v.Allowed() {
+		t.Fatalf("requirements-only update refused: %s", v.DenialMessage())
+	}
+	found := false
+	for _, f := range v.Warnings {
+		if f.Code == NodeClassInvalid && strings.HasPrefix(f.Message, "("+requirementsOnly+") ") {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("no NodeClassInvalid warning saying the update is not refused for it: %v", v.WarningLines())
+	}
+	// A nodeClassRef change is a create.
+	moved := nodePool("broken", refEC2("default"))
+	if v := c.CheckNodePoolUpdate(context.Background(), moved, np); v.Allowed() {
+		t.Errorf("nodeClassRef change to a broken class allowed: %v", v.WarningLines())
 	}
 }
