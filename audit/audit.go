@@ -16,7 +16,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"reflect"
 	"sort"
 	"sync"
 	"time"
@@ -33,7 +32,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
-	"github.com/nodeclass-guard/nodeclass-guard/webhook"
+	"github.com/nodeclass-guard/nodeclass-guard/rules"
 )
 
 // Event reasons of the audit besides the finding codes.
@@ -53,14 +52,14 @@ type Recorder interface {
 	Eventf(regarding runtime.Object, related runtime.Object, eventtype, reason, action, note string, args ...interface{})
 }
 
-// Checker is what the audit needs of the rules: webhook.Checker.
+// Checker is what the audit needs of the rules: rules.Checker.
 type Checker interface {
-	CheckEC2NodeClass(ctx context.Context, nc *webhook.EC2NodeClass) webhook.Verdict
-	CheckNodePool(ctx context.Context, np *webhook.NodePool) webhook.Verdict
-	CheckNodeClass(ctx context.Context, nc *webhook.NodeClass) webhook.Verdict
+	CheckEC2NodeClass(ctx context.Context, nc *rules.EC2NodeClass) rules.Verdict
+	CheckNodePool(ctx context.Context, np *rules.NodePool) rules.Verdict
+	CheckNodeClass(ctx context.Context, nc *rules.NodeClass) rules.Verdict
 }
 
-var _ Checker = (*webhook.Checker)(nil)
+var _ Checker = (*rules.Checker)(nil)
 
 // Options configure an Auditor; New takes them whole.
 type Options struct {
@@ -126,7 +125,7 @@ type objectState struct {
 }
 
 type finding struct {
-	code webhook.Code
+	code rules.Code
 	line string
 }
 
@@ -167,9 +166,9 @@ var kinds = []struct {
 	obj  func() client.Object
 	list func() client.ObjectList
 }{
-	{webhook.EC2NodeClassKind, func() client.Object { return &webhook.EC2NodeClass{} }, func() client.ObjectList { return &webhook.EC2NodeClassList{} }},
-	{webhook.NodeClassKind, func() client.Object { return &webhook.NodeClass{} }, func() client.ObjectList { return &webhook.NodeClassList{} }},
-	{webhook.NodePoolKind, func() client.Object { return &webhook.NodePool{} }, func() client.ObjectList { return &webhook.NodePoolList{} }},
+	{rules.EC2NodeClassKind, func() client.Object { return &rules.EC2NodeClass{} }, func() client.ObjectList { return &rules.EC2NodeClassList{} }},
+	{rules.NodeClassKind, func() client.Object { return &rules.NodeClass{} }, func() client.ObjectList { return &rules.NodeClassList{} }},
+	{rules.NodePoolKind, func() client.Object { return &rules.NodePool{} }, func() client.ObjectList { return &rules.NodePoolList{} }},
 }
 
 // Start runs the audit until ctx ends: a pass over every object at once and
@@ -301,11 +300,11 @@ func (a *Auditor) handler(ctx context.Context, kind string, queue workqueue.Type
 		},
 		UpdateFunc: func(oldObj, newObj any) {
 			o, ok := newObj.(client.Object)
-			if !ok || sameChecked(oldObj, newObj) {
+			if !ok || sameChecked(kind, oldObj, newObj) {
 				return
 			}
 			queue.Add(Key{Kind: kind, Name: o.GetName()})
-			if kind != webhook.NodePoolKind {
+			if kind != rules.NodePoolKind {
 				for _, np := range a.referrers(ctx, kind, o.GetName()) {
 					queue.Add(np)
 				}
@@ -323,44 +322,28 @@ func (a *Auditor) handler(ctx context.Context, kind string, queue workqueue.Type
 }
 
 // sameChecked reports whether an update leaves the fields the rules read
-// alone (the admission's own test of an update).
-func sameChecked(oldObj, newObj any) bool {
-	switch o := oldObj.(type) {
-	case *webhook.EC2NodeClass:
-		n, ok := newObj.(*webhook.EC2NodeClass)
-		return ok && reflect.DeepEqual(o.Spec, n.Spec)
-	case *webhook.NodeClass:
-		n, ok := newObj.(*webhook.NodeClass)
-		return ok && reflect.DeepEqual(o.Spec, n.Spec)
-	case *webhook.NodePool:
-		n, ok := newObj.(*webhook.NodePool)
-		if !ok {
-			return false
-		}
-		a, b := o.Spec.Template.Spec.NodeClassRef, n.Spec.Template.Spec.NodeClassRef
-		if a == nil || b == nil {
-			return a == b
-		}
-		return *a == *b
-	}
-	return false
+// alone (rules.Reads: the admission's own test of an update).
+func sameChecked(kind string, oldObj, newObj any) bool {
+	o, ok1 := oldObj.(runtime.Object)
+	n, ok2 := newObj.(runtime.Object)
+	return ok1 && ok2 && rules.Unchanged(kind, o, n)
 }
 
 // referrers lists the NodePools whose nodeClassRef names the class.
 func (a *Auditor) referrers(ctx context.Context, kind, name string) []Key {
-	var list webhook.NodePoolList
+	var list rules.NodePoolList
 	if err := a.opts.Cache.List(ctx, &list); err != nil {
 		return nil
 	}
-	gk := webhook.EC2NodeClassGK
-	if kind == webhook.NodeClassKind {
-		gk = webhook.EKSNodeClassGK
+	gk := rules.EC2NodeClassGK
+	if kind == rules.NodeClassKind {
+		gk = rules.EKSNodeClassGK
 	}
 	var out []Key
 	for _, np := range list.Items {
 		ref := np.Spec.Template.Spec.NodeClassRef
 		if ref != nil && ref.Name == name && ref.GroupKind() == gk {
-			out = append(out, Key{Kind: webhook.NodePoolKind, Name: np.Name})
+			out = append(out, Key{Kind: rules.NodePoolKind, Name: np.Name})
 		}
 	}
 	return out
@@ -392,13 +375,13 @@ func (a *Auditor) checkKey(ctx context.Context, key Key) {
 		a.forget(key)
 		return
 	}
-	var v webhook.Verdict
+	var v rules.Verdict
 	switch o := obj.(type) {
-	case *webhook.EC2NodeClass:
+	case *rules.EC2NodeClass:
 		v = a.opts.Checker.CheckEC2NodeClass(ctx, o)
-	case *webhook.NodeClass:
+	case *rules.NodeClass:
 		v = a.opts.Checker.CheckNodeClass(ctx, o)
-	case *webhook.NodePool:
+	case *rules.NodePool:
 		v = a.opts.Checker.CheckNodePool(ctx, o)
 	}
 	if ctx.Err() != nil {
@@ -410,10 +393,10 @@ func (a *Auditor) checkKey(ctx context.Context, key Key) {
 // inconclusive reports whether a verdict rests on IAM being unreachable:
 // such a pass says nothing new about the object, and the last conclusive
 // state stands.
-func inconclusive(v webhook.Verdict) bool {
-	for _, fs := range [][]webhook.Finding{v.Denials, v.Warnings} {
+func inconclusive(v rules.Verdict) bool {
+	for _, fs := range [][]rules.Finding{v.Denials, v.Warnings} {
 		for _, f := range fs {
-			if f.Code == webhook.IAMUnavailable {
+			if f.Code == rules.IAMUnavailable {
 				return true
 			}
 		}
@@ -422,7 +405,7 @@ func inconclusive(v webhook.Verdict) bool {
 }
 
 // findingsOf keys a verdict's denials by code and field.
-func findingsOf(v webhook.Verdict) map[string]finding {
+func findingsOf(v rules.Verdict) map[string]finding {
 	out := map[string]finding{}
 	for _, f := range v.Denials {
 		out[string(f.Code)+" "+f.Field.String()] = finding{code: f.Code, line: f.DenialLine()}
@@ -433,7 +416,7 @@ func findingsOf(v webhook.Verdict) map[string]finding {
 // record compares a conclusive verdict with the object's last state and
 // reports what changed: a Warning Event per new or changed finding, a
 // Normal Event when the object passes again, a log line per change.
-func (a *Auditor) record(key Key, obj client.Object, v webhook.Verdict) {
+func (a *Auditor) record(key Key, obj client.Object, v rules.Verdict) {
 	log := a.opts.Log.WithValues("kind", key.Kind, "name", key.Name)
 	if inconclusive(v) {
 		log.V(1).Info("audit: IAM unavailable; keeping the last state")
@@ -502,7 +485,7 @@ func (a *Auditor) publish(objects int) {
 	counts := map[[2]string]float64{}
 	a.mu.Lock()
 	for key, st := range a.state {
-		seen := map[webhook.Code]bool{}
+		seen := map[rules.Code]bool{}
 		for _, f := range st.findings {
 			if !seen[f.code] {
 				seen[f.code] = true

@@ -11,7 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
-	"github.com/nodeclass-guard/nodeclass-guard/webhook"
+	"github.com/nodeclass-guard/nodeclass-guard/rules"
 )
 
 type event struct{ typ, reason, note string }
@@ -28,8 +28,8 @@ func (r *recorder) take() []event {
 	return out
 }
 
-func denial(code webhook.Code, msg string) webhook.Finding {
-	return webhook.Finding{Code: code, Field: field.NewPath("spec", "role"), Message: msg, Deny: true}
+func denial(code rules.Code, msg string) rules.Finding {
+	return rules.Finding{Code: code, Field: field.NewPath("spec", "role"), Message: msg, Deny: true}
 }
 
 // TestRecordEmitsOnChangeOnly walks one object through the states the
@@ -38,32 +38,32 @@ func TestRecordEmitsOnChangeOnly(t *testing.T) {
 	rec := &recorder{}
 	m := NewMetrics()
 	a := New(Options{Recorder: rec, Metrics: m, Log: logr.Discard()})
-	key := Key{Kind: webhook.EC2NodeClassKind, Name: "default"}
-	obj := &webhook.EC2NodeClass{}
+	key := Key{Kind: rules.EC2NodeClassKind, Name: "default"}
+	obj := &rules.EC2NodeClass{}
 	obj.Name = "default"
 	gaugeOf := func(code string) float64 {
-		return value(m.Violations.WithLabelValues(webhook.EC2NodeClassKind, code))
+		return value(m.Violations.WithLabelValues(rules.EC2NodeClassKind, code))
 	}
-	passRole := denial(webhook.PassRoleDenied, "may not iam:PassRole")
+	passRole := denial(rules.PassRoleDenied, "may not iam:PassRole")
 
 	steps := []struct {
 		name    string
-		v       webhook.Verdict
+		v       rules.Verdict
 		want    []event
 		gauge   float64
 		codes   []string
 		comment string
 	}{
-		{"first seen, passing", webhook.Verdict{}, nil, 0, nil, "no Event for an object that was never failing"},
-		{"revoked", webhook.Verdict{Denials: []webhook.Finding{passRole}},
+		{"first seen, passing", rules.Verdict{}, nil, 0, nil, "no Event for an object that was never failing"},
+		{"revoked", rules.Verdict{Denials: []rules.Finding{passRole}},
 			[]event{{"Warning", "PassRoleDenied", passRole.DenialLine()}}, 1, []string{"PassRoleDenied"}, "a Warning per new finding"},
-		{"same again", webhook.Verdict{Denials: []webhook.Finding{passRole}}, nil, 1, []string{"PassRoleDenied"}, "not on every pass"},
-		{"IAM down", webhook.Verdict{Warnings: []webhook.Finding{{Code: webhook.IAMUnavailable, Field: field.NewPath("spec")}}},
+		{"same again", rules.Verdict{Denials: []rules.Finding{passRole}}, nil, 1, []string{"PassRoleDenied"}, "not on every pass"},
+		{"IAM down", rules.Verdict{Warnings: []rules.Finding{{Code: rules.IAMUnavailable, Field: field.NewPath("spec")}}},
 			nil, 1, []string{"PassRoleDenied"}, "an inconclusive pass keeps the last state"},
-		{"message changes", webhook.Verdict{Denials: []webhook.Finding{denial(webhook.PassRoleDenied, "denied by SCP")}},
-			[]event{{"Warning", "PassRoleDenied", denial(webhook.PassRoleDenied, "denied by SCP").DenialLine()}}, 1, []string{"PassRoleDenied"}, "a changed finding is emitted again"},
-		{"restored", webhook.Verdict{}, []event{{"Normal", ReasonPassed, "nodeclass-guard: passes every check again (resolved: PassRoleDenied)"}}, 0, nil, "a Normal Event when fine again"},
-		{"still fine", webhook.Verdict{}, nil, 0, nil, "and only once"},
+		{"message changes", rules.Verdict{Denials: []rules.Finding{denial(rules.PassRoleDenied, "denied by SCP")}},
+			[]event{{"Warning", "PassRoleDenied", denial(rules.PassRoleDenied, "denied by SCP").DenialLine()}}, 1, []string{"PassRoleDenied"}, "a changed finding is emitted again"},
+		{"restored", rules.Verdict{}, []event{{"Normal", ReasonPassed, "nodeclass-guard: passes every check again (resolved: PassRoleDenied)"}}, 0, nil, "a Normal Event when fine again"},
+		{"still fine", rules.Verdict{}, nil, 0, nil, "and only once"},
 	}
 	for _, s := range steps {
 		a.record(key, obj, s.v)
@@ -79,7 +79,7 @@ func TestRecordEmitsOnChangeOnly(t *testing.T) {
 		}
 	}
 
-	a.record(key, obj, webhook.Verdict{Denials: []webhook.Finding{passRole}})
+	a.record(key, obj, rules.Verdict{Denials: []rules.Finding{passRole}})
 	rec.take()
 	a.forget(key)
 	if g := gaugeOf("PassRoleDenied"); g != 0 {
@@ -95,35 +95,42 @@ func TestRecordEmitsOnChangeOnly(t *testing.T) {
 func TestGaugeCountsObjects(t *testing.T) {
 	m := NewMetrics()
 	a := New(Options{Metrics: m, Log: logr.Discard()})
-	two := webhook.Verdict{Denials: []webhook.Finding{
-		denial(webhook.LaunchDenied, "a"),
-		{Code: webhook.LaunchDenied, Field: field.NewPath("spec", "instanceProfile"), Message: "b", Deny: true},
+	two := rules.Verdict{Denials: []rules.Finding{
+		denial(rules.LaunchDenied, "a"),
+		{Code: rules.LaunchDenied, Field: field.NewPath("spec", "instanceProfile"), Message: "b", Deny: true},
 	}}
 	for _, name := range []string{"a", "b"} {
-		obj := &webhook.EC2NodeClass{}
+		obj := &rules.EC2NodeClass{}
 		obj.Name = name
-		a.record(Key{Kind: webhook.EC2NodeClassKind, Name: name}, obj, two)
+		a.record(Key{Kind: rules.EC2NodeClassKind, Name: name}, obj, two)
 	}
-	if g := value(m.Violations.WithLabelValues(webhook.EC2NodeClassKind, "LaunchDenied")); g != 2 {
+	if g := value(m.Violations.WithLabelValues(rules.EC2NodeClassKind, "LaunchDenied")); g != 2 {
 		t.Errorf("gauge %g, want 2 objects", g)
 	}
 }
 
 func TestSameChecked(t *testing.T) {
-	a, b := &webhook.EC2NodeClass{}, &webhook.EC2NodeClass{}
+	a, b := &rules.EC2NodeClass{}, &rules.EC2NodeClass{}
 	a.Spec.Role, b.Spec.Role = "x", "x"
 	b.Labels = map[string]string{"status": "changed"}
-	if !sameChecked(a, b) {
+	if !sameChecked(rules.EC2NodeClassKind, a, b) {
 		t.Error("a metadata change counted as a checked-field change")
 	}
 	b.Spec.Role = "y"
-	if sameChecked(a, b) {
+	if sameChecked(rules.EC2NodeClassKind, a, b) {
 		t.Error("a spec.role change not seen")
 	}
-	p, q := &webhook.NodePool{}, &webhook.NodePool{}
-	q.Spec.Template.Spec.NodeClassRef = &webhook.NodeClassReference{Name: "c"}
-	if sameChecked(p, q) {
+	p, q := &rules.NodePool{}, &rules.NodePool{}
+	q.Spec.Template.Spec.NodeClassRef = &rules.NodeClassReference{Name: "c"}
+	if sameChecked(rules.NodePoolKind, p, q) {
 		t.Error("a nodeClassRef appearing not seen")
+	}
+	// The rules read a NodePool's requirements (architectures, spot): a
+	// change of them alone is a change.
+	r := q.DeepCopyObject().(*rules.NodePool)
+	r.Spec.Template.Spec.Requirements = []rules.NodeSelectorRequirement{{Key: "karpenter.sh/capacity-type", Operator: "In", Values: []string{"spot"}}}
+	if sameChecked(rules.NodePoolKind, q, r) {
+		t.Error("a requirements change not seen")
 	}
 }
 

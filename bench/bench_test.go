@@ -14,6 +14,7 @@ import (
 	admissionv1 "k8s.io/api/admission/v1"
 
 	"github.com/nodeclass-guard/nodeclass-guard/authz"
+	"github.com/nodeclass-guard/nodeclass-guard/rules"
 	"github.com/nodeclass-guard/nodeclass-guard/webhook"
 )
 
@@ -112,7 +113,7 @@ func TestReviewBodyIsWhatControllerRuntimeDecodes(t *testing.T) {
 	if req == nil || req.UID != "uid-1" || req.Name != c.Name || req.Kind.Kind != "EC2NodeClass" || req.Operation != admissionv1.Create {
 		t.Fatalf("request: %+v", req)
 	}
-	var obj webhook.EC2NodeClass
+	var obj rules.EC2NodeClass
 	if err := json.Unmarshal(req.Object.Raw, &obj); err != nil {
 		t.Fatal(err)
 	}
@@ -139,7 +140,7 @@ func TestAdmissionThroughServeHandlers(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctl, _ := authz.ParseRoleARN("arn:aws:iam::111122223333:role/KarpenterControllerRole")
-	c := webhook.NewChecker(webhook.Config{IAM: snap, Controller: ctl, ClusterName: "demo", Region: "us-west-2", OnIAMError: webhook.OnIAMErrorDeny})
+	c := rules.NewChecker(rules.Config{IAM: snap, Controller: ctl, ClusterName: "demo", Region: "us-west-2", OnIAMError: rules.OnIAMErrorDeny})
 	srv := httptest.NewServer(webhook.Handlers(c, nil)[webhook.EC2NodeClassPath])
 	defer srv.Close()
 	target := &Target{Name: "serve", URL: srv.URL, Client: srv.Client()}
@@ -192,7 +193,7 @@ func TestDistinctQuestions(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctl, _ := authz.ParseRoleARN("arn:aws:iam::111122223333:role/KarpenterControllerRole")
-	c := webhook.Config{IAM: snap, Controller: ctl, ClusterName: "demo", Region: "us-west-2", OnIAMError: webhook.OnIAMErrorDeny}
+	c := rules.Config{IAM: snap, Controller: ctl, ClusterName: "demo", Region: "us-west-2", OnIAMError: rules.OnIAMErrorDeny}
 	var classes []Class
 	for _, n := range []string{"a", "b", "c"} {
 		classes = append(classes, Class{Name: n, Role: "KarpenterNodeRole-demo"})

@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/nodeclass-guard/nodeclass-guard/authz"
+	"github.com/nodeclass-guard/nodeclass-guard/rules"
 	"github.com/nodeclass-guard/nodeclass-guard/webhook"
 )
 
@@ -42,8 +43,8 @@ func warmServeHandler(b *testing.B, class Class) http.Handler {
 		b.Fatal(err)
 	}
 	ctl, _ := authz.ParseRoleARN("arn:aws:iam::111122223333:role/KarpenterControllerRole")
-	c := webhook.NewChecker(webhook.Config{IAM: authz.NewCached(snap, authz.CacheOptions{}), Controller: ctl, ClusterName: "demo", Region: "us-west-2", OnIAMError: webhook.OnIAMErrorDeny})
-	nc := &webhook.EC2NodeClass{}
+	c := rules.NewChecker(rules.Config{IAM: authz.NewCached(snap, authz.CacheOptions{}), Controller: ctl, ClusterName: "demo", Region: "us-west-2", OnIAMError: rules.OnIAMErrorDeny})
+	nc := &rules.EC2NodeClass{}
 	nc.Name, nc.Spec.Role, nc.Spec.InstanceProfile = class.Name, class.Role, class.InstanceProfile
 	if v := c.CheckEC2NodeClass(context.Background(), nc); !v.Allowed() {
 		b.Fatalf("warming the cache: %s", v.DenialMessage())

@@ -5,7 +5,7 @@ import (
 
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
-	"github.com/nodeclass-guard/nodeclass-guard/webhook"
+	"github.com/nodeclass-guard/nodeclass-guard/rules"
 )
 
 // NoopValidator is controller-runtime's typed validator doing nothing: the
@@ -15,27 +15,27 @@ import (
 // one's is what the rules and their IAM cache cost.
 type NoopValidator struct{}
 
-var _ admission.Validator[*webhook.EC2NodeClass] = NoopValidator{}
+var _ admission.Validator[*rules.EC2NodeClass] = NoopValidator{}
 
 // ValidateCreate implements admission.Validator.
-func (NoopValidator) ValidateCreate(context.Context, *webhook.EC2NodeClass) (admission.Warnings, error) {
+func (NoopValidator) ValidateCreate(context.Context, *rules.EC2NodeClass) (admission.Warnings, error) {
 	return nil, nil
 }
 
 // ValidateUpdate implements admission.Validator.
-func (NoopValidator) ValidateUpdate(context.Context, *webhook.EC2NodeClass, *webhook.EC2NodeClass) (admission.Warnings, error) {
+func (NoopValidator) ValidateUpdate(context.Context, *rules.EC2NodeClass, *rules.EC2NodeClass) (admission.Warnings, error) {
 	return nil, nil
 }
 
 // ValidateDelete implements admission.Validator.
-func (NoopValidator) ValidateDelete(context.Context, *webhook.EC2NodeClass) (admission.Warnings, error) {
+func (NoopValidator) ValidateDelete(context.Context, *rules.EC2NodeClass) (admission.Warnings, error) {
 	return nil, nil
 }
 
 // NoopHandler is NoopValidator behind controller-runtime's admission
 // webhook, with nodeclass-guard's scheme.
 func NoopHandler() *admission.Webhook {
-	return admission.WithValidator[*webhook.EC2NodeClass](webhook.AdmissionScheme(), NoopValidator{})
+	return admission.WithValidator[*rules.EC2NodeClass](rules.AdmissionScheme(), NoopValidator{})
 }
 
 // RunNoop serves NoopHandler as RunTrivial serves TrivialHandler.

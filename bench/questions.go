@@ -8,7 +8,7 @@ import (
 	"sync"
 
 	"github.com/nodeclass-guard/nodeclass-guard/authz"
-	"github.com/nodeclass-guard/nodeclass-guard/webhook"
+	"github.com/nodeclass-guard/nodeclass-guard/rules"
 )
 
 // recordingView answers from another View and remembers every distinct
@@ -48,10 +48,10 @@ func (r *recordingView) Decide(ctx context.Context, q authz.Question) (authz.Dec
 // IAM questions they ask, by API: what a cold cache must ask IAM, once each.
 // Deriving the count from the rules themselves, rather than from a formula,
 // keeps it right when the rules change.
-func DistinctQuestions(ctx context.Context, cfg webhook.Config, classes []Class) map[string]int {
+func DistinctQuestions(ctx context.Context, cfg rules.Config, classes []Class) map[string]int {
 	rec := &recordingView{inner: cfg.IAM, seen: map[string]bool{}}
 	cfg.IAM = rec
-	checker := webhook.NewChecker(cfg)
+	checker := rules.NewChecker(cfg)
 	for _, c := range classes {
 		checker.CheckEC2NodeClass(ctx, ClassObject(c))
 	}
@@ -102,10 +102,10 @@ func (b batchingView) DecideAll(ctx context.Context, qs []authz.Question) ([]aut
 // many IAM calls a cold cache must make for them: one per distinct lookup
 // and one per distinct batch of permission questions (same principal and
 // context), as the live view asks them.
-func DistinctCalls(ctx context.Context, cfg webhook.Config, classes []Class) int {
+func DistinctCalls(ctx context.Context, cfg rules.Config, classes []Class) int {
 	rec := &recordingView{inner: cfg.IAM, seen: map[string]bool{}}
 	cfg.IAM = batchingView{rec}
-	checker := webhook.NewChecker(cfg)
+	checker := rules.NewChecker(cfg)
 	for _, c := range classes {
 		checker.CheckEC2NodeClass(ctx, ClassObject(c))
 	}
@@ -121,10 +121,10 @@ func DistinctCalls(ctx context.Context, cfg webhook.Config, classes []Class) int
 // ClassObject is the EC2NodeClass ReviewBody sends for c (its selector
 // terms, tags and UID included): the same object serve is asked about, so
 // that the questions counted are the ones serve asks.
-func ClassObject(c Class) *webhook.EC2NodeClass {
+func ClassObject(c Class) *rules.EC2NodeClass {
 	var review struct {
 		Request struct {
-			Object webhook.EC2NodeClass `json:"object"`
+			Object rules.EC2NodeClass `json:"object"`
 		} `json:"request"`
 	}
 	if err := json.Unmarshal(ReviewBody(c, "count"), &review); err != nil {

@@ -12,7 +12,7 @@ import (
 	"testing"
 
 	"github.com/nodeclass-guard/nodeclass-guard/authz"
-	"github.com/nodeclass-guard/nodeclass-guard/webhook"
+	"github.com/nodeclass-guard/nodeclass-guard/rules"
 )
 
 func sources(docs []Document) []string {
@@ -81,7 +81,7 @@ spec:
 		t.Errorf("first: %+v", docs[0].EC2NodeClass)
 	}
 	ref := docs[1].NodePool.Spec.Template.Spec.NodeClassRef
-	if ref == nil || ref.GroupKind() != webhook.EC2NodeClassGK || ref.Name != "first" {
+	if ref == nil || ref.GroupKind() != rules.EC2NodeClassGK || ref.Name != "first" {
 		t.Errorf("v1beta1 nodeClassRef %+v", ref)
 	}
 	if docs[2].NodeClass == nil || docs[2].NodeClass.Spec.Role != "r" {
@@ -280,15 +280,15 @@ func loadSnapshot(t *testing.T) *authz.Snapshot {
 	return snap
 }
 
-func testChecker(t *testing.T, view authz.View) *webhook.Checker {
+func testChecker(t *testing.T, view authz.View) *rules.Checker {
 	t.Helper()
 	ctl, err := authz.ParseRoleARN("arn:aws:iam::111122223333:role/KarpenterControllerRole")
 	if err != nil {
 		t.Fatal(err)
 	}
 	eks, _ := view.(authz.EKSView) // the sample snapshot's EKS sections
-	return webhook.NewChecker(webhook.Config{IAM: view, EKS: eks, Controller: ctl, ClusterName: "demo", Region: "us-west-2",
-		OnIAMError: webhook.OnIAMErrorAllow})
+	return rules.NewChecker(rules.Config{IAM: view, EKS: eks, Controller: ctl, ClusterName: "demo", Region: "us-west-2",
+		OnIAMError: rules.OnIAMErrorAllow})
 }
 
 func resultCodes(r Result) (deny, warn []string) {
@@ -340,17 +340,17 @@ func TestRunResolvesAcrossFiles(t *testing.T) {
 // fakeCluster stands for the cluster behind --kubeconfig.
 type fakeCluster struct{ asked []string }
 
-func (f *fakeCluster) GetEC2NodeClass(_ context.Context, name string) (*webhook.EC2NodeClass, bool, error) {
+func (f *fakeCluster) GetEC2NodeClass(_ context.Context, name string) (*rules.EC2NodeClass, bool, error) {
 	f.asked = append(f.asked, name)
 	if name == "in-cluster" {
-		nc := &webhook.EC2NodeClass{Spec: webhook.EC2NodeClassSpec{Role: "KarpenterNodeRole-notrust"}}
+		nc := &rules.EC2NodeClass{Spec: rules.EC2NodeClassSpec{Role: "KarpenterNodeRole-notrust"}}
 		nc.Name = name
 		return nc, true, nil
 	}
 	return nil, false, nil
 }
 
-func (f *fakeCluster) GetNodeClass(context.Context, string) (*webhook.NodeClass, bool, error) {
+func (f *fakeCluster) GetNodeClass(context.Context, string) (*rules.NodeClass, bool, error) {
 	return nil, false, nil
 }
 

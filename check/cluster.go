@@ -7,7 +7,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/nodeclass-guard/nodeclass-guard/webhook"
+	"github.com/nodeclass-guard/nodeclass-guard/rules"
 )
 
 // ClusterSource is the Source of a document read from a cluster rather than
@@ -19,7 +19,7 @@ func ClusterSource(kind, name string) string { return "cluster:" + kind + "/" + 
 // them as documents for Run. A kind the cluster does not serve is skipped
 // and named in skipped.
 func ReadCluster(ctx context.Context, r client.Reader) (docs []Document, skipped []string, err error) {
-	var ec2 webhook.EC2NodeClassList
+	var ec2 rules.EC2NodeClassList
 	switch err := r.List(ctx, &ec2); {
 	case meta.IsNoMatchError(err):
 		skipped = append(skipped, "EC2NodeClass (karpenter.k8s.aws)")
@@ -28,10 +28,10 @@ func ReadCluster(ctx context.Context, r client.Reader) (docs []Document, skipped
 	}
 	for i := range ec2.Items {
 		nc := &ec2.Items[i]
-		docs = append(docs, Document{Source: ClusterSource(webhook.EC2NodeClassKind, nc.Name), APIVersion: webhook.KarpenterAWSGroup + "/v1",
-			Kind: webhook.EC2NodeClassKind, Name: nc.Name, EC2NodeClass: nc})
+		docs = append(docs, Document{Source: ClusterSource(rules.EC2NodeClassKind, nc.Name), APIVersion: rules.KarpenterAWSGroup + "/v1",
+			Kind: rules.EC2NodeClassKind, Name: nc.Name, EC2NodeClass: nc})
 	}
-	var eks webhook.NodeClassList
+	var eks rules.NodeClassList
 	switch err := r.List(ctx, &eks); {
 	case meta.IsNoMatchError(err):
 		skipped = append(skipped, "NodeClass (eks.amazonaws.com)")
@@ -40,10 +40,10 @@ func ReadCluster(ctx context.Context, r client.Reader) (docs []Document, skipped
 	}
 	for i := range eks.Items {
 		nc := &eks.Items[i]
-		docs = append(docs, Document{Source: ClusterSource(webhook.NodeClassKind, nc.Name), APIVersion: webhook.EKSGroup + "/v1",
-			Kind: webhook.NodeClassKind, Name: nc.Name, NodeClass: nc})
+		docs = append(docs, Document{Source: ClusterSource(rules.NodeClassKind, nc.Name), APIVersion: rules.EKSGroup + "/v1",
+			Kind: rules.NodeClassKind, Name: nc.Name, NodeClass: nc})
 	}
-	var pools webhook.NodePoolList
+	var pools rules.NodePoolList
 	switch err := r.List(ctx, &pools); {
 	case meta.IsNoMatchError(err):
 		skipped = append(skipped, "NodePool (karpenter.sh)")
@@ -52,8 +52,8 @@ func ReadCluster(ctx context.Context, r client.Reader) (docs []Document, skipped
 	}
 	for i := range pools.Items {
 		np := &pools.Items[i]
-		docs = append(docs, Document{Source: ClusterSource(webhook.NodePoolKind, np.Name), APIVersion: webhook.KarpenterGroup + "/v1",
-			Kind: webhook.NodePoolKind, Name: np.Name, NodePool: np})
+		docs = append(docs, Document{Source: ClusterSource(rules.NodePoolKind, np.Name), APIVersion: rules.KarpenterGroup + "/v1",
+			Kind: rules.NodePoolKind, Name: np.Name, NodePool: np})
 	}
 	return docs, skipped, nil
 }
@@ -64,7 +64,7 @@ func ReadCluster(ctx context.Context, r client.Reader) (docs []Document, skipped
 // update guard sees the NodeClaims of the class, when the Checker's
 // NodeClaims lister reads the cluster). The document takes the copy's UID,
 // as the object sent to the webhook would carry it.
-func AgainstCluster(ctx context.Context, docs []Document, cluster webhook.ClassGetter) error {
+func AgainstCluster(ctx context.Context, docs []Document, cluster rules.ClassGetter) error {
 	for i := range docs {
 		d := &docs[i]
 		if d.EC2NodeClass == nil {

@@ -12,7 +12,7 @@ import (
 
 	"github.com/nodeclass-guard/nodeclass-guard/authz"
 	"github.com/nodeclass-guard/nodeclass-guard/check"
-	"github.com/nodeclass-guard/nodeclass-guard/webhook"
+	"github.com/nodeclass-guard/nodeclass-guard/rules"
 )
 
 // FuzzDecode feeds any bytes to `check` as one input file: decoding either
@@ -73,20 +73,20 @@ func FuzzDecode(f *testing.F) {
 			set := 0
 			kind := ""
 			if d.EC2NodeClass != nil {
-				set, kind = set+1, webhook.EC2NodeClassKind
+				set, kind = set+1, rules.EC2NodeClassKind
 			}
 			if d.NodePool != nil {
-				set, kind = set+1, webhook.NodePoolKind
+				set, kind = set+1, rules.NodePoolKind
 			}
 			if d.NodeClass != nil {
-				set, kind = set+1, webhook.NodeClassKind
+				set, kind = set+1, rules.NodeClassKind
 			}
 			if set != 1 || d.Kind != kind || !strings.HasPrefix(d.Source, file+"#") || d.Line < 1 {
 				t.Fatalf("document %+v: want exactly one object of its kind, a source in %s and a line", d, file)
 			}
 		}
 
-		c := webhook.NewChecker(webhook.Config{IAM: snap, Controller: controller, ClusterName: "demo", Region: "us-west-2", OnIAMError: webhook.OnIAMErrorDeny})
+		c := rules.NewChecker(rules.Config{IAM: snap, Controller: controller, ClusterName: "demo", Region: "us-west-2", OnIAMError: rules.OnIAMErrorDeny})
 		c = c.WithClasses(check.NewInputClasses(docs, nil))
 		report := check.Run(context.Background(), c, docs)
 		if len(report.Results) != len(docs) {

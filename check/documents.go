@@ -23,7 +23,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"sigs.k8s.io/yaml"
 
-	"github.com/nodeclass-guard/nodeclass-guard/webhook"
+	"github.com/nodeclass-guard/nodeclass-guard/rules"
 )
 
 // Document is one decoded object of the input.
@@ -35,17 +35,17 @@ type Document struct {
 	Kind       string
 	Name       string
 	// Exactly one of these is set.
-	EC2NodeClass *webhook.EC2NodeClass
-	NodePool     *webhook.NodePool
-	NodeClass    *webhook.NodeClass
+	EC2NodeClass *rules.EC2NodeClass
+	NodePool     *rules.NodePool
+	NodeClass    *rules.NodeClass
 	// AWSAuth is the kube-system/aws-auth ConfigMap, which the node-join
 	// checks read; it is input to the checks, not an object checked.
-	AWSAuth *webhook.AWSAuth
+	AWSAuth *rules.AWSAuth
 	// Current is the cluster's copy of the EC2NodeClass (check
 	// --kubeconfig, AgainstCluster): applying the document is an UPDATE of
 	// it, judged as the webhook would judge that update (the update guard
 	// included). nil means a CREATE.
-	Current *webhook.EC2NodeClass
+	Current *rules.EC2NodeClass
 
 	loc located
 }
@@ -261,7 +261,7 @@ func decodeObject(source string, loc located, js []byte) ([]Document, error) {
 		return nil, nil // not a Kubernetes object
 	}
 	switch kind {
-	case "List", webhook.EC2NodeClassKind, webhook.NodePoolKind, webhook.NodeClassKind, "ConfigMap":
+	case "List", rules.EC2NodeClassKind, rules.NodePoolKind, rules.NodeClassKind, "ConfigMap":
 	default:
 		return nil, nil
 	}
@@ -295,14 +295,14 @@ func decodeObject(source string, loc located, js []byte) ([]Document, error) {
 		meta *metav1.ObjectMeta
 	)
 	switch (schema.GroupKind{Group: gv.Group, Kind: kind}) {
-	case webhook.EC2NodeClassGK:
-		d.EC2NodeClass = &webhook.EC2NodeClass{}
+	case rules.EC2NodeClassGK:
+		d.EC2NodeClass = &rules.EC2NodeClass{}
 		into, meta = d.EC2NodeClass, &d.EC2NodeClass.ObjectMeta
-	case webhook.NodePoolGK:
-		d.NodePool = &webhook.NodePool{}
+	case rules.NodePoolGK:
+		d.NodePool = &rules.NodePool{}
 		into, meta = d.NodePool, &d.NodePool.ObjectMeta
-	case webhook.EKSNodeClassGK:
-		d.NodeClass = &webhook.NodeClass{}
+	case rules.EKSNodeClassGK:
+		d.NodeClass = &rules.NodeClass{}
 		into, meta = d.NodeClass, &d.NodeClass.ObjectMeta
 	default:
 		return nil, nil
@@ -336,10 +336,10 @@ func decodeAWSAuth(source string, loc located, apiVersion string, js []byte) ([]
 	if err := json.Unmarshal(js, &cm); err != nil {
 		return nil, nil // not a ConfigMap this tool reads
 	}
-	if cm.Metadata.Name != webhook.AWSAuthName || (cm.Metadata.Namespace != "" && cm.Metadata.Namespace != webhook.AWSAuthNamespace) {
+	if cm.Metadata.Name != rules.AWSAuthName || (cm.Metadata.Namespace != "" && cm.Metadata.Namespace != rules.AWSAuthNamespace) {
 		return nil, nil
 	}
-	auth, err := webhook.ParseAWSAuth(cm.Data)
+	auth, err := rules.ParseAWSAuth(cm.Data)
 	if err != nil {
 		return nil, err
 	}
@@ -359,13 +359,13 @@ func HasAWSAuth(docs []Document) bool {
 // InputAWSAuth is the aws-auth ConfigMap of the input (the last one, if it
 // holds several), for the node-join checks; without one, a cluster that
 // reads aws-auth gets that check reported as skipped.
-func InputAWSAuth(docs []Document) webhook.AWSAuthSource {
+func InputAWSAuth(docs []Document) rules.AWSAuthSource {
 	for i := len(docs) - 1; i >= 0; i-- {
 		if docs[i].AWSAuth != nil {
-			return webhook.StaticAWSAuth{Auth: *docs[i].AWSAuth}
+			return rules.StaticAWSAuth{Auth: *docs[i].AWSAuth}
 		}
 	}
-	return webhook.StaticAWSAuth{Err: errors.New("the input holds no kube-system/aws-auth ConfigMap")}
+	return rules.StaticAWSAuth{Err: errors.New("the input holds no kube-system/aws-auth ConfigMap")}
 }
 
 // describeJSONError names the field a type error is about.

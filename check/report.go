@@ -11,7 +11,7 @@ import (
 
 	"github.com/nodeclass-guard/nodeclass-guard/authz"
 	"github.com/nodeclass-guard/nodeclass-guard/karpenter"
-	"github.com/nodeclass-guard/nodeclass-guard/webhook"
+	"github.com/nodeclass-guard/nodeclass-guard/rules"
 )
 
 // Report is the contract's JSON report of `check -o json`.
@@ -91,23 +91,23 @@ func (r Report) Denied() bool {
 // InputClasses resolves NodePool references against the classes of the
 // input, then (when set) against a cluster.
 type InputClasses struct {
-	ec2     map[string]*webhook.EC2NodeClass
-	eks     map[string]*webhook.NodeClass
-	pools   []webhook.NodePool
-	Cluster webhook.ClassGetter
+	ec2     map[string]*rules.EC2NodeClass
+	eks     map[string]*rules.NodeClass
+	pools   []rules.NodePool
+	Cluster rules.ClassGetter
 }
 
 var (
-	_ webhook.ClassGetter    = (*InputClasses)(nil)
-	_ webhook.NodePoolLister = (*InputClasses)(nil)
+	_ rules.ClassGetter    = (*InputClasses)(nil)
+	_ rules.NodePoolLister = (*InputClasses)(nil)
 )
 
-// NodePoolsUsing implements webhook.NodePoolLister: the input's NodePools
+// NodePoolsUsing implements rules.NodePoolLister: the input's NodePools
 // naming the EC2NodeClass class.
-func (ic *InputClasses) NodePoolsUsing(_ context.Context, class string) ([]webhook.NodePool, error) {
-	var out []webhook.NodePool
+func (ic *InputClasses) NodePoolsUsing(_ context.Context, class string) ([]rules.NodePool, error) {
+	var out []rules.NodePool
 	for _, np := range ic.pools {
-		if ref := np.Spec.Template.Spec.NodeClassRef; ref != nil && ref.GroupKind() == webhook.EC2NodeClassGK && ref.Name == class {
+		if ref := np.Spec.Template.Spec.NodeClassRef; ref != nil && ref.GroupKind() == rules.EC2NodeClassGK && ref.Name == class {
 			out = append(out, np)
 		}
 	}
@@ -115,8 +115,8 @@ func (ic *InputClasses) NodePoolsUsing(_ context.Context, class string) ([]webho
 }
 
 // NewInputClasses indexes the classes among docs.
-func NewInputClasses(docs []Document, cluster webhook.ClassGetter) *InputClasses {
-	ic := &InputClasses{ec2: map[string]*webhook.EC2NodeClass{}, eks: map[string]*webhook.NodeClass{}, Cluster: cluster}
+func NewInputClasses(docs []Document, cluster rules.ClassGetter) *InputClasses {
+	ic := &InputClasses{ec2: map[string]*rules.EC2NodeClass{}, eks: map[string]*rules.NodeClass{}, Cluster: cluster}
 	for _, d := range docs {
 		switch {
 		case d.EC2NodeClass != nil:
@@ -156,8 +156,8 @@ func Duplicates(docs []Document) []string {
 	return out
 }
 
-// GetEC2NodeClass implements webhook.ClassGetter.
-func (ic *InputClasses) GetEC2NodeClass(ctx context.Context, name string) (*webhook.EC2NodeClass, bool, error) {
+// GetEC2NodeClass implements rules.ClassGetter.
+func (ic *InputClasses) GetEC2NodeClass(ctx context.Context, name string) (*rules.EC2NodeClass, bool, error) {
 	if nc, ok := ic.ec2[name]; ok {
 		return nc, true, nil
 	}
@@ -167,8 +167,8 @@ func (ic *InputClasses) GetEC2NodeClass(ctx context.Context, name string) (*webh
 	return nil, false, nil
 }
 
-// GetNodeClass implements webhook.ClassGetter.
-func (ic *InputClasses) GetNodeClass(ctx context.Context, name string) (*webhook.NodeClass, bool, error) {
+// GetNodeClass implements rules.ClassGetter.
+func (ic *InputClasses) GetNodeClass(ctx context.Context, name string) (*rules.NodeClass, bool, error) {
 	if nc, ok := ic.eks[name]; ok {
 		return nc, true, nil
 	}
@@ -184,7 +184,7 @@ const parallelism = 8
 
 // Run checks every document with c and returns the report, in input order.
 // c.Classes is used to resolve NodePool references (see NewInputClasses).
-func Run(ctx context.Context, c *webhook.Checker, docs []Document) Report {
+func Run(ctx context.Context, c *rules.Checker, docs []Document) Report {
 	checked := make([]Document, 0, len(docs))
 	for _, d := range docs {
 		if d.AWSAuth == nil {
@@ -209,8 +209,8 @@ func Run(ctx context.Context, c *webhook.Checker, docs []Document) Report {
 	return Report{Results: results, Karpenter: &KarpenterVersion{Version: kv.Model.String(), Given: kv.Given, Source: kv.Source, Note: kv.Note}}
 }
 
-func checkOne(ctx context.Context, c *webhook.Checker, d Document) Result {
-	var v webhook.Verdict
+func checkOne(ctx context.Context, c *rules.Checker, d Document) Result {
+	var v rules.Verdict
 	switch {
 	case d.EC2NodeClass != nil && d.Current != nil:
 		v = c.CheckEC2NodeClassUpdate(ctx, d.Current, d.EC2NodeClass)
@@ -236,7 +236,7 @@ func checkOne(ctx context.Context, c *webhook.Checker, d Document) Result {
 	}
 }
 
-func items(d Document, fs []webhook.Finding) []Item {
+func items(d Document, fs []rules.Finding) []Item {
 	out := make([]Item, len(fs))
 	for i, f := range fs {
 		pos := d.Position(f.Field)
@@ -252,7 +252,7 @@ func items(d Document, fs []webhook.Finding) []Item {
 
 // suggest returns the fix for a permission denial, from the questions IAM
 // denied and its decisions, which the finding carries.
-func suggest(f webhook.Finding) *authz.Fix {
+func suggest(f rules.Finding) *authz.Fix {
 	if !f.Deny || len(f.Requests) == 0 || len(f.Decisions) != len(f.Requests) {
 		return nil
 	}

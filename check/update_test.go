@@ -6,40 +6,40 @@ import (
 	"testing"
 
 	"github.com/nodeclass-guard/nodeclass-guard/authz"
-	"github.com/nodeclass-guard/nodeclass-guard/webhook"
+	"github.com/nodeclass-guard/nodeclass-guard/rules"
 )
 
 // runningCluster stands for the cluster behind --kubeconfig: the classes
 // guarded and narrowed as they run (subnets tagged demo), with NodeClaims.
 type runningCluster struct{}
 
-func (runningCluster) GetEC2NodeClass(_ context.Context, name string) (*webhook.EC2NodeClass, bool, error) {
+func (runningCluster) GetEC2NodeClass(_ context.Context, name string) (*rules.EC2NodeClass, bool, error) {
 	if name != "guarded" && name != "narrowed" {
 		return nil, false, nil
 	}
-	demo := webhook.SelectorTerm{Tags: map[string]string{"karpenter.sh/discovery": "demo"}}
-	nc := &webhook.EC2NodeClass{Spec: webhook.EC2NodeClassSpec{Role: "KarpenterNodeRole-demo",
-		AMISelectorTerms:           []webhook.SelectorTerm{{Alias: "al2023@latest"}},
-		SubnetSelectorTerms:        []webhook.SelectorTerm{demo},
-		SecurityGroupSelectorTerms: []webhook.SelectorTerm{demo}}}
+	demo := rules.SelectorTerm{Tags: map[string]string{"karpenter.sh/discovery": "demo"}}
+	nc := &rules.EC2NodeClass{Spec: rules.EC2NodeClassSpec{Role: "KarpenterNodeRole-demo",
+		AMISelectorTerms:           []rules.SelectorTerm{{Alias: "al2023@latest"}},
+		SubnetSelectorTerms:        []rules.SelectorTerm{demo},
+		SecurityGroupSelectorTerms: []rules.SelectorTerm{demo}}}
 	nc.Name, nc.UID = name, "6f1c2a4e-0000-4000-8000-00000000c1a5"
 	return nc, true, nil
 }
 
-func (runningCluster) GetNodeClass(context.Context, string) (*webhook.NodeClass, bool, error) {
+func (runningCluster) GetNodeClass(context.Context, string) (*rules.NodeClass, bool, error) {
 	return nil, false, nil
 }
 
 // NodeClaimsUsing: guarded runs nodes in us-west-2a and -2b, narrowed in
 // us-west-2a.
-func (runningCluster) NodeClaimsUsing(_ context.Context, class string) ([]webhook.NodeClaim, error) {
+func (runningCluster) NodeClaimsUsing(_ context.Context, class string) ([]rules.NodeClaim, error) {
 	zones := map[string][]string{"guarded": {"us-west-2a", "us-west-2b"}, "narrowed": {"us-west-2a"}}[class]
-	var out []webhook.NodeClaim
+	var out []rules.NodeClaim
 	for _, z := range zones {
-		var n webhook.NodeClaim
+		var n rules.NodeClaim
 		n.Name = class + "-" + z
-		n.Labels = map[string]string{webhook.ZoneLabel: z}
-		n.Spec.NodeClassRef = &webhook.NodeClassReference{Group: "karpenter.k8s.aws", Kind: "EC2NodeClass", Name: class}
+		n.Labels = map[string]string{rules.ZoneLabel: z}
+		n.Spec.NodeClassRef = &rules.NodeClassReference{Group: "karpenter.k8s.aws", Kind: "EC2NodeClass", Name: class}
 		out = append(out, n)
 	}
 	return out, nil
@@ -62,8 +62,8 @@ func TestRunAgainstCluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := webhook.NewChecker(webhook.Config{IAM: snap, EKS: snap, EC2: snap, KubernetesVersion: "1.34", Controller: ctl,
-		ClusterName: "demo", Region: "us-west-2", OnIAMError: webhook.OnIAMErrorDeny, NodeClaims: runningCluster{}})
+	c := rules.NewChecker(rules.Config{IAM: snap, EKS: snap, EC2: snap, KubernetesVersion: "1.34", Controller: ctl,
+		ClusterName: "demo", Region: "us-west-2", OnIAMError: rules.OnIAMErrorDeny, NodeClaims: runningCluster{}})
 	report := Run(context.Background(), c, docs)
 	byName := map[string]Result{}
 	for _, r := range report.Results {

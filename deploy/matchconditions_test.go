@@ -3,6 +3,7 @@ package deploy
 import (
 	"context"
 	"os"
+	"strings"
 	"testing"
 
 	celtypes "github.com/google/cel-go/common/types"
@@ -17,6 +18,8 @@ import (
 	"k8s.io/apiserver/pkg/authentication/user"
 	"k8s.io/apiserver/pkg/cel/environment"
 	"sigs.k8s.io/yaml"
+
+	"github.com/nodeclass-guard/nodeclass-guard/rules"
 )
 
 // These tests run the base's matchConditions through the API server's own
@@ -161,9 +164,9 @@ func withLabels(o map[string]any) map[string]any {
 }
 
 // classMatchCases are the node classes' cases; ec2 adds what only an
-// EC2NodeClass's condition sends (spec.tags, which are in Karpenter's
-// requests; amiFamily and the selector terms, for the selector rules and
-// the update guard).
+// EC2NodeClass's condition sends (amiFamily and the selector terms, for
+// the selector rules and the update guard). spec.tags are sent for both:
+// Karpenter's requests and EKS Auto Mode's carry them.
 func classMatchCases(ec2 bool) []matchCase {
 	spec := func(fields map[string]any) map[string]any {
 		s := map[string]any{"amiSelectorTerms": []any{map[string]any{"alias": "al2023@latest"}}}
@@ -196,13 +199,13 @@ func classMatchCases(ec2 bool) []matchCase {
 		{"capacity reservation terms removed", admission.Update,
 			obj("default", role("R")), obj("default", spec(map[string]any{"role": "R", "capacityReservationSelectorTerms": []any{map[string]any{"id": "cr-1"}}})), ec2},
 		{"tags changed", admission.Update,
-			obj("default", spec(map[string]any{"role": "KarpenterNodeRole", "tags": map[string]any{"team": "a"}})), obj("default", role("KarpenterNodeRole")), ec2},
+			obj("default", spec(map[string]any{"role": "KarpenterNodeRole", "tags": map[string]any{"team": "a"}})), obj("default", role("KarpenterNodeRole")), true},
 		{"kubelet changed", admission.Update,
-			obj("default", spec(map[string]any{"role": "R", "kubelet": map[string]any{"maxPod": int64(110)}})), obj("default", role("R")), ec2},
+			obj("default", spec(map[string]any{"role": "R", "kubelet": map[string]any{"maxPod": int64(110)}})), obj("default", role("R")), true},
 		{"userData changed", admission.Update,
-			obj("default", spec(map[string]any{"role": "R", "userData": "echo hi"})), obj("default", role("R")), ec2},
+			obj("default", spec(map[string]any{"role": "R", "userData": "echo hi"})), obj("default", role("R")), true},
 		{"blockDeviceMappings changed", admission.Update,
-			obj("default", spec(map[string]any{"role": "R", "blockDeviceMappings": []any{map[string]any{"ebs": map[string]any{"kmsKeyID": "alias/x"}}}})), obj("default", role("R")), ec2},
+			obj("default", spec(map[string]any{"role": "R", "blockDeviceMappings": []any{map[string]any{"ebs": map[string]any{"kmsKeyID": "alias/x"}}}})), obj("default", role("R")), true},
 		{"other spec field changed", admission.Update,
 			obj("default", spec(map[string]any{"role": "KarpenterNodeRole", "detailedMonitoring": true})), obj("default", role("KarpenterNodeRole")), false},
 		{"labels changed", admission.Update, withLabels(obj("default", role("KarpenterNodeRole"))), obj("default", role("KarpenterNodeRole")), false},
@@ -261,7 +264,7 @@ func TestNodePoolMatchConditions(t *testing.T) {
 			{"template added", admission.Update, obj("general", pool(ref("default"), nil)), obj("general", map[string]any{"spec": map[string]any{}}), true},
 			{"requirements changed", admission.Update,
 				obj("general", pool(ref("default"), map[string]any{"requirements": []any{map[string]any{"key": "karpenter.sh/capacity-type", "operator": "In", "values": []any{"spot"}}}})),
-				obj("general", pool(ref("default"), nil)), false},
+				obj("general", pool(ref("default"), nil)), true},
 			{"limits changed", admission.Update, withLimits(obj("general", pool(ref("default"), nil))), obj("general", pool(ref("default"), nil)), false},
 			{"labels changed", admission.Update, withLabels(obj("general", pool(ref("default"), nil))), obj("general", pool(ref("default"), nil)), false},
 			{"no template before or after", admission.Update, withLabels(obj("general", map[string]any{"spec": map[string]any{}})), obj("general", map[string]any{"spec": map[string]any{}}), false},
@@ -275,4 +278,32 @@ func TestNodePoolMatchConditions(t *testing.T) {
 	t.Run("v1beta1", func(t *testing.T) {
 		runMatchCases(t, pathNodePool, schema.GroupVersionKind{Group: "karpenter.sh", Version: "v1beta1", Kind: "NodePool"}, "nodepools", cases(v1beta1Ref))
 	})
+}
+
+// TestMatchConditionsFollowRules: each webhook's "create or changed"
+// condition is the one rules.ChangedCondition derives from rules.Reads,
+// the fields the rules declare they read (the chart's are held equal to
+// the base's by TestChartMatchesBase).
+func TestMatchConditionsFollowRules(t *testing.T) {
+	hooks := loadBaseWebhooks(t)
+	for path, kind := range map[string]string{pathEC2NodeClass: rules.EC2NodeClassKind, pathNodePool: rules.NodePoolKind, pathEKSNodeClass: rules.NodeClassKind} {
+		h, ok := hooks[path]
+		if !ok {
+			t.Fatalf("no webhook for %s", path)
+		}
+		want := rules.ChangedCondition(kind)
+		found := false
+		for _, c := range h.MatchConditions {
+			if !strings.HasPrefix(c.Name, "create-or-") {
+				continue
+			}
+			found = true
+			if got := strings.Join(strings.Fields(c.Expression), " "); got != want {
+				t.Errorf("%s: matchCondition %s is\n  %s\nwant (from rules.Reads)\n  %s", path, c.Name, got, want)
+			}
+		}
+		if !found {
+			t.Errorf("%s: no create-or-... matchCondition", path)
+		}
+	}
 }

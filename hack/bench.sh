@@ -29,8 +29,8 @@ go build -trimpath -o "$work/ncg-bench" ./bench/cmd/ncg-bench
 # Compiled before the clock of any measurement starts; -benchtime keeps the
 # whole run inside its 3-minute budget (every benchmark still runs
 # hundreds to hundreds of thousands of iterations).
-echo "== Go benchmarks (go test -bench . -benchmem ./authz ./webhook ./bench) =="
-go test -run '^$' -bench . -benchmem -benchtime "${BENCHTIME:-300ms}" ./authz ./webhook ./bench
+echo "== Go benchmarks (go test -bench . -benchmem ./authz ./rules ./webhook ./bench) =="
+go test -run '^$' -bench . -benchmem -benchtime "${BENCHTIME:-300ms}" ./authz ./rules ./webhook ./bench
 echo
 echo "== load harness ($(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')) =="
 # shellcheck disable=SC2086

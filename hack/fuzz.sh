@@ -14,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 FUZZTIME="${FUZZTIME:-30s}"
 GO="${GO:-go}"
-read -r -a packages <<<"${FUZZ_PACKAGES:-./webhook ./authz ./check ./nodeconfig}"
+read -r -a packages <<<"${FUZZ_PACKAGES:-./rules ./webhook ./authz ./check ./nodeconfig}"
 parallel=()
 if [[ -n "${FUZZ_PARALLEL:-}" ]]; then
 	parallel=(-parallel "$FUZZ_PARALLEL")

@@ -4,14 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/nodeclass-guard/nodeclass-guard/rules"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/nodeclass-guard/nodeclass-guard/authz"
 	admissionv1 "k8s.io/api/admission/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
@@ -64,7 +65,7 @@ func (m *Metrics) refuser(reason string) func() {
 	return func() { m.refused(reason) }
 }
 
-func (m *Metrics) observe(kind string, v Verdict) {
+func (m *Metrics) observe(kind string, v rules.Verdict) {
 	if m == nil {
 		return
 	}
@@ -83,29 +84,21 @@ func (m *Metrics) observe(kind string, v Verdict) {
 
 // Handlers builds the three admission webhooks, keyed by path. They share
 // one Checker; the typed plumbing (decoding, responses) is controller-runtime's.
-func Handlers(c *Checker, m *Metrics) map[string]*admission.Webhook {
-	scheme := AdmissionScheme()
+func Handlers(c *rules.Checker, m *Metrics) map[string]*admission.Webhook {
+	scheme := rules.AdmissionScheme()
 	a := &adapter{checker: c, metrics: m}
 	return map[string]*admission.Webhook{
-		EC2NodeClassPath: guardKind(EC2NodeClassGK, admission.WithValidator[*EC2NodeClass](scheme, &validator[*EC2NodeClass]{
-			adapter: a, kind: EC2NodeClassKind, check: c.CheckEC2NodeClass,
+		EC2NodeClassPath: guardKind(rules.EC2NodeClassGK, admission.WithValidator[*rules.EC2NodeClass](scheme, &validator[*rules.EC2NodeClass]{
+			adapter: a, kind: rules.EC2NodeClassKind, check: c.CheckEC2NodeClass,
 			checkUpdate: c.CheckEC2NodeClassUpdate,
-			same:        func(old, obj *EC2NodeClass) bool { return equality.Semantic.DeepEqual(old.Spec, obj.Spec) },
-			fields:      "spec.role, spec.instanceProfile, spec.tags, spec.amiFamily and the selector terms unchanged",
 		})),
-		NodePoolPath: guardKind(NodePoolGK, admission.WithValidator[*NodePool](scheme, &validator[*NodePool]{
-			adapter: a, kind: NodePoolKind, check: c.CheckNodePool,
-			same: func(old, obj *NodePool) bool {
-				return sameRef(old.Spec.Template.Spec.NodeClassRef, obj.Spec.Template.Spec.NodeClassRef)
-			},
-			fields: "spec.template.spec.nodeClassRef unchanged",
+		NodePoolPath: guardKind(rules.NodePoolGK, admission.WithValidator[*rules.NodePool](scheme, &validator[*rules.NodePool]{
+			adapter: a, kind: rules.NodePoolKind, check: c.CheckNodePool,
+			checkUpdate: c.CheckNodePoolUpdate,
 		})),
-		NodeClassPath: guardKind(EKSNodeClassGK, admission.WithValidator[*NodeClass](scheme, &validator[*NodeClass]{
-			adapter: a, kind: NodeClassKind, check: c.CheckNodeClass,
-			same: func(old, obj *NodeClass) bool {
-				return old.Spec.Role == obj.Spec.Role && old.Spec.InstanceProfile == obj.Spec.InstanceProfile
-			},
-			fields: "spec.role and spec.instanceProfile unchanged",
+		NodeClassPath: guardKind(rules.EKSNodeClassGK, admission.WithValidator[*rules.NodeClass](scheme, &validator[*rules.NodeClass]{
+			adapter: a, kind: rules.NodeClassKind, check: c.CheckNodeClass,
+			checkUpdate: c.CheckNodeClassUpdate,
 		})),
 	}
 }
@@ -136,7 +129,7 @@ func guardKind(gk schema.GroupKind, wh *admission.Webhook) *admission.Webhook {
 }
 
 type adapter struct {
-	checker *Checker
+	checker *rules.Checker
 	metrics *Metrics
 }
 
@@ -153,14 +146,14 @@ type KnownObjects interface {
 // KnownObjects): its questions then come before new objects'. Any other
 // admission, a create or a forged name, takes the lane of new questions.
 func (a *adapter) priority(ctx context.Context, obj client.Object) context.Context {
-	if k, ok := a.checker.cfg.Classes.(KnownObjects); ok && k.Has(ctx, obj) {
+	if k, ok := a.checker.Config().Classes.(KnownObjects); ok && k.Has(ctx, obj) {
 		return authz.WithPriority(ctx)
 	}
 	return ctx
 }
 
 // admit turns a verdict into the validator's answer and records it.
-func (a *adapter) admit(ctx context.Context, kind, name string, start time.Time, v Verdict) (admission.Warnings, error) {
+func (a *adapter) admit(ctx context.Context, kind, name string, start time.Time, v rules.Verdict) (admission.Warnings, error) {
 	// Whoever reaches the port may ask; the details wait for a real role.
 	withholdForUnknownIdentity(&v)
 	a.metrics.observe(kind, v)
@@ -192,15 +185,14 @@ func (a *adapter) skip(ctx context.Context, kind, name, why string) (admission.W
 }
 
 // validator is the admission.Validator of one kind: creates are checked,
-// updates only when they change what the rules read, deletes never.
+// updates only when they change what the rules read (rules.Reads), deletes
+// never.
 type validator[T client.Object] struct {
 	*adapter
 	kind  string
-	check func(context.Context, T) Verdict
+	check func(context.Context, T) rules.Verdict
 	// checkUpdate, when set, checks an update with the old object too.
-	checkUpdate func(ctx context.Context, old, obj T) Verdict
-	same        func(old, obj T) bool // whether an update leaves the checked fields alone
-	fields      string                // what same compares, for the log
+	checkUpdate func(ctx context.Context, old, obj T) rules.Verdict
 }
 
 func (v *validator[T]) ValidateCreate(ctx context.Context, obj T) (admission.Warnings, error) {
@@ -217,8 +209,8 @@ func (v *validator[T]) ValidateUpdate(ctx context.Context, oldObj, obj T) (admis
 	if obj.GetDeletionTimestamp() != nil {
 		return v.skip(ctx, v.kind, obj.GetName(), "being deleted")
 	}
-	if v.same(oldObj, obj) {
-		return v.skip(ctx, v.kind, obj.GetName(), v.fields)
+	if rules.Unchanged(v.kind, oldObj, obj) {
+		return v.skip(ctx, v.kind, obj.GetName(), strings.Join(rules.Reads[v.kind], ", ")+" unchanged")
 	}
 	if v.checkUpdate != nil {
 		start := time.Now()
@@ -235,14 +227,12 @@ func (v *validator[T]) ValidateDelete(context.Context, T) (admission.Warnings, e
 }
 
 var (
-	_ admission.Validator[*EC2NodeClass] = (*validator[*EC2NodeClass])(nil)
-	_ admission.Validator[*NodePool]     = (*validator[*NodePool])(nil)
-	_ admission.Validator[*NodeClass]    = (*validator[*NodeClass])(nil)
+	_ admission.Validator[*rules.EC2NodeClass] = (*validator[*rules.EC2NodeClass])(nil)
+	_ admission.Validator[*rules.NodePool]     = (*validator[*rules.NodePool])(nil)
+	_ admission.Validator[*rules.NodeClass]    = (*validator[*rules.NodeClass])(nil)
 )
 
-func sameRef(a, b *NodeClassReference) bool {
-	if a == nil || b == nil {
-		return a == b
-	}
-	return *a == *b
-}
+// quote and shown render a user-supplied value in the transport's own
+// messages, as the rules do in theirs.
+func quote(s string) string { return rules.Quote(s) }
+func shown(s string) string { return rules.Shown(s) }

@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/nodeclass-guard/nodeclass-guard/authz"
+	"github.com/nodeclass-guard/nodeclass-guard/rules"
 	"github.com/nodeclass-guard/nodeclass-guard/webhook"
 )
 
@@ -25,9 +26,9 @@ var fuzzPaths = []string{webhook.EC2NodeClassPath, webhook.NodePoolPath, webhook
 // fuzzPathFor returns the index of the path serving a kind, 0 when none.
 func fuzzPathFor(kind string) uint8 {
 	switch kind {
-	case webhook.NodePoolKind:
+	case rules.NodePoolKind:
 		return 1
-	case webhook.NodeClassKind:
+	case rules.NodeClassKind:
 		return 2
 	}
 	return 0
@@ -67,7 +68,7 @@ func FuzzAdmissionReview(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	c := webhook.NewChecker(webhook.Config{IAM: snap, Controller: controller, ClusterName: "demo", Region: "us-west-2", OnIAMError: webhook.OnIAMErrorDeny})
+	c := rules.NewChecker(rules.Config{IAM: snap, Controller: controller, ClusterName: "demo", Region: "us-west-2", OnIAMError: rules.OnIAMErrorDeny})
 	handlers := webhook.Handlers(c, nil)
 
 	f.Fuzz(func(t *testing.T, pathIndex uint8, body []byte) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/nodeclass-guard/nodeclass-guard/rules"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -18,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/nodeclass-guard/nodeclass-guard/authz"
+	"github.com/nodeclass-guard/nodeclass-guard/karpenter"
 )
 
 // admissionFixture serves the three webhooks over HTTP, as the manager's
@@ -31,7 +33,7 @@ func newAdmissionFixture(t *testing.T) *admissionFixture {
 	t.Helper()
 	ctl, _ := authz.ParseRoleARN(ctlKarpenter)
 	snap := loadSampleSnapshot(t)
-	c := NewChecker(Config{IAM: snap, EKS: snap, EC2: snap, KubernetesVersion: "1.34", Controller: ctl, ClusterName: testCluster, Region: testRegion, OnIAMError: OnIAMErrorAllow, Classes: testClasses()})
+	c := rules.NewChecker(rules.Config{IAM: snap, EKS: snap, EC2: snap, KubernetesVersion: "1.34", Controller: ctl, ClusterName: testCluster, Region: testRegion, OnIAMError: rules.OnIAMErrorAllow, Classes: testClasses()})
 	m := NewMetrics()
 	mux := http.NewServeMux()
 	hs := Handlers(c, m)
@@ -98,7 +100,7 @@ func (r request) body() []byte {
 	if v == "" {
 		v = "v1"
 	}
-	resource := map[string]string{EC2NodeClassKind: "ec2nodeclasses", NodePoolKind: "nodepools", NodeClassKind: "nodeclasses"}[r.kind]
+	resource := map[string]string{rules.EC2NodeClassKind: "ec2nodeclasses", rules.NodePoolKind: "nodepools", rules.NodeClassKind: "nodeclasses"}[r.kind]
 	req := admissionv1.AdmissionRequest{
 		UID:             types.UID(fmt.Sprintf("00000000-0000-4000-8000-%012d", uidSeq)),
 		Kind:            metav1.GroupVersionKind{Group: r.group, Version: r.version, Kind: r.kind},
@@ -184,7 +186,7 @@ var (
 )
 
 // expectAllowed asserts an allowed answer with exactly these warning codes.
-func expectAllowed(t *testing.T, resp *admissionv1.AdmissionResponse, warnCodes ...Code) {
+func expectAllowed(t *testing.T, resp *admissionv1.AdmissionResponse, warnCodes ...rules.Code) {
 	t.Helper()
 	if !resp.Allowed {
 		t.Fatalf("denied, want allowed: %+v", resp.Result)
@@ -195,7 +197,7 @@ func expectAllowed(t *testing.T, resp *admissionv1.AdmissionResponse, warnCodes 
 	expectWarnings(t, resp, warnCodes...)
 }
 
-func expectWarnings(t *testing.T, resp *admissionv1.AdmissionResponse, warnCodes ...Code) {
+func expectWarnings(t *testing.T, resp *admissionv1.AdmissionResponse, warnCodes ...rules.Code) {
 	t.Helper()
 	if len(resp.Warnings) != len(warnCodes) {
 		t.Fatalf("warnings %q, want codes %v", resp.Warnings, warnCodes)
@@ -211,7 +213,7 @@ func expectWarnings(t *testing.T, resp *admissionv1.AdmissionResponse, warnCodes
 }
 
 // expectDenied asserts a 403 denial whose message has one line per code.
-func expectDenied(t *testing.T, resp *admissionv1.AdmissionResponse, denyCodes ...Code) []string {
+func expectDenied(t *testing.T, resp *admissionv1.AdmissionResponse, denyCodes ...rules.Code) []string {
 	t.Helper()
 	if resp.Allowed {
 		t.Fatalf("allowed, want denied with %v (warnings %q)", denyCodes, resp.Warnings)
@@ -247,15 +249,15 @@ func expectErrored(t *testing.T, resp *admissionv1.AdmissionResponse, code int32
 }
 
 func ec2Req(op admissionv1.Operation, object, oldObject string) request {
-	return request{group: KarpenterAWSGroup, version: "v1", kind: EC2NodeClassKind, op: op, object: object, oldObject: oldObject}
+	return request{group: rules.KarpenterAWSGroup, version: "v1", kind: rules.EC2NodeClassKind, op: op, object: object, oldObject: oldObject}
 }
 
 func nodePoolReq(op admissionv1.Operation, object, oldObject string) request {
-	return request{group: KarpenterGroup, version: "v1", kind: NodePoolKind, op: op, object: object, oldObject: oldObject}
+	return request{group: rules.KarpenterGroup, version: "v1", kind: rules.NodePoolKind, op: op, object: object, oldObject: oldObject}
 }
 
 func eksReq(op admissionv1.Operation, object, oldObject string) request {
-	return request{group: EKSGroup, version: "v1", kind: NodeClassKind, op: op, object: object, oldObject: oldObject}
+	return request{group: rules.EKSGroup, version: "v1", kind: rules.NodeClassKind, op: op, object: object, oldObject: oldObject}
 }
 
 const roleARN = "arn:aws:iam::111122223333:role/KarpenterNodeRole-demo"
@@ -270,26 +272,26 @@ func TestAdmissionEC2NodeClass(t *testing.T) {
 		expectAllowed(t, f.review(t, EC2NodeClassPath, ec2Req(admissionv1.Create, good, "")))
 	})
 	t.Run("create bad", func(t *testing.T) {
-		lines := expectDenied(t, f.review(t, EC2NodeClassPath, ec2Req(admissionv1.Create, bad, "")), RoleIsARN)
+		lines := expectDenied(t, f.review(t, EC2NodeClassPath, ec2Req(admissionv1.Create, bad, "")), rules.RoleIsARN)
 		if !strings.HasPrefix(lines[0], "spec.role: [RoleIsARN] ") || !strings.Contains(lines[0], "Set spec.role: KarpenterNodeRole-demo") {
 			t.Errorf("line %q", lines[0])
 		}
 	})
 	t.Run("create with a denial and a warning", func(t *testing.T) {
 		resp := f.review(t, EC2NodeClassPath, ec2Req(admissionv1.Create, pathed, ""))
-		expectDenied(t, resp, PassRoleDenied)
-		expectWarnings(t, resp, RoleHasPath)
+		expectDenied(t, resp, rules.PassRoleDenied)
+		expectWarnings(t, resp, rules.RoleHasPath)
 	})
 	t.Run("create with several denials", func(t *testing.T) {
 		obj := ec2NodeClassJSON("v1", "x", ec2Spec("arn:aws:iam::444455556666:role/X", ""))
-		expectDenied(t, f.review(t, EC2NodeClassPath, ec2Req(admissionv1.Create, obj, "")), RoleIsARN, RoleCrossAccount)
+		expectDenied(t, f.review(t, EC2NodeClassPath, ec2Req(admissionv1.Create, obj, "")), rules.RoleIsARN, rules.RoleCrossAccount)
 	})
 	t.Run("update changing spec.role is validated", func(t *testing.T) {
-		expectDenied(t, f.review(t, EC2NodeClassPath, ec2Req(admissionv1.Update, bad, good)), RoleIsARN)
+		expectDenied(t, f.review(t, EC2NodeClassPath, ec2Req(admissionv1.Update, bad, good)), rules.RoleIsARN)
 	})
 	t.Run("update changing spec.instanceProfile is validated", func(t *testing.T) {
 		obj := ec2NodeClassJSON("v1", "default", ec2Spec("KarpenterNodeRole-demo", "KarpenterNodeInstanceProfile-demo"))
-		expectDenied(t, f.review(t, EC2NodeClassPath, ec2Req(admissionv1.Update, obj, good)), RoleInstanceProfileExclusive)
+		expectDenied(t, f.review(t, EC2NodeClassPath, ec2Req(admissionv1.Update, obj, good)), rules.RoleInstanceProfileExclusive)
 	})
 	t.Run("update changing spec.role to a good one", func(t *testing.T) {
 		expectAllowed(t, f.review(t, EC2NodeClassPath, ec2Req(admissionv1.Update, good, bad)))
@@ -299,7 +301,7 @@ func TestAdmissionEC2NodeClass(t *testing.T) {
 		// role the class already had is not refused by an unrelated edit.
 		newer := strings.Replace(bad, `"generation":1`, `"generation":2,"labels":{"team":"a"}`, 1)
 		newer = strings.Replace(newer, `{"tags":{"karpenter.sh/discovery":"demo"}}`, `{"id":"subnet-0a1demo"}`, 1)
-		expectAllowed(t, f.review(t, EC2NodeClassPath, ec2Req(admissionv1.Update, newer, bad)), SelectorUpdateChanges)
+		expectAllowed(t, f.review(t, EC2NodeClassPath, ec2Req(admissionv1.Update, newer, bad)), rules.SelectorUpdateChanges)
 	})
 	t.Run("status update of a bad object is allowed", func(t *testing.T) {
 		newer := strings.Replace(bad, `"status":"True"`, `"status":"False"`, 1)
@@ -336,22 +338,22 @@ func TestAdmissionEC2NodeClass(t *testing.T) {
 	t.Run("v1beta1 object", func(t *testing.T) {
 		r := ec2Req(admissionv1.Create, ec2NodeClassJSON("v1beta1", "old", ec2Spec(roleARN, "")), "")
 		r.version = "v1beta1"
-		expectDenied(t, f.review(t, EC2NodeClassPath, r), RoleIsARN)
+		expectDenied(t, f.review(t, EC2NodeClassPath, r), rules.RoleIsARN)
 		r.object = ec2NodeClassJSON("v1beta1", "old", ec2Spec("KarpenterNodeRole-demo", ""))
 		expectAllowed(t, f.review(t, EC2NodeClassPath, r))
 	})
 	t.Run("v1beta1 AdmissionReview", func(t *testing.T) {
 		r := ec2Req(admissionv1.Create, bad, "")
 		r.reviewVersion = "v1beta1"
-		expectDenied(t, f.review(t, EC2NodeClassPath, r), RoleIsARN)
+		expectDenied(t, f.review(t, EC2NodeClassPath, r), rules.RoleIsARN)
 	})
 	t.Run("null spec", func(t *testing.T) {
 		obj := ec2NodeClassJSON("v1", "x", "null")
-		expectDenied(t, f.review(t, EC2NodeClassPath, ec2Req(admissionv1.Create, obj, "")), RoleInstanceProfileExclusive)
+		expectDenied(t, f.review(t, EC2NodeClassPath, ec2Req(admissionv1.Create, obj, "")), rules.RoleInstanceProfileExclusive)
 	})
 	t.Run("missing spec", func(t *testing.T) {
 		obj := `{"apiVersion":"karpenter.k8s.aws/v1","kind":"EC2NodeClass","metadata":{"name":"x"}}`
-		expectDenied(t, f.review(t, EC2NodeClassPath, ec2Req(admissionv1.Create, obj, "")), RoleInstanceProfileExclusive)
+		expectDenied(t, f.review(t, EC2NodeClassPath, ec2Req(admissionv1.Create, obj, "")), rules.RoleInstanceProfileExclusive)
 	})
 	t.Run("role of the wrong type", func(t *testing.T) {
 		obj := ec2NodeClassJSON("v1", "x", `{"role":42}`)
@@ -379,27 +381,27 @@ func TestAdmissionNodePool(t *testing.T) {
 		expectAllowed(t, f.review(t, NodePoolPath, nodePoolReq(admissionv1.Create, good, "")))
 	})
 	t.Run("create with a broken class", func(t *testing.T) {
-		lines := expectDenied(t, f.review(t, NodePoolPath, nodePoolReq(admissionv1.Create, broken, "")), NodeClassInvalid)
+		lines := expectDenied(t, f.review(t, NodePoolPath, nodePoolReq(admissionv1.Create, broken, "")), rules.NodeClassInvalid)
 		if !strings.HasPrefix(lines[0], "spec.template.spec.nodeClassRef: [NodeClassInvalid] ") || !strings.Contains(lines[0], "[RoleTrustMissingEC2]") {
 			t.Errorf("line %q", lines[0])
 		}
 	})
 	t.Run("create with a missing class warns", func(t *testing.T) {
-		expectAllowed(t, f.review(t, NodePoolPath, nodePoolReq(admissionv1.Create, nodePoolJSON("v1", "gpu", v1Ref("gpu")), "")), NodeClassNotFound)
+		expectAllowed(t, f.review(t, NodePoolPath, nodePoolReq(admissionv1.Create, nodePoolJSON("v1", "gpu", v1Ref("gpu")), "")), rules.NodeClassNotFound)
 	})
 	t.Run("create with an unsupported kind warns", func(t *testing.T) {
 		obj := nodePoolJSON("v1", "azure", `{"group":"karpenter.azure.com","kind":"AKSNodeClass","name":"default"}`)
-		expectAllowed(t, f.review(t, NodePoolPath, nodePoolReq(admissionv1.Create, obj, "")), NodeClassRefUnsupported)
+		expectAllowed(t, f.review(t, NodePoolPath, nodePoolReq(admissionv1.Create, obj, "")), rules.NodeClassRefUnsupported)
 	})
 	t.Run("v1beta1 nodeClassRef with apiVersion", func(t *testing.T) {
 		r := nodePoolReq(admissionv1.Create, nodePoolJSON("v1beta1", "old", `{"apiVersion":"karpenter.k8s.aws/v1beta1","kind":"EC2NodeClass","name":"notrust"}`), "")
 		r.version = "v1beta1"
-		expectDenied(t, f.review(t, NodePoolPath, r), NodeClassInvalid)
+		expectDenied(t, f.review(t, NodePoolPath, r), rules.NodeClassInvalid)
 		r.object = nodePoolJSON("v1beta1", "old", `{"apiVersion":"karpenter.k8s.aws/v1beta1","kind":"EC2NodeClass","name":"default"}`)
 		expectAllowed(t, f.review(t, NodePoolPath, r))
 	})
 	t.Run("update changing nodeClassRef is validated", func(t *testing.T) {
-		expectDenied(t, f.review(t, NodePoolPath, nodePoolReq(admissionv1.Update, broken, good)), NodeClassInvalid)
+		expectDenied(t, f.review(t, NodePoolPath, nodePoolReq(admissionv1.Update, broken, good)), rules.NodeClassInvalid)
 	})
 	t.Run("update leaving nodeClassRef alone is allowed even when its class is broken", func(t *testing.T) {
 		newer := strings.Replace(broken, `"cpu":"1000"`, `"cpu":"2000"`, 1)
@@ -440,14 +442,14 @@ func TestAdmissionEKSNodeClass(t *testing.T) {
 	t.Run("warning in response.warnings", func(t *testing.T) {
 		obj := eksNodeClassJSON("auto", `{"instanceProfile":"AutoNodeProfile-demo"}`)
 		resp := f.review(t, NodeClassPath, eksReq(admissionv1.Create, obj, ""))
-		expectAllowed(t, resp, InstanceProfileNamePrefix)
+		expectAllowed(t, resp, rules.InstanceProfileNamePrefix)
 		if !strings.HasPrefix(resp.Warnings[0], "[InstanceProfileNamePrefix] spec.instanceProfile: ") {
 			t.Errorf("warning %q", resp.Warnings[0])
 		}
 	})
 	t.Run("create bad", func(t *testing.T) {
 		obj := eksNodeClassJSON("auto", `{"role":"EKSAutoNodeRole-notrust"}`)
-		expectDenied(t, f.review(t, NodeClassPath, eksReq(admissionv1.Create, obj, "")), RoleTrustMissingEC2)
+		expectDenied(t, f.review(t, NodeClassPath, eksReq(admissionv1.Create, obj, "")), rules.RoleTrustMissingEC2)
 	})
 	t.Run("update leaving spec alone", func(t *testing.T) {
 		obj := eksNodeClassJSON("auto", `{"role":"EKSAutoNodeRole-notrust"}`)
@@ -490,7 +492,7 @@ func TestAdmissionWrongKind(t *testing.T) {
 		}
 	}
 	t.Run("a kind of the right group", func(t *testing.T) {
-		r := request{group: KarpenterAWSGroup, version: "v1", kind: "EC2NodeClassList", op: admissionv1.Create, object: `{"apiVersion":"karpenter.k8s.aws/v1","kind":"EC2NodeClassList"}`}
+		r := request{group: rules.KarpenterAWSGroup, version: "v1", kind: "EC2NodeClassList", op: admissionv1.Create, object: `{"apiVersion":"karpenter.k8s.aws/v1","kind":"EC2NodeClassList"}`}
 		expectErrored(t, f.review(t, EC2NodeClassPath, r), http.StatusBadRequest, "this webhook path validates")
 	})
 }
@@ -553,9 +555,9 @@ func TestAdmissionVerdictMetric(t *testing.T) {
 	f := newAdmissionFixture(t)
 	type label struct{ kind, verdict, code string }
 	watch := []label{
-		{EC2NodeClassKind, "allowed", ""}, {EC2NodeClassKind, "denied", "RoleIsARN"},
-		{EC2NodeClassKind, "denied", "PassRoleDenied"}, {EC2NodeClassKind, "denied", "RoleHasPath"},
-		{NodePoolKind, "allowed", "NodeClassNotFound"}, {NodeClassKind, "allowed", "InstanceProfileNamePrefix"},
+		{rules.EC2NodeClassKind, "allowed", ""}, {rules.EC2NodeClassKind, "denied", "RoleIsARN"},
+		{rules.EC2NodeClassKind, "denied", "PassRoleDenied"}, {rules.EC2NodeClassKind, "denied", "RoleHasPath"},
+		{rules.NodePoolKind, "allowed", "NodeClassNotFound"}, {rules.NodeClassKind, "allowed", "InstanceProfileNamePrefix"},
 	}
 	before := map[label]float64{}
 	for _, l := range watch {
@@ -573,13 +575,36 @@ func TestAdmissionVerdictMetric(t *testing.T) {
 	f.review(t, NodePoolPath, nodePoolReq(admissionv1.Create, nodePoolJSON("v1", "gpu", `{"group":"karpenter.k8s.aws","kind":"EC2NodeClass","name":"gpu"}`), ""))
 	f.review(t, NodeClassPath, eksReq(admissionv1.Create, eksNodeClassJSON("auto", `{"instanceProfile":"AutoNodeProfile-demo"}`), ""))
 	want := map[label]float64{
-		{EC2NodeClassKind, "allowed", ""}: 1, {EC2NodeClassKind, "denied", "RoleIsARN"}: 2,
-		{EC2NodeClassKind, "denied", "PassRoleDenied"}: 1, {EC2NodeClassKind, "denied", "RoleHasPath"}: 1,
-		{NodePoolKind, "allowed", "NodeClassNotFound"}: 1, {NodeClassKind, "allowed", "InstanceProfileNamePrefix"}: 1,
+		{rules.EC2NodeClassKind, "allowed", ""}: 1, {rules.EC2NodeClassKind, "denied", "RoleIsARN"}: 2,
+		{rules.EC2NodeClassKind, "denied", "PassRoleDenied"}: 1, {rules.EC2NodeClassKind, "denied", "RoleHasPath"}: 1,
+		{rules.NodePoolKind, "allowed", "NodeClassNotFound"}: 1, {rules.NodeClassKind, "allowed", "InstanceProfileNamePrefix"}: 1,
 	}
 	for _, l := range watch {
 		if got := counterValue(t, f.metrics, l.kind, l.verdict, l.code) - before[l]; got != want[l] {
 			t.Errorf("nodeclass_guard_verdicts_total%v grew by %v, want %v", l, got, want[l])
+		}
+	}
+}
+
+// TestAdmissionAsksTheClassUID: an admission (CREATE included) asks about
+// the instance profile under the class's own metadata.uid, and the
+// class's spec.tags go into the requests.
+func TestAdmissionAsksTheClassUID(t *testing.T) {
+	ctl, _ := authz.ParseRoleARN(ctlLimited)
+	c := rules.NewChecker(rules.Config{IAM: loadSampleSnapshot(t), Controller: ctl, ClusterName: testCluster, Region: testRegion, OnIAMError: rules.OnIAMErrorAllow})
+	srv := httptest.NewServer(Handlers(c, NewMetrics())[EC2NodeClassPath])
+	t.Cleanup(srv.Close)
+	spec := strings.TrimSuffix(ec2Spec("KarpenterNodeRole-demo", ""), "}") + `,"tags":{"team":"payments"}}`
+	f := &admissionFixture{url: srv.URL}
+	resp := f.review(t, "", ec2Req(admissionv1.Create, ec2NodeClassJSON("v1", "uid-class", spec), ""))
+	lines := expectDenied(t, resp, rules.InstanceProfileActionsDenied, rules.LaunchDenied)
+	want := "instance-profile/karpenter/" + testRegion + "/" + testCluster + "/6f0c0d1e-0000-4000-8000-000000000001/" + testCluster + "_"
+	if !strings.Contains(lines[0], want) || strings.Contains(lines[0], karpenter.PlaceholderUID) {
+		t.Errorf("the profile's ARN is not the class's own:\n%s", lines[0])
+	}
+	for _, l := range lines {
+		if !strings.Contains(l, "team=payments") {
+			t.Errorf("spec.tags are not in the requests:\n%s", l)
 		}
 	}
 }

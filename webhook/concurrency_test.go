@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"bytes"
+	"github.com/nodeclass-guard/nodeclass-guard/rules"
 	"net/http/httptest"
 	"sync"
 	"testing"
@@ -21,7 +22,7 @@ func TestConcurrentAdmissionsAskIAMOncePerQuestion(t *testing.T) {
 		spec     string
 		deny     bool
 		want     map[string]int // IAM calls by action
-		wantCode Code
+		wantCode rules.Code
 	}{
 		{
 			// GetRole; PassRole on the role's ARN; 4 instance-profile
@@ -41,7 +42,7 @@ func TestConcurrentAdmissionsAskIAMOncePerQuestion(t *testing.T) {
 		},
 		{
 			// A denied class costs the same: the denial is cached too.
-			name: "denied", spec: ec2Spec("OtherNodeRole", ""), deny: true, wantCode: PassRoleDenied,
+			name: "denied", spec: ec2Spec("OtherNodeRole", ""), deny: true, wantCode: rules.PassRoleDenied,
 			want: map[string]int{"GetRole": 1, "SimulatePrincipalPolicy": 14},
 		},
 	}
@@ -49,7 +50,7 @@ func TestConcurrentAdmissionsAskIAMOncePerQuestion(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			view, iam := liveView(t, liveTimeout, authz.CacheOptions{})
 			ctl, _ := authz.ParseRoleARN(ctlKarpenter)
-			c := NewChecker(Config{IAM: view, Controller: ctl, ClusterName: testCluster, Region: testRegion, OnIAMError: OnIAMErrorDeny})
+			c := rules.NewChecker(rules.Config{IAM: view, Controller: ctl, ClusterName: testCluster, Region: testRegion, OnIAMError: rules.OnIAMErrorDeny})
 			srv := httptest.NewServer(Handlers(c, NewMetrics())[EC2NodeClassPath])
 			t.Cleanup(srv.Close)
 

@@ -8,7 +8,10 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"github.com/nodeclass-guard/nodeclass-guard/authz"
+	"github.com/nodeclass-guard/nodeclass-guard/rules"
 )
 
 // priorityView counts the questions asked with and without priority.
@@ -48,10 +51,10 @@ type knownClasses struct {
 
 func (k knownClasses) Has(_ context.Context, obj client.Object) bool {
 	switch o := obj.(type) {
-	case *NodePool:
+	case *rules.NodePool:
 		uid, ok := k.pools[o.Name]
 		return ok && o.UID != "" && uid == o.UID
-	case *EC2NodeClass:
+	case *rules.EC2NodeClass:
 		nc, ok := k.ec2[o.Name]
 		return ok && o.UID != "" && nc.UID == o.UID
 	}
@@ -64,12 +67,13 @@ func (k knownClasses) Has(_ context.Context, obj client.Object) bool {
 func TestPriorityOnlyForObjectsTheClusterHas(t *testing.T) {
 	view := &priorityView{View: loadSampleSnapshot(t)}
 	classes := knownClasses{mapClasses: testClasses(), pools: map[string]types.UID{"existing": "uid-1"}}
-	c := NewChecker(Config{IAM: view, Controller: testCtl(t), ClusterName: testCluster, Region: testRegion, Classes: classes})
-	a := &adapter{checker: c}
-	pools := &validator[*NodePool]{adapter: a, kind: NodePoolKind, check: c.CheckNodePool,
-		same: func(old, obj *NodePool) bool {
-			return sameRef(old.Spec.Template.Spec.NodeClassRef, obj.Spec.Template.Spec.NodeClassRef)
-		}}
+	ctl, err := authz.ParseRoleARN(ctlKarpenter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := rules.NewChecker(rules.Config{IAM: view, Controller: ctl, ClusterName: testCluster, Region: testRegion, Classes: classes})
+	a := &adapter{checker: c, metrics: NewMetrics()}
+	pools := &validator[*rules.NodePool]{adapter: a, kind: rules.NodePoolKind, check: c.CheckNodePool, checkUpdate: c.CheckNodePoolUpdate}
 	for _, tc := range []struct {
 		name     string
 		pool     string
@@ -83,9 +87,9 @@ func TestPriorityOnlyForObjectsTheClusterHas(t *testing.T) {
 	} {
 		view.prio.Store(0)
 		view.plain.Store(0)
-		np := nodePool(tc.pool, refEC2("default"))
+		np := pool(tc.pool, "default")
 		np.UID = tc.uid
-		old := nodePool(tc.pool, refEC2("other"))
+		old := pool(tc.pool, "other")
 		old.UID = tc.uid
 		if _, err := pools.ValidateUpdate(context.Background(), old, np); err != nil && view.prio.Load()+view.plain.Load() == 0 {
 			t.Fatalf("%s: %v", tc.name, err)
@@ -98,4 +102,15 @@ func TestPriorityOnlyForObjectsTheClusterHas(t *testing.T) {
 			t.Errorf("%s: %d questions with priority, %d without; want priority %v", tc.name, prio, plain, tc.priority)
 		}
 	}
+}
+
+// pool is a v1 NodePool named name whose nodeClassRef names the
+// EC2NodeClass class.
+func pool(name, class string) *rules.NodePool {
+	np := &rules.NodePool{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "karpenter.sh/v1", Kind: rules.NodePoolKind},
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+	}
+	np.Spec.Template.Spec.NodeClassRef = &rules.NodeClassReference{Group: rules.KarpenterAWSGroup, Kind: rules.EC2NodeClassKind, Name: class}
+	return np
 }

@@ -4,6 +4,8 @@ import (
 	"regexp"
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/nodeclass-guard/nodeclass-guard/rules"
 )
 
 // ec2IDPattern matches the IDs of the EC2 resources a selector answer can
@@ -17,11 +19,11 @@ var ec2IDPattern = regexp.MustCompile(`\b(subnet|sg|ami|vpc|cr)-[0-9a-z]+\b`)
 // groups and images to them. The findings keep their codes and their
 // reasons; `check`, run by the class's author with their own AWS access,
 // prints the IDs.
-func withholdUnnamedIDs(v *Verdict, objs ...client.Object) {
+func withholdUnnamedIDs(v *rules.Verdict, objs ...client.Object) {
 	named := map[string]bool{}
 	for _, o := range objs {
-		if nc, ok := o.(*EC2NodeClass); ok && nc != nil {
-			for _, terms := range [][]SelectorTerm{nc.Spec.SubnetSelectorTerms, nc.Spec.SecurityGroupSelectorTerms,
+		if nc, ok := o.(*rules.EC2NodeClass); ok && nc != nil {
+			for _, terms := range [][]rules.SelectorTerm{nc.Spec.SubnetSelectorTerms, nc.Spec.SecurityGroupSelectorTerms,
 				nc.Spec.AMISelectorTerms, nc.Spec.CapacityReservationSelectorTerms} {
 				for _, t := range terms {
 					if t.ID != "" {
@@ -39,7 +41,7 @@ func withholdUnnamedIDs(v *Verdict, objs ...client.Object) {
 			return ec2IDPattern.FindStringSubmatch(id)[1] + "-…"
 		})
 	}
-	for _, fs := range [][]Finding{v.Denials, v.Warnings} {
+	for _, fs := range [][]rules.Finding{v.Denials, v.Warnings} {
 		for i := range fs {
 			fs[i].Message = mask(fs[i].Message)
 		}

@@ -1,14 +1,16 @@
 package webhook
 
+import "github.com/nodeclass-guard/nodeclass-guard/rules"
+
 // permissionCodes are the findings about the Karpenter controller's own
 // permissions: their messages name the controller role's ARN and quote its
 // policies (which policy and statement denied, which resources its
 // statements do cover).
-var permissionCodes = map[Code]bool{
-	PassRoleDenied:               true,
-	InstanceProfileActionsDenied: true,
-	InstanceProfileReadDenied:    true,
-	LaunchDenied:                 true,
+var permissionCodes = map[rules.Code]bool{
+	rules.PassRoleDenied:               true,
+	rules.InstanceProfileActionsDenied: true,
+	rules.InstanceProfileReadDenied:    true,
+	rules.LaunchDenied:                 true,
 }
 
 // withholdForUnknownIdentity shortens the permission findings of a verdict
@@ -21,20 +23,20 @@ var permissionCodes = map[Code]bool{
 // must fix spec.role (or spec.instanceProfile) first anyway; the code
 // stays, so they know a permission problem waits, and once the class names
 // an identity that exists, the same findings give every detail.
-func withholdForUnknownIdentity(v *Verdict) {
+func withholdForUnknownIdentity(v *rules.Verdict) {
 	unknown := ""
 	for _, f := range v.Denials {
 		switch f.Code {
-		case RoleNotFound:
+		case rules.RoleNotFound:
 			unknown = "spec.role"
-		case InstanceProfileNotFound:
+		case rules.InstanceProfileNotFound:
 			unknown = "spec.instanceProfile"
 		}
 	}
 	if unknown == "" {
 		return
 	}
-	for _, fs := range [][]Finding{v.Denials, v.Warnings} {
+	for _, fs := range [][]rules.Finding{v.Denials, v.Warnings} {
 		for i := range fs {
 			if permissionCodes[fs[i].Code] {
 				fs[i].Message = "the Karpenter controller's role is missing permissions Karpenter needs for this class. Fix " + unknown +

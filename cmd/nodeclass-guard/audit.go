@@ -18,7 +18,7 @@ import (
 
 	"github.com/nodeclass-guard/nodeclass-guard/audit"
 	"github.com/nodeclass-guard/nodeclass-guard/check"
-	"github.com/nodeclass-guard/nodeclass-guard/webhook"
+	"github.com/nodeclass-guard/nodeclass-guard/rules"
 )
 
 // auditFlags are serve's flags for the continuous audit and the leader
@@ -51,7 +51,7 @@ func (f *auditFlags) validate() error {
 
 // addAuditor adds the audit to the manager (leader only), unless
 // --audit-interval=0.
-func addAuditor(mgr manager.Manager, checker *webhook.Checker, f *auditFlags, inflight *inFlight, log logr.Logger) error {
+func addAuditor(mgr manager.Manager, checker *rules.Checker, f *auditFlags, inflight *inFlight, log logr.Logger) error {
 	if f.interval == 0 {
 		log.WithName("setup").Info("audit disabled (--audit-interval=0)")
 		return nil
@@ -126,7 +126,7 @@ func runAudit(ctx context.Context, o *auditOptions, args []string, stdout, stder
 		return fail("%v", err)
 	}
 	scheme := runtime.NewScheme()
-	if err := webhook.AddToClientScheme(scheme); err != nil {
+	if err := rules.AddToClientScheme(scheme); err != nil {
 		return fail("%v", err)
 	}
 	cl, err := client.New(restConfig, client.Options{Scheme: scheme})
@@ -154,14 +154,14 @@ func runAudit(ctx context.Context, o *auditOptions, args []string, stdout, stder
 	}
 	// NodePools resolve their class against what was listed, then the
 	// cluster (a class created since).
-	inputs := check.NewInputClasses(docs, webhook.ClusterClasses{Reader: cl})
+	inputs := check.NewInputClasses(docs, rules.ClusterClasses{Reader: cl})
 	cfg.Classes, cfg.NodePools = inputs, inputs
 	iamf.versionFromEKS(ctx, &cfg, func(msg string) {
 		fmt.Fprintf(stderr, "nodeclass-guard audit: warning: %s\n", msg)
 	})
 	// The node-join checks read the cluster's kube-system/aws-auth.
-	cfg.AWSAuth = webhook.ClusterAWSAuth{Reader: cl}
-	report := check.Run(ctx, webhook.NewChecker(cfg), docs)
+	cfg.AWSAuth = rules.ClusterAWSAuth{Reader: cl}
+	report := check.Run(ctx, rules.NewChecker(cfg), docs)
 	if output == "json" {
 		err = report.WriteJSON(stdout)
 	} else {

@@ -10,7 +10,7 @@ import (
 
 	"github.com/nodeclass-guard/nodeclass-guard/authz"
 	"github.com/nodeclass-guard/nodeclass-guard/check"
-	"github.com/nodeclass-guard/nodeclass-guard/webhook"
+	"github.com/nodeclass-guard/nodeclass-guard/rules"
 )
 
 // checkOptions are check's flags.
@@ -74,7 +74,7 @@ func runCheck(ctx context.Context, o *checkOptions, args []string, stdin io.Read
 	if err != nil {
 		return fail("%v", err)
 	}
-	var cluster webhook.ClassGetter
+	var cluster rules.ClassGetter
 	cfg.AWSAuth = check.InputAWSAuth(docs)
 	if a, ok := iamf.snapshotAWSAuth(); ok && !check.HasAWSAuth(docs) {
 		// The snapshot's aws-auth (nodeclass-guard snapshot --kubeconfig).
@@ -93,7 +93,7 @@ func runCheck(ctx context.Context, o *checkOptions, args []string, stdin io.Read
 		}
 		if !check.HasAWSAuth(docs) {
 			// The input's aws-auth wins; else the cluster's.
-			cfg.AWSAuth = webhook.ClusterAWSAuth{Reader: cc.Reader}
+			cfg.AWSAuth = rules.ClusterAWSAuth{Reader: cc.Reader}
 		}
 	}
 	inputs := check.NewInputClasses(docs, cluster)
@@ -101,7 +101,7 @@ func runCheck(ctx context.Context, o *checkOptions, args []string, stdin io.Read
 	iamf.versionFromEKS(ctx, &cfg, func(msg string) {
 		fmt.Fprintf(stderr, "nodeclass-guard check: warning: %s\n", msg)
 	})
-	c := webhook.NewChecker(cfg)
+	c := rules.NewChecker(cfg)
 	report := check.Run(ctx, c, docs)
 	switch output {
 	case "json":

@@ -11,7 +11,7 @@ import (
 
 	"github.com/nodeclass-guard/nodeclass-guard/authz"
 	"github.com/nodeclass-guard/nodeclass-guard/karpenter"
-	"github.com/nodeclass-guard/nodeclass-guard/webhook"
+	"github.com/nodeclass-guard/nodeclass-guard/rules"
 )
 
 // iamFlags are the flags `serve` and `check` share to reach IAM and to
@@ -152,7 +152,7 @@ var kubernetesVersionRE = regexp.MustCompile(`^1\.[0-9]{1,3}$`)
 
 // validate checks the flags that need no IAM.
 func (f *iamFlags) validate() error {
-	if _, err := webhook.ParseOnIAMError(f.onIAMError); err != nil {
+	if _, err := rules.ParseOnIAMError(f.onIAMError); err != nil {
 		return err
 	}
 	if _, err := f.karpenter(karpenter.Resolved{}); err != nil {
@@ -187,16 +187,16 @@ func (f *iamFlags) validate() error {
 // controller role. The controller role is resolved through IAM to its real
 // ARN (path included); an assumed-role ARN becomes the role's ARN. warn
 // receives what the user should know.
-func (f *iamFlags) config(ctx context.Context, view authz.View, eks authz.EKSView, controllerRole string, warn func(string)) (webhook.Config, error) {
-	onErr, err := webhook.ParseOnIAMError(f.onIAMError)
+func (f *iamFlags) config(ctx context.Context, view authz.View, eks authz.EKSView, controllerRole string, warn func(string)) (rules.Config, error) {
+	onErr, err := rules.ParseOnIAMError(f.onIAMError)
 	if err != nil {
-		return webhook.Config{}, err
+		return rules.Config{}, err
 	}
 	kv, err := f.karpenter(karpenter.Resolved{})
 	if err != nil {
-		return webhook.Config{}, err
+		return rules.Config{}, err
 	}
-	cfg := webhook.Config{IAM: view, EKS: eks, ClusterName: f.clusterName, Region: f.region, OnIAMError: onErr, IAMTimeout: f.timeout,
+	cfg := rules.Config{IAM: view, EKS: eks, ClusterName: f.clusterName, Region: f.region, OnIAMError: onErr, IAMTimeout: f.timeout,
 		KubernetesVersion: f.kubernetesVersion, Karpenter: kv}
 	if view != nil {
 		cfg.EC2 = f.ec2
@@ -210,7 +210,7 @@ func (f *iamFlags) config(ctx context.Context, view authz.View, eks authz.EKSVie
 	}
 	parsed, err := authz.ParseRoleARN(controllerRole)
 	if err != nil {
-		return webhook.Config{}, fmt.Errorf("controller role: %v", err)
+		return rules.Config{}, fmt.Errorf("controller role: %v", err)
 	}
 	cfg.Controller = parsed
 	if view == nil {
@@ -221,7 +221,7 @@ func (f *iamFlags) config(ctx context.Context, view authz.View, eks authz.EKSVie
 	role, err := view.Role(rctx, parsed.Name)
 	switch {
 	case errors.Is(err, authz.ErrNotFound):
-		return webhook.Config{}, fmt.Errorf("controller role %s: IAM has no role named %s in account %s", controllerRole, parsed.Name, parsed.Account)
+		return rules.Config{}, fmt.Errorf("controller role %s: IAM has no role named %s in account %s", controllerRole, parsed.Name, parsed.Account)
 	case err != nil:
 		why := err.Error()
 		var u *authz.UnavailableError
@@ -248,7 +248,7 @@ func (f *iamFlags) config(ctx context.Context, view authz.View, eks authz.EKSVie
 // versionFromEKS fills cfg.KubernetesVersion, when no flag or snapshot gave
 // it, from EKS's DescribeCluster of --cluster-name (check and audit; serve
 // asks its API server). Failing that, aliases are reported as not checked.
-func (f *iamFlags) versionFromEKS(ctx context.Context, cfg *webhook.Config, warn func(string)) {
+func (f *iamFlags) versionFromEKS(ctx context.Context, cfg *rules.Config, warn func(string)) {
 	if cfg.KubernetesVersion != "" || cfg.EKS == nil || cfg.ClusterName == "" || cfg.EC2 == nil {
 		return
 	}

@@ -41,6 +41,7 @@ import (
 
 	"github.com/nodeclass-guard/nodeclass-guard/authz"
 	"github.com/nodeclass-guard/nodeclass-guard/karpenter"
+	"github.com/nodeclass-guard/nodeclass-guard/rules"
 	"github.com/nodeclass-guard/nodeclass-guard/webhook"
 )
 
@@ -146,7 +147,7 @@ func runServe(ctx context.Context, o *serveOptions, args []string, stderr io.Wri
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
 		return fail("%v", err)
 	}
-	if err := webhook.AddToClientScheme(scheme); err != nil {
+	if err := rules.AddToClientScheme(scheme); err != nil {
 		return fail("%v", err)
 	}
 
@@ -179,8 +180,8 @@ func runServe(ctx context.Context, o *serveOptions, args []string, stderr io.Wri
 		// lists and watches that one object.
 		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
 			&corev1.ConfigMap{}: {
-				Namespaces: map[string]cache.Config{webhook.AWSAuthNamespace: {}},
-				Field:      fields.OneTermEqualSelector("metadata.name", webhook.AWSAuthName),
+				Namespaces: map[string]cache.Config{rules.AWSAuthNamespace: {}},
+				Field:      fields.OneTermEqualSelector("metadata.name", rules.AWSAuthName),
 			},
 		}},
 		// Leader election gates the audit only; admission, metrics and
@@ -218,11 +219,11 @@ func runServe(ctx context.Context, o *serveOptions, args []string, stderr io.Wri
 	}
 	setup.Info("permission checks ask Karpenter's requests as modelled", "karpenter", cfg.Karpenter.String(),
 		"version", cfg.Karpenter.Model.String(), "source", cfg.Karpenter.Source)
-	cfg.Classes = webhook.ClusterClasses{Reader: mgr.GetClient()}
+	cfg.Classes = rules.ClusterClasses{Reader: mgr.GetClient()}
 	// NodePools (image architectures) and NodeClaims (the update guard)
 	// through the manager's cache too.
-	cfg.NodePools = webhook.ClusterClasses{Reader: mgr.GetClient()}
-	cfg.NodeClaims = webhook.ClusterClasses{Reader: mgr.GetClient()}
+	cfg.NodePools = rules.ClusterClasses{Reader: mgr.GetClient()}
+	cfg.NodeClaims = rules.ClusterClasses{Reader: mgr.GetClient()}
 	if cfg.KubernetesVersion == "" {
 		v, err := apiServerVersion(mgr.GetConfig())
 		if err != nil {
@@ -233,8 +234,8 @@ func runServe(ctx context.Context, o *serveOptions, args []string, stderr io.Wri
 	setup.Info("kubernetes version for AMI aliases", "version", cfg.KubernetesVersion)
 	// aws-auth is read through the manager's cache, which watches that one
 	// ConfigMap (cache options above; RBAC allows no other).
-	cfg.AWSAuth = webhook.ClusterAWSAuth{Reader: mgr.GetClient()}
-	checker := webhook.NewChecker(cfg)
+	cfg.AWSAuth = rules.ClusterAWSAuth{Reader: mgr.GetClient()}
+	checker := rules.NewChecker(cfg)
 	if checker.ControllerARN() == "" {
 		setup.Info("the Karpenter controller's role is unknown: iam:PassRole and launch permission checks are skipped and every admission carries a PermissionChecksSkipped warning; set --controller-role")
 	}
@@ -395,7 +396,7 @@ func karpenterImageTag(cs []corev1.Container) (image, tag string) {
 func warmInformers(mgr manager.Manager) manager.RunnableFunc {
 	return func(ctx context.Context) error {
 		log := mgr.GetLogger().WithName("informers")
-		for _, obj := range []client.Object{&webhook.EC2NodeClass{}, &webhook.NodeClass{}, &webhook.NodePool{}, &webhook.NodeClaim{}, &corev1.ConfigMap{}} {
+		for _, obj := range []client.Object{&rules.EC2NodeClass{}, &rules.NodeClass{}, &rules.NodePool{}, &rules.NodeClaim{}, &corev1.ConfigMap{}} {
 			if _, err := mgr.GetCache().GetInformer(ctx, obj); err != nil {
 				var noMatch *meta.NoKindMatchError
 				if meta.IsNoMatchError(err) || errors.As(err, &noMatch) || apierrors.IsNotFound(err) {
@@ -411,7 +412,7 @@ func warmInformers(mgr manager.Manager) manager.RunnableFunc {
 }
 
 // clusterClasses resolves NodePool references for `check --kubeconfig`.
-type clusterClasses = webhook.ClusterClasses
+type clusterClasses = rules.ClusterClasses
 
 func newClusterClasses(kubeconfig string) (*clusterClasses, error) {
 	cfg, err := loadRESTConfig(kubeconfig)
@@ -419,7 +420,7 @@ func newClusterClasses(kubeconfig string) (*clusterClasses, error) {
 		return nil, err
 	}
 	scheme := runtime.NewScheme()
-	if err := webhook.AddToClientScheme(scheme); err != nil {
+	if err := rules.AddToClientScheme(scheme); err != nil {
 		return nil, err
 	}
 	if err := corev1.AddToScheme(scheme); err != nil { // aws-auth

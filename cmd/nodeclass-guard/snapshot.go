@@ -17,7 +17,7 @@ import (
 
 	"github.com/nodeclass-guard/nodeclass-guard/authz"
 	"github.com/nodeclass-guard/nodeclass-guard/check"
-	"github.com/nodeclass-guard/nodeclass-guard/webhook"
+	"github.com/nodeclass-guard/nodeclass-guard/rules"
 )
 
 // snapshotOptions are snapshot's flags: check's IAM flags (the same
@@ -152,7 +152,7 @@ func runSnapshot(ctx context.Context, o *snapshotOptions, args []string, stdin i
 		return fail("%v", err)
 	}
 	cfg.AWSAuth = check.InputAWSAuth(docs)
-	var cluster webhook.ClassGetter
+	var cluster rules.ClassGetter
 	if cc != nil {
 		cluster = cc
 		cfg.NodeClaims = cc
@@ -168,7 +168,7 @@ func runSnapshot(ctx context.Context, o *snapshotOptions, args []string, stdin i
 	inputs := check.NewInputClasses(docs, cluster)
 	cfg.Classes, cfg.NodePools = inputs, inputs
 	iamf.versionFromEKS(ctx, &cfg, warn)
-	report := check.Run(ctx, webhook.NewChecker(cfg), docs)
+	report := check.Run(ctx, rules.NewChecker(cfg), docs)
 
 	var buf bytes.Buffer
 	sum, err := rec.WriteSnapshot(&buf)
@@ -205,24 +205,24 @@ type recordedAWSAuth struct {
 	rec    *authz.Recorder
 }
 
-func (r recordedAWSAuth) AWSAuth(ctx context.Context) (webhook.AWSAuth, error) {
+func (r recordedAWSAuth) AWSAuth(ctx context.Context) (rules.AWSAuth, error) {
 	var cm corev1.ConfigMap
-	err := r.reader.Get(ctx, types.NamespacedName{Namespace: webhook.AWSAuthNamespace, Name: webhook.AWSAuthName}, &cm)
+	err := r.reader.Get(ctx, types.NamespacedName{Namespace: rules.AWSAuthNamespace, Name: rules.AWSAuthName}, &cm)
 	switch {
 	case apierrors.IsNotFound(err):
 		r.rec.SetAWSAuth(nil, true)
-		return webhook.AWSAuth{}, nil
+		return rules.AWSAuth{}, nil
 	case err != nil:
 		r.rec.FailAWSAuth(err)
-		return webhook.AWSAuth{}, err
+		return rules.AWSAuth{}, err
 	}
 	r.rec.SetAWSAuth(cm.Data, false)
-	return webhook.ParseAWSAuth(cm.Data)
+	return rules.ParseAWSAuth(cm.Data)
 }
 
 // snapshotAWSAuth is the snapshot's awsAuth section as the rules read
 // aws-auth; ok is false without a snapshot or the section.
-func (f *iamFlags) snapshotAWSAuth() (webhook.AWSAuthSource, bool) {
+func (f *iamFlags) snapshotAWSAuth() (rules.AWSAuthSource, bool) {
 	if f.snap == nil {
 		return nil, false
 	}
@@ -231,11 +231,11 @@ func (f *iamFlags) snapshotAWSAuth() (webhook.AWSAuthSource, bool) {
 		return nil, false
 	}
 	if a.Absent {
-		return webhook.StaticAWSAuth{}, true
+		return rules.StaticAWSAuth{}, true
 	}
-	auth, err := webhook.ParseAWSAuth(a.Data)
+	auth, err := rules.ParseAWSAuth(a.Data)
 	if err != nil {
-		return webhook.StaticAWSAuth{Err: fmt.Errorf("%s: awsAuth: %w", f.snapshot, err)}, true
+		return rules.StaticAWSAuth{Err: fmt.Errorf("%s: awsAuth: %w", f.snapshot, err)}, true
 	}
-	return webhook.StaticAWSAuth{Auth: auth}, true
+	return rules.StaticAWSAuth{Auth: auth}, true
 }

@@ -137,10 +137,11 @@ func dayTwo(ctx context.Context, t *testing.T, e *framework.Env, c *framework.Cl
 
 	t.Run("other spec field update admitted", func(t *testing.T) {
 		cur := get(ctx, t, c, o)
-		// An EC2NodeClass's spec.tags are in Karpenter's requests, so
-		// they are checked (below); userData is not.
-		field, set := "spec.tags", func() error {
-			return unstructured.SetNestedStringMap(cur.Object, map[string]string{"cost-center": "42"}, "spec", "tags")
+		// spec.tags are in Karpenter's (and EKS Auto Mode's) requests, so
+		// they are checked (below); an EC2NodeClass's userData and an EKS
+		// NodeClass's selector terms (EKS resolves them) are not read.
+		field, set := "spec.subnetSelectorTerms", func() error {
+			return unstructured.SetNestedSlice(cur.Object, []any{map[string]any{"tags": map[string]any{"karpenter.sh/discovery": "day-two"}}}, "spec", "subnetSelectorTerms")
 		}
 		if group == groupEC2NodeClass {
 			field, set = "spec.userData", func() error { return unstructured.SetNestedField(cur.Object, "echo day two", "spec", "userData") }
@@ -154,7 +155,7 @@ func dayTwo(ctx context.Context, t *testing.T, e *framework.Env, c *framework.Cl
 		expectCalls(t, before, reaches)
 	})
 
-	if group == groupEC2NodeClass {
+	{
 		t.Run("spec.tags update admitted with what it breaks as a warning", func(t *testing.T) {
 			cur := get(ctx, t, c, o)
 			if err := unstructured.SetNestedStringMap(cur.Object, map[string]string{"cost-center": "42"}, "spec", "tags"); err != nil {

@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/nodeclass-guard/nodeclass-guard/rules"
 	"github.com/nodeclass-guard/nodeclass-guard/webhook"
 )
 
@@ -42,18 +43,18 @@ type kindInfo struct {
 
 var (
 	ec2NodeClassV1 = kindInfo{
-		gvk:      metav1.GroupVersionKind{Group: webhook.KarpenterAWSGroup, Version: "v1", Kind: webhook.EC2NodeClassKind},
-		resource: metav1.GroupVersionResource{Group: webhook.KarpenterAWSGroup, Version: "v1", Resource: "ec2nodeclasses"},
+		gvk:      metav1.GroupVersionKind{Group: rules.KarpenterAWSGroup, Version: "v1", Kind: rules.EC2NodeClassKind},
+		resource: metav1.GroupVersionResource{Group: rules.KarpenterAWSGroup, Version: "v1", Resource: "ec2nodeclasses"},
 		path:     webhook.EC2NodeClassPath,
 	}
 	nodePoolV1 = kindInfo{
-		gvk:      metav1.GroupVersionKind{Group: webhook.KarpenterGroup, Version: "v1", Kind: webhook.NodePoolKind},
-		resource: metav1.GroupVersionResource{Group: webhook.KarpenterGroup, Version: "v1", Resource: "nodepools"},
+		gvk:      metav1.GroupVersionKind{Group: rules.KarpenterGroup, Version: "v1", Kind: rules.NodePoolKind},
+		resource: metav1.GroupVersionResource{Group: rules.KarpenterGroup, Version: "v1", Resource: "nodepools"},
 		path:     webhook.NodePoolPath,
 	}
 	eksNodeClassV1 = kindInfo{
-		gvk:      metav1.GroupVersionKind{Group: webhook.EKSGroup, Version: "v1", Kind: webhook.NodeClassKind},
-		resource: metav1.GroupVersionResource{Group: webhook.EKSGroup, Version: "v1", Resource: "nodeclasses"},
+		gvk:      metav1.GroupVersionKind{Group: rules.EKSGroup, Version: "v1", Kind: rules.NodeClassKind},
+		resource: metav1.GroupVersionResource{Group: rules.EKSGroup, Version: "v1", Resource: "nodeclasses"},
 		path:     webhook.NodeClassPath,
 	}
 )
@@ -82,7 +83,7 @@ func eksNodeClass(name, role string) object {
 
 func nodePool(name, className string) object {
 	return mustObject(nodePoolV1, name, map[string]any{"template": map[string]any{"spec": map[string]any{
-		"nodeClassRef": map[string]string{"group": webhook.KarpenterAWSGroup, "kind": webhook.EC2NodeClassKind, "name": className},
+		"nodeClassRef": map[string]string{"group": rules.KarpenterAWSGroup, "kind": rules.EC2NodeClassKind, "name": className},
 	}}})
 }
 

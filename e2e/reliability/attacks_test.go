@@ -25,6 +25,7 @@ import (
 	"github.com/nodeclass-guard/nodeclass-guard/bench"
 	"github.com/nodeclass-guard/nodeclass-guard/e2e/framework"
 	"github.com/nodeclass-guard/nodeclass-guard/e2e/iamserver"
+	"github.com/nodeclass-guard/nodeclass-guard/rules"
 	"github.com/nodeclass-guard/nodeclass-guard/webhook"
 )
 
@@ -157,7 +158,7 @@ func stillServes(t *testing.T, e *framework.Env) {
 		a, err = post(context.Background(), hc, e.WebhookURL+obj.kind.path, reviewBody(obj))
 		return err == nil && a.response != nil
 	})
-	if a.allowed() || !a.codes()[string(webhook.RoleIsARN)] {
+	if a.allowed() || !a.codes()[string(rules.RoleIsARN)] {
 		t.Errorf("ordinary admission after the attack: %s, want the usual [RoleIsARN] denial", a)
 	}
 }
@@ -411,7 +412,7 @@ func TestAttackCacheFloodAndIAMBudget(t *testing.T) {
 	run := time.Now().UnixNano()
 	good := ec2NodeClass(fmt.Sprintf("flood-good-%d", run), "KarpenterNodeRole-demo", "")
 	healthy := admit(t, hc, e.WebhookURL, good)
-	if !healthy.allowed() || healthy.codes()[string(webhook.IAMUnavailable)] {
+	if !healthy.allowed() || healthy.codes()[string(rules.IAMUnavailable)] {
 		t.Fatalf("the good class, IAM healthy: %s", healthy)
 	}
 
@@ -448,9 +449,9 @@ func TestAttackCacheFloodAndIAMBudget(t *testing.T) {
 					slowest.Store(int64(a.elapsed))
 				}
 				switch {
-				case a.codes()[string(webhook.IAMUnavailable)]:
+				case a.codes()[string(rules.IAMUnavailable)]:
 					refused.Add(1)
-				case a.codes()[string(webhook.RoleNotFound)]:
+				case a.codes()[string(rules.RoleNotFound)]:
 					notFound.Add(1)
 				}
 				if i == 300 {
@@ -491,7 +492,7 @@ func TestAttackCacheFloodAndIAMBudget(t *testing.T) {
 	e.IAM.FailAlways(iamserver.ServiceFailure)
 	t.Cleanup(e.IAM.ClearFailures)
 	a := admit(t, hc, e.WebhookURL, good)
-	if a.allowed() != healthy.allowed() || a.codes()[string(webhook.IAMUnavailable)] {
+	if a.allowed() != healthy.allowed() || a.codes()[string(rules.IAMUnavailable)] {
 		t.Errorf("the good class after the flood, IAM down: %s\nwant its verdict before the flood: %s", a, healthy)
 	}
 }
@@ -564,8 +565,8 @@ func TestAttackEnumeration(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := webhook.NewChecker(webhook.Config{IAM: snap, Controller: controller,
-		ClusterName: clusterName, Region: region, OnIAMError: webhook.OnIAMErrorDeny})
+	c := rules.NewChecker(rules.Config{IAM: snap, Controller: controller,
+		ClusterName: clusterName, Region: region, OnIAMError: rules.OnIAMErrorDeny})
 	srv := webhook.NewServer(webhook.ServerOptions{})
 	for path, wh := range webhook.Handlers(c, webhook.NewMetrics()) {
 		srv.Register(path, wh)
@@ -573,7 +574,7 @@ func TestAttackEnumeration(t *testing.T) {
 	ts := httptestServer(t, srv.WebhookMux())
 	hc := &http.Client{Timeout: 10 * time.Second}
 	a := admit(t, hc, ts, ec2NodeClass("probe", "MadeUpRole-4711", ""))
-	if !a.codes()[string(webhook.RoleNotFound)] || !a.codes()[string(webhook.LaunchDenied)] {
+	if !a.codes()[string(rules.RoleNotFound)] || !a.codes()[string(rules.LaunchDenied)] {
 		t.Fatalf("made-up role: %s, want [RoleNotFound] and [LaunchDenied]", a)
 	}
 	text := a.message() + strings.Join(a.response.Warnings, "\n")

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/nodeclass-guard/nodeclass-guard/e2e/framework"
+	"github.com/nodeclass-guard/nodeclass-guard/rules"
 	"github.com/nodeclass-guard/nodeclass-guard/webhook"
 )
 
@@ -139,9 +140,9 @@ func TestAttackTermsBeyondTheCRD(t *testing.T) {
 		reqs[i] = map[string]any{"key": fmt.Sprintf("example.com/k%d", i), "operator": "Exists"}
 	}
 	np, _ := json.Marshal(map[string]any{"template": map[string]any{"spec": map[string]any{"requirements": reqs,
-		"nodeClassRef": map[string]string{"group": webhook.KarpenterAWSGroup, "kind": webhook.EC2NodeClassKind, "name": "default"}}}})
+		"nodeClassRef": map[string]string{"group": rules.KarpenterAWSGroup, "kind": rules.EC2NodeClassKind, "name": "default"}}}})
 	a := admit(t, webhookClient(false, e.CA.CertPEM()), e.WebhookURL, object{kind: nodePoolV1, name: "many-reqs", json: rawObject(nodePoolV1, "many-reqs", string(np))})
-	if a.allowed() || !a.codes()[string(webhook.SpecExceedsLimit)] {
+	if a.allowed() || !a.codes()[string(rules.SpecExceedsLimit)] {
 		t.Errorf("a NodePool with 101 requirements: %s, want [SpecExceedsLimit]", a)
 	}
 }
@@ -191,7 +192,7 @@ func TestAttackOneSourceFillsTheSlots(t *testing.T) {
 	c := u.stop()
 	checkRSS(t, c)
 	t.Logf("64 slow bodies from one address: %d refused 429 at once, %d cut; %s", refused.Load(), cut.Load(), c)
-	if err != nil || a.response == nil || !a.codes()[string(webhook.RoleIsARN)] {
+	if err != nil || a.response == nil || !a.codes()[string(rules.RoleIsARN)] {
 		t.Errorf("a class from another address during the attack: %v %s, want its verdict ([RoleIsARN])", err, a)
 	}
 	if share := int64(webhook.DefaultMaxInFlight / webhook.DefaultSourceShare); cut.Load() > share {
@@ -267,7 +268,7 @@ func TestServeOptionalServicesDropped(t *testing.T) {
 		})
 	}
 	first := admit(t, hc, e.WebhookURL, class(0))
-	if first.codes()[string(webhook.IAMUnavailable)] || !first.codes()[string(webhook.SelectorChecksSkipped)] || !first.codes()[string(webhook.NodeJoinChecksSkipped)] {
+	if first.codes()[string(rules.IAMUnavailable)] || !first.codes()[string(rules.SelectorChecksSkipped)] || !first.codes()[string(rules.NodeJoinChecksSkipped)] {
 		t.Fatalf("first admission: %s; want the IAM verdict with [SelectorChecksSkipped] and [NodeJoinChecksSkipped], never [IAMUnavailable]", first)
 	}
 	t.Logf("first admission answered in %v", first.elapsed)
@@ -276,7 +277,7 @@ func TestServeOptionalServicesDropped(t *testing.T) {
 	var lat []time.Duration
 	for i := range 100 {
 		a := admit(t, hc, e.WebhookURL, class(0))
-		if a.codes()[string(webhook.IAMUnavailable)] || !a.codes()[string(webhook.SelectorChecksSkipped)] {
+		if a.codes()[string(rules.IAMUnavailable)] || !a.codes()[string(rules.SelectorChecksSkipped)] {
 			t.Fatalf("warm admission %d: %s", i, a)
 		}
 		lat = append(lat, a.elapsed)

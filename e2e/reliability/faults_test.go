@@ -9,7 +9,7 @@ import (
 
 	"github.com/nodeclass-guard/nodeclass-guard/authz"
 	"github.com/nodeclass-guard/nodeclass-guard/e2e/iamserver"
-	"github.com/nodeclass-guard/nodeclass-guard/webhook"
+	"github.com/nodeclass-guard/nodeclass-guard/rules"
 )
 
 // faultIAMTimeout is --iam-timeout in the fault tests: short, so that the
@@ -111,12 +111,12 @@ func testFault(t *testing.T, r *liveRig, fault iamFault) {
 	healthy := map[string]answer{}
 	for _, obj := range append(slices.Clone(cached), missing) {
 		a := admit(t, r.hc, r.denyURL, obj)
-		if a.codes()[string(webhook.IAMUnavailable)] || a.codes()[string(webhook.IAMStale)] {
+		if a.codes()[string(rules.IAMUnavailable)] || a.codes()[string(rules.IAMStale)] {
 			t.Fatalf("healthy IAM: %s %s: %s", obj.kind.gvk.Kind, obj.name, a)
 		}
 		healthy[obj.name] = a
 	}
-	if healthy["good"].allowed() != true || healthy["no-trust"].allowed() || healthy["empty-profile"].allowed() || !healthy["ghost"].codes()[string(webhook.RoleNotFound)] {
+	if healthy["good"].allowed() != true || healthy["no-trust"].allowed() || healthy["empty-profile"].allowed() || !healthy["ghost"].codes()[string(rules.RoleNotFound)] {
 		t.Fatalf("the sample scenario changed: good %s; no-trust %s; empty-profile %s; ghost %s",
 			healthy["good"], healthy["no-trust"], healthy["empty-profile"], healthy["ghost"])
 	}
@@ -132,7 +132,7 @@ func testFault(t *testing.T, r *liveRig, fault iamFault) {
 				a := admit(t, r.hc, base, obj)
 				checkBound(t, obj, a)
 				want := maps.Clone(healthy[obj.name].codes())
-				want[string(webhook.IAMStale)] = true
+				want[string(rules.IAMStale)] = true
 				if a.allowed() != healthy[obj.name].allowed() || !maps.Equal(a.codes(), want) {
 					t.Errorf("%s %s with IAM failing:\n got %s\nwant the healthy verdict plus [IAMStale]: %s",
 						obj.kind.gvk.Kind, obj.name, a, healthy[obj.name])
@@ -145,12 +145,12 @@ func testFault(t *testing.T, r *liveRig, fault iamFault) {
 		for _, obj := range append(slices.Clone(uncached), missing) {
 			a := admit(t, r.hc, r.allowURL, obj)
 			checkBound(t, obj, a)
-			if !a.allowed() || !a.codes()[string(webhook.IAMUnavailable)] {
+			if !a.allowed() || !a.codes()[string(rules.IAMUnavailable)] {
 				t.Errorf("--on-iam-error=allow: %s %s: got %s, want allowed with an [IAMUnavailable] warning", obj.kind.gvk.Kind, obj.name, a)
 			}
 			a = admit(t, r.hc, r.denyURL, obj)
 			checkBound(t, obj, a)
-			if a.allowed() || a.code() != http.StatusForbidden || !a.codes()[string(webhook.IAMUnavailable)] {
+			if a.allowed() || a.code() != http.StatusForbidden || !a.codes()[string(rules.IAMUnavailable)] {
 				t.Errorf("--on-iam-error=deny: %s %s: got %s, want a 403 denial with [IAMUnavailable]", obj.kind.gvk.Kind, obj.name, a)
 			}
 		}
@@ -178,7 +178,7 @@ func testFault(t *testing.T, r *liveRig, fault iamFault) {
 	t.Run("recovers by itself", func(t *testing.T) {
 		for _, obj := range append(append(slices.Clone(cached), uncached...), missing) {
 			a := admit(t, r.hc, r.denyURL, obj)
-			if a.codes()[string(webhook.IAMStale)] || a.codes()[string(webhook.IAMUnavailable)] {
+			if a.codes()[string(rules.IAMStale)] || a.codes()[string(rules.IAMUnavailable)] {
 				t.Errorf("IAM healthy again: %s %s: %s", obj.kind.gvk.Kind, obj.name, a)
 				continue
 			}
@@ -210,12 +210,12 @@ func snapshotMetrics(t *testing.T, r *liveRig, outcome string) faultMetrics {
 		m.failedCalls += counterValue(t, r.iamMetrics.Requests, api, outcome)
 	}
 	m.stale = counterValue(t, r.iamMetrics.Cache, authz.CacheStale)
-	for _, kind := range []string{webhook.EC2NodeClassKind, webhook.NodePoolKind, webhook.NodeClassKind} {
+	for _, kind := range []string{rules.EC2NodeClassKind, rules.NodePoolKind, rules.NodeClassKind} {
 		for _, verdict := range []string{"allowed", "denied"} {
-			m.staleVerdicts += counterValue(t, r.verdicts.Verdicts, kind, verdict, string(webhook.IAMStale))
+			m.staleVerdicts += counterValue(t, r.verdicts.Verdicts, kind, verdict, string(rules.IAMStale))
 		}
-		m.unavailableAllowed += counterValue(t, r.verdicts.Verdicts, kind, "allowed", string(webhook.IAMUnavailable))
-		m.unavailableDenied += counterValue(t, r.verdicts.Verdicts, kind, "denied", string(webhook.IAMUnavailable))
+		m.unavailableAllowed += counterValue(t, r.verdicts.Verdicts, kind, "allowed", string(rules.IAMUnavailable))
+		m.unavailableDenied += counterValue(t, r.verdicts.Verdicts, kind, "denied", string(rules.IAMUnavailable))
 	}
 	return m
 }

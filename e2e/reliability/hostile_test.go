@@ -16,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/nodeclass-guard/nodeclass-guard/authz"
+	"github.com/nodeclass-guard/nodeclass-guard/rules"
 	"github.com/nodeclass-guard/nodeclass-guard/webhook"
 )
 
@@ -47,9 +48,9 @@ func snapshotHandlers(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	classes := &classMap{ec2: map[string]*webhook.EC2NodeClass{}}
+	classes := &classMap{ec2: map[string]*rules.EC2NodeClass{}}
 	classes.put("good", "KarpenterNodeRole-demo", "")
-	c := webhook.NewChecker(webhook.Config{IAM: snap, Controller: controller, ClusterName: clusterName, Region: region, OnIAMError: webhook.OnIAMErrorDeny, Classes: classes})
+	c := rules.NewChecker(rules.Config{IAM: snap, Controller: controller, ClusterName: clusterName, Region: region, OnIAMError: rules.OnIAMErrorDeny, Classes: classes})
 	// Through the serve's request checks, as serve registers the handlers.
 	srv := webhook.NewServer(webhook.ServerOptions{})
 	for path, wh := range webhook.Handlers(c, webhook.NewMetrics()) {
@@ -92,7 +93,7 @@ func nested(depth int) string {
 	return strings.Repeat("[", depth) + `"x"` + strings.Repeat("]", depth)
 }
 
-func deniedWith(code webhook.Code) func(t *testing.T, a answer) {
+func deniedWith(code rules.Code) func(t *testing.T, a answer) {
 	return func(t *testing.T, a answer) {
 		t.Helper()
 		if a.allowed() || a.code() != http.StatusForbidden || !a.codes()[string(code)] {
@@ -163,19 +164,19 @@ func hostileCases() []hostileCase {
 			name: "null spec",
 			path: webhook.EC2NodeClassPath,
 			body: createReview(ec2NodeClassV1, "null-spec", rawObject(ec2NodeClassV1, "null-spec", "null")),
-			want: deniedWith(webhook.RoleInstanceProfileExclusive),
+			want: deniedWith(rules.RoleInstanceProfileExclusive),
 		},
 		{
 			name: "missing spec",
 			path: webhook.EC2NodeClassPath,
 			body: createReview(ec2NodeClassV1, "no-spec", rawObject(ec2NodeClassV1, "no-spec", "")),
-			want: deniedWith(webhook.RoleInstanceProfileExclusive),
+			want: deniedWith(rules.RoleInstanceProfileExclusive),
 		},
 		{
 			name: "missing spec, EKS NodeClass",
 			path: webhook.NodeClassPath,
 			body: createReview(eksNodeClassV1, "no-spec", rawObject(eksNodeClassV1, "no-spec", "")),
-			want: deniedWith(webhook.RoleInstanceProfileExclusive),
+			want: deniedWith(rules.RoleInstanceProfileExclusive),
 		},
 		{
 			// Nothing to check: the CRD's own schema requires nodeClassRef.
@@ -208,13 +209,13 @@ func hostileCases() []hostileCase {
 			name: "non-UTF-8 role",
 			path: webhook.EC2NodeClassPath,
 			body: createReview(ec2NodeClassV1, "latin1", rawObject(ec2NodeClassV1, "latin1", "{\"role\":\"Karpenter\xff\xfeNode\xc3\"}")),
-			want: deniedWith(webhook.RoleInvalidName),
+			want: deniedWith(rules.RoleInvalidName),
 		},
 		{
 			name: "non-UTF-8 name and profile",
 			path: webhook.EC2NodeClassPath,
 			body: createReview(ec2NodeClassV1, "bad\xffname", rawObject(ec2NodeClassV1, "bad\xffname", "{\"instanceProfile\":\"\xed\xa0\x80profile\"}")),
-			want: deniedWith(webhook.InstanceProfileInvalidName),
+			want: deniedWith(rules.InstanceProfileInvalidName),
 		},
 		{
 			name: "deeply nested JSON in an unknown field",
@@ -252,38 +253,38 @@ func hostileCases() []hostileCase {
 			name: "10,000-character role",
 			path: webhook.EC2NodeClassPath,
 			body: createReview(ec2NodeClassV1, "long-role", rawObject(ec2NodeClassV1, "long-role", `{"role":"`+long+`"}`)),
-			want: deniedWith(webhook.RoleInvalidName),
+			want: deniedWith(rules.RoleInvalidName),
 		},
 		{
 			name: "10,000-character role path",
 			path: webhook.EC2NodeClassPath,
 			body: createReview(ec2NodeClassV1, "long-path", rawObject(ec2NodeClassV1, "long-path", `{"role":"`+strings.Repeat("p/", 5_000)+`Name"}`)),
-			want: deniedWith(webhook.RoleInvalidName),
+			want: deniedWith(rules.RoleInvalidName),
 		},
 		{
 			name: "10,000-character role ARN",
 			path: webhook.EC2NodeClassPath,
 			body: createReview(ec2NodeClassV1, "long-arn", rawObject(ec2NodeClassV1, "long-arn", `{"role":"arn:aws:iam::111122223333:role/`+long+`"}`)),
-			want: deniedWith(webhook.RoleARNMalformed),
+			want: deniedWith(rules.RoleARNMalformed),
 		},
 		{
 			name: "10,000-character instance profile",
 			path: webhook.EC2NodeClassPath,
 			body: createReview(ec2NodeClassV1, "long-profile", rawObject(ec2NodeClassV1, "long-profile", `{"instanceProfile":"`+long+`"}`)),
-			want: deniedWith(webhook.InstanceProfileInvalidName),
+			want: deniedWith(rules.InstanceProfileInvalidName),
 		},
 		{
 			name: "10,000-character role and profile",
 			path: webhook.EC2NodeClassPath,
 			body: createReview(ec2NodeClassV1, "long-both", rawObject(ec2NodeClassV1, "long-both", `{"role":"`+long+`","instanceProfile":"`+long+`"}`)),
-			want: deniedWith(webhook.RoleInstanceProfileExclusive),
+			want: deniedWith(rules.RoleInstanceProfileExclusive),
 		},
 		{
 			name: "10,000-character nodeClassRef name",
 			path: webhook.NodePoolPath,
 			body: createReview(nodePoolV1, "long-ref", nodePool("long-ref", long).json),
 			want: func(t *testing.T, a answer) {
-				if !a.allowed() || !a.codes()[string(webhook.NodeClassNotFound)] {
+				if !a.allowed() || !a.codes()[string(rules.NodeClassNotFound)] {
 					t.Errorf("got %s, want allowed with a [NodeClassNotFound] warning", a)
 				}
 			},
@@ -293,7 +294,7 @@ func hostileCases() []hostileCase {
 			path: webhook.NodePoolPath,
 			body: createReview(nodePoolV1, "long-kind", rawObject(nodePoolV1, "long-kind", `{"template":{"spec":{"nodeClassRef":{"group":"`+long+`","kind":"`+long+`","name":"`+long+`"}}}}`)),
 			want: func(t *testing.T, a answer) {
-				if !a.allowed() || !a.codes()[string(webhook.NodeClassRefUnsupported)] {
+				if !a.allowed() || !a.codes()[string(rules.NodeClassRefUnsupported)] {
 					t.Errorf("got %s, want allowed with a [NodeClassRefUnsupported] warning", a)
 				}
 			},
@@ -327,7 +328,7 @@ func hostileCases() []hostileCase {
 			path:        webhook.EC2NodeClassPath,
 			body:        reviewBody(ec2NodeClass("ct-params", "arn:aws:iam::111122223333:role/KarpenterNodeRole-demo", "")),
 			contentType: "application/json; charset=utf-8",
-			want:        deniedWith(webhook.RoleIsARN),
+			want:        deniedWith(rules.RoleIsARN),
 		},
 		{
 			name: "update without the old object",

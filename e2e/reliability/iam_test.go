@@ -15,6 +15,7 @@ import (
 
 	"github.com/nodeclass-guard/nodeclass-guard/authz"
 	"github.com/nodeclass-guard/nodeclass-guard/e2e/iamserver"
+	"github.com/nodeclass-guard/nodeclass-guard/rules"
 	"github.com/nodeclass-guard/nodeclass-guard/webhook"
 )
 
@@ -118,7 +119,7 @@ func newLiveRig(t *testing.T, timeout time.Duration) *liveRig {
 		clock:      &clock{},
 		iamMetrics: authz.NewMetrics(),
 		verdicts:   webhook.NewMetrics(),
-		classes:    &classMap{ec2: map[string]*webhook.EC2NodeClass{}},
+		classes:    &classMap{ec2: map[string]*rules.EC2NodeClass{}},
 		hc:         &http.Client{Timeout: 30 * time.Second},
 	}
 	r.endpoint = newSwitchableEndpoint(t, r.iam)
@@ -135,8 +136,8 @@ func newLiveRig(t *testing.T, timeout time.Duration) *liveRig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, mode := range []webhook.OnIAMError{webhook.OnIAMErrorAllow, webhook.OnIAMErrorDeny} {
-		c := webhook.NewChecker(webhook.Config{
+	for _, mode := range []rules.OnIAMError{rules.OnIAMErrorAllow, rules.OnIAMErrorDeny} {
+		c := rules.NewChecker(rules.Config{
 			IAM: r.cache, Controller: controller, ClusterName: clusterName, Region: region, OnIAMError: mode, Classes: r.classes,
 			IAMTimeout: timeout, // as serve sets it
 		})
@@ -146,7 +147,7 @@ func newLiveRig(t *testing.T, timeout time.Duration) *liveRig {
 		}
 		ts := httptest.NewServer(mux)
 		t.Cleanup(ts.Close)
-		if mode == webhook.OnIAMErrorAllow {
+		if mode == rules.OnIAMErrorAllow {
 			r.allowURL = ts.URL
 		} else {
 			r.denyURL = ts.URL
@@ -164,30 +165,30 @@ func isolateAWSEnv(t *testing.T) {
 // classMap is the cluster's node classes as NodePool admissions see them.
 type classMap struct {
 	mu  sync.Mutex
-	ec2 map[string]*webhook.EC2NodeClass
+	ec2 map[string]*rules.EC2NodeClass
 }
 
-var _ webhook.ClassGetter = (*classMap)(nil)
+var _ rules.ClassGetter = (*classMap)(nil)
 
 func (m *classMap) put(name, role, profile string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	nc := &webhook.EC2NodeClass{Spec: webhook.EC2NodeClassSpec{Role: role, InstanceProfile: profile}}
+	nc := &rules.EC2NodeClass{Spec: rules.EC2NodeClassSpec{Role: role, InstanceProfile: profile}}
 	nc.Name = name
 	m.ec2[name] = nc
 }
 
-func (m *classMap) GetEC2NodeClass(_ context.Context, name string) (*webhook.EC2NodeClass, bool, error) {
+func (m *classMap) GetEC2NodeClass(_ context.Context, name string) (*rules.EC2NodeClass, bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	nc, ok := m.ec2[name]
 	if !ok {
 		return nil, false, nil
 	}
-	return nc.DeepCopyObject().(*webhook.EC2NodeClass), true, nil
+	return nc.DeepCopyObject().(*rules.EC2NodeClass), true, nil
 }
 
-func (m *classMap) GetNodeClass(context.Context, string) (*webhook.NodeClass, bool, error) {
+func (m *classMap) GetNodeClass(context.Context, string) (*rules.NodeClass, bool, error) {
 	return nil, false, nil
 }
 

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nodeclass-guard/nodeclass-guard/webhook"
+	"github.com/nodeclass-guard/nodeclass-guard/rules"
 )
 
 // serveIAMTimeout and serveCacheTTL are serveEnv's --iam-timeout and
@@ -35,7 +35,7 @@ func TestServeIAMSlow(t *testing.T) {
 	fresh := ec2NodeClass(fmt.Sprintf("serve-never-asked-%d", time.Now().UnixNano()), "", "admin-profile")
 
 	healthy := admit(t, hc, e.WebhookURL, cached)
-	if !healthy.allowed() || healthy.codes()[string(webhook.IAMStale)] || healthy.codes()[string(webhook.IAMUnavailable)] {
+	if !healthy.allowed() || healthy.codes()[string(rules.IAMStale)] || healthy.codes()[string(rules.IAMUnavailable)] {
 		t.Fatalf("healthy IAM: %s", healthy)
 	}
 	time.Sleep(serveCacheTTL + 500*time.Millisecond) // every answer expires
@@ -45,7 +45,7 @@ func TestServeIAMSlow(t *testing.T) {
 
 	a := admit(t, hc, e.WebhookURL, cached)
 	want := maps.Clone(healthy.codes())
-	want[string(webhook.IAMStale)] = true
+	want[string(rules.IAMStale)] = true
 	if a.allowed() != healthy.allowed() || !maps.Equal(a.codes(), want) {
 		t.Errorf("slow IAM, expired cache: got %s\nwant the healthy verdict plus [IAMStale]: %s", a, healthy)
 	}
@@ -54,7 +54,7 @@ func TestServeIAMSlow(t *testing.T) {
 	}
 
 	a = admit(t, hc, e.WebhookURL, fresh)
-	if a.allowed() || a.code() != http.StatusForbidden || !a.codes()[string(webhook.IAMUnavailable)] {
+	if a.allowed() || a.code() != http.StatusForbidden || !a.codes()[string(rules.IAMUnavailable)] {
 		t.Errorf("slow IAM, nothing cached: got %s, want a 403 with [IAMUnavailable]", a)
 	}
 	if a.elapsed > bound {
@@ -64,7 +64,7 @@ func TestServeIAMSlow(t *testing.T) {
 	e.IAM.SetLatency(0)
 	for _, obj := range []object{cached, fresh} {
 		a := admit(t, hc, e.WebhookURL, obj)
-		if a.codes()[string(webhook.IAMStale)] || a.codes()[string(webhook.IAMUnavailable)] {
+		if a.codes()[string(rules.IAMStale)] || a.codes()[string(rules.IAMUnavailable)] {
 			t.Errorf("IAM fast again: %s %s: %s", obj.kind.gvk.Kind, obj.name, a)
 		}
 	}

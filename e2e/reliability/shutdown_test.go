@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/nodeclass-guard/nodeclass-guard/e2e/framework"
+	"github.com/nodeclass-guard/nodeclass-guard/rules"
 	"github.com/nodeclass-guard/nodeclass-guard/webhook"
 )
 
@@ -132,7 +133,7 @@ func TestGracefulShutdownUnderLoad(t *testing.T) {
 			t.Errorf("%s: in flight at SIGTERM, got no answer: %v", r.name, r.err)
 		case r.a.response == nil:
 			t.Errorf("%s: in flight at SIGTERM: %s", r.name, r.a)
-		case !r.a.allowed() || r.a.codes()[string(webhook.IAMUnavailable)] || r.a.codes()[string(webhook.IAMStale)]:
+		case !r.a.allowed() || r.a.codes()[string(rules.IAMUnavailable)] || r.a.codes()[string(rules.IAMStale)]:
 			t.Errorf("%s: in flight at SIGTERM, got %s; want the verdict IAM gives (allowed, without IAMUnavailable/IAMStale)", r.name, r.a)
 		}
 	}

@@ -13,7 +13,7 @@ import (
 
 	"github.com/nodeclass-guard/nodeclass-guard/authz"
 	"github.com/nodeclass-guard/nodeclass-guard/bench"
-	"github.com/nodeclass-guard/nodeclass-guard/webhook"
+	"github.com/nodeclass-guard/nodeclass-guard/rules"
 )
 
 // coldProbes is how many cold admissions are sent one at a time.
@@ -50,14 +50,14 @@ type coldResult struct {
 
 // checker is the configuration serve builds from its flags, over the snapshot
 // the local endpoint serves: the controller role resolved to its real ARN.
-func (h *harness) checker(ctx context.Context) (webhook.Config, error) {
+func (h *harness) checker(ctx context.Context) (rules.Config, error) {
 	parsed, err := authz.ParseRoleARN(controllerRole)
 	if err != nil {
-		return webhook.Config{}, err
+		return rules.Config{}, err
 	}
 	role, err := h.snap.Role(ctx, parsed.Name)
 	if err != nil {
-		return webhook.Config{}, fmt.Errorf("controller role: %w", err)
+		return rules.Config{}, fmt.Errorf("controller role: %w", err)
 	}
 	if r, err := authz.ParseRoleARN(role.ARN); err == nil {
 		parsed = r
@@ -66,9 +66,9 @@ func (h *harness) checker(ctx context.Context) (webhook.Config, error) {
 	// the control plane's Kubernetes version for the AMI alias.
 	k8s, err := h.kubernetesVersion()
 	if err != nil {
-		return webhook.Config{}, err
+		return rules.Config{}, err
 	}
-	return webhook.Config{IAM: h.snap, EC2: h.snap, KubernetesVersion: k8s, Controller: parsed, ClusterName: clusterName, Region: region, OnIAMError: webhook.OnIAMErrorDeny}, nil
+	return rules.Config{IAM: h.snap, EC2: h.snap, KubernetesVersion: k8s, Controller: parsed, ClusterName: clusterName, Region: region, OnIAMError: rules.OnIAMErrorDeny}, nil
 }
 
 // kubernetesVersion is the control plane's MAJOR.MINOR, as serve reads it.

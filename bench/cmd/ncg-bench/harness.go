@@ -321,8 +321,14 @@ func (h *harness) runAll(ctx context.Context) (string, error) {
 		}
 		mem = &r
 	}
+	var single coldSingleResult
+	if h.c.run("coldsingle") {
+		if single, err = h.coldSingleScenario(ctx); err != nil {
+			return "", fmt.Errorf("cold single scenario: %w", err)
+		}
+	}
 	h.summary(warm, cold, mem)
-	line := figures(warm, cold, mem)
+	line := figures(warm, cold, mem) + single.figures()
 	// Last: it leaves its classes in the control plane.
 	if h.c.run("audit") {
 		r, err := h.auditScenario(ctx)

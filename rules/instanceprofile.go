@@ -1,0 +1,120 @@
+package rules
+
+import (
+	"errors"
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/nodeclass-guard/nodeclass-guard/authz"
+	"github.com/nodeclass-guard/nodeclass-guard/karpenter"
+)
+
+// judgeProfile judges IAM's answer about the instance profile
+// spec.instanceProfile names; ok reports that it exists.
+func (c *Checker) judgeProfile(v *Verdict, n *notes, name string, a Answer) (prof authz.InstanceProfile, ok bool) {
+	switch {
+	case errors.Is(a.Err, authz.ErrNotFound):
+		v.add(deny(InstanceProfileNotFound, instanceProfilePath,
+			"no IAM instance profile named %s in account %s. Create it (aws iam create-instance-profile --instance-profile-name %s) and add the node role, or set spec.role and let Karpenter manage the profile",
+			name, c.accountOr(""), name))
+		return prof, false
+	case a.Err != nil:
+		n.unavailable(instanceProfilePath, "GetInstanceProfile", a.Err)
+		return prof, false
+	}
+	n.served(a.Profile.Served)
+	return a.Profile, true
+}
+
+// judgeProfileRole denies a profile without a role and judges the trust of
+// the role inside; it reports whether there is a role to pass.
+func (c *Checker) judgeProfileRole(v *Verdict, name string, prof authz.InstanceProfile) bool {
+	if len(prof.Roles) == 0 {
+		v.add(deny(InstanceProfileHasNoRole, instanceProfilePath,
+			"instance profile %s holds no role, so nodes would get no credentials. Add the node role: aws iam add-role-to-instance-profile --instance-profile-name %s --role-name <node role>",
+			name, name))
+		return false
+	}
+	c.judgeTrust(v, instanceProfilePath, prof.Roles[0])
+	return true
+}
+
+// profileReadQuestion asks whether the controller may read the profile, as
+// Karpenter does for a class naming spec.instanceProfile.
+func (c *Checker) profileReadQuestion(profileARN string) authz.Question {
+	return authz.Question{Principal: c.controllerARN, Action: "iam:GetInstanceProfile", Resource: profileARN}
+}
+
+func (c *Checker) judgeProfileRead(n *notes, qs []authz.Question, as []Answer) []Finding {
+	dd := deniedOf(n, instanceProfilePath, qs, as)
+	if len(dd.questions) == 0 {
+		return nil
+	}
+	denied, ans := dd.questions, dd.first()
+	return []Finding{permissionDenial(InstanceProfileReadDenied, instanceProfilePath, dd,
+		"role %s may not iam:GetInstanceProfile %s: %s. %s",
+		c.controllerARN, denied[0].Resource, ans.Reason(),
+		fix(ans, "Allow iam:GetInstanceProfile on that ARN"))}
+}
+
+// karpenterInput is what the request model needs to know of cl and the
+// cluster.
+func (c *Checker) karpenterInput(cl class) karpenter.Input {
+	return karpenter.Input{Partition: c.partition, Region: c.cfg.Region, Account: c.Account(), Cluster: c.cfg.ClusterName,
+		Class: cl.name, UID: cl.uid, Tags: cl.tags, NodePool: cl.nodePool}
+}
+
+// profileActionQuestions asks what Karpenter's nodeclass controller does
+// for a class naming spec.role (karpenter.ProfileRequests): read, create
+// with its tags, tag, and fill the instance profile, whose exact ARN the
+// version's naming and path scheme give.
+func (c *Checker) profileActionQuestions(cl class) (karpenter.Profile, []authz.Question) {
+	prof, reqs := karpenter.ProfileRequests(c.cfg.Karpenter.Model, c.karpenterInput(cl))
+	qs := make([]authz.Question, len(reqs))
+	for i, r := range reqs {
+		qs[i] = r.Question(c.controllerARN)
+	}
+	return prof, qs
+}
+
+func (c *Checker) judgeProfileActions(n *notes, cl class, prof karpenter.Profile, qs []authz.Question, as []Answer) []Finding {
+	dd := deniedOf(n, rolePath, qs, as)
+	if len(dd.questions) == 0 {
+		return nil
+	}
+	denied, ans := dd.questions, dd.first()
+	why := ""
+	for _, q := range denied {
+		if q.Action == "iam:TagInstanceProfile" {
+			// Karpenter creates the profile with its tags in one
+			// CreateInstanceProfile call; IAM requires iam:TagInstanceProfile
+			// for the tags of that call.
+			why = " (IAM requires iam:TagInstanceProfile to create an instance profile with tags, as Karpenter does)"
+		}
+	}
+	var about []string
+	if prof.NameRandom {
+		about = append(about, "the name's hash is random")
+	}
+	if prof.UIDPlaceholder {
+		about = append(about, "no metadata.uid yet: the path uses "+karpenter.PlaceholderUID)
+	}
+	named := ""
+	if len(about) > 0 {
+		named = " (" + strings.Join(about, "; ") + ")"
+	}
+	return []Finding{permissionDenial(InstanceProfileActionsDenied, rolePath, dd,
+		"role %s may not %s on %s%s, the profile Karpenter %s creates for this class, with its tags (%s)%s: %s. %s",
+		c.controllerARN, actionsOf(denied), denied[0].Resource, named, c.cfg.Karpenter.Model, tagList(sortedTags(karpenter.ProfileTags(c.karpenterInput(cl)))), why, ans.Reason(),
+		fix(ans, "Allow these actions on that ARN for these tags, or set spec.instanceProfile to a profile you manage"))}
+}
+
+// sortedTags turns a tag map into tags sorted by key.
+func sortedTags(m map[string]string) []tag {
+	out := make([]tag, 0, len(m))
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		out = append(out, tag{k, m[k]})
+	}
+	return out
+}

@@ -1,0 +1,214 @@
+package rules
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"github.com/nodeclass-guard/nodeclass-guard/authz"
+)
+
+// The node-join rules: a node launched with the class's role must be able
+// to register with the cluster. Clusters in API or API_AND_CONFIG_MAP
+// authentication mode look the role up in their access entries, by its
+// exact ARN (path included); clusters in CONFIG_MAP mode, and
+// API_AND_CONFIG_MAP ones without an entry, in the aws-auth ConfigMap, by
+// its ARN without the path.
+
+// errNoAWSAuth answers QueryAWSAuth when the Checker has no aws-auth source.
+var errNoAWSAuth = errors.New("nodeclass-guard was given no aws-auth ConfigMap")
+
+// errNoEC2 answers the EC2 kinds when the Checker has no EC2 source.
+var errNoEC2 = &authz.UnavailableError{Service: "EC2", Op: "Describe", Err: errors.New("nodeclass-guard was given no EC2 source")}
+
+// autoNodePolicy is the access policy an EKS Auto Mode node role's entry
+// must have associated.
+const autoNodePolicy = "AmazonEKSAutoNodePolicy"
+
+const joinCheck = "node join"
+
+// clusterQueries is the join rules' first round, asked with the class's
+// IAM questions: the cluster, when there is an EKS view to ask.
+func (c *Checker) clusterQueries() []Query {
+	if c.cfg.EKS == nil || c.cfg.ClusterName == "" {
+		return nil
+	}
+	return []Query{{Kind: QueryCluster, Name: c.cfg.ClusterName}}
+}
+
+// joinPlan is what the second round asks for one node role.
+type joinPlan struct {
+	cluster authz.Cluster
+	role    authz.RoleARN
+	// entry, pathless and awsAuth index the round's queries; -1 when not
+	// asked. pathless is the entry of the ARN without the path, asked only
+	// to say why the exact one is missing.
+	entry, pathless, awsAuth int
+	auto                     autoModePlan
+}
+
+// joinClass checks that nodes with nodeRole can join: the cluster (from
+// the first round's answers in clusterAns), then one round for the access
+// entries, aws-auth and, for an EKS Auto Mode class, the cluster role's
+// permissions.
+func (c *Checker) joinClass(ctx context.Context, v *Verdict, n *notes, cl class, path *field.Path, nodeRole authz.Role, clusterAns []Answer) {
+	switch {
+	case c.cfg.EKS == nil:
+		n.skip(joinCheck, "no EKS source: give --iam-snapshot a cluster section, or run with EKS access")
+		return
+	case c.cfg.ClusterName == "":
+		n.skip(joinCheck, "no --cluster-name")
+		return
+	}
+	a := clusterAns[0]
+	switch {
+	case errors.Is(a.Err, authz.ErrNotFound):
+		n.skip(joinCheck, fmt.Sprintf("EKS has no cluster %s in region %s; check --cluster-name and --region", c.cfg.ClusterName, c.cfg.Region))
+		return
+	case a.Err != nil:
+		n.skip(joinCheck, "DescribeCluster: "+errSummary(a.Err))
+		return
+	}
+	n.served(a.Cluster.Served)
+	role, err := authz.ParseRoleARN(nodeRole.ARN)
+	if err != nil {
+		n.skip(joinCheck, "the node role's ARN "+shown(nodeRole.ARN)+" does not parse")
+		return
+	}
+	p := joinPlan{cluster: a.Cluster, role: role, entry: -1, pathless: -1, awsAuth: -1}
+	var qs []Query
+	if p.cluster.UsesAccessEntries() {
+		p.entry = len(qs)
+		qs = append(qs, Query{Kind: QueryAccessEntry, Name: role.String()})
+		if role.Path != "/" {
+			p.pathless = len(qs)
+			qs = append(qs, Query{Kind: QueryAccessEntry, Name: role.WithoutPath().String()})
+		}
+	}
+	if p.cluster.UsesConfigMap() {
+		p.awsAuth = len(qs)
+		qs = append(qs, Query{Kind: QueryAWSAuth})
+	}
+	if cl.eks {
+		p.auto = c.autoModeQuestions(p.cluster, role, cl)
+		qs = appendPermissions(qs, p.auto.all())
+	}
+	as := c.ask(ctx, qs)
+	entryFound := c.judgeJoin(v, n, cl, path, p, as)
+	if cl.eks {
+		c.judgeAutoMode(v, n, cl, path, p, entryFound, as[len(as)-len(p.auto.all()):])
+	}
+}
+
+// answer returns the answer at i, or a zero Answer with ok=false.
+func answerAt(as []Answer, i int) (Answer, bool) {
+	if i < 0 {
+		return Answer{}, false
+	}
+	return as[i], true
+}
+
+// judgeJoin judges the access entry and aws-auth answers; it reports
+// whether an access entry for the role's exact ARN was found.
+func (c *Checker) judgeJoin(v *Verdict, n *notes, cl class, path *field.Path, p joinPlan, as []Answer) bool {
+	mode := p.cluster.AuthenticationMode
+	entryUnknown := false
+	if entry, ok := answerAt(as, p.entry); ok {
+		switch {
+		case entry.Err == nil:
+			n.served(entry.Entry.Served)
+			c.judgeEntry(v, cl, path, p, entry.Entry)
+			return true
+		case !errors.Is(entry.Err, authz.ErrNotFound):
+			n.skip("access entry", "DescribeAccessEntry: "+errSummary(entry.Err))
+			entryUnknown = true
+		}
+	}
+	if entryUnknown && (!p.cluster.UsesConfigMap() || cl.eks) {
+		return false
+	}
+	// EKS Auto Mode's nodes join through access entries only.
+	if !p.cluster.UsesConfigMap() || cl.eks {
+		v.add(c.entryMissing(cl, path, p, as, ""))
+		return false
+	}
+	auth := as[p.awsAuth]
+	if auth.Err != nil {
+		if !entryUnknown {
+			n.skip("aws-auth", "reading kube-system/aws-auth: "+truncate(oneLine(auth.Err.Error()), 100))
+		}
+		return false
+	}
+	match, withPath := auth.AWSAuth.mappingsOf(p.role)
+	for _, m := range match {
+		if m.hasNodeGroups() {
+			return false
+		}
+	}
+	line := awsAuthLine(p.role)
+	switch {
+	case entryUnknown:
+		// The entry may exist; aws-auth alone cannot condemn the role.
+		n.skip("aws-auth", "the role is not mapped there, and its access entry could not be read")
+	case len(match) > 0:
+		v.add(deny(AWSAuthGroupsMissing, path,
+			"kube-system/aws-auth maps node role %s to groups [%s], lacking %s, so its nodes could not register. Write its mapRoles entry as %s",
+			p.role.WithoutPath(), strings.Join(match[0].Groups, ", "), strings.Join(match[0].missingNodeGroups(), " and "), line))
+	case len(withPath) > 0:
+		v.add(deny(AWSAuthRoleHasPath, path,
+			"kube-system/aws-auth maps node role %s by its ARN with the path, which EKS never matches (aws-auth role ARNs must not include the path), so its nodes would never join. Write the mapRoles entry as %s",
+			withPath[0].RoleARN, line))
+	case mode == authz.AuthModeAPIAndConfigMap:
+		v.add(c.entryMissing(cl, path, p, as, " nor does kube-system/aws-auth map it"))
+	case !auth.AWSAuth.Found:
+		v.add(deny(AWSAuthRoleMissing, path,
+			"cluster %s reads aws-auth (authenticationMode %s) but has no kube-system/aws-auth ConfigMap, so nodes with role %s would never join. Create it with the mapRoles entry %s",
+			p.cluster.Name, mode, p.role, line))
+	default:
+		v.add(deny(AWSAuthRoleMissing, path,
+			"cluster %s reads aws-auth (authenticationMode %s) and kube-system/aws-auth does not map node role %s, so its nodes would never join. Add the mapRoles entry %s",
+			p.cluster.Name, mode, p.role, line))
+	}
+	return false
+}
+
+// entryMissing is the denial of a role without an access entry; also says
+// what else was looked at.
+func (c *Checker) entryMissing(cl class, path *field.Path, p joinPlan, as []Answer, also string) Finding {
+	typ := authz.AccessEntryEC2Linux
+	then := ""
+	if cl.eks {
+		typ = authz.AccessEntryEC2
+		then = ", then associate " + autoNodePolicy
+	}
+	hint := ""
+	if pl, ok := answerAt(as, p.pathless); ok && pl.Err == nil {
+		hint = fmt.Sprintf(" (the entry for %s, without the path, does not count: EKS matches the exact ARN)", p.role.WithoutPath())
+	}
+	return deny(NodeAccessEntryMissing, path,
+		"cluster %s (authenticationMode %s) has no access entry for node role %s%s%s, so its nodes would launch and never join. Run: aws eks create-access-entry --cluster-name %s --principal-arn %s --type %s%s",
+		p.cluster.Name, p.cluster.AuthenticationMode, p.role, hint, also, p.cluster.Name, p.role, typ, then)
+}
+
+// judgeEntry judges a found access entry: its type, and for EKS Auto Mode
+// its access policy.
+func (c *Checker) judgeEntry(v *Verdict, cl class, path *field.Path, p joinPlan, e authz.AccessEntry) {
+	want := []string{authz.AccessEntryEC2Linux, authz.AccessEntryEC2Windows}
+	if cl.eks {
+		want = []string{authz.AccessEntryEC2}
+	}
+	if !containsString(want, e.Type) {
+		v.add(deny(NodeAccessEntryWrongType, path,
+			"the access entry of node role %s in cluster %s has type %s; nodes need %s, so they would not join. Delete it and run: aws eks create-access-entry --cluster-name %s --principal-arn %s --type %s",
+			p.role, p.cluster.Name, shown(e.Type), strings.Join(want, " or "), p.cluster.Name, p.role, want[0]))
+		return
+	}
+	if cl.eks && !e.HasPolicy(autoNodePolicy) {
+		v.add(deny(NodeAccessPolicyMissing, path,
+			"the access entry of EKS Auto Mode node role %s has no %s associated, so its nodes would not join. Run: aws eks associate-access-policy --cluster-name %s --principal-arn %s --policy-arn %s --access-scope type=cluster",
+			p.role, autoNodePolicy, p.cluster.Name, p.role, authz.EKSAccessPolicyARN(c.partition, autoNodePolicy)))
+	}
+}

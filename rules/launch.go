@@ -1,0 +1,139 @@
+package rules
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/nodeclass-guard/nodeclass-guard/authz"
+	"github.com/nodeclass-guard/nodeclass-guard/karpenter"
+)
+
+// launchPlan is the launch rule's plan: the questions, the model's
+// requests they were made from (index for index), and what the model
+// could not ask.
+type launchPlan struct {
+	questions  []authz.Question
+	requests   []karpenter.Request
+	notChecked []karpenter.NotChecked
+}
+
+// launchQuestions plans the EC2 requests of Karpenter's launches and (from
+// 1.3) of its validation of cl, as karpenter.LaunchRequests models them for
+// the configured version. cl.ec2 holds the image, subnet and security-group
+// ARNs the class's selectors resolve to; nil (not resolved) leaves the
+// requests on them reported as not checked. Plans are kept at the edge
+// (plans.go), keyed by the whole karpenter.Input they are built from:
+// callers must not change one.
+func (c *Checker) launchQuestions(cl class) launchPlan {
+	in := c.karpenterInput(cl)
+	in.EC2 = cl.ec2
+	return c.plans.launch(in, func() launchPlan { return c.buildLaunchPlan(in) })
+}
+
+// buildLaunchPlan is the launch rule's plan: pure in in and the Checker's
+// configuration (the Karpenter version, the controller role).
+func (c *Checker) buildLaunchPlan(in karpenter.Input) launchPlan {
+	reqs, notChecked := karpenter.LaunchRequests(c.cfg.Karpenter.Model, in)
+	p := launchPlan{requests: reqs, notChecked: notChecked, questions: make([]authz.Question, len(reqs))}
+	for i, r := range reqs {
+		p.questions[i] = r.Question(c.controllerARN)
+	}
+	authz.PrepareKeys(p.questions)
+	return p
+}
+
+func (c *Checker) judgeLaunch(n *notes, cl class, p launchPlan, as []Answer) []Finding {
+	dd := deniedOf(n, specPath, p.questions, as)
+	if len(dd.questions) == 0 {
+		return nil
+	}
+	// Name the denied actions, their resources and the steps making them;
+	// the finding's Requests carry each request whole.
+	denied := make(map[string]bool, len(dd.questions))
+	for _, q := range dd.questions {
+		denied[q.Key()] = true
+	}
+	var actions, resources []string
+	var deniedReqs []karpenter.Request
+	placeholders := map[string]bool{}
+	launch, validation := false, false
+	prefix := ""
+	for i, q := range p.questions {
+		if !denied[q.Key()] {
+			continue
+		}
+		r := p.requests[i]
+		deniedReqs = append(deniedReqs, r)
+		res, pre := splitEC2(q.Resource)
+		if prefix == "" {
+			prefix = pre
+		}
+		actions = appendNew(actions, q.Action)
+		resources = appendNew(resources, res)
+		launch = launch || r.Step == karpenter.StepLaunch
+		validation = validation || r.Step == karpenter.StepValidation
+		if r.Placeholder != "" {
+			placeholders[r.Placeholder] = true
+		}
+	}
+	ph := ""
+	if len(placeholders) > 0 {
+		ph = " (" + strings.Join(sortedKeys(placeholders), "; ") + ")"
+	}
+	// When Karpenter makes them, and with which tags: a launch carries the
+	// NodePool's name, the validation (1.3+) an empty one.
+	in := c.karpenterInput(cl)
+	var when, tags string
+	switch {
+	case launch:
+		pool := "NodePool " + shown(cl.nodePool)
+		if cl.nodePool == "" {
+			pool = "a NodePool (the class's name stands in for its name)"
+		}
+		when = "launches a node for " + pool
+		if validation {
+			when += ` and validates the class (with karpenter.sh/nodepool="")`
+		}
+		tags = tagList(sortedTags(karpenter.LaunchTags(in, cl.nodePoolOrName())))
+	default:
+		when = `validates the class, before any NodePool uses it`
+		tags = tagList(sortedTags(karpenter.LaunchTags(in, "")))
+	}
+	// What Karpenter shows for it: a denied validation request sets the
+	// class's ValidationSucceeded=False with the reason of the first
+	// denied call.
+	outcome := ""
+	if reason := karpenter.ValidationReason(c.cfg.Karpenter.Model, deniedReqs); reason != "" {
+		outcome = fmt.Sprintf("; Karpenter %s would set ValidationSucceeded=False (%s) on the class and launch nothing with it", c.cfg.Karpenter.Model, reason)
+	}
+	ans := dd.first()
+	return []Finding{permissionDenial(LaunchDenied, specPath, dd,
+		"role %s may not %s on %s in %s%s, which Karpenter %s asks when it %s, with tags %s: %s%s. %s",
+		c.controllerARN, strings.Join(actions, ", "), strings.Join(resources, ", "), prefix, ph, c.cfg.Karpenter.Model, when,
+		tags, ans.Reason(), outcome,
+		fix(ans, "Allow these EC2 actions in the region for requests carrying these tags, as Karpenter's controller policy does"))}
+}
+
+func appendNew(list []string, s string) []string {
+	if containsString(list, s) {
+		return list
+	}
+	return append(list, s)
+}
+
+func (cl class) nodePoolOrName() string {
+	if cl.nodePool != "" {
+		return cl.nodePool
+	}
+	return cl.name
+}
+
+// splitEC2 splits an EC2 ARN into its resource part ("fleet/*") and the
+// rest ("arn:aws:ec2:us-west-2:111122223333").
+func splitEC2(arn string) (resource, prefix string) {
+	a, err := authz.ParseARN(arn)
+	if err != nil || a.Service != "ec2" {
+		return arn, ""
+	}
+	return a.Resource, strings.TrimSuffix(arn, ":"+a.Resource)
+}

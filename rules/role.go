@@ -1,0 +1,73 @@
+package rules
+
+import (
+	"errors"
+
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"github.com/nodeclass-guard/nodeclass-guard/authz"
+)
+
+// nodeRoleARN is the ARN spec.role implies before IAM is asked: its path
+// ("/" when it gave none) in the account it named or the cluster's.
+func (c *Checker) nodeRoleARN(ref RoleRef) string {
+	path := ref.Path
+	if path == "" {
+		path = "/"
+	}
+	account := ref.Account
+	if account == "" {
+		account = c.Account()
+	}
+	return authz.RoleARN{Partition: c.partition, Account: account, Path: path, Name: ref.Name}.String()
+}
+
+// judgeRole judges IAM's answer about the role spec.role names: missing,
+// on another path than spec.role gave, not trusting EC2. It reports whether
+// the role was found, so that iam:PassRole on its ARN can be judged.
+func (c *Checker) judgeRole(v *Verdict, n *notes, ref RoleRef, a Answer) bool {
+	switch {
+	case errors.Is(a.Err, authz.ErrNotFound):
+		v.add(deny(RoleNotFound, rolePath,
+			"no IAM role named %s in account %s. Create the role, or set spec.role to an existing role's name",
+			ref.Name, c.accountOr(ref.Account)))
+		return false
+	case a.Err != nil:
+		// Without the role's real ARN, a PassRole answer for the guessed
+		// one could be about another ARN: report only the unavailability.
+		n.unavailable(rolePath, "GetRole", a.Err)
+		return false
+	}
+	role := a.Role
+	n.served(role.Served)
+	if ref.Path != "" && role.Path != ref.Path {
+		v.add(deny(RolePathMismatch, rolePath,
+			"spec.role gives the path %s, but role %s has the path %s (ARN %s). Set spec.role: %s",
+			ref.Path, ref.Name, role.Path, role.ARN, ref.Name))
+		v.rewordRoleHasPath(ref.Name, role.ARN)
+	}
+	c.judgeTrust(v, rolePath, role)
+	return true
+}
+
+// rewordRoleHasPath makes the RoleHasPath warning, written from the path
+// spec.role gave, quote the role's real ARN once IAM has given it.
+func (v *Verdict) rewordRoleHasPath(name, realARN string) {
+	for i, f := range v.Warnings {
+		if f.Code == RoleHasPath && f.Field == rolePath {
+			v.Warnings[i].Message = "Karpenter uses only the name " + name + "; the role's ARN is " + realARN +
+				", which the controller's iam:PassRole must allow"
+		}
+	}
+}
+
+// judgeTrust denies a role whose trust policy does not let EC2 assume it.
+func (c *Checker) judgeTrust(v *Verdict, path *field.Path, role authz.Role) {
+	svc := authz.EC2ServicePrincipal(c.partition)
+	if authz.TrustAllows(role.Trust, svc, "sts:AssumeRole") {
+		return
+	}
+	v.add(deny(RoleTrustMissingEC2, path,
+		"role %s does not trust %s to call sts:AssumeRole, so nodes could not get credentials. Add a trust policy statement: Effect Allow, Principal {\"Service\": \"%s\"}, Action sts:AssumeRole",
+		role.ARN, svc, svc))
+}

@@ -1,0 +1,760 @@
+package rules
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"github.com/nodeclass-guard/nodeclass-guard/authz"
+)
+
+// The selector rules: what an EC2NodeClass's subnetSelectorTerms,
+// securityGroupSelectorTerms, amiSelectorTerms and
+// capacityReservationSelectorTerms resolve to in EC2, each term on its
+// own, as Karpenter (karpenter-provider-aws 1.15.1: pkg/providers/subnet,
+// securitygroup, amifamily, capacityreservation) resolves it:
+//
+//   - a subnet term is its id (filter subnet-id), else its tags;
+//   - a security group term is its id (group-id), else its name
+//     (group-name; Karpenter then ignores the term's tags), else its tags;
+//   - an AMI term is an alias (the SSM parameters of the family's
+//     EKS-optimized images for the cluster's Kubernetes version, then
+//     those image IDs), an ssmParameter (its value, then that image), an
+//     id (image-id), or a name and tags with owners (the term's owner;
+//     self and amazon when a name is given without one); images must be
+//     available, deprecated ones count;
+//   - a capacity reservation term is its id and, when it has tags or
+//     instanceMatchCriteria, a query by tags, ownerID and criteria;
+//     reservations must be active and not past their end date;
+//   - a tag value "*" means any value (filter tag-key), and EC2's filter
+//     wildcards * and ? apply to values.
+//
+// plan → ask → judge: planSelectors and planImageIDs are pure, the asker
+// asks, judgeSelectors turns a Resolution into findings.
+
+// Field paths of the selector lists.
+var (
+	subnetTermsPath      = specPath.Child("subnetSelectorTerms")
+	groupTermsPath       = specPath.Child("securityGroupSelectorTerms")
+	amiTermsPath         = specPath.Child("amiSelectorTerms")
+	reservationTermsPath = specPath.Child("capacityReservationSelectorTerms")
+	amiFamilyPath        = specPath.Child("amiFamily")
+)
+
+// selectorList indexes the four lists.
+type selectorList int
+
+const (
+	listSubnets selectorList = iota
+	listGroups
+	listImages
+	listReservations
+	numLists
+)
+
+var listInfo = [numLists]struct {
+	path  *field.Path
+	noun  string // what one match is
+	field string
+	check string // the check's name in SelectorChecksSkipped
+}{
+	{subnetTermsPath, "subnet", "subnetSelectorTerms", "subnet selectors"},
+	{groupTermsPath, "security group", "securityGroupSelectorTerms", "security group selectors"},
+	{amiTermsPath, "image", "amiSelectorTerms", "AMI selectors"},
+	{reservationTermsPath, "capacity reservation", "capacityReservationSelectorTerms", "capacity reservation selectors"},
+}
+
+// Karpenter's AMI families, as spec.amiFamily and aliases name them.
+const (
+	familyAL2          = "AL2"
+	familyAL2023       = "AL2023"
+	familyBottlerocket = "Bottlerocket"
+	familyWindows2019  = "Windows2019"
+	familyWindows2022  = "Windows2022"
+	familyWindows2025  = "Windows2025"
+	familyCustom       = "Custom"
+)
+
+// selectorPlan is the first round of questions for a class's selectors,
+// with what each answers.
+type selectorPlan struct {
+	queries []Query
+	// terms[list][i] lists the indexes into queries of term i.
+	terms [numLists][][]int
+	// kinds[list][i] says how term i is resolved: "" directly, "ssm" via
+	// SSM parameters then DescribeImages.
+	viaSSM []bool
+	// skipped are checks that cannot even be planned (an alias without a
+	// Kubernetes version).
+	skipped []string
+	// empty are AMI terms known to match nothing without asking (an alias
+	// Karpenter refuses for the cluster's version), and notes say why.
+	empty []int
+	notes []string
+}
+
+// aliasUnsupported says why Karpenter 1.15.1 refuses an alias family for
+// Kubernetes version k8s, "" when it does not: AL2 ends with 1.33, Windows
+// Server 2025 starts with 1.35.
+func aliasUnsupported(family, k8s string) string {
+	minor, err := strconv.Atoi(strings.TrimPrefix(k8s, "1."))
+	if err != nil || !strings.HasPrefix(k8s, "1.") {
+		return ""
+	}
+	switch {
+	case family == familyAL2 && minor >= 33:
+		return "AL2 aliases are not supported on Kubernetes 1.33 and later (EKS publishes no AL2 images for them)"
+	case family == familyWindows2025 && minor < 35:
+		return "Windows Server 2025 needs Kubernetes 1.35 or later"
+	}
+	return ""
+}
+
+// tagFilters are a term's tags as Karpenter's filters.
+func tagFilters(tags map[string]string) []authz.Filter {
+	keys := make([]string, 0, len(tags))
+	for k := range tags {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	fs := make([]authz.Filter, 0, len(keys))
+	for _, k := range keys {
+		if tags[k] == "*" {
+			fs = append(fs, authz.Filter{Name: "tag-key", Values: []string{k}})
+		} else {
+			fs = append(fs, authz.Filter{Name: "tag:" + k, Values: []string{tags[k]}})
+		}
+	}
+	return fs
+}
+
+var availableImage = authz.Filter{Name: "state", Values: []string{"available"}}
+
+func ec2Q(q authz.EC2Query) Query { return Query{Kind: QueryEC2, EC2: q} }
+
+// subnetQuery is the Describe call of one subnet term.
+func subnetQuery(t SelectorTerm) authz.EC2Query {
+	if t.ID != "" {
+		return authz.EC2Query{Resource: authz.EC2Subnets, Filters: []authz.Filter{{Name: "subnet-id", Values: []string{t.ID}}}}
+	}
+	return authz.EC2Query{Resource: authz.EC2Subnets, Filters: tagFilters(t.Tags)}
+}
+
+// groupQuery is the Describe call of one security group term.
+func groupQuery(t SelectorTerm) authz.EC2Query {
+	switch {
+	case t.ID != "":
+		return authz.EC2Query{Resource: authz.EC2SecurityGroups, Filters: []authz.Filter{{Name: "group-id", Values: []string{t.ID}}}}
+	case t.Name != "":
+		return authz.EC2Query{Resource: authz.EC2SecurityGroups, Filters: []authz.Filter{{Name: "group-name", Values: []string{t.Name}}}}
+	}
+	return authz.EC2Query{Resource: authz.EC2SecurityGroups, Filters: tagFilters(t.Tags)}
+}
+
+// imageQuery is the Describe call of an id, name or tags AMI term.
+func imageQuery(t SelectorTerm) authz.EC2Query {
+	if t.ID != "" {
+		return imageIDQuery([]string{t.ID})
+	}
+	q := authz.EC2Query{Resource: authz.EC2Images}
+	if t.Owner != "" {
+		q.Owners = []string{t.Owner}
+	}
+	if t.Name != "" {
+		if t.Owner == "" {
+			q.Owners = []string{"self", "amazon"}
+		}
+		q.Filters = append(q.Filters, authz.Filter{Name: "name", Values: []string{t.Name}})
+	}
+	q.Filters = append(q.Filters, tagFilters(t.Tags)...)
+	q.Filters = append(q.Filters, availableImage)
+	return q
+}
+
+func imageIDQuery(ids []string) authz.EC2Query {
+	ids = append([]string(nil), ids...)
+	sort.Strings(ids)
+	return authz.EC2Query{Resource: authz.EC2Images, Filters: []authz.Filter{{Name: "image-id", Values: ids}, availableImage}}
+}
+
+// reservationQueries are the Describe calls of one capacity reservation
+// term.
+func reservationQueries(t SelectorTerm) []authz.EC2Query {
+	active := authz.Filter{Name: "state", Values: []string{"active"}}
+	var qs []authz.EC2Query
+	if t.ID != "" {
+		qs = append(qs, authz.EC2Query{Resource: authz.EC2CapacityReservations, IDs: []string{t.ID}, Filters: []authz.Filter{active}})
+	}
+	if len(t.Tags) > 0 || t.InstanceMatchCriteria != "" {
+		q := authz.EC2Query{Resource: authz.EC2CapacityReservations, Filters: []authz.Filter{active}}
+		if t.OwnerID != "" {
+			q.Filters = append(q.Filters, authz.Filter{Name: "owner-id", Values: []string{t.OwnerID}})
+		}
+		q.Filters = append(q.Filters, tagFilters(t.Tags)...)
+		if t.InstanceMatchCriteria != "" {
+			q.Filters = append(q.Filters, authz.Filter{Name: "instance-match-criteria", Values: []string{t.InstanceMatchCriteria}})
+		}
+		qs = append(qs, q)
+	}
+	return qs
+}
+
+// aliasFamily returns an alias's family and version ("al2023@latest" ->
+// AL2023, latest).
+func aliasFamily(alias string) (family, version string, ok bool) {
+	name, version, found := strings.Cut(alias, "@")
+	if !found || version == "" {
+		return "", "", false
+	}
+	for _, f := range []string{familyAL2, familyAL2023, familyBottlerocket, familyWindows2019, familyWindows2022, familyWindows2025} {
+		if strings.ToLower(f) == name {
+			return f, version, true
+		}
+	}
+	return "", "", false
+}
+
+// aliasParameters returns the SSM parameters Karpenter reads for an alias
+// and Kubernetes version k8s ("1.34").
+func aliasParameters(family, version, k8s string) []string {
+	latest := version == "latest"
+	var out []string
+	switch family {
+	case familyAL2023:
+		for _, av := range []struct{ arch, variant string }{{"x86_64", "standard"}, {"x86_64", "nvidia"}, {"x86_64", "neuron"}, {"arm64", "standard"}, {"arm64", "nvidia"}} {
+			name := "recommended"
+			if !latest {
+				name = fmt.Sprintf("amazon-eks-node-al2023-%s-%s-%s-%s", av.arch, av.variant, k8s, version)
+			}
+			out = append(out, fmt.Sprintf("/aws/service/eks/optimized-ami/%s/amazon-linux-2023/%s/%s/%s/image_id", k8s, av.arch, av.variant, name))
+		}
+	case familyAL2:
+		for _, v := range []struct{ dir, prefix string }{{"amazon-linux-2", "amazon-eks-node"}, {"amazon-linux-2-arm64", "amazon-eks-arm64-node"}, {"amazon-linux-2-gpu", "amazon-eks-gpu-node"}} {
+			name := "recommended"
+			if !latest {
+				name = fmt.Sprintf("%s-%s-%s", v.prefix, k8s, version)
+			}
+			out = append(out, fmt.Sprintf("/aws/service/eks/optimized-ami/%s/%s/%s/image_id", k8s, v.dir, name))
+		}
+	case familyBottlerocket:
+		v := strings.TrimLeft(version, "v")
+		for _, variant := range []string{"", "-nvidia"} {
+			for _, arch := range []string{"x86_64", "arm64"} {
+				out = append(out, fmt.Sprintf("/aws/service/bottlerocket/aws-k8s-%s%s/%s/%s/image_id", k8s, variant, arch, v))
+			}
+		}
+	case familyWindows2019, familyWindows2022, familyWindows2025:
+		out = append(out, fmt.Sprintf("/aws/service/ami-windows-latest/Windows_Server-%s-English-Core-EKS_Optimized-%s/image_id", strings.TrimPrefix(family, "Windows"), k8s))
+	}
+	return out
+}
+
+// planSelectors is the first round for spec: one or more questions per
+// term. k8s is the cluster's Kubernetes version, needed by an alias.
+func planSelectors(spec EC2NodeClassSpec, k8s string) selectorPlan {
+	var p selectorPlan
+	add := func(l selectorList, qs ...Query) {
+		idx := make([]int, len(qs))
+		for i, q := range qs {
+			idx[i] = len(p.queries)
+			p.queries = append(p.queries, q)
+		}
+		p.terms[l] = append(p.terms[l], idx)
+	}
+	for _, t := range spec.SubnetSelectorTerms {
+		add(listSubnets, ec2Q(subnetQuery(t)))
+	}
+	for _, t := range spec.SecurityGroupSelectorTerms {
+		add(listGroups, ec2Q(groupQuery(t)))
+	}
+	for i, t := range spec.AMISelectorTerms {
+		switch {
+		case t.Alias != "":
+			family, version, ok := aliasFamily(t.Alias)
+			switch {
+			case !ok:
+				p.skipped = append(p.skipped, fmt.Sprintf("%s (alias %s is not one Karpenter knows)", amiTermsPath.Index(i), quote(t.Alias)))
+				add(listImages)
+			case k8s == "":
+				p.skipped = append(p.skipped, fmt.Sprintf("%s (alias %s needs the cluster's Kubernetes version: --kubernetes-version, or the snapshot's cluster section)", amiTermsPath.Index(i), t.Alias))
+				add(listImages)
+			case aliasUnsupported(family, k8s) != "":
+				// Karpenter refuses the alias outright: it matches nothing.
+				p.notes = append(p.notes, fmt.Sprintf("%s: %s", t.Alias, aliasUnsupported(family, k8s)))
+				add(listImages)
+				p.empty = append(p.empty, i)
+			default:
+				var qs []Query
+				for _, name := range aliasParameters(family, version, k8s) {
+					qs = append(qs, Query{Kind: QueryParameter, Name: name})
+				}
+				add(listImages, qs...)
+			}
+			p.viaSSM = append(p.viaSSM, true)
+		case t.SSMParameter != "" && t.ID == "":
+			add(listImages, Query{Kind: QueryParameter, Name: t.SSMParameter})
+			p.viaSSM = append(p.viaSSM, true)
+		default:
+			add(listImages, ec2Q(imageQuery(t)))
+			p.viaSSM = append(p.viaSSM, false)
+		}
+	}
+	for _, t := range spec.CapacityReservationSelectorTerms {
+		var qs []Query
+		for _, q := range reservationQueries(t) {
+			qs = append(qs, ec2Q(q))
+		}
+		add(listReservations, qs...)
+	}
+	return p
+}
+
+// termResult is what one term resolved to.
+type termResult struct {
+	ids []string
+	// unavailable says why the term could not be resolved; "" when it was.
+	unavailable string
+}
+
+// Resolution is what a class's selectors resolve to: the resources, and
+// per term what it matched. Its ARNs are what the launch questions
+// (RunInstances, CreateFleet) authorize beside the instance.
+type Resolution struct {
+	Subnets        []authz.Subnet
+	SecurityGroups []authz.SecurityGroup
+	Images         []authz.Image
+	Reservations   []authz.CapacityReservation
+	terms          [numLists][]termResult
+	skipped        []string
+	// notes say why terms match nothing without EC2 being asked.
+	notes []string
+	// stale is set when an answer was served past its TTL (EC2 or SSM
+	// unavailable), with the oldest age.
+	stale authz.Served
+}
+
+// served records an answer's staleness.
+func (r *Resolution) served(s authz.Served) {
+	if s.Stale {
+		r.stale.Stale = true
+		r.stale.Age = max(r.stale.Age, s.Age)
+	}
+}
+
+// ResolvedARNs are the ARNs of what a class resolves to, for the launch
+// questions: RunInstances and CreateFleet authorize the image, every
+// subnet and every security group they touch.
+type ResolvedARNs struct {
+	Images, Subnets, SecurityGroups []string
+}
+
+// ARNs builds the resolution's ARNs in partition and region (authz/arn.go).
+func (r Resolution) ARNs(partition, region string) ResolvedARNs {
+	var out ResolvedARNs
+	for _, im := range r.Images {
+		out.Images = append(out.Images, authz.ImageARN(partition, region, im.ID))
+	}
+	for _, s := range r.Subnets {
+		out.Subnets = append(out.Subnets, authz.SubnetARN(partition, region, s.OwnerID, s.ID))
+	}
+	for _, g := range r.SecurityGroups {
+		out.SecurityGroups = append(out.SecurityGroups, authz.SecurityGroupARN(partition, region, g.OwnerID, g.ID))
+	}
+	return out
+}
+
+// complete reports whether every term of list l was resolved.
+func (r Resolution) complete(l selectorList) bool {
+	for _, t := range r.terms[l] {
+		if t.unavailable != "" {
+			return false
+		}
+	}
+	return true
+}
+
+// resolveSelectors asks the plan's questions (two rounds when an AMI term
+// goes through SSM) and gathers the answers per term.
+func (c *Checker) resolveSelectors(ctx context.Context, spec EC2NodeClassSpec) Resolution {
+	p := planSelectors(spec, c.cfg.KubernetesVersion)
+	r := Resolution{skipped: p.skipped, notes: p.notes}
+	as := c.ask(ctx, p.queries)
+
+	// Round two: the images behind SSM parameters.
+	var second []Query
+	secondOf := map[int]int{} // image term -> index into second
+	imageUnavail := map[int]string{}
+	for i, idx := range p.terms[listImages] {
+		if !p.viaSSM[i] || len(idx) == 0 {
+			continue
+		}
+		var amis []string
+		for _, j := range idx {
+			a := as[j]
+			switch {
+			case a.Err == nil && strings.HasPrefix(a.Parameter.Value, "ami-"):
+				amis = append(amis, a.Parameter.Value)
+				r.served(a.Parameter.Served)
+			case a.Err != nil && !errors.Is(a.Err, authz.ErrNotFound):
+				imageUnavail[i] = "GetParameter: " + errSummary(a.Err)
+			}
+		}
+		if imageUnavail[i] == "" && len(amis) > 0 {
+			secondOf[i] = len(second)
+			second = append(second, ec2Q(imageIDQuery(amis)))
+		}
+	}
+	as2 := c.ask(ctx, second)
+
+	seen := map[string]bool{}
+	for l := selectorList(0); l < numLists; l++ {
+		for i, idx := range p.terms[l] {
+			var tr termResult
+			answers := make([]Answer, 0, len(idx))
+			for _, j := range idx {
+				answers = append(answers, as[j])
+			}
+			if l == listImages && p.viaSSM[i] {
+				answers = nil
+				if why := imageUnavail[i]; why != "" {
+					tr.unavailable = why
+				} else if k, ok := secondOf[i]; ok {
+					answers = []Answer{as2[k]}
+				} else if len(idx) == 0 && !containsInt(p.empty, i) {
+					tr.unavailable = "not planned"
+				}
+			}
+			for _, a := range answers {
+				if a.Err != nil {
+					tr.unavailable = a.EC2Op() + ": " + errSummary(a.Err)
+					continue
+				}
+				if n := a.EC2.Truncated; n > 0 {
+					tr.unavailable = fmt.Sprintf("%s: the term matches more than %d pages, more than one admission reads; narrow it", a.EC2Op(), n)
+					continue
+				}
+				r.served(a.EC2.Served)
+				c.collect(&r, &tr, l, a.EC2, seen)
+			}
+			r.terms[l] = append(r.terms[l], tr)
+		}
+	}
+	return r
+}
+
+// EC2Op names the API an EC2 answer came from, for a message.
+func (a Answer) EC2Op() string {
+	if a.op != "" {
+		return a.op
+	}
+	return "EC2"
+}
+
+// collect adds one answer's resources to the term and, once, to r.
+func (c *Checker) collect(r *Resolution, tr *termResult, l selectorList, res authz.EC2Resources, seen map[string]bool) {
+	now := c.now()
+	for _, s := range res.Subnets {
+		tr.ids = append(tr.ids, s.ID)
+		if !seen[s.ID] {
+			seen[s.ID] = true
+			r.Subnets = append(r.Subnets, s)
+		}
+	}
+	for _, g := range res.SecurityGroups {
+		tr.ids = append(tr.ids, g.ID)
+		if !seen[g.ID] {
+			seen[g.ID] = true
+			r.SecurityGroups = append(r.SecurityGroups, g)
+		}
+	}
+	for _, im := range res.Images {
+		if _, ok := kubeArch[im.Architecture]; !ok {
+			continue // Karpenter skips images of architectures it does not map
+		}
+		tr.ids = append(tr.ids, im.ID)
+		if !seen[im.ID] {
+			seen[im.ID] = true
+			r.Images = append(r.Images, im)
+		}
+	}
+	for _, cr := range res.CapacityReservations {
+		if !cr.EndDate.IsZero() && !cr.EndDate.After(now) {
+			continue // ended: Karpenter drops it
+		}
+		tr.ids = append(tr.ids, cr.ID)
+		if !seen[cr.ID] {
+			seen[cr.ID] = true
+			r.Reservations = append(r.Reservations, cr)
+		}
+	}
+}
+
+func containsInt(list []int, x int) bool {
+	for _, v := range list {
+		if v == x {
+			return true
+		}
+	}
+	return false
+}
+
+// kubeArch maps EC2 architectures to kubernetes.io/arch values, as
+// Karpenter's AWSToKubeArchitectures does.
+var kubeArch = map[string]string{"x86_64": "amd64", "arm64": "arm64"}
+
+// describeTerm says what a term selects, for a message.
+func describeTerm(l selectorList, t SelectorTerm) string {
+	var parts []string
+	for _, f := range []struct{ k, v string }{{"id", t.ID}, {"alias", t.Alias}, {"ssmParameter", t.SSMParameter}, {"name", t.Name}, {"owner", t.Owner}, {"ownerID", t.OwnerID}, {"instanceMatchCriteria", t.InstanceMatchCriteria}} {
+		if f.v != "" {
+			parts = append(parts, f.k+" "+shown(f.v))
+		}
+	}
+	keys := make([]string, 0, len(t.Tags))
+	for k := range t.Tags {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		parts = append(parts, "tag "+shown(k)+"="+shown(t.Tags[k]))
+	}
+	if len(parts) == 0 {
+		return "(empty)"
+	}
+	return strings.Join(parts, ", ")
+}
+
+func termsOf(spec EC2NodeClassSpec, l selectorList) []SelectorTerm {
+	switch l {
+	case listSubnets:
+		return spec.SubnetSelectorTerms
+	case listGroups:
+		return spec.SecurityGroupSelectorTerms
+	case listImages:
+		return spec.AMISelectorTerms
+	}
+	return spec.CapacityReservationSelectorTerms
+}
+
+func listIDs(ids []string, n int) string {
+	if len(ids) > n {
+		return strings.Join(ids[:n], ", ") + fmt.Sprintf(" and %d more", len(ids)-n)
+	}
+	return strings.Join(ids, ", ")
+}
+
+// judgeSelectors turns a resolution into findings; pools are the
+// NodePools that use the class (their architecture requirements), n
+// records the checks that could not run.
+func (c *Checker) judgeSelectors(v *Verdict, n *notes, spec EC2NodeClassSpec, r Resolution, pools []NodePool) {
+	for _, s := range r.skipped {
+		n.skipSelector(listInfo[listImages].check, s)
+	}
+	// Answers served past their TTL are reported as IAM's and EKS's are.
+	n.served(r.stale)
+	for l := selectorList(0); l < numLists; l++ {
+		terms := termsOf(spec, l)
+		info := listInfo[l]
+		total := 0
+		for _, tr := range r.terms[l] {
+			if tr.unavailable != "" && tr.unavailable != "not planned" {
+				n.skipSelector(info.check, tr.unavailable)
+			}
+			total += len(tr.ids)
+		}
+		for i, tr := range r.terms[l] {
+			if tr.unavailable != "" || len(tr.ids) > 0 || i >= len(terms) {
+				continue
+			}
+			if l == listReservations {
+				v.add(warn(CapacityReservationTermMatchesNothing, info.path.Index(i),
+					"capacity reservation term (%s) matches no active reservation, so Karpenter will launch nothing into reserved capacity through it (its status still says Ready). Fix the term: aws ec2 describe-capacity-reservations --filters Name=state,Values=active",
+					describeTerm(l, terms[i])))
+				continue
+			}
+			if total > 0 {
+				v.add(warn(SelectorTermMatchesNothing, info.path.Index(i),
+					"%s term (%s) matches no %s; the class uses only the other terms' (%s), and Karpenter reports nothing while another term matches. Fix the term or remove it",
+					info.noun, describeTerm(l, terms[i]), info.noun, listIDs(r.ids(l), 4)))
+			}
+		}
+		if l != listReservations && len(terms) > 0 && total == 0 && r.complete(l) && len(r.terms[l]) == len(terms) {
+			why := ""
+			if l == listImages && len(r.notes) > 0 {
+				why = "; " + strings.Join(r.notes, "; ")
+			}
+			v.add(deny(SelectorMatchesNothing, info.path,
+				"no %s matches any of the %d %s (%s%s), so Karpenter could launch no node with this class. Fix the terms so that they select existing %ss",
+				info.noun, len(terms), info.field, truncate(describeTerms(l, terms), 120), why, info.noun))
+		}
+	}
+	c.judgeVPC(v, r)
+	c.judgeImages(v, spec, r, pools)
+}
+
+func describeTerms(l selectorList, terms []SelectorTerm) string {
+	parts := make([]string, len(terms))
+	for i, t := range terms {
+		parts[i] = describeTerm(l, t)
+	}
+	return strings.Join(parts, "; ")
+}
+
+// ids returns the IDs a list resolved to, once each, in order.
+func (r Resolution) ids(l selectorList) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, tr := range r.terms[l] {
+		for _, id := range tr.ids {
+			if !seen[id] {
+				seen[id] = true
+				out = append(out, id)
+			}
+		}
+	}
+	return out
+}
+
+// judgeVPC: a launch attaches every security group to an interface in
+// one subnet, and EC2 refuses groups of another VPC than the subnet's.
+func (c *Checker) judgeVPC(v *Verdict, r Resolution) {
+	if len(r.Subnets) == 0 || len(r.SecurityGroups) == 0 || !r.complete(listSubnets) || !r.complete(listGroups) {
+		return
+	}
+	groupVPCs := map[string][]string{}
+	for _, g := range r.SecurityGroups {
+		groupVPCs[g.VPCID] = append(groupVPCs[g.VPCID], g.ID)
+	}
+	if len(groupVPCs) > 1 {
+		var parts []string
+		for _, vpc := range sortedKeys(groupVPCs) {
+			parts = append(parts, vpc+": "+listIDs(groupVPCs[vpc], 3))
+		}
+		v.add(deny(SubnetSecurityGroupVPCMismatch, groupTermsPath,
+			"the security groups are in %d VPCs (%s); Karpenter attaches all of them to each node, and EC2 refuses groups of another VPC than the subnet's, so every launch would fail. Select security groups of one VPC",
+			len(groupVPCs), strings.Join(parts, "; ")))
+		return
+	}
+	var vpc string
+	for k := range groupVPCs {
+		vpc = k
+	}
+	var outside []string
+	for _, s := range r.Subnets {
+		if s.VPCID != vpc {
+			outside = append(outside, s.ID+" ("+s.VPCID+")")
+		}
+	}
+	switch {
+	case len(outside) == len(r.Subnets):
+		v.add(deny(SubnetSecurityGroupVPCMismatch, subnetTermsPath,
+			"no selected subnet is in %s, the VPC of the security groups (%s): subnets %s. Every launch would fail; select subnets and security groups of the same VPC",
+			vpc, listIDs(r.ids(listGroups), 3), listIDs(outside, 4)))
+	case len(outside) > 0:
+		v.add(warn(SubnetSecurityGroupVPCMismatch, subnetTermsPath,
+			"subnets %s are not in %s, the security groups' VPC: launches Karpenter places there would fail. Narrow subnetSelectorTerms to %s",
+			listIDs(outside, 3), vpc, vpc))
+	}
+}
+
+// imageFamily infers an image's family from its platform and the naming
+// of the EKS-optimized images; "" when the name says nothing.
+func imageFamily(im authz.Image) string {
+	name := im.Name
+	switch {
+	case strings.HasPrefix(name, "bottlerocket-"):
+		return familyBottlerocket
+	case strings.HasPrefix(name, "amazon-eks-node-al2023-"):
+		return familyAL2023
+	case strings.HasPrefix(name, "amazon-eks-node-1."), strings.HasPrefix(name, "amazon-eks-gpu-node-"), strings.HasPrefix(name, "amazon-eks-arm64-node-"):
+		return familyAL2
+	case strings.HasPrefix(name, "Windows_Server-2019-"):
+		return familyWindows2019
+	case strings.HasPrefix(name, "Windows_Server-2022-"):
+		return familyWindows2022
+	case strings.HasPrefix(name, "Windows_Server-2025-"):
+		return familyWindows2025
+	}
+	return ""
+}
+
+// effectiveFamily is spec.amiFamily, else the alias's family.
+func effectiveFamily(spec EC2NodeClassSpec) string {
+	if spec.AMIFamily != nil {
+		return *spec.AMIFamily
+	}
+	for _, t := range spec.AMISelectorTerms {
+		if f, _, ok := aliasFamily(t.Alias); ok {
+			return f
+		}
+	}
+	return ""
+}
+
+// archAllowed reports whether a NodePool's requirements allow the
+// kubernetes.io/arch value arch.
+func archAllowed(reqs []NodeSelectorRequirement, arch string) bool {
+	for _, r := range reqs {
+		if r.Key != "kubernetes.io/arch" {
+			continue
+		}
+		switch r.Operator {
+		case "In":
+			if !containsString(r.Values, arch) {
+				return false
+			}
+		case "NotIn":
+			if containsString(r.Values, arch) {
+				return false
+			}
+		case "DoesNotExist":
+			return false
+		}
+	}
+	return true
+}
+
+// judgeImages: the images' architectures against the NodePools using the
+// class, and their family against spec.amiFamily.
+func (c *Checker) judgeImages(v *Verdict, spec EC2NodeClassSpec, r Resolution, pools []NodePool) {
+	if len(r.Images) == 0 {
+		return
+	}
+	arches := map[string]bool{}
+	for _, im := range r.Images {
+		arches[kubeArch[im.Architecture]] = true
+	}
+	for _, np := range pools {
+		ok := false
+		for a := range arches {
+			if archAllowed(np.Spec.Template.Spec.Requirements, a) {
+				ok = true
+			}
+		}
+		if !ok {
+			v.add(deny(ImageArchitectureMismatch, amiTermsPath,
+				"the selected images are %s only (%s), and NodePool %s allows no such kubernetes.io/arch, so Karpenter could launch no node for it. Select images of an architecture the NodePool allows, or change its kubernetes.io/arch requirement",
+				strings.Join(sortedKeys(arches), ", "), listIDs(r.ids(listImages), 3), quote(np.Name)))
+		}
+	}
+	fam := effectiveFamily(spec)
+	if fam == "" || fam == familyCustom {
+		return
+	}
+	var wrong []string
+	for _, im := range r.Images {
+		if f := imageFamily(im); f != "" && f != fam {
+			wrong = append(wrong, fmt.Sprintf("%s (%s)", im.ID, f))
+		}
+	}
+	if len(wrong) > 0 {
+		v.add(warn(ImageFamilyMismatch, amiFamilyPath,
+			"amiFamily is %s but images %s are of another family by their name: Karpenter would give them %s user data and the nodes would not join. Set amiFamily to the images' family, or select %s images",
+			fam, listIDs(wrong, 3), fam, fam))
+	}
+}

@@ -1,0 +1,120 @@
+package rules
+
+import (
+	"context"
+	"errors"
+
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"github.com/nodeclass-guard/nodeclass-guard/authz"
+)
+
+// A NodePool that allows spot capacity makes EC2 launch spot instances,
+// which needs the account's AWSServiceRoleForEC2Spot service-linked role:
+// EC2 creates it on the first spot launch if the launching role may
+// iam:CreateServiceLinkedRole for spot.amazonaws.com, and otherwise fails
+// with AuthFailure.ServiceLinkedRoleCreationNotPermitted. On-demand
+// launches still work, so this is a warning.
+
+// capacityTypeKey is the well-known label of a node's capacity type.
+const capacityTypeKey = "karpenter.sh/capacity-type"
+
+var requirementsPath = specPath.Child("template", "spec", "requirements")
+
+// allowsSpot reports whether a NodePool's requirements allow spot capacity.
+// Without a capacity-type requirement Karpenter launches on-demand only.
+func allowsSpot(reqs []NodeSelectorRequirement) bool {
+	seen := false
+	for _, r := range reqs {
+		if r.Key != capacityTypeKey {
+			continue
+		}
+		seen = true
+		has := containsString(r.Values, "spot")
+		switch r.Operator {
+		case "In":
+			if !has {
+				return false
+			}
+		case "NotIn":
+			if has {
+				return false
+			}
+		case "Exists":
+		default: // DoesNotExist, Gt, Lt: no spot
+			return false
+		}
+	}
+	return seen
+}
+
+// checkSpot warns when the NodePool allows spot, the spot service-linked
+// role does not exist, and the launching role (the controller, or the
+// cluster role for an EKS Auto Mode class) may not create it.
+func (c *Checker) checkSpot(ctx context.Context, v *Verdict, np *NodePool, autoMode bool) {
+	if c.cfg.IAM == nil || !allowsSpot(np.Spec.Template.Spec.Requirements) {
+		return
+	}
+	// The NodePool's one deadline (checkNodePool's) bounds these
+	// questions too.
+	var n notes
+	defer n.report(v, c.cfg.OnIAMError)
+	principal := c.controllerARN
+	qs := []Query{roleQuery(authz.SpotServiceLinkedRoleName)}
+	if autoMode {
+		principal = ""
+		if cq := c.clusterQueries(); cq != nil {
+			ca := c.ask(ctx, cq)[0]
+			if ca.Err == nil {
+				principal = ca.Cluster.RoleARN
+			}
+		}
+	}
+	var create []authz.Question
+	if principal != "" {
+		create = []authz.Question{{
+			Principal: principal,
+			Action:    "iam:CreateServiceLinkedRole",
+			Resource:  authz.SpotServiceLinkedRoleARN(c.partition, c.Account()),
+			Context:   map[string][]string{"iam:AWSServiceName": {authz.SpotServicePrincipal}},
+		}}
+	}
+	as := c.ask(ctx, appendPermissions(qs, create))
+	slr := as[0]
+	switch {
+	case slr.Err == nil:
+		n.served(slr.Role.Served)
+		return
+	case !errors.Is(slr.Err, authz.ErrNotFound):
+		n.skip("spot service-linked role", "GetRole "+authz.SpotServiceLinkedRoleName+": "+errSummary(slr.Err))
+		return
+	}
+	if principal == "" {
+		n.skip("spot service-linked role", "the launching role is unknown, so whether it may create "+authz.SpotServiceLinkedRoleName+" was not checked")
+		return
+	}
+	if err := as[1].Err; err != nil {
+		// A warning-only check: IAM's absence skips it, whatever
+		// --on-iam-error says.
+		n.skip("spot service-linked role", "SimulatePrincipalPolicy: "+errSummary(err))
+		return
+	}
+	if len(deniedOf(&n, requirementsPath, create, as[1:]).questions) > 0 {
+		v.add(spotWarning(requirementsPath, principal))
+	}
+}
+
+// spotWarning names the fix first: a warning is cut at 256 characters.
+func spotWarning(path *field.Path, principal string) Finding {
+	return warn(SpotServiceLinkedRoleMissing, path,
+		"no %s and role %s may not create it: spot launches fail. Run: aws iam create-service-linked-role --aws-service-name %s",
+		authz.SpotServiceLinkedRoleName, roleName(principal), authz.SpotServicePrincipal)
+}
+
+// roleName is the name in a role ARN, for a message that must stay short.
+func roleName(arn string) string {
+	if r, err := authz.ParseRoleARN(arn); err == nil {
+		return r.Name
+	}
+	return arn
+}
