@@ -25,10 +25,15 @@ import (
 // of the snapshot (its checks are then reported skipped, never passed), and
 // Failures names it.
 type Recorder struct {
-	iam     View
-	eks     EKSView
-	ec2     EC2View
-	details func(ctx context.Context, role string) (RoleDetail, error)
+	iam View
+	eks EKSView
+	ec2 EC2View
+	kms KMSView
+	// kmsAccount is the account whose keys the snapshot holds (the
+	// controller role's): a snapshot answers "could not check" for any
+	// other account's key.
+	kmsAccount string
+	details    func(ctx context.Context, role string) (RoleDetail, error)
 	// progress is told the first time each service is asked.
 	progress func(service string)
 
@@ -50,6 +55,8 @@ type Recorder struct {
 	params    map[string]string
 	noParams  map[string]bool
 	awsAuth   *AWSAuthData
+	kmsKeys   map[string]KMSKey      // by ARN
+	aliases   map[string]kmsAliasDoc // by alias name
 	failures  []Failure
 	failedSec map[string]bool
 }
@@ -66,7 +73,7 @@ type principal struct {
 
 // Failure is an answer the recorder could not get.
 type Failure struct {
-	// Service is "IAM", "EKS", "EC2" or "SSM"; Op the API.
+	// Service is "IAM", "EKS", "EC2", "SSM" or "KMS"; Op the API.
 	Service, Op string
 	// About names what was asked ("role NodeRole", a query).
 	About string
@@ -102,13 +109,21 @@ func NewRecorder(iam View, eks EKSView, ec2 EC2View, details func(ctx context.Co
 		told: map[string]bool{}, roles: map[string]Role{}, profiles: map[string]InstanceProfile{}, principals: map[string]*principal{},
 		entries: map[string]AccessEntry{}, asked: map[string]bool{}, subnets: map[string]Subnet{}, groups: map[string]SecurityGroup{},
 		images: map[string]Image{}, reserved: map[string]CapacityReservation{}, seen: map[string]int{}, params: map[string]string{}, noParams: map[string]bool{},
-		failedSec: map[string]bool{}}
+		kmsKeys: map[string]KMSKey{}, aliases: map[string]kmsAliasDoc{}, failedSec: map[string]bool{}}
+}
+
+// SetKMS records what is asked of kms too, the keys of the snapshot's
+// account (the controller role's); without it, Key answers that KMS could
+// not be asked.
+func (r *Recorder) SetKMS(kms KMSView, account string) {
+	r.kms, r.kmsAccount = kms, account
 }
 
 var (
 	_ View    = (*Recorder)(nil)
 	_ EKSView = (*Recorder)(nil)
 	_ EC2View = (*Recorder)(nil)
+	_ KMSView = (*Recorder)(nil)
 )
 
 func (r *Recorder) tell(service string) {
@@ -325,6 +340,78 @@ func (r *Recorder) Parameter(ctx context.Context, name string) (Parameter, error
 	return p, err
 }
 
+// Key implements KMSView: a key found is kept with its key policy and
+// grants, and the alias it was named by; a key not found needs nothing
+// (the KMSKeys section, written, holds every key check will ask for).
+func (r *Recorder) Key(ctx context.Context, id string) (KMSKey, error) {
+	if r.kms == nil {
+		return KMSKey{}, &UnavailableError{Service: "KMS", Op: "DescribeKey", Err: errors.New("no KMS view")}
+	}
+	r.tell("KMS")
+	key, err := r.kms.Key(ctx, id)
+	_, account, isARN := KMSKeyARNParts(id)
+	if err == nil {
+		account, isARN = key.Account, true
+	}
+	other := isARN && r.kmsAccount != "" && account != r.kmsAccount
+	r.mu.Lock()
+	r.asked["KMSKeys"] = true
+	r.mu.Unlock()
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return key, err
+	case err != nil && other:
+		// Another account's key: a snapshot cannot hold it, and check on
+		// it reports it not checked, as this answer does.
+		return key, err
+	case err != nil:
+		op := "DescribeKey"
+		var u *UnavailableError
+		if errors.As(err, &u) && u.Op != "" {
+			op = u.Op
+		}
+		r.fail("KMSKeys", Failure{Service: "KMS", Op: op, About: "key " + id, Err: err, Effect: "no KMSKeys section: the KMS checks are reported skipped"})
+		return key, err
+	case other:
+		r.fail("", Failure{Service: "KMS", Op: "DescribeKey", About: "key " + id, Err: fmt.Errorf("the key is in account %s, a snapshot holds account %s's keys only", account, r.kmsAccount),
+			Effect: "check on the snapshot reports the key not checked"})
+		return key, nil
+	}
+	if key.PolicyUnknown != "" {
+		r.fail("", Failure{Service: "KMS", Op: "GetKeyPolicy", About: "key " + key.ARN, Err: errors.New(strings.TrimPrefix(key.PolicyUnknown, "GetKeyPolicy: ")),
+			Effect: "the key is written without its key policy: whether the controller may use it is reported not checked"})
+	}
+	if key.GrantsUnknown != "" {
+		r.fail("", Failure{Service: "KMS", Op: "ListGrants", About: "key " + key.ARN, Err: errors.New(strings.TrimPrefix(key.GrantsUnknown, "ListGrants: ")),
+			Effect: "the key is written with the grants listed before: as live, a grant that allows the controller may be missed"})
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.kmsKeys[key.ARN] = key
+	if name, aliasARN, ok := kmsAlias(id, key); ok {
+		r.aliases[name] = kmsAliasDoc{AliasName: name, AliasArn: aliasARN, TargetKeyId: kmsKeyID(key.ARN)}
+	}
+	return key, nil
+}
+
+// kmsKeyID is the key ID of a key ARN (arn:aws:kms:R:A:key/ID).
+func kmsKeyID(arn string) string {
+	parts := strings.SplitN(arn, ":", 6)
+	return strings.TrimPrefix(parts[len(parts)-1], "key/")
+}
+
+// kmsAlias is the alias name and ARN id names, an alias name or ARN that
+// resolved to key (aliases are in their key's region and account).
+func kmsAlias(id string, key KMSKey) (name, arn string, ok bool) {
+	if strings.HasPrefix(id, "alias/") {
+		return id, "arn:" + keyPartition(key.ARN) + ":kms:" + key.Region + ":" + key.Account + ":" + id, true
+	}
+	if parts := strings.SplitN(id, ":", 6); len(parts) == 6 && strings.HasPrefix(parts[5], "alias/") {
+		return parts[5], id, true
+	}
+	return "", "", false
+}
+
 // SetAWSAuth records the cluster's aws-auth ConfigMap (nil data and
 // absent for a cluster without one).
 func (r *Recorder) SetAWSAuth(data map[string]string, absent bool) {
@@ -361,6 +448,27 @@ type (
 		Parameters           *[]parameterDoc           `json:"Parameters,omitempty"`
 		InvalidParameters    []string                  `json:"InvalidParameters,omitempty"`
 		AWSAuth              *AWSAuthData              `json:"awsAuth,omitempty"`
+		KMSKeys              *[]outKMSKey              `json:"KMSKeys,omitempty"`
+		Aliases              *[]kmsAliasDoc            `json:"Aliases,omitempty"`
+	}
+	// outKMSKey is describe-key, get-key-policy and list-grants merged
+	// (kms_snapshot.go).
+	outKMSKey struct {
+		KeyMetadata struct {
+			KeyId        string
+			Arn          string
+			AWSAccountId string
+			KeyState     string
+			Enabled      bool
+			DeletionDate *time.Time `json:",omitempty"`
+		}
+		Policy *string `json:",omitempty"`
+		Grants []outGrant
+	}
+	outGrant struct {
+		GrantId          string
+		GranteePrincipal string
+		Operations       []string
 	}
 	outRole struct {
 		RoleName                 string
@@ -438,6 +546,7 @@ type Summary struct {
 	Cluster                                              string
 	AccessEntries, Subnets, SecurityGroups, Images       int
 	CapacityReservations, Parameters, MissingParameters  int
+	KMSKeys, Aliases                                     int
 	AWSAuth                                              bool
 	// Omitted lists the sections left out because an answer was missing.
 	Omitted []string
@@ -451,6 +560,9 @@ func (s Summary) String() string {
 	}
 	fmt.Fprintf(&b, ", %d access entry(ies), %d subnet(s), %d security group(s), %d image(s), %d capacity reservation(s), %d SSM parameter(s) (%d known missing)",
 		s.AccessEntries, s.Subnets, s.SecurityGroups, s.Images, s.CapacityReservations, s.Parameters, s.MissingParameters)
+	if s.KMSKeys > 0 || s.Aliases > 0 {
+		fmt.Fprintf(&b, ", %d KMS key(s), %d alias(es)", s.KMSKeys, s.Aliases)
+	}
 	if s.AWSAuth {
 		b.WriteString(", aws-auth")
 	}
@@ -650,6 +762,29 @@ func (r *Recorder) WriteSnapshot(w io.Writer) (Summary, error) {
 		out.Parameters, sum.Parameters = &s, len(s)
 		out.InvalidParameters = sortedKeys(r.noParams)
 		sum.MissingParameters = len(out.InvalidParameters)
+	}
+	if keep("KMSKeys") {
+		keys := []outKMSKey{}
+		for _, arn := range sortedKeys(r.kmsKeys) {
+			k := r.kmsKeys[arn]
+			var o outKMSKey
+			m := &o.KeyMetadata
+			m.KeyId, m.Arn, m.AWSAccountId, m.KeyState, m.Enabled, m.DeletionDate = kmsKeyID(k.ARN), k.ARN, k.Account, k.State, k.State == KMSKeyEnabled, k.DeletionDate
+			if k.Policy != nil {
+				doc := k.Policy.Document()
+				o.Policy = &doc
+			}
+			o.Grants = []outGrant{}
+			for _, g := range k.Grants {
+				o.Grants = append(o.Grants, outGrant{GrantId: g.ID, GranteePrincipal: g.Grantee, Operations: g.Operations})
+			}
+			keys = append(keys, o)
+		}
+		aliases := []kmsAliasDoc{}
+		for _, name := range sortedKeys(r.aliases) {
+			aliases = append(aliases, r.aliases[name])
+		}
+		out.KMSKeys, out.Aliases, sum.KMSKeys, sum.Aliases = &keys, &aliases, len(keys), len(aliases)
 	}
 	if r.awsAuth != nil && !r.failedSec["awsAuth"] {
 		out.AWSAuth, sum.AWSAuth = r.awsAuth, true

@@ -47,7 +47,8 @@ snapshot for check --iam-snapshot: the controller role's policies and
 permissions boundary, the node roles and instance profiles the classes name,
 the cluster and the node roles' access entries, the subnets, security groups,
 images and capacity reservations their selector terms match, the SSM
-parameters their AMI aliases read for the cluster's Kubernetes version, and
+parameters their AMI aliases read for the cluster's Kubernetes version, the
+KMS keys their encrypted volumes name (key policy, grants, aliases), and
 aws-auth when the cluster reads it (with --kubeconfig).
 
 It asks through the same SDK clients as serve and check (the default
@@ -143,9 +144,15 @@ func runSnapshot(ctx context.Context, o *snapshotOptions, args []string, stdin i
 		"EKS": "EKS: the cluster, access entries",
 		"EC2": "EC2: subnets, security groups, images, capacity reservations",
 		"SSM": "SSM: AMI alias parameters",
+		"KMS": "KMS: the keys of encrypted volumes, their key policies and grants",
 	}
 	rec := authz.NewRecorder(view, eks, iamf.ec2, details, func(service string) { say("reading %s", services[service]) })
 	iamf.ec2 = rec
+	if iamf.kms != nil {
+		ctl, _ := authz.ParseRoleARN(iamf.controllerRole) // validated
+		rec.SetKMS(iamf.kms, ctl.Account)
+		iamf.kms = rec
+	}
 	warn := func(msg string) { say("warning: %s", msg) }
 	cfg, err := iamf.config(ctx, rec, rec, iamf.controllerRole, warn)
 	if err != nil {

@@ -78,8 +78,8 @@ func TestSnapshotAgreesWithLive(t *testing.T) {
 			if written.Size() >= full.Size() {
 				t.Errorf("%s: the snapshot has %d bytes, the whole account %d", name, written.Size(), full.Size())
 			}
-			if dir == "testdata/codes" && (!strings.Contains(snap.stderr, "reading EC2: ") || !strings.Contains(snap.stderr, "reading SSM: ")) {
-				t.Errorf("%s: no progress line for EC2 or SSM:\n%s", name, snap.stderr)
+			if dir == "testdata/codes" && (!strings.Contains(snap.stderr, "reading EC2: ") || !strings.Contains(snap.stderr, "reading SSM: ") || !strings.Contains(snap.stderr, "reading KMS: ")) {
+				t.Errorf("%s: no progress line for EC2, SSM or KMS:\n%s", name, snap.stderr)
 			}
 			if _, err := authz.LoadSnapshotFile(file); err != nil {
 				t.Fatalf("%s: the written snapshot does not load: %v", name, err)
