@@ -42,6 +42,11 @@ type Snapshot struct {
 
 	eks eksSnapshot
 	ec2 ec2Snapshot
+
+	// managed holds the file's managed policies (default version) by ARN.
+	managed map[string]*Policy
+	// org is the optional Organization section (scp.go).
+	org *Organization
 }
 
 var _ View = (*Snapshot)(nil)
@@ -57,6 +62,8 @@ type snapRole struct {
 	// Roles (list-instance-profiles output): it exists, with its path and
 	// trust policy, but its permissions are unknown.
 	profileOnly bool
+	// boundaryARN is the permissions boundary's ARN, "" for none.
+	boundaryARN string
 }
 
 // incomplete explains why the role's permissions cannot be evaluated, or
@@ -83,6 +90,8 @@ type (
 		AccessEntries *[]accessEntryDoc `json:"AccessEntries"`
 		// The optional EC2 and SSM sections (ec2_snapshot.go).
 		ec2Sections
+		// The optional Organization section (scp.go).
+		Organization *organizationDoc
 	}
 	roleDetail struct {
 		RoleName                 string
@@ -164,7 +173,7 @@ func LoadSnapshot(r io.Reader, source string) (*Snapshot, error) {
 	}
 	var all authorizationDetails
 	for _, d := range docs {
-		if d.RoleDetailList == nil && d.InstanceProfiles == nil && d.Cluster == nil && d.AccessEntries == nil && !d.ec2Sections.any() {
+		if d.RoleDetailList == nil && d.InstanceProfiles == nil && d.Cluster == nil && d.Organization == nil && d.AccessEntries == nil && !d.ec2Sections.any() {
 			return nil, fmt.Errorf("%s: has neither RoleDetailList nor InstanceProfiles; want the JSON printed by `aws iam get-account-authorization-details` (optionally merged with `aws iam list-instance-profiles`)", source)
 		}
 		all.RoleDetailList = append(all.RoleDetailList, d.RoleDetailList...)
@@ -172,6 +181,9 @@ func LoadSnapshot(r io.Reader, source string) (*Snapshot, error) {
 		all.InstanceProfiles = append(all.InstanceProfiles, d.InstanceProfiles...)
 		if d.Cluster != nil {
 			all.Cluster = d.Cluster
+		}
+		if d.Organization != nil {
+			all.Organization = d.Organization
 		}
 		all.ec2Sections.merge(d.ec2Sections)
 		if d.AccessEntries != nil {
@@ -183,6 +195,9 @@ func LoadSnapshot(r io.Reader, source string) (*Snapshot, error) {
 	}
 	s, err := build(all)
 	if err != nil {
+		return nil, fmt.Errorf("%s: %w", source, err)
+	}
+	if s.org, err = buildOrganization(all.Organization); err != nil {
 		return nil, fmt.Errorf("%s: %w", source, err)
 	}
 	if s.eks, err = buildEKS(all.Cluster, all.AccessEntries); err != nil {
@@ -267,6 +282,7 @@ func build(all authorizationDetails) (*Snapshot, error) {
 		}
 		managed[p.Arn] = pol
 	}
+	s.managed = managed
 
 	// Roles.
 	for i, rd := range all.RoleDetailList {
@@ -306,6 +322,7 @@ func build(all authorizationDetails) (*Snapshot, error) {
 			}
 		}
 		if b := rd.PermissionsBoundary; b != nil && b.PermissionsBoundaryArn != "" {
+			sr.boundaryARN = b.PermissionsBoundaryArn
 			if pol, ok := managed[b.PermissionsBoundaryArn]; ok {
 				sr.set.Boundary = &NamedPolicy{Name: b.PermissionsBoundaryArn, Policy: pol}
 			} else {
@@ -555,4 +572,35 @@ func (s *Snapshot) Decide(_ context.Context, q Question) (Decision, error) {
 			s.source, sr.role.Name, why)
 	}
 	return Evaluate(sr.set, q), nil
+}
+
+// RolePolicyNames returns what IAM's ListRolePolicies and
+// ListAttachedRolePolicies list for the role (as Role finds it): its
+// inline policies with their documents, and the ARNs of its attached
+// managed policies, including any the file lacks; and its boundary's ARN.
+func (s *Snapshot) RolePolicyNames(roleName string) (inline []NamedPolicy, attached []string, boundary string, ok bool) {
+	sr := s.roleNamed(roleName)
+	if sr == nil {
+		return nil, nil, "", false
+	}
+	for _, np := range sr.set.Identity {
+		if isManagedPolicyARN(np.Name) {
+			attached = append(attached, np.Name)
+		} else {
+			inline = append(inline, np)
+		}
+	}
+	for _, m := range sr.missing {
+		if m != sr.boundaryARN {
+			attached = append(attached, m)
+		}
+	}
+	return inline, attached, sr.boundaryARN, true
+}
+
+// ManagedPolicy returns the file's managed policy with that ARN (its
+// default version).
+func (s *Snapshot) ManagedPolicy(arn string) (*Policy, bool) {
+	p, ok := s.managed[arn]
+	return p, ok
 }

@@ -7,7 +7,12 @@
 // injected on demand.
 //
 // Actions: GetRole, GetInstanceProfile, ListInstanceProfilesForRole,
-// SimulatePrincipalPolicy. SigV4 signatures are not verified, but a request
+// SimulatePrincipalPolicy, and the reads of a role's policies
+// (ListRolePolicies, GetRolePolicy, ListAttachedRolePolicies, GetPolicy,
+// GetPolicyVersion; every managed policy at version v1). When the account
+// is in an organization (the snapshot's Organization section, or
+// WithOrganization), SimulatePrincipalPolicy also evaluates its SCPs
+// (authz.EvaluateSCPs) and says so in OrganizationsDecisionDetail. SigV4 signatures are not verified, but a request
 // without an Authorization header is refused as IAM refuses it.
 package iamserver
 
@@ -71,10 +76,13 @@ type Server struct {
 	ec2Latency    time.Duration
 	ssmLatency    time.Duration
 	failures      []*Failure
-	rng           *rand.Rand
-	calls         map[string]int
-	total         int
-	requests      uint64
+	// org overrides the snapshot's Organization section when orgSet.
+	org      *authz.Organization
+	orgSet   bool
+	rng      *rand.Rand
+	calls    map[string]int
+	total    int
+	requests uint64
 	// stopping is closed by the stop function of Start; held requests
 	// watch it.
 	stopping chan struct{}
@@ -101,6 +109,34 @@ func WithFailure(f Failure) Option { return func(s *Server) { s.failures = appen
 // runs.
 func WithSeed(seed uint64) Option {
 	return func(s *Server) { s.rng = rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)) }
+}
+
+// WithOrganization puts the account in an organization whose SCPs are
+// scps (none: FullAWSAccess), whatever the snapshot says.
+func WithOrganization(scps ...authz.NamedPolicy) Option {
+	return func(s *Server) { s.org, s.orgSet = &authz.Organization{SCPs: scps}, true }
+}
+
+// SetOrganization is WithOrganization while serving; nil takes the
+// account out of any organization, including the snapshot's.
+func (s *Server) SetOrganization(org *authz.Organization) {
+	s.mu.Lock()
+	s.org, s.orgSet = org, true
+	s.mu.Unlock()
+}
+
+// organization is the organization SimulatePrincipalPolicy evaluates, nil
+// for none.
+func (s *Server) organization(snap *authz.Snapshot) *authz.Organization {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.orgSet {
+		return s.org
+	}
+	if snap == nil {
+		return nil
+	}
+	return snap.Organization()
 }
 
 // New returns a server answering from snap.
@@ -297,6 +333,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		c.listInstanceProfilesForRole()
 	case "SimulatePrincipalPolicy":
 		c.simulatePrincipalPolicy()
+	case "ListRolePolicies":
+		c.listRolePolicies()
+	case "GetRolePolicy":
+		c.getRolePolicy()
+	case "ListAttachedRolePolicies":
+		c.listAttachedRolePolicies()
+	case "GetPolicy":
+		c.getPolicy()
+	case "GetPolicyVersion":
+		c.getPolicyVersion()
 	default:
 		c.fail(http.StatusBadRequest, "Sender", "InvalidAction", fmt.Sprintf("Could not find operation %s for version 2010-05-08", action))
 	}
