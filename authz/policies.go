@@ -80,11 +80,14 @@ func (l *Live) RolePolicies(ctx context.Context, principal string) (RolePolicies
 	}
 	arn, err := l.ResolvePrincipal(ctx, principal)
 	if err != nil {
-		return RolePolicies{}, err
+		if IsUnavailable(err) || errors.Is(err, ErrNotFound) {
+			return RolePolicies{}, err
+		}
+		return RolePolicies{}, fmt.Errorf("principal %q: %w", principal, err)
 	}
 	ra, err := ParseRoleARN(arn)
 	if err != nil {
-		return RolePolicies{}, err
+		return RolePolicies{}, fmt.Errorf("principal %q: %w", principal, err)
 	}
 	name := ra.Name
 	rp := RolePolicies{ARN: arn, Keys: map[string]bool{}}
