@@ -799,20 +799,3 @@ func (r *Recorder) WriteSnapshot(w io.Writer) (Summary, error) {
 	enc.SetEscapeHTML(false)
 	return sum, enc.Encode(out)
 }
-
-// ManagedPolicy returns the default version of the managed policy with
-// that ARN, as a role of the snapshot has it attached (or as its
-// boundary), for the local IAM endpoint's GetPolicyVersion.
-func (s *Snapshot) ManagedPolicy(arn string) (*Policy, bool) {
-	for _, sr := range s.roles {
-		for _, np := range sr.set.Identity {
-			if np.Name == arn {
-				return np.Policy, true
-			}
-		}
-		if b := sr.set.Boundary; b != nil && b.Name == arn {
-			return b.Policy, true
-		}
-	}
-	return nil, false
-}

@@ -45,6 +45,11 @@ type Snapshot struct {
 	// awsAuth is the optional "awsAuth" section (record.go).
 	awsAuth *AWSAuthData
 	kms     kmsSnapshot
+
+	// managed holds the file's managed policies (default version) by ARN.
+	managed map[string]*Policy
+	// org is the optional Organization section (scp.go).
+	org *Organization
 }
 
 var _ View = (*Snapshot)(nil)
@@ -60,6 +65,8 @@ type snapRole struct {
 	// Roles (list-instance-profiles output): it exists, with its path and
 	// trust policy, but its permissions are unknown.
 	profileOnly bool
+	// boundaryARN is the permissions boundary's ARN, "" for none.
+	boundaryARN string
 }
 
 // incomplete explains why the role's permissions cannot be evaluated, or
@@ -91,6 +98,8 @@ type (
 		// The optional KMS sections (kms_snapshot.go).
 		KMSKeys *[]kmsKeyDoc   `json:"KMSKeys"`
 		Aliases *[]kmsAliasDoc `json:"Aliases"`
+		// The optional Organization section (scp.go).
+		Organization *organizationDoc
 	}
 	roleDetail struct {
 		RoleName                 string
@@ -172,7 +181,7 @@ func LoadSnapshot(r io.Reader, source string) (*Snapshot, error) {
 	}
 	var all authorizationDetails
 	for _, d := range docs {
-		if d.RoleDetailList == nil && d.InstanceProfiles == nil && d.Cluster == nil && d.AccessEntries == nil && !d.ec2Sections.any() && d.AWSAuth == nil && d.KMSKeys == nil {
+		if d.RoleDetailList == nil && d.InstanceProfiles == nil && d.Cluster == nil && d.AccessEntries == nil && !d.ec2Sections.any() && d.AWSAuth == nil && d.KMSKeys == nil && d.Organization == nil {
 			return nil, fmt.Errorf("%s: has neither RoleDetailList nor InstanceProfiles; want the JSON printed by `aws iam get-account-authorization-details` (optionally merged with `aws iam list-instance-profiles`)", source)
 		}
 		all.RoleDetailList = append(all.RoleDetailList, d.RoleDetailList...)
@@ -180,6 +189,9 @@ func LoadSnapshot(r io.Reader, source string) (*Snapshot, error) {
 		all.InstanceProfiles = append(all.InstanceProfiles, d.InstanceProfiles...)
 		if d.Cluster != nil {
 			all.Cluster = d.Cluster
+		}
+		if d.Organization != nil {
+			all.Organization = d.Organization
 		}
 		all.ec2Sections.merge(d.ec2Sections)
 		if d.AWSAuth != nil {
@@ -196,6 +208,9 @@ func LoadSnapshot(r io.Reader, source string) (*Snapshot, error) {
 	}
 	s, err := build(all)
 	if err != nil {
+		return nil, fmt.Errorf("%s: %w", source, err)
+	}
+	if s.org, err = buildOrganization(all.Organization); err != nil {
 		return nil, fmt.Errorf("%s: %w", source, err)
 	}
 	if s.eks, err = buildEKS(all.Cluster, all.AccessEntries); err != nil {
@@ -294,6 +309,7 @@ func build(all authorizationDetails) (*Snapshot, error) {
 		}
 		managed[p.Arn] = pol
 	}
+	s.managed = managed
 
 	// Roles.
 	for i, rd := range all.RoleDetailList {
@@ -333,6 +349,7 @@ func build(all authorizationDetails) (*Snapshot, error) {
 			}
 		}
 		if b := rd.PermissionsBoundary; b != nil && b.PermissionsBoundaryArn != "" {
+			sr.boundaryARN = b.PermissionsBoundaryArn
 			if pol, ok := managed[b.PermissionsBoundaryArn]; ok {
 				sr.set.Boundary = &NamedPolicy{Name: b.PermissionsBoundaryArn, Policy: pol}
 			} else {
@@ -582,4 +599,35 @@ func (s *Snapshot) Decide(_ context.Context, q Question) (Decision, error) {
 			s.source, sr.role.Name, why)
 	}
 	return Evaluate(sr.set, q), nil
+}
+
+// RolePolicyNames returns what IAM's ListRolePolicies and
+// ListAttachedRolePolicies list for the role (as Role finds it): its
+// inline policies with their documents, and the ARNs of its attached
+// managed policies, including any the file lacks; and its boundary's ARN.
+func (s *Snapshot) RolePolicyNames(roleName string) (inline []NamedPolicy, attached []string, boundary string, ok bool) {
+	sr := s.roleNamed(roleName)
+	if sr == nil {
+		return nil, nil, "", false
+	}
+	for _, np := range sr.set.Identity {
+		if isManagedPolicyARN(np.Name) {
+			attached = append(attached, np.Name)
+		} else {
+			inline = append(inline, np)
+		}
+	}
+	for _, m := range sr.missing {
+		if m != sr.boundaryARN {
+			attached = append(attached, m)
+		}
+	}
+	return inline, attached, sr.boundaryARN, true
+}
+
+// ManagedPolicy returns the file's managed policy with that ARN (its
+// default version).
+func (s *Snapshot) ManagedPolicy(arn string) (*Policy, bool) {
+	p, ok := s.managed[arn]
+	return p, ok
 }

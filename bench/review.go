@@ -18,6 +18,9 @@ type Class struct {
 	Name            string
 	Role            string
 	InstanceProfile string
+	// NoCostCenter leaves the cost-center tag out of spec.tags (the
+	// organization scenario's SCP denies launching without it).
+	NoCostCenter bool
 }
 
 // ReviewBody returns the AdmissionReview the API server sends to
@@ -26,12 +29,16 @@ type Class struct {
 // annotations) so that decoding costs what it costs in a cluster. uid
 // identifies the request.
 func ReviewBody(c Class, uid string) []byte {
+	tags := map[string]any{"team": "platform", "cost-center": "1234"}
+	if c.NoCostCenter {
+		delete(tags, "cost-center")
+	}
 	spec := map[string]any{
 		"amiFamily":                  "AL2023",
 		"amiSelectorTerms":           []any{map[string]any{"alias": "al2023@latest"}},
 		"subnetSelectorTerms":        []any{map[string]any{"tags": map[string]any{"karpenter.sh/discovery": "demo"}}},
 		"securityGroupSelectorTerms": []any{map[string]any{"tags": map[string]any{"karpenter.sh/discovery": "demo"}}},
-		"tags":                       map[string]any{"team": "platform", "cost-center": "1234"},
+		"tags":                       tags,
 		"metadataOptions": map[string]any{
 			"httpEndpoint": "enabled", "httpProtocolIPv6": "disabled",
 			"httpPutResponseHopLimit": 1, "httpTokens": "required",

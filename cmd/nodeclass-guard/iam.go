@@ -114,9 +114,12 @@ func (f *iamFlags) view(ctx context.Context, metrics *authz.Metrics) (authz.View
 		return nil, nil, err
 	}
 	opts := authz.CacheOptions{Size: f.cacheSize, NegativeSize: f.negativeSize, TTL: f.cacheTTL, NegativeTTL: f.negativeTTL, Timeout: f.timeout, Metrics: metrics}
-	var live authz.View = authz.NewLive(client, authz.LiveOptions{Metrics: metrics})
+	liveIAM := authz.NewLive(client, authz.LiveOptions{Metrics: metrics})
+	var live authz.View = liveIAM
+	var reader authz.PolicyReader = liveIAM
 	if f.callRate > 0 {
-		live = authz.NewBudgeted(live, authz.BudgetOptions{Rate: f.callRate, Burst: f.callBurst, Metrics: metrics})
+		budgeted := authz.NewBudgeted(live, authz.BudgetOptions{Rate: f.callRate, Burst: f.callBurst, Metrics: metrics})
+		live, reader = budgeted, budgeted
 	}
 	eksClient, err := authz.NewEKSClient(ctx, f.region, f.eksEndpoint, f.timeout)
 	if err != nil {
@@ -145,7 +148,10 @@ func (f *iamFlags) view(ctx context.Context, metrics *authz.Metrics) (authz.View
 	// At most 3 KMS calls per distinct key (DescribeKey, GetKeyPolicy,
 	// ListGrants), cached like every other answer.
 	f.kms = authz.NewCachedKMS(authz.NewKMSLive(kmsClient, authz.LiveOptions{Metrics: metrics}), opts)
-	return authz.NewCached(live, opts), eks, nil
+	// Permission questions are evaluated here against the controller
+	// role's policies, read once per TTL; SimulatePrincipalPolicy answers
+	// what only AWS sees (SCPs) and what the policies cannot tell.
+	return authz.NewPolicyView(authz.NewCached(live, opts), reader, opts), eks, nil
 }
 
 var kubernetesVersionRE = regexp.MustCompile(`^1\.[0-9]{1,3}$`)

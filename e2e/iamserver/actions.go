@@ -10,7 +10,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/nodeclass-guard/nodeclass-guard/authz"
 )
@@ -219,10 +218,11 @@ func (c *call) simulatePrincipalPolicy() {
 	if !ok {
 		return
 	}
+	org := c.s.organization(c.snap)
 	var out simulatePrincipalPolicyResponse
 	for _, action := range actions[from:to] {
 		out.Result.EvaluationResults.Members = append(out.Result.EvaluationResults.Members,
-			c.s.evaluate(set, role.ARN, action, resources, qctx))
+			c.s.evaluate(set, org, role.ARN, action, resources, qctx))
 	}
 	out.Result.IsTruncated, out.Result.Marker = next != "", next
 	out.ResponseMetadata.RequestID = c.requestID
@@ -292,14 +292,18 @@ func contextEntries(form url.Values) (map[string][]string, error) {
 	}
 }
 
-// evaluate answers one action for every resource.
-func (s *Server) evaluate(set authz.PolicySet, principal, action string, resources []string, qctx map[string][]string) evaluationResultXML {
+// evaluate answers one action for every resource. With org (the account
+// in an organization) the SCPs count as IAM counts them: a request they
+// do not allow is denied (explicitly when an SCP's Deny matched), the
+// result carries OrganizationsDecisionDetail, and the keys their matching
+// statements test that the request lacks are reported missing.
+func (s *Server) evaluate(set authz.PolicySet, org *authz.Organization, principal, action string, resources []string, qctx map[string][]string) evaluationResultXML {
 	res := evaluationResultXML{EvalActionName: action, EvalResourceName: "*"}
 	if len(resources) == 1 {
 		res.EvalResourceName = resources[0]
 	}
 	top := "allowed"
-	boundaryAllows := true
+	boundaryAllows, orgsAllow := true, true
 	seen := map[statementXML]bool{}
 	for _, resource := range resources {
 		q := authz.Question{Principal: principal, Action: action, Resource: resource, Context: qctx}
@@ -307,6 +311,24 @@ func (s *Server) evaluate(set authz.PolicySet, principal, action string, resourc
 		rr := resourceResultXML{EvalResourceName: resource, EvalResourceDecision: decisionName(d)}
 		rr.MatchedStatements.Members = s.matchedStatements(set, q, d)
 		rr.MissingContextValues.Members = d.MissingContext
+		if org != nil {
+			sd := authz.EvaluateSCPs(org, q)
+			orgsAllow = orgsAllow && sd.Allowed
+			switch {
+			case sd.Explicit && rr.EvalResourceDecision != "explicitDeny":
+				rr.EvalResourceDecision = "explicitDeny"
+				rr.MatchedStatements.Members = nil
+			case !sd.Allowed && rr.EvalResourceDecision == "allowed":
+				rr.EvalResourceDecision = "implicitDeny"
+				rr.MatchedStatements.Members = nil
+			}
+			for _, k := range sd.Referenced {
+				if !contains(rr.MissingContextValues.Members, k) {
+					rr.MissingContextValues.Members = append(rr.MissingContextValues.Members, k)
+				}
+			}
+			d.MissingContext = rr.MissingContextValues.Members
+		}
 		if set.Boundary != nil {
 			allowed := authz.Evaluate(authz.PolicySet{Identity: []authz.NamedPolicy{*set.Boundary}}, q).Allowed
 			rr.PermissionsBoundaryDecisionDetail = &boundaryDecisionXML{AllowedByPermissionsBoundary: allowed}
@@ -332,6 +354,9 @@ func (s *Server) evaluate(set authz.PolicySet, principal, action string, resourc
 		res.ResourceSpecificResults.Members = append(res.ResourceSpecificResults.Members, rr)
 	}
 	res.EvalDecision = top
+	if org != nil {
+		res.OrganizationsDecisionDetail = &organizationsDecisionXML{AllowedByOrganizations: orgsAllow}
+	}
 	if set.Boundary != nil {
 		res.PermissionsBoundaryDecisionDetail = &boundaryDecisionXML{AllowedByPermissionsBoundary: boundaryAllows}
 	}
@@ -430,16 +455,160 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-// spanCache remembers each policy's statement positions: policies are
-// immutable once loaded, and re-parsing a document on every
-// SimulatePrincipalPolicy answer dominated the endpoint's CPU under load.
-var spanCache sync.Map // *authz.Policy -> []span
-
 func cachedSpans(p *authz.Policy) []span {
-	if v, ok := spanCache.Load(p); ok {
-		return v.([]span)
+	var out []span
+	for _, s := range p.Spans() {
+		out = append(out, span{pos{s.Start.Line, s.Start.Col}, pos{s.End.Line, s.End.Col}})
 	}
-	spans := statementSpans(p.Document())
-	spanCache.Store(p, spans)
-	return spans
+	return out
+}
+
+// policyText is a document as IAM returns it: percent-encoded (spaces as
+// %20).
+func policyText(p *authz.Policy) string {
+	return strings.ReplaceAll(url.QueryEscape(p.Document()), "+", "%20")
+}
+
+// policyVersion is the one version of every managed policy served.
+const policyVersion = "v1"
+
+func (c *call) listRolePolicies() {
+	name, ok := c.validName("RoleName", "roleName", 64)
+	if !ok {
+		return
+	}
+	role, err := c.snap.Role(context.Background(), name)
+	if err != nil {
+		c.noSuchRole(name)
+		return
+	}
+	inline, _, _, _ := c.snap.RolePolicyNames(role.Name)
+	from, to, next, ok := c.page(len(inline))
+	if !ok {
+		return
+	}
+	var out listRolePoliciesResponse
+	for _, np := range inline[from:to] {
+		out.Result.PolicyNames.Members = append(out.Result.PolicyNames.Members, np.Name)
+	}
+	out.Result.IsTruncated, out.Result.Marker = next != "", next
+	out.ResponseMetadata.RequestID = c.requestID
+	c.reply(out)
+}
+
+func (c *call) getRolePolicy() {
+	name, ok := c.validName("RoleName", "roleName", 64)
+	if !ok {
+		return
+	}
+	policyName, ok := c.validName("PolicyName", "policyName", 128)
+	if !ok {
+		return
+	}
+	role, err := c.snap.Role(context.Background(), name)
+	if err != nil {
+		c.noSuchRole(name)
+		return
+	}
+	inline, _, _, _ := c.snap.RolePolicyNames(role.Name)
+	for _, np := range inline {
+		if np.Name != policyName || np.Policy == nil {
+			continue
+		}
+		var out getRolePolicyResponse
+		out.Result.RoleName, out.Result.PolicyName, out.Result.PolicyDocument = role.Name, np.Name, policyText(np.Policy)
+		out.ResponseMetadata.RequestID = c.requestID
+		c.reply(out)
+		return
+	}
+	c.fail(http.StatusNotFound, "Sender", "NoSuchEntity", fmt.Sprintf("The role policy with name %s cannot be found.", policyName))
+}
+
+func (c *call) listAttachedRolePolicies() {
+	name, ok := c.validName("RoleName", "roleName", 64)
+	if !ok {
+		return
+	}
+	role, err := c.snap.Role(context.Background(), name)
+	if err != nil {
+		c.noSuchRole(name)
+		return
+	}
+	_, attached, _, _ := c.snap.RolePolicyNames(role.Name)
+	from, to, next, ok := c.page(len(attached))
+	if !ok {
+		return
+	}
+	var out listAttachedRolePoliciesResponse
+	for _, arn := range attached[from:to] {
+		out.Result.AttachedPolicies.Members = append(out.Result.AttachedPolicies.Members, attachedPolicyXML{PolicyName: arn[strings.LastIndexByte(arn, '/')+1:], PolicyArn: arn})
+	}
+	out.Result.IsTruncated, out.Result.Marker = next != "", next
+	out.ResponseMetadata.RequestID = c.requestID
+	c.reply(out)
+}
+
+// managedPolicy finds the PolicyArn parameter's policy, answering as IAM
+// does when it cannot.
+func (c *call) managedPolicy() (string, *authz.Policy, bool) {
+	arn := c.r.Form.Get("PolicyArn")
+	if arn == "" {
+		c.fail(http.StatusBadRequest, "Sender", "ValidationError",
+			"1 validation error detected: Value null at 'policyArn' failed to satisfy constraint: Member must not be null")
+		return "", nil, false
+	}
+	if a, err := authz.ParseARN(arn); err != nil || a.Service != "iam" || !strings.HasPrefix(a.Resource, "policy/") {
+		c.fail(http.StatusBadRequest, "Sender", "InvalidInput", fmt.Sprintf("ARN %s is not valid.", arn))
+		return "", nil, false
+	}
+	p, ok := c.snap.ManagedPolicy(arn)
+	if !ok {
+		c.fail(http.StatusNotFound, "Sender", "NoSuchEntity", fmt.Sprintf("Policy %s was not found.", arn))
+		return "", nil, false
+	}
+	return arn, p, true
+}
+
+func (c *call) getPolicy() {
+	arn, _, ok := c.managedPolicy()
+	if !ok {
+		return
+	}
+	a, _ := authz.ParseARN(arn)
+	path := "/"
+	if i := strings.LastIndexByte(a.Resource, '/'); i > len("policy") {
+		path = a.Resource[len("policy") : i+1]
+	}
+	var out getPolicyResponse
+	out.Result.Policy = policyXML{
+		PolicyName:       arn[strings.LastIndexByte(arn, '/')+1:],
+		PolicyID:         entityID("ANPA", arn),
+		Arn:              arn,
+		Path:             path,
+		DefaultVersionID: policyVersion,
+		AttachmentCount:  1,
+		IsAttachable:     true,
+		CreateDate:       createDate,
+		UpdateDate:       createDate,
+	}
+	out.ResponseMetadata.RequestID = c.requestID
+	c.reply(out)
+}
+
+func (c *call) getPolicyVersion() {
+	arn, p, ok := c.managedPolicy()
+	if !ok {
+		return
+	}
+	if v := c.r.Form.Get("VersionId"); v != policyVersion {
+		c.fail(http.StatusNotFound, "Sender", "NoSuchEntity", fmt.Sprintf("Policy %s version %s does not exist or is not attachable.", arn, v))
+		return
+	}
+	var out getPolicyVersionResponse
+	out.Result.PolicyVersion.Document = policyText(p)
+	out.Result.PolicyVersion.VersionID = policyVersion
+	out.Result.PolicyVersion.IsDefaultVersion = true
+	out.Result.PolicyVersion.CreateDate = createDate
+	out.ResponseMetadata.RequestID = c.requestID
+	c.reply(out)
 }

@@ -7,9 +7,12 @@
 // injected on demand.
 //
 // Actions: GetRole, GetInstanceProfile, ListInstanceProfilesForRole,
-// SimulatePrincipalPolicy, and the policy reads of policies.go
+// SimulatePrincipalPolicy, and the reads of a role's policies
 // (ListRolePolicies, GetRolePolicy, ListAttachedRolePolicies, GetPolicy,
-// GetPolicyVersion). SigV4 signatures are not verified, but a request
+// GetPolicyVersion; every managed policy at version v1). When the account
+// is in an organization (the snapshot's Organization section, or
+// WithOrganization), SimulatePrincipalPolicy also evaluates its SCPs
+// (authz.EvaluateSCPs) and says so in OrganizationsDecisionDetail. SigV4 signatures are not verified, but a request
 // without an Authorization header is refused as IAM refuses it.
 package iamserver
 
@@ -73,10 +76,13 @@ type Server struct {
 	ec2Latency    time.Duration
 	ssmLatency    time.Duration
 	failures      []*Failure
-	rng           *rand.Rand
-	calls         map[string]int
-	total         int
-	requests      uint64
+	// org overrides the snapshot's Organization section when orgSet.
+	org      *authz.Organization
+	orgSet   bool
+	rng      *rand.Rand
+	calls    map[string]int
+	total    int
+	requests uint64
 	// stopping is closed by the stop function of Start; held requests
 	// watch it.
 	stopping chan struct{}
@@ -103,6 +109,34 @@ func WithFailure(f Failure) Option { return func(s *Server) { s.failures = appen
 // runs.
 func WithSeed(seed uint64) Option {
 	return func(s *Server) { s.rng = rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)) }
+}
+
+// WithOrganization puts the account in an organization whose SCPs are
+// scps (none: FullAWSAccess), whatever the snapshot says.
+func WithOrganization(scps ...authz.NamedPolicy) Option {
+	return func(s *Server) { s.org, s.orgSet = &authz.Organization{SCPs: scps}, true }
+}
+
+// SetOrganization is WithOrganization while serving; nil takes the
+// account out of any organization, including the snapshot's.
+func (s *Server) SetOrganization(org *authz.Organization) {
+	s.mu.Lock()
+	s.org, s.orgSet = org, true
+	s.mu.Unlock()
+}
+
+// organization is the organization SimulatePrincipalPolicy evaluates, nil
+// for none.
+func (s *Server) organization(snap *authz.Snapshot) *authz.Organization {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.orgSet {
+		return s.org
+	}
+	if snap == nil {
+		return nil
+	}
+	return snap.Organization()
 }
 
 // New returns a server answering from snap.

@@ -110,12 +110,13 @@ type resourceResultXML struct {
 }
 
 type evaluationResultXML struct {
-	EvalActionName                    string               `xml:"EvalActionName"`
-	EvalResourceName                  string               `xml:"EvalResourceName"`
-	EvalDecision                      string               `xml:"EvalDecision"`
-	MatchedStatements                 statementsXML        `xml:"MatchedStatements"`
-	MissingContextValues              stringsXML           `xml:"MissingContextValues"`
-	PermissionsBoundaryDecisionDetail *boundaryDecisionXML `xml:"PermissionsBoundaryDecisionDetail,omitempty"`
+	EvalActionName                    string                    `xml:"EvalActionName"`
+	EvalResourceName                  string                    `xml:"EvalResourceName"`
+	EvalDecision                      string                    `xml:"EvalDecision"`
+	MatchedStatements                 statementsXML             `xml:"MatchedStatements"`
+	MissingContextValues              stringsXML                `xml:"MissingContextValues"`
+	OrganizationsDecisionDetail       *organizationsDecisionXML `xml:"OrganizationsDecisionDetail,omitempty"`
+	PermissionsBoundaryDecisionDetail *boundaryDecisionXML      `xml:"PermissionsBoundaryDecisionDetail,omitempty"`
 	ResourceSpecificResults           struct {
 		Members []resourceResultXML `xml:"member"`
 	} `xml:"ResourceSpecificResults"`
@@ -130,5 +131,79 @@ type simulatePrincipalPolicyResponse struct {
 		} `xml:"EvaluationResults"`
 		Marker string `xml:"Marker,omitempty"`
 	} `xml:"SimulatePrincipalPolicyResult"`
+	ResponseMetadata responseMetadata `xml:"ResponseMetadata"`
+}
+
+type organizationsDecisionXML struct {
+	AllowedByOrganizations bool `xml:"AllowedByOrganizations"`
+}
+
+type listRolePoliciesResponse struct {
+	XMLName xml.Name `xml:"https://iam.amazonaws.com/doc/2010-05-08/ ListRolePoliciesResponse"`
+	Result  struct {
+		PolicyNames stringsXML `xml:"PolicyNames"`
+		IsTruncated bool       `xml:"IsTruncated"`
+		Marker      string     `xml:"Marker,omitempty"`
+	} `xml:"ListRolePoliciesResult"`
+	ResponseMetadata responseMetadata `xml:"ResponseMetadata"`
+}
+
+type getRolePolicyResponse struct {
+	XMLName xml.Name `xml:"https://iam.amazonaws.com/doc/2010-05-08/ GetRolePolicyResponse"`
+	Result  struct {
+		RoleName       string `xml:"RoleName"`
+		PolicyName     string `xml:"PolicyName"`
+		PolicyDocument string `xml:"PolicyDocument"`
+	} `xml:"GetRolePolicyResult"`
+	ResponseMetadata responseMetadata `xml:"ResponseMetadata"`
+}
+
+type attachedPolicyXML struct {
+	PolicyName string `xml:"PolicyName"`
+	PolicyArn  string `xml:"PolicyArn"`
+}
+
+type listAttachedRolePoliciesResponse struct {
+	XMLName xml.Name `xml:"https://iam.amazonaws.com/doc/2010-05-08/ ListAttachedRolePoliciesResponse"`
+	Result  struct {
+		AttachedPolicies struct {
+			Members []attachedPolicyXML `xml:"member"`
+		} `xml:"AttachedPolicies"`
+		IsTruncated bool   `xml:"IsTruncated"`
+		Marker      string `xml:"Marker,omitempty"`
+	} `xml:"ListAttachedRolePoliciesResult"`
+	ResponseMetadata responseMetadata `xml:"ResponseMetadata"`
+}
+
+type policyXML struct {
+	PolicyName       string `xml:"PolicyName"`
+	PolicyID         string `xml:"PolicyId"`
+	Arn              string `xml:"Arn"`
+	Path             string `xml:"Path"`
+	DefaultVersionID string `xml:"DefaultVersionId"`
+	AttachmentCount  int    `xml:"AttachmentCount"`
+	IsAttachable     bool   `xml:"IsAttachable"`
+	CreateDate       string `xml:"CreateDate"`
+	UpdateDate       string `xml:"UpdateDate"`
+}
+
+type getPolicyResponse struct {
+	XMLName xml.Name `xml:"https://iam.amazonaws.com/doc/2010-05-08/ GetPolicyResponse"`
+	Result  struct {
+		Policy policyXML `xml:"Policy"`
+	} `xml:"GetPolicyResult"`
+	ResponseMetadata responseMetadata `xml:"ResponseMetadata"`
+}
+
+type getPolicyVersionResponse struct {
+	XMLName xml.Name `xml:"https://iam.amazonaws.com/doc/2010-05-08/ GetPolicyVersionResponse"`
+	Result  struct {
+		PolicyVersion struct {
+			Document         string `xml:"Document"`
+			VersionID        string `xml:"VersionId"`
+			IsDefaultVersion bool   `xml:"IsDefaultVersion"`
+			CreateDate       string `xml:"CreateDate"`
+		} `xml:"PolicyVersion"`
+	} `xml:"GetPolicyVersionResult"`
 	ResponseMetadata responseMetadata `xml:"ResponseMetadata"`
 }

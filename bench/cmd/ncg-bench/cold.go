@@ -20,7 +20,8 @@ import (
 const coldProbes = 20
 
 // iamActions are the IAM APIs the local endpoint counts.
-var iamActions = []string{"GetRole", "GetInstanceProfile", "ListInstanceProfilesForRole", "SimulatePrincipalPolicy"}
+var iamActions = []string{"GetRole", "GetInstanceProfile", "ListInstanceProfilesForRole", "SimulatePrincipalPolicy",
+	"ListRolePolicies", "GetRolePolicy", "ListAttachedRolePolicies", "GetPolicy", "GetPolicyVersion"}
 
 type coldResult struct {
 	// cold is the burst against a fresh serve; warm the same burst right

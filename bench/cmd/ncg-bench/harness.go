@@ -280,9 +280,10 @@ func (h *harness) runAll(ctx context.Context) (string, error) {
 		warm *warmResult
 		cold *coldResult
 		mem  *memResult
+		org  *orgResult
 		err  error
 	)
-	if h.c.run("warm") || h.c.run("cold") {
+	if h.c.run("warm") || h.c.run("cold") || h.c.run("org") {
 		if h.trivial, h.trivialProc, err = h.startTrivial(ctx, poolSize); err != nil {
 			return "", err
 		}
@@ -305,6 +306,13 @@ func (h *harness) runAll(ctx context.Context) (string, error) {
 			return "", fmt.Errorf("cold scenario: %w", err)
 		}
 		cold = &r
+	}
+	if h.c.run("org") {
+		r, err := h.orgScenario(ctx)
+		if err != nil {
+			return "", fmt.Errorf("org scenario: %w", err)
+		}
+		org = &r
 	}
 	for _, p := range []*bench.Process{h.trivialProc, h.noopProc} {
 		if p == nil {
@@ -329,6 +337,9 @@ func (h *harness) runAll(ctx context.Context) (string, error) {
 	}
 	h.summary(warm, cold, mem)
 	line := figures(warm, cold, mem) + single.figures()
+	if org != nil {
+		line += " " + org.figures()
+	}
 	// Last: it leaves its classes in the control plane.
 	if h.c.run("audit") {
 		r, err := h.auditScenario(ctx)

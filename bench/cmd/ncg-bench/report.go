@@ -17,8 +17,8 @@ const (
 	// controller-runtime's no-op typed validator's.
 	goalFloorCPURatio = 1.25
 	// goalIAMCallsPerClass bounds the cold burst's IAM calls per class
-	// (160 for the default 50 classes).
-	goalIAMCallsPerClass = 3.2
+	// (100 for the default 50 classes, no organization).
+	goalIAMCallsPerClass = 2.0
 )
 
 // summary prints the tables of the scenarios that ran and their goals,
@@ -81,7 +81,7 @@ func (h *harness) summary(warm *warmResult, cold *coldResult, mem *memResult) {
 		goal(bench.Ms(cold.cold.P99) < coldGoal, "cold p99 %.1f ms < %.0f ms (IAM latency + %.0f ms)", bench.Ms(cold.cold.P99), coldGoal, goalColdSlackMs)
 		goal(excess < coldGoal, "cold p99 over the same burst with the cache warm %.1f ms < %.0f ms", excess, coldGoal)
 		goal(bench.Ms(cold.single.Max) < coldGoal, "one cold admission at a time: slowest %.1f ms < %.0f ms", bench.Ms(cold.single.Max), coldGoal)
-		goal(cold.iamCalls == cold.calls, "cold IAM calls %d == expected calls %d (distinct questions %d)", cold.iamCalls, cold.calls, cold.distinct)
+		goal(cold.iamCalls <= cold.calls, "cold IAM calls %d <= the calls the questions take when IAM simulates them %d (distinct questions %d)", cold.iamCalls, cold.calls, cold.distinct)
 		perClass := float64(cold.iamCalls) / float64(cold.classes)
 		goal(perClass <= goalIAMCallsPerClass, "cold IAM calls per class %.2f <= %.2f", perClass, goalIAMCallsPerClass)
 	}

@@ -1,0 +1,620 @@
+package authz
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
+	"github.com/aws/aws-sdk-go-v2/service/iam/types"
+	"github.com/aws/smithy-go"
+)
+
+// RolePolicies is what one read of a role's policies tells: the policies
+// IAM evaluates for the role within its account, and whether the account
+// is in an organization (whose SCPs only IAM can evaluate).
+type RolePolicies struct {
+	// ARN is the role's ARN, path included.
+	ARN string
+	Set PolicySet
+	// Keys are the condition keys the documents test, lower-cased.
+	Keys map[string]bool
+	// InOrganization is set when IAM's simulation answered with an
+	// OrganizationsDecisionDetail: SCPs (and RCPs) apply, which the
+	// documents here do not show.
+	InOrganization bool
+	// Unreadable, when set, says why the policies could not be read
+	// (IAM refused the read: the webhook's identity lacks
+	// iam:GetRolePolicy...; or a document this evaluator cannot parse):
+	// every question then goes to SimulatePrincipalPolicy, as before.
+	Unreadable string
+}
+
+// PolicyReader reads a role's policies (Live with the IAM API; Budgeted
+// in front of it).
+type PolicyReader interface {
+	RolePolicies(ctx context.Context, principal string) (RolePolicies, error)
+}
+
+var (
+	_ PolicyReader = (*Live)(nil)
+	_ PolicyReader = (*Budgeted)(nil)
+)
+
+// orgProbeAction is the action of the one SimulatePrincipalPolicy call per
+// read that tells whether the account is in an organization: IAM adds
+// OrganizationsDecisionDetail to its answers only then.
+const orgProbeAction = "iam:GetRole"
+
+// RolePolicies implements PolicyReader: GetRole (the boundary, the real
+// ARN), ListRolePolicies and GetRolePolicy for each inline policy,
+// ListAttachedRolePolicies, GetPolicy and GetPolicyVersion for each
+// attached policy and the boundary, and one SimulatePrincipalPolicy to learn
+// whether the account is in an organization: 5 + inline + 2 × managed
+// calls, in three rounds. IAM refusing a read (AccessDenied) is not an
+// error: the answer is Unreadable and questions go to the simulator.
+func (l *Live) RolePolicies(ctx context.Context, principal string) (RolePolicies, error) {
+	api, ok := l.client.(IAMPolicyAPI)
+	if !ok {
+		return RolePolicies{ARN: principal, Unreadable: "the IAM client cannot read policies"}, nil
+	}
+	arn, err := l.ResolvePrincipal(ctx, principal)
+	if err != nil {
+		if IsUnavailable(err) || errors.Is(err, ErrNotFound) {
+			return RolePolicies{}, err
+		}
+		return RolePolicies{}, fmt.Errorf("principal %q: %w", principal, err)
+	}
+	ra, err := ParseRoleARN(arn)
+	if err != nil {
+		return RolePolicies{}, fmt.Errorf("principal %q: %w", principal, err)
+	}
+	name := ra.Name
+	rp := RolePolicies{ARN: arn, Keys: map[string]bool{}}
+
+	var (
+		wg                  sync.WaitGroup
+		role                *types.Role
+		inlineNames         []string
+		attached            []types.AttachedPolicy
+		errRole, errInline  error
+		errAttach, errProbe error
+	)
+	wg.Go(func() {
+		var out *iam.GetRoleOutput
+		out, errRole = callIAM(l, ctx, "GetRole", func(ctx context.Context) (*iam.GetRoleOutput, error) {
+			return l.client.GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String(name)})
+		})
+		if errRole == nil {
+			role = out.Role
+		}
+	})
+	wg.Go(func() {
+		var marker *string
+		for page := 0; page < l.maxPages; page++ {
+			out, err := callIAM(l, ctx, "ListRolePolicies", func(ctx context.Context) (*iam.ListRolePoliciesOutput, error) {
+				return api.ListRolePolicies(ctx, &iam.ListRolePoliciesInput{RoleName: aws.String(name), Marker: marker})
+			})
+			if err != nil {
+				errInline = err
+				return
+			}
+			inlineNames = append(inlineNames, out.PolicyNames...)
+			if !out.IsTruncated || aws.ToString(out.Marker) == "" {
+				return
+			}
+			marker = out.Marker
+		}
+		errInline = &UnavailableError{Op: "ListRolePolicies", Err: fmt.Errorf("more than %d pages", l.maxPages)}
+	})
+	wg.Go(func() {
+		var marker *string
+		for page := 0; page < l.maxPages; page++ {
+			out, err := callIAM(l, ctx, "ListAttachedRolePolicies", func(ctx context.Context) (*iam.ListAttachedRolePoliciesOutput, error) {
+				return api.ListAttachedRolePolicies(ctx, &iam.ListAttachedRolePoliciesInput{RoleName: aws.String(name), Marker: marker})
+			})
+			if err != nil {
+				errAttach = err
+				return
+			}
+			attached = append(attached, out.AttachedPolicies...)
+			if !out.IsTruncated || aws.ToString(out.Marker) == "" {
+				return
+			}
+			marker = out.Marker
+		}
+		errAttach = &UnavailableError{Op: "ListAttachedRolePolicies", Err: fmt.Errorf("more than %d pages", l.maxPages)}
+	})
+	wg.Go(func() {
+		var out *iam.SimulatePrincipalPolicyOutput
+		out, errProbe = callIAM(l, ctx, "SimulatePrincipalPolicy", func(ctx context.Context) (*iam.SimulatePrincipalPolicyOutput, error) {
+			return l.client.SimulatePrincipalPolicy(ctx, &iam.SimulatePrincipalPolicyInput{PolicySourceArn: aws.String(arn), ActionNames: []string{orgProbeAction}})
+		})
+		if errProbe == nil {
+			for _, r := range out.EvaluationResults {
+				if r.OrganizationsDecisionDetail != nil {
+					rp.InOrganization = true
+				}
+			}
+		}
+	})
+	wg.Wait()
+	for _, err := range []error{errRole, errInline, errAttach, errProbe} {
+		if err == nil {
+			continue
+		}
+		if why, refused := readRefused(err); refused {
+			rp.Unreadable = why
+			return rp, nil
+		}
+		var nse *types.NoSuchEntityException
+		if errors.As(err, &nse) {
+			return RolePolicies{}, &NotFoundError{Kind: "role", Name: arn}
+		}
+		return RolePolicies{}, asUnavailable(err)
+	}
+	if role == nil {
+		return RolePolicies{}, &UnavailableError{Op: "GetRole", Err: fmt.Errorf("response for role %q holds no Role element", name)}
+	}
+	if a := aws.ToString(role.Arn); a != "" {
+		rp.ARN = a
+	}
+
+	// Second and third rounds: the documents.
+	type doc struct {
+		name  string // inline name or managed ARN
+		text  string
+		err   error
+		bound bool
+	}
+	docs := make([]doc, 0, len(inlineNames)+len(attached)+1)
+	for _, n := range inlineNames {
+		docs = append(docs, doc{name: n})
+	}
+	inline := len(docs)
+	for _, a := range attached {
+		docs = append(docs, doc{name: aws.ToString(a.PolicyArn)})
+	}
+	if b := role.PermissionsBoundary; b != nil && aws.ToString(b.PermissionsBoundaryArn) != "" {
+		docs = append(docs, doc{name: aws.ToString(b.PermissionsBoundaryArn), bound: true})
+	}
+	for i := range docs {
+		d := &docs[i]
+		wg.Go(func() {
+			if i < inline {
+				out, err := callIAM(l, ctx, "GetRolePolicy", func(ctx context.Context) (*iam.GetRolePolicyOutput, error) {
+					return api.GetRolePolicy(ctx, &iam.GetRolePolicyInput{RoleName: aws.String(name), PolicyName: aws.String(d.name)})
+				})
+				if err == nil {
+					d.text = aws.ToString(out.PolicyDocument)
+				}
+				d.err = err
+				return
+			}
+			pol, err := callIAM(l, ctx, "GetPolicy", func(ctx context.Context) (*iam.GetPolicyOutput, error) {
+				return api.GetPolicy(ctx, &iam.GetPolicyInput{PolicyArn: aws.String(d.name)})
+			})
+			if err != nil {
+				d.err = err
+				return
+			}
+			if pol.Policy == nil || aws.ToString(pol.Policy.DefaultVersionId) == "" {
+				d.err = &UnavailableError{Op: "GetPolicy", Err: fmt.Errorf("policy %s: no DefaultVersionId", d.name)}
+				return
+			}
+			ver, err := callIAM(l, ctx, "GetPolicyVersion", func(ctx context.Context) (*iam.GetPolicyVersionOutput, error) {
+				return api.GetPolicyVersion(ctx, &iam.GetPolicyVersionInput{PolicyArn: aws.String(d.name), VersionId: pol.Policy.DefaultVersionId})
+			})
+			if err != nil {
+				d.err = err
+				return
+			}
+			if ver.PolicyVersion == nil {
+				d.err = &UnavailableError{Op: "GetPolicyVersion", Err: fmt.Errorf("policy %s: no PolicyVersion element", d.name)}
+				return
+			}
+			d.text = aws.ToString(ver.PolicyVersion.Document)
+		})
+	}
+	wg.Wait()
+	for _, d := range docs {
+		if d.err != nil {
+			if why, refused := readRefused(d.err); refused {
+				rp.Unreadable = why
+				return rp, nil
+			}
+			return RolePolicies{}, asUnavailable(d.err)
+		}
+		text := d.text
+		if decoded, err := url.PathUnescape(text); err == nil {
+			text = decoded
+		}
+		p, err := ParsePolicy([]byte(text))
+		if err != nil {
+			rp.Unreadable = fmt.Sprintf("policy %s: %v", d.name, err)
+			return rp, nil
+		}
+		for _, k := range p.conditionKeys() {
+			rp.Keys[strings.ToLower(k)] = true
+		}
+		np := NamedPolicy{Name: d.name, Policy: p}
+		if d.bound {
+			rp.Set.Boundary = &np
+		} else {
+			rp.Set.Identity = append(rp.Set.Identity, np)
+		}
+	}
+	return rp, nil
+}
+
+// callIAM makes one IAM call within Live's in-flight bound, counted in
+// its metrics.
+func callIAM[T any](l *Live, ctx context.Context, op string, call func(context.Context) (T, error)) (T, error) {
+	if err := l.acquire(ctx, op); err != nil {
+		var zero T
+		return zero, err
+	}
+	start := time.Now()
+	out, err := call(ctx)
+	l.release()
+	l.metrics.observeCall(op, start, err)
+	return out, err
+}
+
+// readRefused reports whether IAM refused a read of the policies
+// (AccessDenied: the webhook's identity may simulate but not read).
+func readRefused(err error) (string, bool) {
+	var apiErr smithy.APIError
+	if errors.As(err, &apiErr) {
+		switch apiErr.ErrorCode() {
+		case "AccessDenied", "AccessDeniedException", "UnauthorizedOperation":
+			return apiErr.ErrorCode() + ": " + apiErr.ErrorMessage(), true
+		}
+	}
+	return "", false
+}
+
+// asUnavailable wraps err as an *UnavailableError unless it is one.
+func asUnavailable(err error) error {
+	if IsUnavailable(err) {
+		return err
+	}
+	op := "GetRole"
+	var oe *smithy.OperationError
+	if errors.As(err, &oe) {
+		op = oe.Operation()
+	}
+	return &UnavailableError{Op: op, Err: err}
+}
+
+// RolePolicies implements PolicyReader: one token of the budget for the
+// read, which happens once per cache TTL whatever the classes.
+func (b *Budgeted) RolePolicies(ctx context.Context, principal string) (RolePolicies, error) {
+	r, ok := b.inner.(PolicyReader)
+	if !ok {
+		return RolePolicies{ARN: principal, Unreadable: "the IAM view cannot read policies"}, nil
+	}
+	if err := b.spend(WithPriority(ctx), "GetRolePolicy"); err != nil {
+		return RolePolicies{}, err
+	}
+	return r.RolePolicies(ctx, principal)
+}
+
+// conditionKeys lists the condition keys p's statements test.
+func (p *Policy) conditionKeys() []string {
+	var out []string
+	for i := range p.Statements {
+		for j := range p.Statements[i].conditions {
+			out = append(out, p.Statements[i].conditions[j].key)
+		}
+	}
+	return out
+}
+
+// SimulatedDecision evaluates q against set as IAM's SimulatePrincipalPolicy
+// answers it, read as Live reads that answer: the evaluator's verdict,
+// with what the simulator says of it (the denying statement as its line,
+// the boundary's detail, the missing context keys) and nothing only the
+// snapshot evaluator knows (near misses, failed conditions). Answers
+// through PolicyView are then word for word those of Live against an
+// endpoint that evaluates with Evaluate (the local IAM endpoint).
+func SimulatedDecision(set PolicySet, q Question) Decision {
+	if q.Resource == "" {
+		q.Resource = "*"
+	}
+	full := Evaluate(set, q)
+	d := Decision{MissingContext: full.MissingContext}
+	if full.Allowed {
+		d.Allowed = true
+		return d
+	}
+	d.Explicit = full.Explicit
+	boundaryAllows := true
+	if set.Boundary != nil {
+		boundaryAllows = Evaluate(PolicySet{Identity: []NamedPolicy{*set.Boundary}}, q).Allowed
+	}
+	// The matched statement, for an explicit deny: the denying one.
+	var denyPolicy *NamedPolicy
+	denyIndex := -1
+	if full.Explicit {
+		all := set.Identity
+		if set.Boundary != nil {
+			all = append(all[:len(all):len(all)], *set.Boundary)
+		}
+		for k := range all {
+			np := &all[k]
+			if np.Name != full.DeniedBy.Policy || np.Policy == nil {
+				continue
+			}
+			for i := range np.Policy.Statements {
+				if np.Policy.Statements[i].Label() == full.DeniedBy.Statement {
+					denyPolicy, denyIndex = np, i
+					break
+				}
+			}
+			if denyPolicy != nil {
+				break
+			}
+		}
+	}
+	inlineDeny := denyPolicy != nil && !isManagedPolicyARN(denyPolicy.Name)
+	switch {
+	case !boundaryAllows && !inlineDeny:
+		d.DeniedBy.Source = DeniedByBoundary
+	case d.Explicit:
+		d.DeniedBy.Source = DeniedByIdentity
+	default:
+		denyPolicy = nil
+	}
+	if d.Explicit && denyPolicy != nil {
+		d.DeniedBy.Policy = simulatorPolicyID(denyPolicy.Name)
+		if spans := denyPolicy.Policy.Spans(); denyIndex < len(spans) {
+			d.DeniedBy.Statement = fmt.Sprintf("line %d", spans[denyIndex].Start.Line)
+		}
+	}
+	return d
+}
+
+// isManagedPolicyARN reports whether a NamedPolicy's name is a managed
+// policy's ARN (an inline policy is named by its name).
+func isManagedPolicyARN(name string) bool {
+	a, err := ParseARN(name)
+	return err == nil && strings.HasPrefix(a.Resource, "policy/")
+}
+
+// simulatorPolicyID is the SourcePolicyId IAM's simulator gives a
+// policy: an inline policy's name, a managed policy's name (the last part
+// of its ARN).
+func simulatorPolicyID(name string) string {
+	if !isManagedPolicyARN(name) {
+		return name
+	}
+	a, _ := ParseARN(name)
+	return a.Resource[strings.LastIndexByte(a.Resource, '/')+1:]
+}
+
+// PolicyView is an IAM View that reads the controller role's policies once
+// per cache TTL and answers permission questions with the local evaluator
+// (SimulatedDecision), so that a new class costs IAM nothing for them.
+// Roles and instance profiles come from inner (a Cached view of Live).
+//
+// What only AWS sees stays with AWS: when the account is in an
+// organization, a question the role's own policies allow is also asked of
+// SimulatePrincipalPolicy (through inner, so cached, coalesced, batched
+// and budgeted as before), for its SCPs' verdict, with its context
+// projected onto the keys the policies can test (those the documents test
+// and those IAM has reported missing), so that classes whose requests
+// differ only in what no policy tests share one answer. When the
+// policies cannot be read (IAM refuses the read, or a document is beyond
+// this evaluator), or the evaluator meets a condition operator it does
+// not know, the question goes to the simulator as well.
+//
+// The read of the policies follows the cache's contract: one shared read
+// for concurrent callers, and, when IAM cannot be asked, the last read,
+// marked stale, for StaleFor past its TTL; "could not check" otherwise.
+type PolicyView struct {
+	View
+	reader   PolicyReader
+	policies answerCache
+
+	mu sync.RWMutex
+	// learned are context keys, lower-cased, that IAM reported missing
+	// from a projected question although the request carries them: keys
+	// an SCP tests.
+	learned map[string]bool
+}
+
+var (
+	_ View    = (*PolicyView)(nil)
+	_ Batcher = (*PolicyView)(nil)
+)
+
+// NewPolicyView returns a PolicyView reading policies through reader,
+// asking inner for roles, profiles and what the simulator must answer.
+// opts are the cache's (TTL, StaleFor, Timeout, Metrics); Size is ignored.
+func NewPolicyView(inner View, reader PolicyReader, opts CacheOptions) *PolicyView {
+	v := &PolicyView{View: inner, reader: reader, learned: map[string]bool{}}
+	opts.Size, opts.NegativeSize = 64, 64
+	v.policies.init(opts)
+	return v
+}
+
+// Policies returns principal's policies as last read (reading them when
+// the cache holds none fresh).
+func (v *PolicyView) Policies(ctx context.Context, principal string) (RolePolicies, Served, error) {
+	val, served, err := v.policies.lookup(ctx, "GetRolePolicy", "policies\x00"+principal, func(ctx context.Context) (any, error) {
+		return v.reader.RolePolicies(ctx, principal)
+	})
+	if err != nil {
+		return RolePolicies{}, served, err
+	}
+	return val.(RolePolicies), served, nil
+}
+
+// Decide implements View.
+func (v *PolicyView) Decide(ctx context.Context, q Question) (Decision, error) {
+	ds, errs := v.DecideAll(ctx, []Question{q})
+	return ds[0], errs[0]
+}
+
+// DecideAll implements Batcher.
+func (v *PolicyView) DecideAll(ctx context.Context, qs []Question) ([]Decision, []error) {
+	ds, errs := make([]Decision, len(qs)), make([]error, len(qs))
+	// Questions the simulator answers: whole, or projected for the SCPs.
+	var whole, scp []int
+	var rp RolePolicies
+	var served Served
+	var have string
+	for i, q := range qs {
+		if have == "" || q.Principal != have {
+			var err error
+			rp, served, err = v.Policies(ctx, q.Principal)
+			if err != nil {
+				errs[i] = err
+				have = ""
+				continue
+			}
+			have = q.Principal
+		}
+		if rp.Unreadable != "" {
+			whole = append(whole, i)
+			continue
+		}
+		d := SimulatedDecision(rp.Set, q)
+		if d.Allowed && evaluatorUnsure(rp.Set, q) {
+			whole = append(whole, i)
+			continue
+		}
+		d = knownAbsent(d, q)
+		d.Served = served
+		ds[i] = d
+		if d.Allowed && rp.InOrganization {
+			scp = append(scp, i)
+		}
+	}
+	if len(whole) > 0 {
+		sub := make([]Question, len(whole))
+		for j, i := range whole {
+			sub[j] = qs[i]
+		}
+		got, gotErrs := DecideAll(ctx, v.View, sub)
+		for j, i := range whole {
+			ds[i], errs[i] = got[j], gotErrs[j]
+		}
+	}
+	if len(scp) > 0 {
+		v.askSCPs(ctx, qs, scp, ds, errs)
+	}
+	return ds, errs
+}
+
+// evaluatorUnsure reports whether the evaluator met what it does not know
+// (a condition operator) while deciding q: the simulator decides then.
+func evaluatorUnsure(set PolicySet, q Question) bool {
+	if q.Resource == "" {
+		q.Resource = "*"
+	}
+	return len(Evaluate(set, q).Unsupported) > 0
+}
+
+// askSCPs asks the simulator the questions qs[idx] (allowed by the role's
+// own policies) for what the organization's policies say, projected onto
+// the keys the policies can test, and keeps its answer where it denies.
+// A key IAM reports missing that the request carries is learned and the
+// question asked again with it: at most once per key.
+func (v *PolicyView) askSCPs(ctx context.Context, qs []Question, idx []int, ds []Decision, errs []error) {
+	for round := 0; round < 3 && len(idx) > 0; round++ {
+		sub := make([]Question, len(idx))
+		for j, i := range idx {
+			sub[j] = v.project(ctx, qs[i])
+		}
+		PrepareKeys(sub)
+		got, gotErrs := DecideAll(ctx, v.View, sub)
+		var again []int
+		for j, i := range idx {
+			if gotErrs[j] != nil {
+				ds[i], errs[i] = Decision{}, gotErrs[j]
+				continue
+			}
+			if v.learn(qs[i], got[j].MissingContext) {
+				again = append(again, i)
+				continue
+			}
+			if !got[j].Allowed {
+				d := knownAbsent(got[j], qs[i])
+				ds[i] = d
+			} else if got[j].Stale {
+				ds[i].Served = got[j].Served
+			}
+		}
+		idx = again
+	}
+	for _, i := range idx {
+		ds[i], errs[i] = Decision{}, &UnavailableError{Op: "SimulatePrincipalPolicy", Err: fmt.Errorf("context keys for %s kept changing", qs[i].Action)}
+	}
+}
+
+// project returns q with its context reduced to the keys the policies can
+// test, and no Complete (so that IAM's missing keys all come back).
+func (v *PolicyView) project(ctx context.Context, q Question) Question {
+	rp, _, _ := v.Policies(ctx, q.Principal)
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	p := Question{Principal: q.Principal, Action: q.Action, Resource: q.Resource, Alike: q.Alike}
+	for k, vals := range q.Context {
+		lk := strings.ToLower(k)
+		if rp.Keys[lk] || v.learned[lk] {
+			if p.Context == nil {
+				p.Context = make(map[string][]string, len(q.Context))
+			}
+			p.Context[k] = vals
+		}
+	}
+	return p
+}
+
+// learn records the keys of missing that q's context carries; it reports
+// whether there was a new one.
+func (v *PolicyView) learn(q Question, missing []string) bool {
+	var found []string
+	for _, m := range missing {
+		for k := range q.Context {
+			if strings.EqualFold(k, m) {
+				found = append(found, strings.ToLower(k))
+			}
+		}
+	}
+	if len(found) == 0 {
+		return false
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	added := false
+	for _, k := range found {
+		if !v.learned[k] {
+			v.learned[k] = true
+			added = true
+		}
+	}
+	// A key already learned by a concurrent question: its projection
+	// lacked it only because it was made before; ask again all the same.
+	return added || len(found) > 0
+}
+
+// LearnedKeys returns the context keys learned from IAM's answers, sorted.
+func (v *PolicyView) LearnedKeys() []string {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	out := make([]string, 0, len(v.learned))
+	for k := range v.learned {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
