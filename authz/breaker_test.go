@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -14,41 +13,6 @@ import (
 	"github.com/nodeclass-guard/nodeclass-guard/authz"
 	"github.com/nodeclass-guard/nodeclass-guard/e2e/iamserver"
 )
-
-// droppingEndpoint accepts connections and never answers, as a private
-// cluster's VPC without that service's endpoint drops them; it counts the
-// connections accepted.
-func droppingEndpoint(t *testing.T) (string, *atomic.Int64) {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var n atomic.Int64
-	var mu sync.Mutex
-	var held []net.Conn
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			n.Add(1)
-			mu.Lock()
-			held = append(held, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		l.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range held {
-			c.Close()
-		}
-	})
-	return "http://" + l.Addr().String(), &n
-}
 
 func gaugeValue(g interface{ Write(*dto.Metric) error }) float64 {
 	var m dto.Metric
@@ -67,7 +31,12 @@ func gaugeValue(g interface{ Write(*dto.Metric) error }) float64 {
 // say so.
 func TestBreakerDroppingEndpoints(t *testing.T) {
 	iamserver.IsolateAWSEnv(t, iamserver.TestAccessKeyID, iamserver.TestSecretAccessKey)
-	url, conns := droppingEndpoint(t)
+	drop, err := iamserver.NewDropping()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(drop.Close)
+	url, conns := drop.URL(), drop
 	ctx := context.Background()
 	const callTimeout = 300 * time.Millisecond
 	ec2c, err := authz.NewEC2Client(ctx, "us-west-2", url, callTimeout)
@@ -115,7 +84,7 @@ func TestBreakerDroppingEndpoints(t *testing.T) {
 			t.Fatalf("service_down{%s} = %v after a dropped call, want 1", svc, got)
 		}
 	}
-	before := conns.Load()
+	before := conns.Accepted()
 	const warm = 200
 	for i := 1; i <= warm; i++ {
 		for _, err := range ask(i) {
@@ -124,7 +93,7 @@ func TestBreakerDroppingEndpoints(t *testing.T) {
 			}
 		}
 	}
-	if got := conns.Load() - before; got != 0 {
+	if got := conns.Accepted() - before; got != 0 {
 		t.Errorf("%d connections during %d warm rounds; want none: the breaker answers", got, warm)
 	}
 	for _, svc := range []string{"EC2", "SSM", "EKS"} {
@@ -136,17 +105,17 @@ func TestBreakerDroppingEndpoints(t *testing.T) {
 	// once as well, and its call, the probe, goes on for the admissions
 	// after it: one connection per service.
 	clock.Add(int64(2 * time.Minute))
-	before = conns.Load()
+	before = conns.Accepted()
 	for _, err := range ask(0) {
 		if !errors.Is(err, authz.ErrServiceDown) {
 			t.Fatalf("probe round: %v, want ErrServiceDown", err)
 		}
 	}
 	deadline = time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) && conns.Load()-before < 3 {
+	for time.Now().Before(deadline) && conns.Accepted()-before < 3 {
 		time.Sleep(20 * time.Millisecond)
 	}
-	if got := conns.Load() - before; got != 3 {
+	if got := conns.Accepted() - before; got != 3 {
 		t.Errorf("%d connections for the probes, want 3 (EC2, SSM, EKS)", got)
 	}
 	// The calls that reached no one gave their tokens back: the first

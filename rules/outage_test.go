@@ -2,10 +2,7 @@ package rules
 
 import (
 	"context"
-	"net"
 	"slices"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -13,46 +10,17 @@ import (
 	"github.com/nodeclass-guard/nodeclass-guard/e2e/iamserver"
 )
 
-// dropping starts an endpoint that accepts connections and never
-// answers; it counts them.
-func dropping(t testing.TB) (string, *atomic.Int64) {
+// outageChecker is serve's Checker with a reachable IAM (the snapshot)
+// and EKS, EC2 and SSM behind endpoints that drop every connection.
+func outageChecker(t testing.TB, timeout time.Duration) (*Checker, *iamserver.Dropping) {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	iamserver.IsolateAWSEnv(t, iamserver.TestAccessKeyID, iamserver.TestSecretAccessKey)
+	drop, err := iamserver.NewDropping()
 	if err != nil {
 		t.Fatal(err)
 	}
-	var n atomic.Int64
-	var mu sync.Mutex
-	var held []net.Conn
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			n.Add(1)
-			mu.Lock()
-			held = append(held, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		l.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range held {
-			c.Close()
-		}
-	})
-	return "http://" + l.Addr().String(), &n
-}
-
-// outageChecker is serve's Checker with a reachable IAM (the snapshot)
-// and EKS, EC2 and SSM behind endpoints that drop every connection.
-func outageChecker(t testing.TB, timeout time.Duration) (*Checker, *atomic.Int64) {
-	t.Helper()
-	iamserver.IsolateAWSEnv(t, iamserver.TestAccessKeyID, iamserver.TestSecretAccessKey)
-	url, conns := dropping(t)
+	t.Cleanup(drop.Close)
+	url, conns := drop.URL(), drop
 	ctx := context.Background()
 	ec2c, err := authz.NewEC2Client(ctx, testRegion, url, timeout)
 	if err != nil {
@@ -107,14 +75,14 @@ func TestOptionalServicesDropped(t *testing.T) {
 	}
 	// The calls outlive the admission's share; wait until they time out.
 	time.Sleep(timeout + 500*time.Millisecond)
-	before := conns.Load()
+	before := conns.Accepted()
 	for range 20 {
 		v := c.CheckEC2NodeClass(context.Background(), outageClass())
 		if got := v.Codes(); !slices.Equal(got, codes) {
 			t.Fatalf("warm admission: %v, want the first's %v", got, codes)
 		}
 	}
-	if got := conns.Load() - before; got != 0 {
+	if got := conns.Accepted() - before; got != 0 {
 		t.Errorf("%d connections to the dropping endpoints during 20 warm admissions, want none", got)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/nodeclass-guard/nodeclass-guard/e2e/framework"
+	"github.com/nodeclass-guard/nodeclass-guard/e2e/iamserver"
 	"github.com/nodeclass-guard/nodeclass-guard/rules"
 	"github.com/nodeclass-guard/nodeclass-guard/webhook"
 )
@@ -200,40 +201,6 @@ func TestAttackOneSourceFillsTheSlots(t *testing.T) {
 	}
 }
 
-// droppingListener accepts connections and never answers, as a VPC
-// without that service's endpoint drops them; it counts them.
-func droppingListener(t *testing.T) (string, *atomic.Int64) {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var n atomic.Int64
-	var mu sync.Mutex
-	var held []net.Conn
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			n.Add(1)
-			mu.Lock()
-			held = append(held, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		l.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range held {
-			c.Close()
-		}
-	})
-	return "http://" + l.Addr().String(), &n
-}
-
 // TestServeOptionalServicesDropped: serve with IAM reachable and EKS, EC2
 // and SSM endpoints that accept connections and never answer (a private
 // cluster without those VPC endpoints). The first admission of a class
@@ -244,7 +211,12 @@ func droppingListener(t *testing.T) (string, *atomic.Int64) {
 // is logged (docs/benchmarks.md).
 func TestServeOptionalServicesDropped(t *testing.T) {
 	ctx := testContext(t)
-	url, conns := droppingListener(t)
+	drop, err := iamserver.NewDropping()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(drop.Close)
+	url, conns := drop.URL(), drop
 	e, err := framework.Start(ctx, framework.Options{
 		IAMTimeout: 2 * time.Second,
 		ServeArgs:  []string{"--eks-endpoint", url, "--ec2-endpoint", url, "--ssm-endpoint", url, "--kubernetes-version", "1.34"},
@@ -273,7 +245,7 @@ func TestServeOptionalServicesDropped(t *testing.T) {
 	}
 	t.Logf("first admission answered in %v", first.elapsed)
 	time.Sleep(3 * time.Second) // the dropped calls time out (their own bound, --iam-timeout)
-	before := conns.Load()
+	before := conns.Accepted()
 	var lat []time.Duration
 	for i := range 100 {
 		a := admit(t, hc, e.WebhookURL, class(0))
@@ -283,10 +255,10 @@ func TestServeOptionalServicesDropped(t *testing.T) {
 		lat = append(lat, a.elapsed)
 	}
 	slices.Sort(lat)
-	t.Logf("100 warm admissions with EKS, EC2 and SSM dropped: p50 %v, p99 %v, max %v; %d connections", lat[50], lat[98], lat[99], conns.Load()-before)
+	t.Logf("100 warm admissions with EKS, EC2 and SSM dropped: p50 %v, p99 %v, max %v; %d connections", lat[50], lat[98], lat[99], conns.Accepted()-before)
 	// At most one probe per service (EKS, EC2, SSM) when its interval
 	// ends, made for the next admissions: none waits for it.
-	if got := conns.Load() - before; got > 3 {
+	if got := conns.Accepted() - before; got > 3 {
 		t.Errorf("%d connections to the dropping endpoints during the warm admissions, want at most a probe per service: the services are remembered as unreachable", got)
 	}
 
