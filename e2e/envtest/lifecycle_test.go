@@ -138,13 +138,15 @@ func dayTwo(ctx context.Context, t *testing.T, e *framework.Env, c *framework.Cl
 	t.Run("other spec field update admitted", func(t *testing.T) {
 		cur := get(ctx, t, c, o)
 		// spec.tags are in Karpenter's (and EKS Auto Mode's) requests, so
-		// they are checked (below); an EC2NodeClass's userData and an EKS
-		// NodeClass's selector terms (EKS resolves them) are not read.
+		// they are checked (below), and an EC2NodeClass's kubelet, userData
+		// and blockDeviceMappings are what the node is given (node.go); its
+		// detailedMonitoring and an EKS NodeClass's selector terms (EKS
+		// resolves them) are not read.
 		field, set := "spec.subnetSelectorTerms", func() error {
 			return unstructured.SetNestedSlice(cur.Object, []any{map[string]any{"tags": map[string]any{"karpenter.sh/discovery": "day-two"}}}, "spec", "subnetSelectorTerms")
 		}
 		if group == groupEC2NodeClass {
-			field, set = "spec.userData", func() error { return unstructured.SetNestedField(cur.Object, "echo day two", "spec", "userData") }
+			field, set = "spec.detailedMonitoring", func() error { return unstructured.SetNestedField(cur.Object, true, "spec", "detailedMonitoring") }
 		}
 		if err := set(); err != nil {
 			t.Fatal(err)
