@@ -70,6 +70,9 @@ const (
 type Options struct {
 	CRDs CRDSet
 	IAM  IAMSource
+	// IAMOptions configure the local IAM endpoint (IAMLocalEndpoint) from
+	// its start, before serve's first call.
+	IAMOptions []iamserver.Option
 	// Snapshot is the IAM snapshot file; relative paths are taken from the
 	// repository root. Default: SampleSnapshot.
 	Snapshot       string
@@ -261,7 +264,7 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 		if err != nil {
 			return nil, err
 		}
-		e.IAM = iamserver.New(snap)
+		e.IAM = iamserver.New(snap, opts.IAMOptions...)
 		e.IAMURL, e.stopIAM = e.IAM.Start()
 		opts.Logf("local IAM endpoint at %s serving %s", e.IAMURL, rel(root, opts.Snapshot))
 		// The same endpoint speaks EKS's API for the node-join checks.

@@ -23,6 +23,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/nodeclass-guard/nodeclass-guard/authz"
 	"github.com/nodeclass-guard/nodeclass-guard/e2e/framework"
 	"github.com/nodeclass-guard/nodeclass-guard/e2e/iamserver"
 	"github.com/nodeclass-guard/nodeclass-guard/webhook"
@@ -264,6 +265,15 @@ func exerciseLogs(t *testing.T, e *framework.Env) {
 		clusterEC2NodeClass("log-admin", map[string]any{"role": "AdminNodeRole"}),
 		clusterEC2NodeClass("log-profile", map[string]any{"instanceProfile": "admin-profile"}),
 		clusterEC2NodeClass("log-arn", map[string]any{"role": "arn:aws:iam::111122223333:role/KarpenterNodeRole-demo"}),
+	}
+	if e.IAM != nil {
+		// The account in an organization: serve reads the controller
+		// role's policies once per TTL and evaluates them itself, but asks
+		// IAM what the SCPs say of each new class's requests, so that the
+		// failing IAM below fails admissions (and not only cache refreshes).
+		e.IAM.SetOrganization(&authz.Organization{})
+		t.Cleanup(func() { e.IAM.SetOrganization(nil) })
+		time.Sleep(serveCacheTTL + 500*time.Millisecond) // the policies are read again, in the organization
 	}
 	admitAll := func() {
 		for _, obj := range objects {

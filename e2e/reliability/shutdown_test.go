@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nodeclass-guard/nodeclass-guard/authz"
 	"github.com/nodeclass-guard/nodeclass-guard/e2e/framework"
+	"github.com/nodeclass-guard/nodeclass-guard/e2e/iamserver"
 	"github.com/nodeclass-guard/nodeclass-guard/rules"
 	"github.com/nodeclass-guard/nodeclass-guard/webhook"
 )
@@ -44,7 +44,13 @@ func TestGracefulShutdownUnderLoad(t *testing.T) {
 		// default budget's share for new questions, and this test is about
 		// the shutdown, not the budget (attacks_test.go is).
 		ServeArgs: []string{"--iam-call-burst=1000"},
-		Logf:      t.Logf,
+		// The account in an organization (AWS's default SCP) from serve's
+		// first read of the controller role's policies (which it keeps for
+		// --iam-cache-ttl): the policies are evaluated in serve, but what
+		// the SCPs say is asked of IAM for each new class, so that every
+		// admission below has IAM calls in flight at the SIGTERM.
+		IAMOptions: []iamserver.Option{iamserver.WithOrganization()},
+		Logf:       t.Logf,
 	})
 	var missing *framework.MissingAssetsError
 	switch {
@@ -59,11 +65,6 @@ func TestGracefulShutdownUnderLoad(t *testing.T) {
 			e.Stop()
 		}
 	})
-	// The account in an organization (AWS's default SCP): the controller
-	// role's policies are read once and evaluated in serve, but what the
-	// SCPs say is asked of IAM for each new class, so that every
-	// admission below has IAM calls in flight at the SIGTERM.
-	e.IAM.SetOrganization(&authz.Organization{})
 	host := mustHost(t, e.WebhookURL)
 
 	// An idle keep-alive connection: one request answered, then nothing.
