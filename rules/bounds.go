@@ -39,6 +39,13 @@ const (
 	// maxLength of a requirement's key and of each value.
 	MaxRequirementKeyBytes   = 316
 	MaxRequirementValueBytes = 63
+	// MaxBlockDeviceMappings is the EC2NodeClass CRD's maxItems of
+	// spec.blockDeviceMappings: each KMS key named there is asked of KMS
+	// (3 calls a distinct key, cached), so a forged list must not grow it.
+	MaxBlockDeviceMappings = 50
+	// MaxKMSKeyIDBytes is KMS's limit on a KeyId (an ID, ARN, alias name
+	// or alias ARN).
+	MaxKMSKeyIDBytes = 2048
 )
 
 // Karpenter's tagging controller adds these to an instance once its node
@@ -71,7 +78,24 @@ func (c *Checker) boundsEC2NodeClass(nc *EC2NodeClass, np *NodePool) []Finding {
 	} {
 		fs = append(fs, boundsTerms(specPath.Child(l.name), l.terms)...)
 	}
-	return fs
+	return append(fs, boundsVolumes(nc.Spec.BlockDeviceMappings)...)
+}
+
+// boundsVolumes checks spec.blockDeviceMappings against the CRD's cap and
+// each KMS key ID against KMS's length: past them nothing is asked of KMS.
+func boundsVolumes(bdms []BlockDeviceMapping) []Finding {
+	path := specPath.Child("blockDeviceMappings")
+	if len(bdms) > MaxBlockDeviceMappings {
+		return []Finding{deny(SpecExceedsLimit, path,
+			"%d block device mappings; the EC2NodeClass CRD allows at most %d (maxItems), and the API server refuses more. Keep the volumes the node needs", len(bdms), MaxBlockDeviceMappings)}
+	}
+	for i, m := range bdms {
+		if m.EBS != nil && m.EBS.KMSKeyID != nil && len(*m.EBS.KMSKeyID) > MaxKMSKeyIDBytes {
+			return []Finding{deny(SpecExceedsLimit, path.Index(i).Child("ebs", "kmsKeyID"),
+				"%d bytes; KMS accepts a key ID, key ARN, alias name or alias ARN of at most %d, so no key has it. Name the key by its ID or ARN", len(*m.EBS.KMSKeyID), MaxKMSKeyIDBytes)}
+		}
+	}
+	return nil
 }
 
 // boundsNodeClass checks an EKS Auto Mode NodeClass's tags: EKS adds the

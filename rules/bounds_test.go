@@ -92,6 +92,9 @@ func TestBounds(t *testing.T) {
 		{"a term name of 3 KiB", withTerms(func(s *EC2NodeClassSpec) {
 			s.SecurityGroupSelectorTerms = []SelectorTerm{{Name: strings.Repeat("n", 3072)}}
 		}), SpecExceedsLimit, "3072 bytes"},
+		{"51 block device mappings", withTerms(func(s *EC2NodeClassSpec) { s.BlockDeviceMappings = volumes(51, "alias/k") }), SpecExceedsLimit, "at most 50 (maxItems)"},
+		{"50 block device mappings", withTerms(func(s *EC2NodeClassSpec) { s.BlockDeviceMappings = volumes(50, "") }), "", ""},
+		{"a KMS key ID of 3 KiB", withTerms(func(s *EC2NodeClassSpec) { s.BlockDeviceMappings = volumes(1, "alias/"+strings.Repeat("k", 3072)) }), SpecExceedsLimit, "at most 2048"},
 		{"101 requirements", poolWith(101), SpecExceedsLimit, "at most 100"},
 		{"100 requirements", poolWith(100), "", ""},
 		{"EKS NodeClass with 50 tags", &NodeClass{Spec: NodeClassSpec{Role: "EKSAutoNodeRole-demo", Tags: manyTags(50, 12, 8)}}, TagsExceedLimit, "Keep spec.tags to 49"},
@@ -184,4 +187,19 @@ func testCtl(t testing.TB) authz.RoleARN {
 		t.Fatal(err)
 	}
 	return ctl
+}
+
+// volumes are n encrypted block device mappings; key, when set, is each
+// one's KMS key ID with its index appended (distinct keys).
+func volumes(n int, key string) []BlockDeviceMapping {
+	out := make([]BlockDeviceMapping, n)
+	for i := range out {
+		enc := true
+		out[i].EBS = &BlockDeviceEBS{Encrypted: &enc}
+		if key != "" {
+			k := fmt.Sprintf("%s%d", key, i)
+			out[i].EBS.KMSKeyID = &k
+		}
+	}
+	return out
 }
