@@ -457,6 +457,49 @@ func (v *PolicyView) Policies(ctx context.Context, principal string) (RolePolici
 	return val.(RolePolicies), served, nil
 }
 
+// Keep reads principal's policies now and again before each read
+// expires, until ctx ends, so that no admission waits for the read (three
+// sequential IAM round trips: the lists, each policy, its version). A read
+// IAM refuses is tried again after a tenth of the TTL (at most 30 s);
+// meanwhile admissions read the policies themselves, under the cache's
+// contract. The reads cost what the admissions' reads would have: one per
+// TTL, whatever the classes.
+func (v *PolicyView) Keep(ctx context.Context, principal string) {
+	ttl := v.policies.opts.TTL
+	retry := min(ttl/10, 30*time.Second)
+	for {
+		wait := ttl * 9 / 10
+		if err := v.read(ctx, principal); err != nil {
+			wait = retry
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+	}
+}
+
+// read reads principal's policies and stores them, whatever the cache
+// holds; a read already in flight is joined.
+func (v *PolicyView) read(ctx context.Context, principal string) error {
+	key := "policies\x00" + principal
+	_, err, _ := v.policies.group.Do(key, func() (any, error) {
+		callCtx, cancel := context.WithTimeout(ctx, v.policies.opts.Timeout)
+		defer cancel()
+		p, err := v.reader.RolePolicies(callCtx, principal)
+		now := v.policies.opts.Now()
+		switch {
+		case err == nil:
+			v.policies.store(key, &cacheEntry{value: p, fetched: now, expires: now.Add(v.policies.opts.TTL)})
+		case errors.Is(err, ErrNotFound):
+			v.policies.store(key, &cacheEntry{err: err, fetched: now, expires: now.Add(v.policies.opts.NegativeTTL)})
+		}
+		return p, err
+	})
+	return err
+}
+
 // Decide implements View.
 func (v *PolicyView) Decide(ctx context.Context, q Question) (Decision, error) {
 	ds, errs := v.DecideAll(ctx, []Question{q})

@@ -21,6 +21,9 @@ type Class struct {
 	// NoCostCenter leaves the cost-center tag out of spec.tags (the
 	// organization scenario's SCP denies launching without it).
 	NoCostCenter bool
+	// NoSelectors leaves the selector terms out: an admission that warms
+	// no selector answer (the cold single scenario's first).
+	NoSelectors bool
 }
 
 // ReviewBody returns the AdmissionReview the API server sends to
@@ -51,6 +54,11 @@ func ReviewBody(c Class, uid string) []byte {
 			},
 		}},
 		"kubelet": map[string]any{"maxPods": 110, "systemReserved": map[string]any{"cpu": "100m", "memory": "100Mi"}},
+	}
+	if c.NoSelectors {
+		delete(spec, "amiSelectorTerms")
+		delete(spec, "subnetSelectorTerms")
+		delete(spec, "securityGroupSelectorTerms")
 	}
 	if c.Role != "" {
 		spec["role"] = c.Role

@@ -53,6 +53,9 @@ const (
 	// QueryParameter is SSM's GetParameter of Name; the answer is
 	// Answer.Parameter.
 	QueryParameter
+	// QueryKMSKey is KMS's DescribeKey (with the key policy and grants)
+	// of the key ID, ARN or alias Name; the answer is Answer.Key.
+	QueryKMSKey
 )
 
 // Query is one thing a rule needs to know from AWS.
@@ -75,6 +78,7 @@ type Answer struct {
 	AWSAuth   AWSAuth
 	EC2       authz.EC2Resources
 	Parameter authz.Parameter
+	Key       authz.KMSKey
 	Err       error
 	// op names the EC2 or SSM API asked, for messages.
 	op string
@@ -169,6 +173,12 @@ func (c *Checker) lookup(ctx context.Context, q Query, a *Answer) {
 			return
 		}
 		a.Parameter, a.Err = c.cfg.EC2.Parameter(ctx, q.Name)
+	case QueryKMSKey:
+		if c.cfg.KMS == nil {
+			a.Err = errNoKMS
+			return
+		}
+		a.Key, a.Err = c.cfg.KMS.Key(ctx, q.Name)
 	default:
 		a.Err = fmt.Errorf("query kind %d has no asker", q.Kind)
 	}

@@ -72,6 +72,8 @@ func (c *Checker) checkEC2ClassAs(ctx context.Context, nc *EC2NodeClass, np *Nod
 	if np != nil {
 		cl.nodePool = np.Name
 	}
+	// The lookups that do not wait for the selectors run beside them.
+	defer c.askAhead(ctx, cl, nc.Spec)()
 	var r *Resolution
 	if c.resolvesSelectors(nc.Spec) {
 		res := c.resolveSelectors(ctx, nc.Spec)

@@ -24,6 +24,9 @@ var errNoAWSAuth = errors.New("nodeclass-guard was given no aws-auth ConfigMap")
 // errNoEC2 answers the EC2 kinds when the Checker has no EC2 source.
 var errNoEC2 = &authz.UnavailableError{Service: "EC2", Op: "Describe", Err: errors.New("nodeclass-guard was given no EC2 source")}
 
+// errNoKMS answers QueryKMSKey when the Checker has no KMS source.
+var errNoKMS = &authz.UnavailableError{Service: "KMS", Op: "DescribeKey", Err: errors.New("nodeclass-guard was given no KMS source")}
+
 // autoNodePolicy is the access policy an EKS Auto Mode node role's entry
 // must have associated.
 const autoNodePolicy = "AmazonEKSAutoNodePolicy"

@@ -96,8 +96,14 @@ func (c *Checker) checkKMS(ctx context.Context, v *Verdict, spec EC2NodeClassSpe
 	}
 	var n notes
 	defer n.report(v, c.cfg.OnIAMError)
-	for _, k := range keys {
-		key, err := c.cfg.KMS.Key(ctx, k.id)
+	// One round for every key: the keys' lookups run at once.
+	qs := make([]Query, len(keys))
+	for i, k := range keys {
+		qs[i] = Query{Kind: QueryKMSKey, Name: k.id}
+	}
+	as := c.ask(ctx, qs)
+	for i, k := range keys {
+		key, err := as[i].Key, as[i].Err
 		switch {
 		case errors.Is(err, authz.ErrNotFound):
 			v.add(deny(KMSKeyNotFound, k.path,

@@ -13,6 +13,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -254,8 +255,30 @@ func runServe(ctx context.Context, o *serveOptions, args []string, stderr io.Wri
 	if err := mgr.AddReadyzCheck("webhook", hooks.StartedChecker()); err != nil {
 		return fail("%v", err)
 	}
-	if err := mgr.Add(everyReplica{warmInformers(mgr)}); err != nil {
+	// Ready once the informers the rules read have synced: the first
+	// admissions would otherwise wait for the sync, inside their deadline.
+	var synced atomic.Bool
+	if err := mgr.AddReadyzCheck("informers", func(*http.Request) error {
+		if !synced.Load() {
+			return errors.New("the informers of node classes, NodePools, NodeClaims and aws-auth have not synced yet")
+		}
+		return nil
+	}); err != nil {
 		return fail("%v", err)
+	}
+	if err := mgr.Add(everyReplica{warmInformers(mgr, &synced)}); err != nil {
+		return fail("%v", err)
+	}
+	if pv, ok := cfg.IAM.(*authz.PolicyView); ok && checker.ControllerARN() != "" {
+		// The controller's policies are read at start and kept fresh, so
+		// that no admission waits for their read.
+		arn := checker.ControllerARN()
+		if err := mgr.Add(everyReplica{manager.RunnableFunc(func(ctx context.Context) error {
+			pv.Keep(ctx, arn)
+			return nil
+		})}); err != nil {
+			return fail("%v", err)
+		}
 	}
 	if err := addAuditor(mgr, checker, &auditf, inflight, log); err != nil {
 		return fail("%v", err)
@@ -393,9 +416,24 @@ func karpenterImageTag(cs []corev1.Container) (image, tag string) {
 // warmInformers starts the informers NodePool admissions read, so that the
 // first NodePool admission does not wait for a cache sync. A missing CRD
 // (no EKS Auto Mode) is fine.
-func warmInformers(mgr manager.Manager) manager.RunnableFunc {
+// informerSyncWait bounds how long readiness waits for the informers.
+const informerSyncWait = 30 * time.Second
+
+func warmInformers(mgr manager.Manager, synced *atomic.Bool) manager.RunnableFunc {
 	return func(ctx context.Context) error {
 		log := mgr.GetLogger().WithName("informers")
+		// An informer that cannot sync (RBAC, an API server that does not
+		// answer) must not keep the webhook unready: the rules report
+		// what they could not read.
+		go func() {
+			select {
+			case <-ctx.Done():
+			case <-time.After(informerSyncWait):
+				if !synced.Swap(true) {
+					log.Info("informers not synced; ready anyway, admissions read what they can", "waited", informerSyncWait.String())
+				}
+			}
+		}()
 		for _, obj := range []client.Object{&rules.EC2NodeClass{}, &rules.NodeClass{}, &rules.NodePool{}, &rules.NodeClaim{}, &corev1.ConfigMap{}} {
 			if _, err := mgr.GetCache().GetInformer(ctx, obj); err != nil {
 				var noMatch *meta.NoKindMatchError
@@ -406,6 +444,8 @@ func warmInformers(mgr manager.Manager) manager.RunnableFunc {
 				log.Error(err, "starting informer", "kind", fmt.Sprintf("%T", obj))
 			}
 		}
+		// GetInformer returns once its informer has synced.
+		synced.Store(true)
 		<-ctx.Done()
 		return nil
 	}

@@ -29,8 +29,9 @@ func (h *harness) coldSingleScenario(ctx context.Context) (coldSingleResult, err
 			return res, err
 		}
 		// Open the connection with an admission the format rules deny
-		// before any question (both spec.role and spec.instanceProfile).
-		open := bench.Class{Name: "cold-single-open", Role: nodeRole, InstanceProfile: "KarpenterNodeInstanceProfile-demo"}
+		// before any question (both spec.role and spec.instanceProfile),
+		// and without selector terms, so that it leaves every cache cold.
+		open := bench.Class{Name: "cold-single-open", Role: nodeRole, InstanceProfile: "KarpenterNodeInstanceProfile-demo", NoSelectors: true}
 		if _, err := serve.Do(ctx, bench.Request{Body: bench.ReviewBody(open, "00000000-0000-4000-8000-000000000000"), Allowed: false, Check: true}, time.Now()); err != nil {
 			return res, fmt.Errorf("cold single: opening the connection: %w", err)
 		}
