@@ -3,6 +3,7 @@ package authz
 import (
 	"context"
 	"errors"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,6 +40,11 @@ type CacheOptions struct {
 	// Metrics counts hits, misses, coalesced and stale lookups; nil counts
 	// nothing.
 	Metrics *Metrics
+	// Changes, when set, counts the changes of the answers held: an
+	// answer asked again that differs from the one held, and a purge.
+	// Every view's cache shares one, and the verdict cache of the rules
+	// reads it (rules.Config.Changes).
+	Changes *Changes
 	// Breaker tunes the breakers of the optional services' caches
 	// (CachedEKS, CachedEC2); its Now and Metrics default to the cache's.
 	Breaker BreakerOptions
@@ -151,6 +157,7 @@ func (c *answerCache) Len() int { return c.entries.Len() + c.negative.Len() }
 func (c *answerCache) Purge() {
 	c.entries.Purge()
 	c.negative.Purge()
+	c.opts.Changes.add()
 }
 
 // get returns key's entry, found or not-found, fresh if either is.
@@ -179,6 +186,15 @@ func (c *answerCache) peek(key string) (*cacheEntry, bool) {
 // store keeps a found answer or a not-found one, each in its own cache,
 // and forgets the other kind for key.
 func (c *answerCache) store(key string, e *cacheEntry) {
+	if c.opts.Changes != nil {
+		old, ok := c.entries.Peek(key)
+		if !ok {
+			old, ok = c.negative.Peek(key)
+		}
+		if ok && !sameAnswer(old, e) {
+			c.opts.Changes.add()
+		}
+	}
 	if e.err != nil {
 		c.negative.Add(key, e)
 		c.entries.Remove(key)
@@ -186,6 +202,40 @@ func (c *answerCache) store(key string, e *cacheEntry) {
 	}
 	c.entries.Add(key, e)
 	c.negative.Remove(key)
+}
+
+// Changes counts the changes of cached answers (CacheOptions.Changes).
+// The zero value is ready; a nil *Changes counts nothing and reads 0.
+type Changes struct{ n atomic.Uint64 }
+
+// Count returns the number of changes so far.
+func (c *Changes) Count() uint64 {
+	if c == nil {
+		return 0
+	}
+	return c.n.Load()
+}
+
+// Add records a change of something verdicts depend on outside the views
+// (serve's informers: a node class, NodePool or aws-auth changed).
+func (c *Changes) Add() { c.add() }
+
+func (c *Changes) add() {
+	if c != nil {
+		c.n.Add(1)
+	}
+}
+
+// sameAnswer reports whether a and b hold the same answer: equal values,
+// or errors that read the same.
+func sameAnswer(a, b *cacheEntry) bool {
+	if (a.err == nil) != (b.err == nil) {
+		return false
+	}
+	if a.err != nil {
+		return a.err.Error() == b.err.Error()
+	}
+	return reflect.DeepEqual(a.value, b.value)
 }
 
 // Role implements View.

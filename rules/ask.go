@@ -139,6 +139,7 @@ func (c *Checker) ask(ctx context.Context, qs []Query) []Answer {
 		}
 	}
 	wg.Wait()
+	record(ctx, answers)
 	return answers
 }
 

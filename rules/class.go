@@ -42,9 +42,11 @@ type class struct {
 // CheckEC2NodeClass validates a Karpenter EC2NodeClass: format, IAM state,
 // the controller's permissions, and what its selector terms match.
 func (c *Checker) CheckEC2NodeClass(ctx context.Context, nc *EC2NodeClass) Verdict {
-	ctx, cancel := c.deadline(ctx)
-	defer cancel()
-	return c.checkEC2Class(ctx, nc, nil)
+	return c.cachedVerdict(ctx, EC2NodeClassKind, nc.Name, string(nc.UID), nc.Spec, func(ctx context.Context) Verdict {
+		ctx, cancel := c.deadline(ctx)
+		defer cancel()
+		return c.checkEC2Class(ctx, nc, nil)
+	})
 }
 
 // checkEC2Class resolves the class's selector terms, then runs the class
@@ -172,6 +174,7 @@ func (c *Checker) checkSelectors(ctx context.Context, v *Verdict, nc *EC2NodeCla
 	case c.cfg.NodePools != nil:
 		var err error
 		if pools, err = c.cfg.NodePools.NodePoolsUsing(ctx, nc.Name); err != nil {
+			markUncertain(ctx)
 			n.skipSelector("image architectures", "listing NodePools: "+truncate(oneLine(err.Error()), 80))
 		}
 	}
@@ -182,9 +185,11 @@ func (c *Checker) checkSelectors(ctx context.Context, v *Verdict, nc *EC2NodeCla
 // CheckNodeClass validates an EKS Auto Mode NodeClass: format and IAM
 // state; EKS, not Karpenter's controller, launches its nodes.
 func (c *Checker) CheckNodeClass(ctx context.Context, nc *NodeClass) Verdict {
-	ctx, cancel := c.deadline(ctx)
-	defer cancel()
-	return c.checkNodeClass(ctx, nc)
+	return c.cachedVerdict(ctx, NodeClassKind, nc.Name, string(nc.UID), nc.Spec, func(ctx context.Context) Verdict {
+		ctx, cancel := c.deadline(ctx)
+		defer cancel()
+		return c.checkNodeClass(ctx, nc)
+	})
 }
 
 // CheckNodeClassUpdate validates an update of an EKS Auto Mode NodeClass:

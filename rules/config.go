@@ -92,6 +92,14 @@ type Config struct {
 	// Now is the clock (capacity reservations' end dates); nil is
 	// time.Now.
 	Now func() time.Time
+	// VerdictTTL is how long a verdict is served again to the same object
+	// while Changes does not move (verdicts.go); 0 keeps none (`check`).
+	VerdictTTL time.Duration
+	// Changes counts the changes of what verdicts are judged from: the
+	// views' answers (authz.CacheOptions.Changes) and, in serve, the
+	// objects the informers watch. nil: no change is ever seen, so
+	// VerdictTTL alone bounds a kept verdict.
+	Changes *authz.Changes
 }
 
 // NodePoolLister lists the NodePools whose nodeClassRef names an
@@ -124,6 +132,9 @@ type Checker struct {
 	// plans keeps the plans built: every admission of a class asks the
 	// same 35 or so launch requests.
 	plans *planCache
+	// verdicts keeps the verdicts of objects judged a moment ago; nil when
+	// Config.VerdictTTL is 0.
+	verdicts *verdictCache
 }
 
 // NewChecker returns a Checker configured by cfg.
@@ -139,6 +150,7 @@ func NewChecker(cfg Config) *Checker {
 		c.partition = authz.PartitionOfRegion(cfg.Region)
 	}
 	c.plans = newPlanCache()
+	c.verdicts = newVerdictCache(cfg, c.now)
 	return c
 }
 

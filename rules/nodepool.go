@@ -13,7 +13,9 @@ func (c *Checker) CheckNodePool(ctx context.Context, np *NodePool) Verdict {
 	if v, out := outOfBounds(boundsNodePool(np)); out {
 		return v
 	}
-	return c.checkNodePool(ctx, np, false)
+	return c.cachedVerdict(ctx, NodePoolKind, np.Name, string(np.UID), np.Spec, func(ctx context.Context) Verdict {
+		return c.checkNodePool(ctx, np, false)
+	})
 }
 
 // CheckNodePoolUpdate validates an update of a NodePool: as a create when
@@ -84,6 +86,7 @@ func (c *Checker) checkNodePool(ctx context.Context, np *NodePool, reqsOnly bool
 		return v
 	}
 	if err != nil {
+		markUncertain(ctx)
 		v.add(warn(NodeClassNotFound, nodeClassRefPath,
 			"%s %s could not be read (%s); the NodePool was admitted without checking it", kindName, quote(ref.Name), truncate(oneLine(err.Error()), 100)))
 		return v

@@ -42,6 +42,9 @@ type iamFlags struct {
 	negativeSize int
 	cacheTTL     time.Duration
 	negativeTTL  time.Duration
+	// changes counts the changes of the live views' answers (nil with a
+	// snapshot, whose answers never change).
+	changes *authz.Changes
 	// callRate and callBurst are the IAM call budget; 0 (check) means none.
 	callRate  float64
 	callBurst int
@@ -113,7 +116,8 @@ func (f *iamFlags) view(ctx context.Context, metrics *authz.Metrics) (authz.View
 	if err != nil {
 		return nil, nil, err
 	}
-	opts := authz.CacheOptions{Size: f.cacheSize, NegativeSize: f.negativeSize, TTL: f.cacheTTL, NegativeTTL: f.negativeTTL, Timeout: f.timeout, Metrics: metrics}
+	f.changes = &authz.Changes{}
+	opts := authz.CacheOptions{Size: f.cacheSize, NegativeSize: f.negativeSize, TTL: f.cacheTTL, NegativeTTL: f.negativeTTL, Timeout: f.timeout, Metrics: metrics, Changes: f.changes}
 	liveIAM := authz.NewLive(client, authz.LiveOptions{Metrics: metrics})
 	var live authz.View = liveIAM
 	var reader authz.PolicyReader = liveIAM

@@ -26,6 +26,7 @@ import (
 	"k8s.io/client-go/discovery"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
+	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -64,6 +65,7 @@ type serveOptions struct {
 	karpenterSA     string
 	karpenterDeploy string
 	shutdownTimeout time.Duration
+	verdictTTL      time.Duration
 	limits          webhook.ServerOptions
 	memoryLimitMiB  int64
 	auditf          auditFlags
@@ -86,6 +88,7 @@ func (o *serveOptions) register(fs *pflag.FlagSet) {
 	fs.StringVar(&o.karpenterDeploy, "karpenter-deployment", "", "NAMESPACE/NAME of Karpenter's Deployment, whose controller image tag gives the Karpenter version when --karpenter-version is not set; default: the namespace and name of --karpenter-service-account")
 	fs.StringVar(&o.karpenterSA, "karpenter-service-account", "karpenter/karpenter", "NAMESPACE/NAME of Karpenter's service account, read for its "+karpenterRoleAnnotation+" annotation when --controller-role is not set")
 	fs.DurationVar(&o.shutdownTimeout, "graceful-shutdown-timeout", 25*time.Second, "how long in-flight admissions may take to finish on SIGTERM")
+	fs.DurationVar(&o.verdictTTL, "verdict-cache-ttl", 30*time.Second, "how long the verdict of an object is served again to the same object (a GitOps replay, a server-side dry-run) while no answer or watched object it was judged from changed, at most --iam-cache-ttl and --iam-cache-negative-ttl; 0 disables")
 	fs.IntVar(&o.limits.MaxConnections, "max-connections", webhook.DefaultMaxConnections, "open connections to the webhook port; more are closed as soon as they are accepted")
 	fs.IntVar(&o.limits.MaxInFlight, "max-requests-in-flight", webhook.DefaultMaxInFlight, "admission requests served at once; more are refused with HTTP 429 (the API server then applies failurePolicy)")
 	fs.IntVar(&o.limits.MaxConnectionsPerSource, "max-connections-per-source", 0, "open connections from one client address; more are closed as soon as they are accepted (0: a quarter of --max-connections)")
@@ -104,6 +107,7 @@ func (o *serveOptions) register(fs *pflag.FlagSet) {
 func runServe(ctx context.Context, o *serveOptions, args []string, stderr io.Writer) int {
 	iamf, certDir, host, port, metricsAddr, metricsSecure, metricsCertDir, probeAddr, pprofAddr := o.iamf, o.certDir, o.host, o.port, o.metricsAddr, o.metricsSecure, o.metricsCertDir, o.probeAddr, o.pprofAddr
 	kubeconfig, karpenterSA, karpenterDeploy, shutdownTimeout, limits, memoryLimitMiB, auditf, zapOpts := o.kubeconfig, o.karpenterSA, o.karpenterDeploy, o.shutdownTimeout, o.limits, o.memoryLimitMiB, o.auditf, o.zapOpts
+	verdictTTL := o.verdictTTL
 	fail := func(format string, a ...any) int {
 		fmt.Fprintf(stderr, "nodeclass-guard serve: "+format+"\n", a...)
 		return exitUsage
@@ -218,6 +222,17 @@ func runServe(ctx context.Context, o *serveOptions, args []string, stderr io.Wri
 			setup.Info(msg)
 		})
 	}
+	// Verdicts are kept while nothing they were judged from changes: the
+	// views' answers (iamf.changes) and the watched objects (informers).
+	cfg.Changes = iamf.changes
+	if cfg.Changes == nil {
+		cfg.Changes = &authz.Changes{}
+	}
+	if verdictTTL < 0 {
+		return fail("--verdict-cache-ttl=%s: want 0 or more", verdictTTL)
+	}
+	// A verdict is kept no longer than the answers it was judged from.
+	cfg.VerdictTTL = min(verdictTTL, iamf.cacheTTL, iamf.negativeTTL)
 	setup.Info("permission checks ask Karpenter's requests as modelled", "karpenter", cfg.Karpenter.String(),
 		"version", cfg.Karpenter.Model.String(), "source", cfg.Karpenter.Source)
 	cfg.Classes = rules.ClusterClasses{Reader: mgr.GetClient()}
@@ -266,7 +281,7 @@ func runServe(ctx context.Context, o *serveOptions, args []string, stderr io.Wri
 	}); err != nil {
 		return fail("%v", err)
 	}
-	if err := mgr.Add(everyReplica{warmInformers(mgr, &synced)}); err != nil {
+	if err := mgr.Add(everyReplica{warmInformers(mgr, &synced, cfg.Changes)}); err != nil {
 		return fail("%v", err)
 	}
 	if pv, ok := cfg.IAM.(*authz.PolicyView); ok && checker.ControllerARN() != "" {
@@ -419,7 +434,7 @@ func karpenterImageTag(cs []corev1.Container) (image, tag string) {
 // informerSyncWait bounds how long readiness waits for the informers.
 const informerSyncWait = 30 * time.Second
 
-func warmInformers(mgr manager.Manager, synced *atomic.Bool) manager.RunnableFunc {
+func warmInformers(mgr manager.Manager, synced *atomic.Bool, changes *authz.Changes) manager.RunnableFunc {
 	return func(ctx context.Context) error {
 		log := mgr.GetLogger().WithName("informers")
 		// An informer that cannot sync (RBAC, an API server that does not
@@ -435,7 +450,20 @@ func warmInformers(mgr manager.Manager, synced *atomic.Bool) manager.RunnableFun
 			}
 		}()
 		for _, obj := range []client.Object{&rules.EC2NodeClass{}, &rules.NodeClass{}, &rules.NodePool{}, &rules.NodeClaim{}, &corev1.ConfigMap{}} {
-			if _, err := mgr.GetCache().GetInformer(ctx, obj); err != nil {
+			inf, err := mgr.GetCache().GetInformer(ctx, obj)
+			if err == nil {
+				// Verdicts read these objects (a class's NodePools, a
+				// NodePool's class, aws-auth): a change ends the kept ones.
+				// NodeClaims are read by updates only, which are never kept.
+				if _, claims := obj.(*rules.NodeClaim); !claims {
+					_, err = inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+						AddFunc:    func(any) { changes.Add() },
+						UpdateFunc: func(any, any) { changes.Add() },
+						DeleteFunc: func(any) { changes.Add() },
+					})
+				}
+			}
+			if err != nil {
 				var noMatch *meta.NoKindMatchError
 				if meta.IsNoMatchError(err) || errors.As(err, &noMatch) || apierrors.IsNotFound(err) {
 					log.Info("kind not served by this cluster; references to it are reported as not found", "kind", fmt.Sprintf("%T", obj))
