@@ -2,6 +2,7 @@ package rules
 
 import (
 	"context"
+	"strconv"
 	"testing"
 
 	"github.com/nodeclass-guard/nodeclass-guard/authz"
@@ -135,5 +136,37 @@ func BenchmarkCheckEC2NodeClassSelectors(b *testing.B) {
 				c.CheckEC2NodeClass(ctx, nc)
 			}
 		})
+	}
+}
+
+// BenchmarkCheckNewEC2NodeClass measures the CPU of a class never seen
+// before (a GitOps bootstrap's burst): the example class under a new name
+// each time, its selectors' answers warm, its launch plan and permission
+// questions new; the snapshot evaluates them locally, as the policy view
+// does in serve.
+func BenchmarkCheckNewEC2NodeClass(b *testing.B) {
+	snap := loadSampleSnapshot(b)
+	ctl, err := authz.ParseRoleARN(ctlKarpenter)
+	if err != nil {
+		b.Fatal(err)
+	}
+	c := NewChecker(Config{IAM: authz.NewCached(snap, authz.CacheOptions{}), EC2: authz.NewCachedEC2(snap, authz.CacheOptions{}),
+		Controller: ctl, ClusterName: testCluster, Region: testRegion, OnIAMError: OnIAMErrorDeny, KubernetesVersion: "1.34"})
+	spec := EC2NodeClassSpec{
+		Role:                       "KarpenterNodeRole-demo",
+		AMISelectorTerms:           []SelectorTerm{{Alias: "al2023@latest"}},
+		SubnetSelectorTerms:        []SelectorTerm{{Tags: map[string]string{"karpenter.sh/discovery": "demo"}}},
+		SecurityGroupSelectorTerms: []SelectorTerm{{Tags: map[string]string{"karpenter.sh/discovery": "demo"}}},
+	}
+	ctx := context.Background()
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		i++
+		nc := &EC2NodeClass{Spec: spec}
+		nc.Name = "new-" + strconv.Itoa(i)
+		if v := c.CheckEC2NodeClass(ctx, nc); !v.Allowed() {
+			b.Fatalf("denied: %v", v.Denials)
+		}
 	}
 }

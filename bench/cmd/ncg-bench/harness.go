@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"time"
 
@@ -156,8 +157,8 @@ func (h *harness) startServe(ctx context.Context, name string, conns int, pprof 
 		// The benchmark measures serve's own cost of asking IAM, with
 		// thousands of new classes a second: the IAM call budget, which
 		// exists to refuse just that, is set out of the way.
-		"--iam-call-rate", "1000000",
-		"--iam-call-burst", "1000000",
+		"--iam-call-rate", budgetRate(extra),
+		"--iam-call-burst", budgetBurst(extra),
 		// Likewise the connection and in-flight caps (256 and 64 by
 		// default), which refuse a caller opening more at once: the cold
 		// burst opens one connection per admission, as an API server
@@ -169,7 +170,11 @@ func (h *harness) startServe(ctx context.Context, name string, conns int, pprof 
 		"--max-requests-in-flight-per-source", strconv.Itoa(max(2*conns, 1024)),
 		"--audit-interval=0",
 	}
-	args = append(args, extra...)
+	for _, e := range extra {
+		if e != withDefaultBudget {
+			args = append(args, e)
+		}
+	}
 	// Dummy credentials: the endpoint does not check signatures, but the
 	// SDK signs every request. No shared config, no instance metadata.
 	env := framework.ChildEnv(
@@ -273,6 +278,28 @@ func requests(cs []bench.Class) []bench.Request {
 	return out
 }
 
+// budgetRate and budgetBurst are the IAM call budget of startServe:
+// none to speak of, unless the scenario asks for serve's defaults
+// (withDefaultBudget in extra).
+func budgetRate(extra []string) string {
+	if slices.Contains(extra, withDefaultBudget) {
+		return "10"
+	}
+	return "1000000"
+}
+
+func budgetBurst(extra []string) string {
+	if slices.Contains(extra, withDefaultBudget) {
+		return "100"
+	}
+	return "1000000"
+}
+
+// withDefaultBudget, among startServe's extra arguments, gives serve its
+// default IAM call budget (--iam-call-rate 10, --iam-call-burst 100); it
+// is not passed on.
+const withDefaultBudget = "<default budget>"
+
 // runAll runs the selected scenarios in order and returns the figures
 // line; a scenario not run shows as "-".
 func (h *harness) runAll(ctx context.Context) (string, error) {
@@ -335,8 +362,16 @@ func (h *harness) runAll(ctx context.Context) (string, error) {
 			return "", fmt.Errorf("cold single scenario: %w", err)
 		}
 	}
+	var boot *bootstrapResult
+	if h.c.run("bootstrap") {
+		r, err := h.bootstrapScenario(ctx)
+		if err != nil {
+			return "", fmt.Errorf("bootstrap scenario: %w", err)
+		}
+		boot = &r
+	}
 	h.summary(warm, cold, mem)
-	line := figures(warm, cold, mem) + single.figures()
+	line := figures(warm, cold, mem) + single.figures() + boot.figures()
 	if org != nil {
 		line += " " + org.figures()
 	}

@@ -135,7 +135,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	})
 	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of this process (load generator and IAM endpoint) to this file")
 	fs.StringVar(&c.serveProfile, "serve-profile", "", "write a CPU profile of serve during the warm reference level (closed loop, concurrency 16) to this file; needs serve's --pprof-bind-address")
-	fs.StringVar(&scenarios, "scenarios", "warm,cold,memory,coldsingle,audit", "the scenarios to run (always in this order; org, the cold burst in an organization with an SCP, on demand: it does not pass yet)")
+	fs.StringVar(&scenarios, "scenarios", "warm,cold,memory,coldsingle,bootstrap,audit", "the scenarios to run (always in this order; org, the cold burst in an organization with an SCP, on demand: it does not pass yet)")
 	fs.BoolVar(&c.keep, "keep", false, "keep the work folder (logs, certificates) after the run")
 	fs.Int64Var(&c.started, "started", 0, "Unix time at which `make bench` started (hack/bench.sh sets it), to report its total time")
 	if err := fs.Parse(args); err != nil {
@@ -152,10 +152,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	c.scenarios = map[string]bool{}
 	for _, s := range strings.Split(scenarios, ",") {
 		switch s = strings.TrimSpace(s); s {
-		case "warm", "cold", "org", "memory", "coldsingle", "audit":
+		case "warm", "cold", "org", "memory", "coldsingle", "bootstrap", "audit":
 			c.scenarios[s] = true
 		default:
-			fmt.Fprintf(stderr, "ncg-bench: --scenarios: unknown scenario %q (want warm, cold, org, memory, coldsingle, audit)\n", s)
+			fmt.Fprintf(stderr, "ncg-bench: --scenarios: unknown scenario %q (want warm, cold, org, memory, coldsingle, bootstrap, audit)\n", s)
 			return 2
 		}
 	}
