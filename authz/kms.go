@@ -298,10 +298,14 @@ func classifyKMSError(op, id string, err error) error {
 
 // CachedKMS is a KMSView in front of another with the rules of Cached:
 // TTL, shorter negative TTL, coalescing, per-call timeout and stale
-// answers while KMS is unavailable.
+// answers while KMS is unavailable; and, as EKS, EC2 and SSM, a breaker
+// that remembers an unreachable KMS (a private cluster without a KMS VPC
+// endpoint) and a share of the admission's deadline, so that KMS never
+// starves the IAM checks.
 type CachedKMS struct {
 	answerCache
-	inner KMSView
+	inner   KMSView
+	breaker *Breaker
 }
 
 var _ KMSView = (*CachedKMS)(nil)
@@ -311,12 +315,13 @@ func NewCachedKMS(inner KMSView, opts CacheOptions) *CachedKMS {
 	c := &CachedKMS{inner: inner}
 	c.init(opts)
 	c.service = "KMS"
+	c.breaker = c.newBreaker("KMS")
 	return c
 }
 
 // Key implements KMSView.
 func (c *CachedKMS) Key(ctx context.Context, id string) (KMSKey, error) {
-	v, served, err := c.lookup(ctx, "DescribeKey", "kms\x00"+id, func(ctx context.Context) (any, error) {
+	v, served, err := c.lookupVia(ctx, c.breaker, "DescribeKey", "kms\x00"+id, func(ctx context.Context) (any, error) {
 		return c.inner.Key(ctx, id)
 	})
 	if err != nil {
