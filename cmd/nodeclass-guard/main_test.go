@@ -454,7 +454,7 @@ func TestCheckEveryCode(t *testing.T) {
 		"IAMUnavailable",
 		// The node-join extension.
 		"NodeAccessEntryMissing", "NodeAccessEntryWrongType", "NodeAccessPolicyMissing", "AWSAuthRoleMissing",
-		"AWSAuthRoleHasPath", "AWSAuthGroupsMissing", "NodeJoinChecksSkipped", "AutoModeRoleHasPath",
+		"AWSAuthRoleHasPath", "AWSAuthGroupsMissing", "AWSAuthUsernameWrong", "NodeJoinChecksSkipped", "AutoModeRoleHasPath",
 		"AutoModePassRoleDenied", "AutoModeTagDenied", "SpotServiceLinkedRoleMissing",
 		// The selector extension. The update codes need an UPDATE, which
 		// check makes only against a cluster (--kubeconfig): their fixture
