@@ -51,9 +51,10 @@ func (c *Checker) CheckEC2NodeClass(ctx context.Context, nc *EC2NodeClass) Verdi
 // rules (whose launch questions ask about the image, subnets and security
 // groups resolved) and judges the selectors, under the caller's deadline
 // (one per admission: the entry points set it). np, when
-// set, is the NodePool being admitted: its name is the launch tag and its
-// requirements are the ones the images must fit; otherwise the NodePools
-// using the class are.
+// set, is the NodePool being admitted: its name is the launch tag, and
+// whether its requirements fit the images is its own finding
+// (judgePoolImages); otherwise the class is judged against the NodePools
+// using it.
 func (c *Checker) checkEC2Class(ctx context.Context, nc *EC2NodeClass, np *NodePool) Verdict {
 	v, _ := c.checkEC2ClassAs(ctx, nc, np, false)
 	return v
@@ -163,10 +164,11 @@ func (c *Checker) checkSelectors(ctx context.Context, v *Verdict, nc *EC2NodeCla
 		res := c.resolveSelectors(ctx, nc.Spec)
 		r = &res
 	}
+	// The NodePools whose requirements the images must fit: for a NodePool
+	// being checked, none here (its own finding, judgePoolImages).
 	var pools []NodePool
 	switch {
 	case np != nil:
-		pools = []NodePool{*np}
 	case c.cfg.NodePools != nil:
 		var err error
 		if pools, err = c.cfg.NodePools.NodePoolsUsing(ctx, nc.Name); err != nil {

@@ -719,28 +719,51 @@ func archAllowed(reqs []NodeSelectorRequirement, arch string) bool {
 	return true
 }
 
-// judgeImages: the images' architectures against the NodePools using the
-// class, and their family against spec.amiFamily.
-func (c *Checker) judgeImages(v *Verdict, spec EC2NodeClassSpec, r Resolution, pools []NodePool) {
-	if len(r.Images) == 0 {
-		return
-	}
+// imageArches are the kubernetes.io/arch values of r's images.
+func imageArches(r Resolution) map[string]bool {
 	arches := map[string]bool{}
 	for _, im := range r.Images {
 		arches[kubeArch[im.Architecture]] = true
 	}
+	return arches
+}
+
+// fitsImages reports whether np allows an architecture of arches.
+func fitsImages(np NodePool, arches map[string]bool) bool {
+	for a := range arches {
+		if archAllowed(np.Spec.Template.Spec.Requirements, a) {
+			return true
+		}
+	}
+	return false
+}
+
+// judgeImages: the images' architectures against the NodePools using the
+// class, and their family against spec.amiFamily. The class is refused
+// for its architectures only when no NodePool using it could launch one of
+// its images: a NodePool that excludes them is the NodePool's own finding
+// (judgePoolImages), and a class no NodePool uses yet is not refused.
+func (c *Checker) judgeImages(v *Verdict, spec EC2NodeClassSpec, r Resolution, pools []NodePool) {
+	if len(r.Images) == 0 {
+		return
+	}
+	arches := imageArches(r)
+	var excluded []string
 	for _, np := range pools {
-		ok := false
-		for a := range arches {
-			if archAllowed(np.Spec.Template.Spec.Requirements, a) {
-				ok = true
-			}
+		if !fitsImages(np, arches) {
+			excluded = append(excluded, quote(np.Name))
 		}
-		if !ok {
-			v.add(deny(ImageArchitectureMismatch, amiTermsPath,
-				"the selected images are %s only (%s), and NodePool %s allows no such kubernetes.io/arch, so Karpenter could launch no node for it. Select images of an architecture the NodePool allows, or change its kubernetes.io/arch requirement",
-				strings.Join(sortedKeys(arches), ", "), listIDs(r.ids(listImages), 3), quote(np.Name)))
-		}
+	}
+	switch {
+	case len(pools) == 0 || len(excluded) < len(pools):
+	case len(excluded) == 1:
+		v.add(deny(ImageArchitectureMismatch, amiTermsPath,
+			"the selected images are %s only (%s), and NodePool %s allows no such kubernetes.io/arch, so Karpenter could launch no node for it. Select images of an architecture the NodePool allows, or change its kubernetes.io/arch requirement",
+			strings.Join(sortedKeys(arches), ", "), listIDs(r.ids(listImages), 3), excluded[0]))
+	default:
+		v.add(deny(ImageArchitectureMismatch, amiTermsPath,
+			"the selected images are %s only (%s), and none of the %d NodePools using the class allows such a kubernetes.io/arch (NodePools %s), so Karpenter could launch no node with it. Select images of an architecture one of them allows, or change their kubernetes.io/arch requirements",
+			strings.Join(sortedKeys(arches), ", "), listIDs(r.ids(listImages), 3), len(pools), listIDs(excluded, 5)))
 	}
 	fam := effectiveFamily(spec)
 	if fam == "" || fam == familyCustom {
@@ -757,4 +780,21 @@ func (c *Checker) judgeImages(v *Verdict, spec EC2NodeClassSpec, r Resolution, p
 			"amiFamily is %s but images %s are of another family by their name: Karpenter would give them %s user data and the nodes would not join. Set amiFamily to the images' family, or select %s images",
 			fam, listIDs(wrong, 3), fam, fam))
 	}
+}
+
+// judgePoolImages: the NodePool np, being checked, must allow an
+// architecture of the images its class (named class) selects, as r
+// resolved them; otherwise Karpenter could launch no node for it, whatever
+// the class's other NodePools do.
+func judgePoolImages(np *NodePool, class string, r Resolution) (Finding, bool) {
+	if len(r.Images) == 0 {
+		return Finding{}, false
+	}
+	arches := imageArches(r)
+	if fitsImages(*np, arches) {
+		return Finding{}, false
+	}
+	return deny(ImageArchitectureMismatch, requirementsPath,
+		"EC2NodeClass %s selects images of %s only (%s), and this NodePool's kubernetes.io/arch requirement allows none of them, so Karpenter could launch no node for it. Allow %s in its kubernetes.io/arch requirement, or use a class with images of an architecture it allows",
+		quote(class), strings.Join(sortedKeys(arches), ", "), listIDs(r.ids(listImages), 3), strings.Join(sortedKeys(arches), " or ")), true
 }
