@@ -3,6 +3,7 @@ package rules
 import (
 	"context"
 	"errors"
+	"maps"
 	"time"
 
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -188,14 +189,25 @@ func (c *Checker) CheckNodeClass(ctx context.Context, nc *NodeClass) Verdict {
 }
 
 // CheckNodeClassUpdate validates an update of an EKS Auto Mode NodeClass:
-// as a create when spec.role or spec.instanceProfile changed; when only
-// spec.tags did, what the new tags break comes back as warnings (the
-// contract never refuses an update that leaves the node identity alone).
+// as a create when spec.role or spec.instanceProfile changed; when they
+// did not, what new spec.tags break comes back as warnings (the contract
+// never refuses an update that leaves the node identity alone), and the
+// selector terms are judged as on a create, as an EC2NodeClass's are.
 func (c *Checker) CheckNodeClassUpdate(ctx context.Context, old, nc *NodeClass) Verdict {
-	v := c.CheckNodeClass(ctx, nc)
-	if old.Spec.Role == nc.Spec.Role && old.Spec.InstanceProfile == nc.Spec.InstanceProfile {
+	if old.Spec.Role != nc.Spec.Role || old.Spec.InstanceProfile != nc.Spec.InstanceProfile {
+		return c.CheckNodeClass(ctx, nc)
+	}
+	if v, out := outOfBounds(c.boundsNodeClass(nc)); out {
+		return v
+	}
+	ctx, cancel := c.deadline(ctx)
+	defer cancel()
+	var v Verdict
+	if !maps.Equal(old.Spec.Tags, nc.Spec.Tags) || sameAutoModeTerms(old.Spec, nc.Spec) {
+		v = c.checkClass(ctx, autoModeClass(nc))
 		v.demote("spec.tags update, not refused")
 	}
+	c.checkAutoModeSelectors(ctx, &v, nc)
 	return v
 }
 
@@ -205,7 +217,15 @@ func (c *Checker) checkNodeClass(ctx context.Context, nc *NodeClass) Verdict {
 	if v, out := outOfBounds(c.boundsNodeClass(nc)); out {
 		return v
 	}
-	return c.checkClass(ctx, class{name: nc.Name, role: nc.Spec.Role, profile: nc.Spec.InstanceProfile, eks: true, tags: nc.Spec.Tags})
+	v := c.checkClass(ctx, autoModeClass(nc))
+	c.checkAutoModeSelectors(ctx, &v, nc)
+	return v
+}
+
+// autoModeClass is what the class rules read of an EKS Auto Mode
+// NodeClass.
+func autoModeClass(nc *NodeClass) class {
+	return class{name: nc.Name, role: nc.Spec.Role, profile: nc.Spec.InstanceProfile, eks: true, tags: nc.Spec.Tags}
 }
 
 // checkClass runs the format rules, then the IAM rules of spec.role or of

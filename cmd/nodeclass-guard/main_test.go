@@ -226,6 +226,14 @@ func TestCheckGolden(t *testing.T) {
 				"testdata/arch/shared-class.yaml#2: ImageArchitectureMismatch | ",
 				"testdata/arch/shared-class.yaml#3:  | ",
 			}},
+		// EKS Auto Mode NodeClasses' selector terms, judged as an
+		// EC2NodeClass's.
+		{name: "Auto Mode NodeClass selectors", args: iamArgs(ctlKarpenter), paths: []string{"testdata/automode"}, exit: 1,
+			wantByID: []string{
+				"testdata/automode/selectors.yaml#1:  | SelectorTermMatchesNothing",
+				"testdata/automode/selectors.yaml#2: SelectorMatchesNothing | ",
+				"testdata/automode/selectors.yaml#3:  | ",
+			}},
 		{name: "several paths, a file twice", args: iamArgs(ctlKarpenter), paths: []string{"testdata/bad/role-arn.yaml", "testdata/good/nodepool.yaml", "testdata/bad/role-arn.yaml"}, exit: 1,
 			wantByID: []string{
 				"testdata/bad/role-arn.yaml#1: RoleIsARN | ",

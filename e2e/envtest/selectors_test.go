@@ -122,6 +122,26 @@ func TestSelectorCodes(t *testing.T) {
 		requireAllowed(t, err, "sel-shared-arm2")
 		requireWarnings(t, w, nil, "ImageArchitectureMismatch", "NodeClassNotFound")
 	})
+	// An EKS Auto Mode NodeClass's selector terms are judged as an
+	// EC2NodeClass's; an update changing only them reaches the webhook
+	// (matchConditions from rules.Reads) and is refused for what they break.
+	t.Run("EKS Auto Mode NodeClass selectors", func(t *testing.T) {
+		w, err := create(ctx, c, eksNodeClass("sel-auto-typo", map[string]any{"role": "EKSAutoNodeRole-demo",
+			"subnetSelectorTerms": []any{demoTags, tags("karpenter.sh/discovery", "dmeo")}}), client.DryRunAll)
+		requireAllowed(t, err, "sel-auto-typo")
+		requireWarnings(t, w, []string{"[SelectorTermMatchesNothing] spec.subnetSelectorTerms[1]"})
+
+		nc := eksNodeClass("sel-auto", role("EKSAutoNodeRole-demo"))
+		if _, err := create(ctx, c, nc); err != nil {
+			t.Fatal(err)
+		}
+		deleteAtEnd(t, c, nc)
+		cur := get(ctx, t, c, nc)
+		cur.Object["spec"].(map[string]any)["podSubnetSelectorTerms"] = []any{tags("kubernetes.io/role/pod", "1")}
+		cur.Object["spec"].(map[string]any)["podSecurityGroupSelectorTerms"] = []any{demoTags}
+		_, err = update(ctx, c, cur, client.DryRunAll)
+		requireDenied(t, e, groupEKS, err, "spec.podSubnetSelectorTerms: SelectorMatchesNothing")
+	})
 	t.Run("EC2 that cannot be asked is could-not-check", func(t *testing.T) {
 		e.IAM.InjectFailure(iamserver.Failure{Fault: iamserver.AccessDenied, Action: iamserver.EC2All, Always: true})
 		defer e.IAM.ClearFailures()
