@@ -55,7 +55,7 @@ func TestAutoModeSelectorRules(t *testing.T) {
 		{name: "subnets partly outside the security groups' VPC",
 			spec:     NodeClassSpec{SubnetSelectorTerms: []SelectorTerm{tagTerm("Name", "*")}, SecurityGroupSelectorTerms: []SelectorTerm{demoTerm}},
 			warnings: []string{"SubnetSecurityGroupVPCMismatch@spec.subnetSelectorTerms"}, contains: "Narrow subnetSelectorTerms to",
-			ec2:      &EC2NodeClassSpec{SubnetSelectorTerms: []SelectorTerm{tagTerm("Name", "*")}, SecurityGroupSelectorTerms: []SelectorTerm{demoTerm}}},
+			ec2: &EC2NodeClassSpec{SubnetSelectorTerms: []SelectorTerm{tagTerm("Name", "*")}, SecurityGroupSelectorTerms: []SelectorTerm{demoTerm}}},
 		{name: "the pods' subnet terms match nothing",
 			spec:     NodeClassSpec{SubnetSelectorTerms: []SelectorTerm{demoTerm}, PodSubnetSelectorTerms: []SelectorTerm{typo}},
 			denials:  []string{"SelectorMatchesNothing@spec.podSubnetSelectorTerms"},
