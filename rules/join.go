@@ -158,9 +158,11 @@ func (c *Checker) judgeJoin(v *Verdict, n *notes, cl class, path *field.Path, p 
 		// The entry may exist; aws-auth alone cannot condemn the role.
 		n.skip("aws-auth", "the role is not mapped there, and its access entry could not be read")
 	case len(misnamed) > 0:
+		// The entry to write keeps the mapping's groups (a Windows node
+		// role's eks:kube-proxy-windows too).
 		v.add(deny(AWSAuthUsernameWrong, path,
-			"kube-system/aws-auth maps node role %s to %s, but the Node authorizer serves only users in system:nodes named system:node:<nodeName>, so its nodes' kubelets could not register. Write its mapRoles entry as %s",
-			p.role.WithoutPath(), usernameShown(misnamed[0].Username), line))
+			"kube-system/aws-auth maps node role %s to %s, but the Node authorizer serves only users in system:nodes named system:node:<nodeName>, so its nodes' kubelets could not register. Write its mapRoles entry as {rolearn: %s, username: %s, groups: [%s]}",
+			p.role.WithoutPath(), usernameShown(misnamed[0].Username), p.role.WithoutPath(), nodeUsername, strings.Join(misnamed[0].Groups, ", ")))
 	case len(match) > 0:
 		v.add(deny(AWSAuthGroupsMissing, path,
 			"kube-system/aws-auth maps node role %s to groups [%s], lacking %s, so its nodes could not register. Write its mapRoles entry as %s",

@@ -855,7 +855,9 @@ func (c *Checker) judgeImages(v *Verdict, spec EC2NodeClassSpec, r Resolution, p
 // resolved them; otherwise Karpenter could launch no node for it, whatever
 // the class's other NodePools do.
 func judgePoolImages(np *NodePool, class string, r Resolution) (Finding, bool) {
-	if len(r.Images) == 0 {
+	// Only images resolved in full condemn a NodePool: a term EC2 or SSM
+	// could not answer may hold an image it fits.
+	if len(r.Images) == 0 || !r.complete(listImages) || len(r.skipped) > 0 {
 		return Finding{}, false
 	}
 	arches := imageArches(r)
