@@ -135,17 +135,15 @@ func (c *Checker) checkAutoModeSelectors(ctx context.Context, v *Verdict, nc *No
 		n.skipSelector("selectors", "no EC2 source: give --iam-snapshot the EC2 sections, or run with EC2 access")
 		return
 	}
-	// Nothing is asked for more terms than an EC2NodeClass may hold.
+	// Nothing is asked of terms past an EC2NodeClass's bounds (more terms
+	// or tags than its CRD holds, a value longer than EC2 could match):
+	// the check is skipped, never passed (EKS's own CRD states no such
+	// caps to refuse with).
 	for l, ts := range terms {
-		if len(ts) > MaxSelectorTerms {
-			n.skipSelector(listInfo[l].check, fmt.Sprintf("%s has %d terms, more than the %d one check resolves", listInfo[l].path, len(ts), MaxSelectorTerms))
+		if fs := boundsTerms(listInfo[l].path, ts); len(fs) > 0 {
+			n.skipSelector(listInfo[l].check, fmt.Sprintf("%s is past what one check resolves (%d terms, %d tags a term, tags EC2 could hold, %d-byte fields)",
+				fs[0].Field, MaxSelectorTerms, MaxTermTags, MaxTermFieldBytes))
 			return
-		}
-		for i, t := range ts {
-			if len(t.Tags) > MaxTermTags {
-				n.skipSelector(listInfo[l].check, fmt.Sprintf("%s has %d tags, more than the %d one term may hold", listInfo[l].path.Index(i).Child("tags"), len(t.Tags), MaxTermTags))
-				return
-			}
 		}
 	}
 	c.judgeTerms(v, &n, terms, c.resolveTerms(ctx, terms))

@@ -83,7 +83,10 @@ func TestAutoModeSelectorRules(t *testing.T) {
 			spec: NodeClassSpec{SubnetSelectorTerms: []SelectorTerm{typo}}},
 		{name: "more terms than one check resolves: skipped, not asked",
 			spec:     NodeClassSpec{PodSubnetSelectorTerms: make([]SelectorTerm, MaxSelectorTerms+1)},
-			warnings: []string{"SelectorChecksSkipped@spec"}, contains: "spec.podSubnetSelectorTerms has 31 terms"},
+			warnings: []string{"SelectorChecksSkipped@spec"}, contains: "pod subnet selectors (spec.podSubnetSelectorTerms is past what one check resolves (30 terms"},
+		{name: "a tag value longer than any EC2 tag: skipped, not asked",
+			spec:     NodeClassSpec{SubnetSelectorTerms: []SelectorTerm{demoTerm, tagTerm("k", strings.Repeat("v", 300))}},
+			warnings: []string{"SelectorChecksSkipped@spec"}, contains: "spec.subnetSelectorTerms[1].tags[k] is past what one check resolves"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
