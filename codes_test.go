@@ -26,7 +26,7 @@ func TestReasonCodes(t *testing.T) {
 		"SelectorTermMatchesNothing", "SelectorMatchesNothing", "CapacityReservationTermMatchesNothing",
 		"SubnetSecurityGroupVPCMismatch", "ImageArchitectureMismatch", "ImageFamilyMismatch",
 		"SelectorChecksSkipped", "SelectorUpdateStrandsNodes", "SelectorUpdateChanges",
-		"TagsExceedLimit", "SpecExceedsLimit",
+		"TagsExceedLimit", "SpecExceedsLimit", "AWSAuthUsernameWrong",
 	} {
 		if !slices.Contains(names, want) {
 			t.Errorf("the README's table has no %s (has %v)", want, names)

@@ -140,11 +140,11 @@ func TestSampleSnapshotScenario(t *testing.T) {
 		if !errors.As(err, &nf) || nf.Kind != "role" || nf.Name != "NoSuchRole" || !errors.Is(err, ErrNotFound) {
 			t.Errorf("Role(NoSuchRole) error = %v", err)
 		}
-		// 8 roles, and 10 more for the node-join checks (EKS Auto Mode's
+		// 8 roles, and 11 more for the node-join checks (EKS Auto Mode's
 		// node and cluster roles, spot's service-linked role, node roles
-		// without or with odd access entries).
-		if got := len(s.Roles()); got != 18 {
-			t.Errorf("Roles() has %d roles, want 18", got)
+		// without or with odd access entries or aws-auth mappings).
+		if got := len(s.Roles()); got != 19 {
+			t.Errorf("Roles() has %d roles, want 19", got)
 		}
 	})
 

@@ -164,9 +164,12 @@ func withLabels(o map[string]any) map[string]any {
 }
 
 // classMatchCases are the node classes' cases; ec2 adds what only an
-// EC2NodeClass's condition sends (amiFamily and the selector terms, for
-// the selector rules and the update guard). spec.tags are sent for both:
-// Karpenter's requests and EKS Auto Mode's carry them.
+// EC2NodeClass's condition sends (amiFamily and the AMI and capacity
+// reservation terms, for the selector rules and the update guard), and
+// drops what only an EKS NodeClass's sends (its pods' selector terms).
+// spec.tags and the subnet and security group terms are sent for both:
+// Karpenter's requests and EKS Auto Mode's carry the tags, and both
+// classes' selector terms are judged.
 func classMatchCases(ec2 bool) []matchCase {
 	spec := func(fields map[string]any) map[string]any {
 		s := map[string]any{"amiSelectorTerms": []any{map[string]any{"alias": "al2023@latest"}}}
@@ -191,9 +194,15 @@ func classMatchCases(ec2 bool) []matchCase {
 			obj("default", spec(map[string]any{"role": "KarpenterNodeRole", "amiFamily": "Bottlerocket"})), obj("default", role("KarpenterNodeRole")), ec2},
 		{"subnet term changed", admission.Update,
 			obj("default", spec(map[string]any{"role": "R", "subnetSelectorTerms": []any{map[string]any{"tags": map[string]any{"k": "dmeo"}}}})),
-			obj("default", spec(map[string]any{"role": "R", "subnetSelectorTerms": []any{map[string]any{"tags": map[string]any{"k": "demo"}}}})), ec2},
+			obj("default", spec(map[string]any{"role": "R", "subnetSelectorTerms": []any{map[string]any{"tags": map[string]any{"k": "demo"}}}})), true},
 		{"security group terms added", admission.Update,
-			obj("default", spec(map[string]any{"role": "R", "securityGroupSelectorTerms": []any{map[string]any{"id": "sg-1"}}})), obj("default", role("R")), ec2},
+			obj("default", spec(map[string]any{"role": "R", "securityGroupSelectorTerms": []any{map[string]any{"id": "sg-1"}}})), obj("default", role("R")), true},
+		// An EKS Auto Mode NodeClass's pod lists; an EC2NodeClass has none.
+		{"pod subnet term changed", admission.Update,
+			obj("default", spec(map[string]any{"role": "R", "podSubnetSelectorTerms": []any{map[string]any{"tags": map[string]any{"k": "pods"}}}})),
+			obj("default", spec(map[string]any{"role": "R", "podSubnetSelectorTerms": []any{map[string]any{"tags": map[string]any{"k": "pod"}}}})), !ec2},
+		{"pod security group terms added", admission.Update,
+			obj("default", spec(map[string]any{"role": "R", "podSecurityGroupSelectorTerms": []any{map[string]any{"id": "sg-1"}}})), obj("default", role("R")), !ec2},
 		{"ami term changed", admission.Update,
 			obj("default", spec(map[string]any{"role": "R", "amiSelectorTerms": []any{map[string]any{"alias": "al2023@v20250101"}}})), obj("default", role("R")), ec2},
 		{"capacity reservation terms removed", admission.Update,

@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"context"
 	"fmt"
 	"sort"
 
@@ -104,4 +105,58 @@ func (c *Checker) judgeAutoMode(v *Verdict, n *notes, cl class, path *field.Path
 			p.cluster.RoleARN, actionsOf(denied), tagList(c.autoModeTags(cl)), d.Reason(),
 			fix(d, "Allow these EC2 actions with these request tags in the cluster role's policies (EKS's managed policies allow no custom tags)")))
 	}
+}
+
+// autoModeTerms are an EKS Auto Mode NodeClass's selector terms: the
+// node's subnets and security groups, and the pods'.
+func autoModeTerms(spec NodeClassSpec) selectorTerms {
+	var t selectorTerms
+	t[listSubnets] = spec.SubnetSelectorTerms
+	t[listGroups] = spec.SecurityGroupSelectorTerms
+	t[listPodSubnets] = spec.PodSubnetSelectorTerms
+	t[listPodGroups] = spec.PodSecurityGroupSelectorTerms
+	return t
+}
+
+// checkAutoModeSelectors resolves an EKS Auto Mode NodeClass's selector
+// terms and judges them as an EC2NodeClass's are (the same codes and
+// messages: a term matching nothing, a list matching nothing, subnets and
+// security groups of different VPCs; the pods' lists as the node's). In
+// offline mode (no IAM source) they are not resolved, as no IAM check is;
+// with IAM but no EC2 source they are reported as skipped.
+func (c *Checker) checkAutoModeSelectors(ctx context.Context, v *Verdict, nc *NodeClass) {
+	terms := autoModeTerms(nc.Spec)
+	if c.cfg.IAM == nil || !terms.some() {
+		return
+	}
+	var n notes
+	defer n.report(v, c.cfg.OnIAMError)
+	if c.cfg.EC2 == nil {
+		n.skipSelector("selectors", "no EC2 source: give --iam-snapshot the EC2 sections, or run with EC2 access")
+		return
+	}
+	// Nothing is asked of terms past an EC2NodeClass's bounds (more terms
+	// or tags than its CRD holds, a value longer than EC2 could match):
+	// the check is skipped, never passed (EKS's own CRD states no such
+	// caps to refuse with).
+	for l, ts := range terms {
+		if fs := boundsTerms(listInfo[l].path, ts); len(fs) > 0 {
+			n.skipSelector(listInfo[l].check, fmt.Sprintf("%s is past what one check resolves (%d terms, %d tags a term, tags EC2 could hold, %d-byte fields)",
+				fs[0].Field, MaxSelectorTerms, MaxTermTags, MaxTermFieldBytes))
+			return
+		}
+	}
+	c.judgeTerms(v, &n, terms, c.resolveTerms(ctx, terms))
+}
+
+// sameAutoModeTerms reports whether an update leaves every selector list
+// of an EKS Auto Mode NodeClass as it was.
+func sameAutoModeTerms(old, cur NodeClassSpec) bool {
+	o, n := autoModeTerms(old), autoModeTerms(cur)
+	for l := range o {
+		if !sameTerms(o[l], n[l]) {
+			return false
+		}
+	}
+	return true
 }

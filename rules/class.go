@@ -3,6 +3,7 @@ package rules
 import (
 	"context"
 	"errors"
+	"maps"
 	"time"
 
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -53,9 +54,10 @@ func (c *Checker) CheckEC2NodeClass(ctx context.Context, nc *EC2NodeClass) Verdi
 // rules (whose launch questions ask about the image, subnets and security
 // groups resolved) and judges the selectors, under the caller's deadline
 // (one per admission: the entry points set it). np, when
-// set, is the NodePool being admitted: its name is the launch tag and its
-// requirements are the ones the images must fit; otherwise the NodePools
-// using the class are.
+// set, is the NodePool being admitted: its name is the launch tag, and
+// whether its requirements fit the images is its own finding
+// (judgePoolImages); otherwise the class is judged against the NodePools
+// using it.
 func (c *Checker) checkEC2Class(ctx context.Context, nc *EC2NodeClass, np *NodePool) Verdict {
 	v, _ := c.checkEC2ClassAs(ctx, nc, np, false)
 	return v
@@ -167,10 +169,11 @@ func (c *Checker) checkSelectors(ctx context.Context, v *Verdict, nc *EC2NodeCla
 		res := c.resolveSelectors(ctx, nc.Spec)
 		r = &res
 	}
+	// The NodePools whose requirements the images must fit: for a NodePool
+	// being checked, none here (its own finding, judgePoolImages).
 	var pools []NodePool
 	switch {
 	case np != nil:
-		pools = []NodePool{*np}
 	case c.cfg.NodePools != nil:
 		var err error
 		if pools, err = c.cfg.NodePools.NodePoolsUsing(ctx, nc.Name); err != nil {
@@ -193,14 +196,25 @@ func (c *Checker) CheckNodeClass(ctx context.Context, nc *NodeClass) Verdict {
 }
 
 // CheckNodeClassUpdate validates an update of an EKS Auto Mode NodeClass:
-// as a create when spec.role or spec.instanceProfile changed; when only
-// spec.tags did, what the new tags break comes back as warnings (the
-// contract never refuses an update that leaves the node identity alone).
+// as a create when spec.role or spec.instanceProfile changed; when they
+// did not, what new spec.tags break comes back as warnings (the contract
+// never refuses an update that leaves the node identity alone), and the
+// selector terms are judged as on a create, as an EC2NodeClass's are.
 func (c *Checker) CheckNodeClassUpdate(ctx context.Context, old, nc *NodeClass) Verdict {
-	v := c.CheckNodeClass(ctx, nc)
-	if old.Spec.Role == nc.Spec.Role && old.Spec.InstanceProfile == nc.Spec.InstanceProfile {
+	if old.Spec.Role != nc.Spec.Role || old.Spec.InstanceProfile != nc.Spec.InstanceProfile {
+		return c.CheckNodeClass(ctx, nc)
+	}
+	if v, out := outOfBounds(c.boundsNodeClass(nc)); out {
+		return v
+	}
+	ctx, cancel := c.deadline(ctx)
+	defer cancel()
+	var v Verdict
+	if !maps.Equal(old.Spec.Tags, nc.Spec.Tags) || sameAutoModeTerms(old.Spec, nc.Spec) {
+		v = c.checkClass(ctx, autoModeClass(nc))
 		v.demote("spec.tags update, not refused")
 	}
+	c.checkAutoModeSelectors(ctx, &v, nc)
 	return v
 }
 
@@ -210,7 +224,15 @@ func (c *Checker) checkNodeClass(ctx context.Context, nc *NodeClass) Verdict {
 	if v, out := outOfBounds(c.boundsNodeClass(nc)); out {
 		return v
 	}
-	return c.checkClass(ctx, class{name: nc.Name, role: nc.Spec.Role, profile: nc.Spec.InstanceProfile, eks: true, tags: nc.Spec.Tags})
+	v := c.checkClass(ctx, autoModeClass(nc))
+	c.checkAutoModeSelectors(ctx, &v, nc)
+	return v
+}
+
+// autoModeClass is what the class rules read of an EKS Auto Mode
+// NodeClass.
+func autoModeClass(nc *NodeClass) class {
+	return class{name: nc.Name, role: nc.Spec.Role, profile: nc.Spec.InstanceProfile, eks: true, tags: nc.Spec.Tags}
 }
 
 // checkClass runs the format rules, then the IAM rules of spec.role or of

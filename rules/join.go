@@ -146,9 +146,13 @@ func (c *Checker) judgeJoin(v *Verdict, n *notes, cl class, path *field.Path, p 
 		return false
 	}
 	match, withPath := auth.AWSAuth.mappingsOf(p.role)
+	var misnamed []RoleMapping
 	for _, m := range match {
 		if m.hasNodeGroups() {
-			return false
+			if m.Username == nodeUsername {
+				return false
+			}
+			misnamed = append(misnamed, m)
 		}
 	}
 	line := awsAuthLine(p.role)
@@ -156,6 +160,12 @@ func (c *Checker) judgeJoin(v *Verdict, n *notes, cl class, path *field.Path, p 
 	case entryUnknown:
 		// The entry may exist; aws-auth alone cannot condemn the role.
 		n.skip("aws-auth", "the role is not mapped there, and its access entry could not be read")
+	case len(misnamed) > 0:
+		// The entry to write keeps the mapping's groups (a Windows node
+		// role's eks:kube-proxy-windows too).
+		v.add(deny(AWSAuthUsernameWrong, path,
+			"kube-system/aws-auth maps node role %s to %s, but the Node authorizer serves only users in system:nodes named system:node:<nodeName>, so its nodes' kubelets could not register. Write its mapRoles entry as {rolearn: %s, username: %s, groups: [%s]}",
+			p.role.WithoutPath(), usernameShown(misnamed[0].Username), p.role.WithoutPath(), nodeUsername, strings.Join(misnamed[0].Groups, ", ")))
 	case len(match) > 0:
 		v.add(deny(AWSAuthGroupsMissing, path,
 			"kube-system/aws-auth maps node role %s to groups [%s], lacking %s, so its nodes could not register. Write its mapRoles entry as %s",
@@ -214,4 +224,19 @@ func (c *Checker) judgeEntry(v *Verdict, cl class, path *field.Path, p joinPlan,
 			"the access entry of EKS Auto Mode node role %s has no %s associated, so its nodes would not join. Run: aws eks associate-access-policy --cluster-name %s --principal-arn %s --policy-arn %s --access-scope type=cluster",
 			p.role, autoNodePolicy, p.cluster.Name, p.role, authz.EKSAccessPolicyARN(c.partition, autoNodePolicy)))
 	}
+}
+
+// nodeUsername is the username an aws-auth mapping of a node role must
+// give, as EKS documents it for every AMI family (Amazon Linux,
+// Bottlerocket, Windows): the authenticator renders it to
+// system:node:<the instance's private DNS name>, the name the kubelet
+// registers under, which is what the Node authorizer checks.
+const nodeUsername = "system:node:{{EC2PrivateDNSName}}"
+
+// usernameShown says which username a mapping gives, for a message.
+func usernameShown(u string) string {
+	if u == "" {
+		return "no username"
+	}
+	return "username " + shown(u)
 }

@@ -21,6 +21,7 @@ func joinCases() []ruleCase {
 		return StaticAWSAuth{Auth: AWSAuth{Found: true, Roles: roles}}
 	}
 	nodes := []string{"system:bootstrappers", "system:nodes"}
+	const nodeName = "system:node:{{EC2PrivateDNSName}}"
 	empty := mapped()
 	spot := func(op string, values ...string) *NodePool {
 		np := nodePool("spot", refEC2("default"))
@@ -41,7 +42,7 @@ func joinCases() []ruleCase {
 				"cluster demo (authenticationMode API_AND_CONFIG_MAP) has no access entry for node role " + acct + "KarpenterNodeRole-noentry nor does kube-system/aws-auth map it",
 				"aws eks create-access-entry --cluster-name demo --principal-arn " + acct + "KarpenterNodeRole-noentry --type EC2_LINUX"}},
 		{name: "join: no access entry, but mapped in aws-auth", obj: ec2Class("x", "KarpenterNodeRole-noentry", ""),
-			awsAuth: mapped(RoleMapping{RoleARN: acct + "KarpenterNodeRole-noentry", Groups: nodes})},
+			awsAuth: mapped(RoleMapping{RoleARN: acct + "KarpenterNodeRole-noentry", Username: nodeName, Groups: nodes})},
 		{name: "join: no access entry, API mode", obj: ec2Class("x", "KarpenterNodeRole-noentry", ""), eks: mode(authz.AuthModeAPI),
 			deny: codes(NodeAccessEntryMissing), msgs: []string{"(authenticationMode API) has no access entry"}},
 		{name: "join: access entry of a non-node type", obj: ec2Class("x", "KarpenterNodeRole-standard", ""),
@@ -55,12 +56,31 @@ func joinCases() []ruleCase {
 		{name: "join: aws-auth maps the role without the node groups", obj: ec2Class("x", "KarpenterNodeRole-nogroups", ""),
 			awsAuth: mapped(RoleMapping{RoleARN: acct + "KarpenterNodeRole-nogroups", Groups: []string{"system:nodes"}}),
 			deny:    codes(AWSAuthGroupsMissing), msgs: []string{"to groups [system:nodes], lacking system:bootstrappers, so"}},
+		{name: "join: aws-auth maps the role to another username", obj: ec2Class("x", "KarpenterNodeRole-noentry", ""),
+			awsAuth: mapped(RoleMapping{RoleARN: acct + "KarpenterNodeRole-noentry", Username: "system:node:{{SessionName}}", Groups: nodes}),
+			deny:    codes(AWSAuthUsernameWrong), msgs: []string{
+				"kube-system/aws-auth maps node role " + acct + "KarpenterNodeRole-noentry to username system:node:{{SessionName}}, but the Node authorizer serves only users in system:nodes named system:node:<nodeName>",
+				"Write its mapRoles entry as {rolearn: " + acct + "KarpenterNodeRole-noentry, username: " + line}},
+		{name: "join: aws-auth maps the role without a username", obj: ec2Class("x", "KarpenterNodeRole-demo", ""), eks: mode(authz.AuthModeConfigMap),
+			awsAuth: mapped(RoleMapping{RoleARN: acct + "KarpenterNodeRole-demo", Groups: nodes}),
+			deny:    codes(AWSAuthUsernameWrong), msgs: []string{"maps node role " + acct + "KarpenterNodeRole-demo to no username, but"}},
+		{name: "join: aws-auth maps a Windows node role under another username", obj: ec2Class("x", "KarpenterNodeRole-demo", ""), eks: mode(authz.AuthModeConfigMap),
+			awsAuth: mapped(RoleMapping{RoleARN: acct + "KarpenterNodeRole-demo", Username: "system:node:{{SessionName}}", Groups: append(nodes, "eks:kube-proxy-windows")}),
+			deny:    codes(AWSAuthUsernameWrong), msgs: []string{"Write its mapRoles entry as {rolearn: " + acct + "KarpenterNodeRole-demo, username: system:node:{{EC2PrivateDNSName}}, groups: [system:bootstrappers, system:nodes, eks:kube-proxy-windows]}"}},
+		{name: "join: aws-auth maps a Windows node role with its extra group", obj: ec2Class("x", "KarpenterNodeRole-demo", ""), eks: mode(authz.AuthModeConfigMap),
+			awsAuth: mapped(RoleMapping{RoleARN: acct + "KarpenterNodeRole-demo", Username: nodeName, Groups: append(nodes, "eks:kube-proxy-windows")})},
+		{name: "join: aws-auth maps the role twice, once right", obj: ec2Class("x", "KarpenterNodeRole-demo", ""), eks: mode(authz.AuthModeConfigMap),
+			awsAuth: mapped(RoleMapping{RoleARN: acct + "KarpenterNodeRole-demo", Username: "KarpenterNodeRole-demo", Groups: nodes},
+				RoleMapping{RoleARN: acct + "KarpenterNodeRole-demo", Username: nodeName, Groups: nodes})},
+		{name: "join: aws-auth username wrong and groups missing: the groups first", obj: ec2Class("x", "KarpenterNodeRole-nogroups", ""),
+			awsAuth: mapped(RoleMapping{RoleARN: acct + "KarpenterNodeRole-nogroups", Username: "nodes", Groups: []string{"system:nodes"}}),
+			deny:    codes(AWSAuthGroupsMissing)},
 		{name: "join: CONFIG_MAP cluster, role not in aws-auth", obj: ec2Class("x", "KarpenterNodeRole-demo", ""), eks: mode(authz.AuthModeConfigMap),
 			awsAuth: empty, deny: codes(AWSAuthRoleMissing), msgs: []string{"kube-system/aws-auth does not map node role " + acct + "KarpenterNodeRole-demo", "Add the mapRoles entry {rolearn: " + acct + "KarpenterNodeRole-demo"}},
 		{name: "join: CONFIG_MAP cluster without aws-auth", obj: ec2Class("x", "KarpenterNodeRole-demo", ""), eks: mode(authz.AuthModeConfigMap),
 			awsAuth: StaticAWSAuth{}, deny: codes(AWSAuthRoleMissing), msgs: []string{"has no kube-system/aws-auth ConfigMap"}},
 		{name: "join: CONFIG_MAP cluster, role mapped", obj: ec2Class("x", "", "team-profile"), eks: mode(authz.AuthModeConfigMap),
-			awsAuth: mapped(RoleMapping{RoleARN: acct + "KarpenterNodeRole-team", Groups: nodes}), deny: codes(PassRoleDenied)},
+			awsAuth: mapped(RoleMapping{RoleARN: acct + "KarpenterNodeRole-team", Username: nodeName, Groups: nodes}), deny: codes(PassRoleDenied)},
 		{name: "join: CONFIG_MAP cluster, aws-auth unreadable", obj: ec2Class("x", "KarpenterNodeRole-demo", ""), eks: mode(authz.AuthModeConfigMap),
 			awsAuth: StaticAWSAuth{Err: errors.New(`configmaps "aws-auth" is forbidden`)},
 			warn:    codes(NodeJoinChecksSkipped), msgs: []string{"aws-auth (reading kube-system/aws-auth: configmaps \"aws-auth\" is forbidden)"}},

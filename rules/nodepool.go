@@ -19,17 +19,13 @@ func (c *Checker) CheckNodePool(ctx context.Context, np *NodePool) Verdict {
 }
 
 // CheckNodePoolUpdate validates an update of a NodePool: as a create when
-// its nodeClassRef changed; when only its requirements did, the class is
-// judged against the new requirements, and only what they break (an
-// architecture the class has no image for) is refused: the class's other
-// findings come back as warnings, and the spot check warns as ever.
+// its nodeClassRef changed; when only its requirements did, only what they
+// break (an architecture the class has no image for,
+// ImageArchitectureMismatch) is refused: the class's findings come back as
+// warnings, and the spot check warns as ever.
 func (c *Checker) CheckNodePoolUpdate(ctx context.Context, old, np *NodePool) Verdict {
 	return c.checkNodePool(ctx, np, sameRef(old.Spec.Template.Spec.NodeClassRef, np.Spec.Template.Spec.NodeClassRef))
 }
-
-// requirementCodes are the class findings a NodePool's requirements
-// decide: a requirements-only update is refused for these alone.
-var requirementCodes = map[Code]bool{ImageArchitectureMismatch: true}
 
 // requirementsOnly prefixes what a requirements-only update does not
 // refuse.
@@ -52,6 +48,9 @@ func (c *Checker) checkNodePool(ctx context.Context, np *NodePool, reqsOnly bool
 		classVerdict Verdict
 		found        bool
 		err          error
+		// own are the NodePool's findings about its class: its
+		// requirements against the class's images.
+		own []Finding
 	)
 	switch gk {
 	case EC2NodeClassGK:
@@ -64,7 +63,13 @@ func (c *Checker) checkNodePool(ctx context.Context, np *NodePool, reqsOnly bool
 			// Whether its questions come first in the IAM call budget is
 			// the caller's to say (the admission adapter: a NodePool the
 			// cluster has, by name and UID); a request's name is no proof.
-			classVerdict = c.checkEC2Class(ctx, nc, np)
+			var r *Resolution
+			classVerdict, r = c.checkEC2ClassAs(ctx, nc, np, false)
+			if r != nil {
+				if f, ok := judgePoolImages(np, nc.Name, *r); ok {
+					own = append(own, f)
+				}
+			}
 		}
 	case EKSNodeClassGK:
 		kindName = "NodeClass (eks.amazonaws.com)"
@@ -106,19 +111,8 @@ func (c *Checker) checkNodePool(ctx context.Context, np *NodePool, reqsOnly bool
 		}
 		broken = append(broken, f)
 	}
-	var kept []Finding // refused even on a requirements-only update
-	if reqsOnly {
-		var rest []Finding
-		for _, f := range broken {
-			if requirementCodes[f.Code] {
-				kept = append(kept, f)
-			} else {
-				rest = append(rest, f)
-			}
-		}
-		broken = rest
-	}
-	if f, ok := classInvalid(kindName, ref.Name, kept); ok {
+	// Refused even on a requirements-only update.
+	for _, f := range own {
 		v.add(f)
 	}
 	if f, ok := classInvalid(kindName, ref.Name, broken); ok {

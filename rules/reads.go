@@ -32,8 +32,11 @@ var Reads = map[string][]string{
 	// the class's images must fit and whether spot is launched.
 	NodePoolKind: {"spec.template.spec.nodeClassRef", "spec.template.spec.requirements"},
 	// The Auto Mode tag check reads spec.tags; a tags-only update is
-	// judged with warnings only (CheckNodeClassUpdate).
-	NodeClassKind: {"spec.role", "spec.instanceProfile", "spec.tags"},
+	// judged with warnings only (CheckNodeClassUpdate). The selector
+	// rules read the node's and the pods' selector terms.
+	NodeClassKind: {"spec.role", "spec.instanceProfile", "spec.tags",
+		"spec.subnetSelectorTerms", "spec.securityGroupSelectorTerms",
+		"spec.podSubnetSelectorTerms", "spec.podSecurityGroupSelectorTerms"},
 }
 
 // ReadKinds are the kinds of Reads, in the order the README lists them.

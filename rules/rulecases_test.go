@@ -245,7 +245,7 @@ var contractCodes = []Code{
 // extensionCodes are the codes nodeclass-guard adds to the contract.
 var extensionCodes = []Code{IAMStale, PermissionChecksSkipped, PermissionContextMissing, PolicyConditionUnsupported, PolicySetOperatorMissing,
 	NodeAccessEntryMissing, NodeAccessEntryWrongType, NodeAccessPolicyMissing, AWSAuthRoleMissing, AWSAuthRoleHasPath,
-	AWSAuthGroupsMissing, NodeJoinChecksSkipped, AutoModeRoleHasPath, AutoModePassRoleDenied, AutoModeTagDenied,
+	AWSAuthGroupsMissing, AWSAuthUsernameWrong, NodeJoinChecksSkipped, AutoModeRoleHasPath, AutoModePassRoleDenied, AutoModeTagDenied,
 	SpotServiceLinkedRoleMissing}
 
 func codes(cs ...Code) []Code { return cs }

@@ -44,9 +44,14 @@ var (
 	amiTermsPath         = specPath.Child("amiSelectorTerms")
 	reservationTermsPath = specPath.Child("capacityReservationSelectorTerms")
 	amiFamilyPath        = specPath.Child("amiFamily")
+	// EKS Auto Mode NodeClass's: the subnets and security groups of the
+	// pods' network interfaces, when they are not the node's.
+	podSubnetTermsPath = specPath.Child("podSubnetSelectorTerms")
+	podGroupTermsPath  = specPath.Child("podSecurityGroupSelectorTerms")
 )
 
-// selectorList indexes the four lists.
+// selectorList indexes the selector lists: an EC2NodeClass's four, and
+// the two an EKS Auto Mode NodeClass adds for its pods.
 type selectorList int
 
 const (
@@ -54,8 +59,32 @@ const (
 	listGroups
 	listImages
 	listReservations
+	listPodSubnets
+	listPodGroups
 	numLists
 )
+
+// selectorTerms are a class's terms, per list.
+type selectorTerms [numLists][]SelectorTerm
+
+// ec2Terms are an EC2NodeClass's terms.
+func ec2Terms(spec EC2NodeClassSpec) selectorTerms {
+	var t selectorTerms
+	for l := selectorList(0); l < numLists; l++ {
+		t[l] = termsOf(spec, l)
+	}
+	return t
+}
+
+// some reports whether there is a term in some list.
+func (t selectorTerms) some() bool {
+	for _, l := range t {
+		if len(l) > 0 {
+			return true
+		}
+	}
+	return false
+}
 
 var listInfo = [numLists]struct {
 	path  *field.Path
@@ -67,6 +96,8 @@ var listInfo = [numLists]struct {
 	{groupTermsPath, "security group", "securityGroupSelectorTerms", "security group selectors"},
 	{amiTermsPath, "image", "amiSelectorTerms", "AMI selectors"},
 	{reservationTermsPath, "capacity reservation", "capacityReservationSelectorTerms", "capacity reservation selectors"},
+	{podSubnetTermsPath, "subnet", "podSubnetSelectorTerms", "pod subnet selectors"},
+	{podGroupTermsPath, "security group", "podSecurityGroupSelectorTerms", "pod security group selectors"},
 }
 
 // Karpenter's AMI families, as spec.amiFamily and aliases name them.
@@ -257,6 +288,11 @@ func aliasParameters(family, version, k8s string) []string {
 // planSelectors is the first round for spec: one or more questions per
 // term. k8s is the cluster's Kubernetes version, needed by an alias.
 func planSelectors(spec EC2NodeClassSpec, k8s string) selectorPlan {
+	return planTerms(ec2Terms(spec), k8s)
+}
+
+// planTerms is planSelectors of a class's terms, whatever its kind.
+func planTerms(terms selectorTerms, k8s string) selectorPlan {
 	var p selectorPlan
 	add := func(l selectorList, qs ...Query) {
 		idx := make([]int, len(qs))
@@ -266,13 +302,13 @@ func planSelectors(spec EC2NodeClassSpec, k8s string) selectorPlan {
 		}
 		p.terms[l] = append(p.terms[l], idx)
 	}
-	for _, t := range spec.SubnetSelectorTerms {
+	for _, t := range terms[listSubnets] {
 		add(listSubnets, ec2Q(subnetQuery(t)))
 	}
-	for _, t := range spec.SecurityGroupSelectorTerms {
+	for _, t := range terms[listGroups] {
 		add(listGroups, ec2Q(groupQuery(t)))
 	}
-	for i, t := range spec.AMISelectorTerms {
+	for i, t := range terms[listImages] {
 		switch {
 		case t.Alias != "":
 			family, version, ok := aliasFamily(t.Alias)
@@ -304,12 +340,19 @@ func planSelectors(spec EC2NodeClassSpec, k8s string) selectorPlan {
 			p.viaSSM = append(p.viaSSM, false)
 		}
 	}
-	for _, t := range spec.CapacityReservationSelectorTerms {
+	for _, t := range terms[listReservations] {
 		var qs []Query
 		for _, q := range reservationQueries(t) {
 			qs = append(qs, ec2Q(q))
 		}
 		add(listReservations, qs...)
+	}
+	// The pods' subnets and security groups are selected as the node's.
+	for _, t := range terms[listPodSubnets] {
+		add(listPodSubnets, ec2Q(subnetQuery(t)))
+	}
+	for _, t := range terms[listPodGroups] {
+		add(listPodGroups, ec2Q(groupQuery(t)))
 	}
 	return p
 }
@@ -329,8 +372,12 @@ type Resolution struct {
 	SecurityGroups []authz.SecurityGroup
 	Images         []authz.Image
 	Reservations   []authz.CapacityReservation
-	terms          [numLists][]termResult
-	skipped        []string
+	// PodSubnets and PodSecurityGroups are an EKS Auto Mode NodeClass's
+	// pod lists' (never asked in the launch questions).
+	PodSubnets        []authz.Subnet
+	PodSecurityGroups []authz.SecurityGroup
+	terms             [numLists][]termResult
+	skipped           []string
 	// notes say why terms match nothing without EC2 being asked.
 	notes []string
 	// stale is set when an answer was served past its TTL (EC2 or SSM
@@ -381,7 +428,12 @@ func (r Resolution) complete(l selectorList) bool {
 // resolveSelectors asks the plan's questions (two rounds when an AMI term
 // goes through SSM) and gathers the answers per term.
 func (c *Checker) resolveSelectors(ctx context.Context, spec EC2NodeClassSpec) Resolution {
-	p := planSelectors(spec, c.cfg.KubernetesVersion)
+	return c.resolveTerms(ctx, ec2Terms(spec))
+}
+
+// resolveTerms is resolveSelectors of a class's terms, whatever its kind.
+func (c *Checker) resolveTerms(ctx context.Context, terms selectorTerms) Resolution {
+	p := planTerms(terms, c.cfg.KubernetesVersion)
 	r := Resolution{skipped: p.skipped, notes: p.notes}
 	as := c.ask(ctx, p.queries)
 
@@ -455,21 +507,26 @@ func (a Answer) EC2Op() string {
 	return "EC2"
 }
 
-// collect adds one answer's resources to the term and, once, to r.
+// collect adds one answer's resources to the term and, once, to r (the
+// pod lists' to their own).
 func (c *Checker) collect(r *Resolution, tr *termResult, l selectorList, res authz.EC2Resources, seen map[string]bool) {
 	now := c.now()
+	subnets, groups, key := &r.Subnets, &r.SecurityGroups, ""
+	if l == listPodSubnets || l == listPodGroups {
+		subnets, groups, key = &r.PodSubnets, &r.PodSecurityGroups, "pod/"
+	}
 	for _, s := range res.Subnets {
 		tr.ids = append(tr.ids, s.ID)
-		if !seen[s.ID] {
-			seen[s.ID] = true
-			r.Subnets = append(r.Subnets, s)
+		if !seen[key+s.ID] {
+			seen[key+s.ID] = true
+			*subnets = append(*subnets, s)
 		}
 	}
 	for _, g := range res.SecurityGroups {
 		tr.ids = append(tr.ids, g.ID)
-		if !seen[g.ID] {
-			seen[g.ID] = true
-			r.SecurityGroups = append(r.SecurityGroups, g)
+		if !seen[key+g.ID] {
+			seen[key+g.ID] = true
+			*groups = append(*groups, g)
 		}
 	}
 	for _, im := range res.Images {
@@ -537,8 +594,10 @@ func termsOf(spec EC2NodeClassSpec, l selectorList) []SelectorTerm {
 		return spec.SecurityGroupSelectorTerms
 	case listImages:
 		return spec.AMISelectorTerms
+	case listReservations:
+		return spec.CapacityReservationSelectorTerms
 	}
-	return spec.CapacityReservationSelectorTerms
+	return nil // the pod lists are an EKS Auto Mode NodeClass's
 }
 
 func listIDs(ids []string, n int) string {
@@ -552,13 +611,20 @@ func listIDs(ids []string, n int) string {
 // NodePools that use the class (their architecture requirements), n
 // records the checks that could not run.
 func (c *Checker) judgeSelectors(v *Verdict, n *notes, spec EC2NodeClassSpec, r Resolution, pools []NodePool) {
+	c.judgeTerms(v, n, ec2Terms(spec), r)
+	c.judgeImages(v, spec, r, pools)
+}
+
+// judgeTerms judges what each list's terms resolved to, and the VPCs of
+// the subnets and security groups, whatever the class's kind.
+func (c *Checker) judgeTerms(v *Verdict, n *notes, lists selectorTerms, r Resolution) {
 	for _, s := range r.skipped {
 		n.skipSelector(listInfo[listImages].check, s)
 	}
 	// Answers served past their TTL are reported as IAM's and EKS's are.
 	n.served(r.stale)
 	for l := selectorList(0); l < numLists; l++ {
-		terms := termsOf(spec, l)
+		terms := lists[l]
 		info := listInfo[l]
 		total := 0
 		for _, tr := range r.terms[l] {
@@ -593,8 +659,8 @@ func (c *Checker) judgeSelectors(v *Verdict, n *notes, spec EC2NodeClassSpec, r 
 				info.noun, len(terms), info.field, truncate(describeTerms(l, terms), 120), why, info.noun))
 		}
 	}
-	c.judgeVPC(v, r)
-	c.judgeImages(v, spec, r, pools)
+	c.judgeVPC(v, r, r.Subnets, r.SecurityGroups, listSubnets, listGroups)
+	c.judgeVPC(v, r, r.PodSubnets, r.PodSecurityGroups, listPodSubnets, listPodGroups)
 }
 
 func describeTerms(l selectorList, terms []SelectorTerm) string {
@@ -622,12 +688,14 @@ func (r Resolution) ids(l selectorList) []string {
 
 // judgeVPC: a launch attaches every security group to an interface in
 // one subnet, and EC2 refuses groups of another VPC than the subnet's.
-func (c *Checker) judgeVPC(v *Verdict, r Resolution) {
-	if len(r.Subnets) == 0 || len(r.SecurityGroups) == 0 || !r.complete(listSubnets) || !r.complete(listGroups) {
+// subnets and groups are what the lists sl and gl resolved to (the
+// node's, or an EKS Auto Mode NodeClass's pods').
+func (c *Checker) judgeVPC(v *Verdict, r Resolution, subnets []authz.Subnet, groups []authz.SecurityGroup, sl, gl selectorList) {
+	if len(subnets) == 0 || len(groups) == 0 || !r.complete(sl) || !r.complete(gl) {
 		return
 	}
 	groupVPCs := map[string][]string{}
-	for _, g := range r.SecurityGroups {
+	for _, g := range groups {
 		groupVPCs[g.VPCID] = append(groupVPCs[g.VPCID], g.ID)
 	}
 	if len(groupVPCs) > 1 {
@@ -635,7 +703,7 @@ func (c *Checker) judgeVPC(v *Verdict, r Resolution) {
 		for _, vpc := range sortedKeys(groupVPCs) {
 			parts = append(parts, vpc+": "+listIDs(groupVPCs[vpc], 3))
 		}
-		v.add(deny(SubnetSecurityGroupVPCMismatch, groupTermsPath,
+		v.add(deny(SubnetSecurityGroupVPCMismatch, listInfo[gl].path,
 			"the security groups are in %d VPCs (%s); Karpenter attaches all of them to each node, and EC2 refuses groups of another VPC than the subnet's, so every launch would fail. Select security groups of one VPC",
 			len(groupVPCs), strings.Join(parts, "; ")))
 		return
@@ -645,20 +713,20 @@ func (c *Checker) judgeVPC(v *Verdict, r Resolution) {
 		vpc = k
 	}
 	var outside []string
-	for _, s := range r.Subnets {
+	for _, s := range subnets {
 		if s.VPCID != vpc {
 			outside = append(outside, s.ID+" ("+s.VPCID+")")
 		}
 	}
 	switch {
-	case len(outside) == len(r.Subnets):
-		v.add(deny(SubnetSecurityGroupVPCMismatch, subnetTermsPath,
+	case len(outside) == len(subnets):
+		v.add(deny(SubnetSecurityGroupVPCMismatch, listInfo[sl].path,
 			"no selected subnet is in %s, the VPC of the security groups (%s): subnets %s. Every launch would fail; select subnets and security groups of the same VPC",
-			vpc, listIDs(r.ids(listGroups), 3), listIDs(outside, 4)))
+			vpc, listIDs(r.ids(gl), 3), listIDs(outside, 4)))
 	case len(outside) > 0:
-		v.add(warn(SubnetSecurityGroupVPCMismatch, subnetTermsPath,
-			"subnets %s are not in %s, the security groups' VPC: launches Karpenter places there would fail. Narrow subnetSelectorTerms to %s",
-			listIDs(outside, 3), vpc, vpc))
+		v.add(warn(SubnetSecurityGroupVPCMismatch, listInfo[sl].path,
+			"subnets %s are not in %s, the security groups' VPC: launches Karpenter places there would fail. Narrow %s to %s",
+			listIDs(outside, 3), vpc, listInfo[sl].field, vpc))
 	}
 }
 
@@ -719,28 +787,51 @@ func archAllowed(reqs []NodeSelectorRequirement, arch string) bool {
 	return true
 }
 
-// judgeImages: the images' architectures against the NodePools using the
-// class, and their family against spec.amiFamily.
-func (c *Checker) judgeImages(v *Verdict, spec EC2NodeClassSpec, r Resolution, pools []NodePool) {
-	if len(r.Images) == 0 {
-		return
-	}
+// imageArches are the kubernetes.io/arch values of r's images.
+func imageArches(r Resolution) map[string]bool {
 	arches := map[string]bool{}
 	for _, im := range r.Images {
 		arches[kubeArch[im.Architecture]] = true
 	}
+	return arches
+}
+
+// fitsImages reports whether np allows an architecture of arches.
+func fitsImages(np NodePool, arches map[string]bool) bool {
+	for a := range arches {
+		if archAllowed(np.Spec.Template.Spec.Requirements, a) {
+			return true
+		}
+	}
+	return false
+}
+
+// judgeImages: the images' architectures against the NodePools using the
+// class, and their family against spec.amiFamily. The class is refused
+// for its architectures only when no NodePool using it could launch one of
+// its images: a NodePool that excludes them is the NodePool's own finding
+// (judgePoolImages), and a class no NodePool uses yet is not refused.
+func (c *Checker) judgeImages(v *Verdict, spec EC2NodeClassSpec, r Resolution, pools []NodePool) {
+	if len(r.Images) == 0 {
+		return
+	}
+	arches := imageArches(r)
+	var excluded []string
 	for _, np := range pools {
-		ok := false
-		for a := range arches {
-			if archAllowed(np.Spec.Template.Spec.Requirements, a) {
-				ok = true
-			}
+		if !fitsImages(np, arches) {
+			excluded = append(excluded, quote(np.Name))
 		}
-		if !ok {
-			v.add(deny(ImageArchitectureMismatch, amiTermsPath,
-				"the selected images are %s only (%s), and NodePool %s allows no such kubernetes.io/arch, so Karpenter could launch no node for it. Select images of an architecture the NodePool allows, or change its kubernetes.io/arch requirement",
-				strings.Join(sortedKeys(arches), ", "), listIDs(r.ids(listImages), 3), quote(np.Name)))
-		}
+	}
+	switch {
+	case len(pools) == 0 || len(excluded) < len(pools):
+	case len(excluded) == 1:
+		v.add(deny(ImageArchitectureMismatch, amiTermsPath,
+			"the selected images are %s only (%s), and NodePool %s allows no such kubernetes.io/arch, so Karpenter could launch no node for it. Select images of an architecture the NodePool allows, or change its kubernetes.io/arch requirement",
+			strings.Join(sortedKeys(arches), ", "), listIDs(r.ids(listImages), 3), excluded[0]))
+	default:
+		v.add(deny(ImageArchitectureMismatch, amiTermsPath,
+			"the selected images are %s only (%s), and none of the %d NodePools using the class allows such a kubernetes.io/arch (NodePools %s), so Karpenter could launch no node with it. Select images of an architecture one of them allows, or change their kubernetes.io/arch requirements",
+			strings.Join(sortedKeys(arches), ", "), listIDs(r.ids(listImages), 3), len(pools), listIDs(excluded, 5)))
 	}
 	fam := effectiveFamily(spec)
 	if fam == "" || fam == familyCustom {
@@ -757,4 +848,23 @@ func (c *Checker) judgeImages(v *Verdict, spec EC2NodeClassSpec, r Resolution, p
 			"amiFamily is %s but images %s are of another family by their name: Karpenter would give them %s user data and the nodes would not join. Set amiFamily to the images' family, or select %s images",
 			fam, listIDs(wrong, 3), fam, fam))
 	}
+}
+
+// judgePoolImages: the NodePool np, being checked, must allow an
+// architecture of the images its class (named class) selects, as r
+// resolved them; otherwise Karpenter could launch no node for it, whatever
+// the class's other NodePools do.
+func judgePoolImages(np *NodePool, class string, r Resolution) (Finding, bool) {
+	// Only images resolved in full condemn a NodePool: a term EC2 or SSM
+	// could not answer may hold an image it fits.
+	if len(r.Images) == 0 || !r.complete(listImages) || len(r.skipped) > 0 {
+		return Finding{}, false
+	}
+	arches := imageArches(r)
+	if fitsImages(*np, arches) {
+		return Finding{}, false
+	}
+	return deny(ImageArchitectureMismatch, requirementsPath,
+		"EC2NodeClass %s selects images of %s only (%s), and this NodePool's kubernetes.io/arch requirement allows none of them, so Karpenter could launch no node for it. Allow %s in its kubernetes.io/arch requirement, or use a class with images of an architecture it allows",
+		quote(class), strings.Join(sortedKeys(arches), ", "), listIDs(r.ids(listImages), 3), strings.Join(sortedKeys(arches), " or ")), true
 }

@@ -58,6 +58,9 @@ func TestSelectorRules(t *testing.T) {
 	amd := NodePool{}
 	amd.Name = "amd-only"
 	amd.Spec.Template.Spec.Requirements = []NodeSelectorRequirement{{Key: "kubernetes.io/arch", Operator: "NotIn", Values: []string{"arm64"}}}
+	amd2 := NodePool{}
+	amd2.Name = "amd-too"
+	amd2.Spec.Template.Spec.Requirements = []NodeSelectorRequirement{{Key: "kubernetes.io/arch", Operator: "In", Values: []string{"amd64"}}}
 
 	cases := []struct {
 		name     string
@@ -107,14 +110,38 @@ func TestSelectorRules(t *testing.T) {
 				s.AMIFamily = &f
 				s.AMISelectorTerms = []SelectorTerm{{Name: "team-golden-*"}}
 			}},
-		{name: "arm64-only images, a NodePool that wants amd64",
+		// The class is refused for its images' architectures only when no
+		// NodePool using it could launch one; an amd64-only NodePool beside
+		// one allowing arm64 is that NodePool's finding, not the class's.
+		{name: "arm64-only images, one NodePool wants amd64 and another allows arm64",
 			spec: func(s *EC2NodeClassSpec) {
 				f := familyAL2023
 				s.AMIFamily = &f
 				s.AMISelectorTerms = []SelectorTerm{{Tags: map[string]string{"team": "platform"}}}
 			},
-			pools:   []NodePool{arm, amd},
-			denials: []string{"ImageArchitectureMismatch@spec.amiSelectorTerms"}, contains: `NodePool "amd-only"`},
+			pools: []NodePool{amd, arm}},
+		{name: "arm64-only images, the only NodePool wants amd64",
+			spec: func(s *EC2NodeClassSpec) {
+				f := familyAL2023
+				s.AMIFamily = &f
+				s.AMISelectorTerms = []SelectorTerm{{Tags: map[string]string{"team": "platform"}}}
+			},
+			pools:   []NodePool{amd},
+			denials: []string{"ImageArchitectureMismatch@spec.amiSelectorTerms"}, contains: `NodePool "amd-only" allows no such kubernetes.io/arch`},
+		{name: "arm64-only images, every NodePool wants amd64",
+			spec: func(s *EC2NodeClassSpec) {
+				f := familyAL2023
+				s.AMIFamily = &f
+				s.AMISelectorTerms = []SelectorTerm{{Tags: map[string]string{"team": "platform"}}}
+			},
+			pools:   []NodePool{amd, amd2},
+			denials: []string{"ImageArchitectureMismatch@spec.amiSelectorTerms"}, contains: `none of the 2 NodePools using the class allows such a kubernetes.io/arch (NodePools "amd-only", "amd-too")`},
+		{name: "arm64-only images, no NodePool uses the class yet",
+			spec: func(s *EC2NodeClassSpec) {
+				f := familyAL2023
+				s.AMIFamily = &f
+				s.AMISelectorTerms = []SelectorTerm{{Tags: map[string]string{"team": "platform"}}}
+			}},
 		{name: "alias images fit both architectures", spec: func(*EC2NodeClassSpec) {}, pools: []NodePool{arm, amd}},
 		{name: "Bottlerocket image under amiFamily AL2023",
 			spec: func(s *EC2NodeClassSpec) {
@@ -181,6 +208,53 @@ func TestSelectorRules(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestImageArchitectureOnTheNodePool: an arm64-only class with an
+// amd64-only NodePool and another allowing arm64 is admitted; the
+// amd64-only NodePool is refused, on its requirements, also when only they
+// change, and the one allowing arm64 is admitted.
+func TestImageArchitectureOnTheNodePool(t *testing.T) {
+	spec := goodSpec()
+	f := familyAL2023
+	spec.AMIFamily = &f
+	spec.AMISelectorTerms = []SelectorTerm{{Tags: map[string]string{"team": "platform"}}}
+	nc := selectorClass(spec)
+	nc.Name = "arm-images"
+	pool := func(name, op string, values ...string) *NodePool {
+		np := nodePool(name, refEC2("arm-images"))
+		np.Spec.Template.Spec.Requirements = []NodeSelectorRequirement{{Key: "kubernetes.io/arch", Operator: op, Values: values}}
+		return np
+	}
+	amd, arm := pool("amd-only", "In", "amd64"), pool("arm", "In", "arm64", "amd64")
+	classes := testClasses()
+	classes.ec2["arm-images"] = nc
+	c := selectorChecker(t, func(cfg *Config) {
+		cfg.Classes = classes
+		cfg.NodePools = poolList{*amd, *arm}
+	})
+	ctx := context.Background()
+	if v := c.CheckEC2NodeClass(ctx, nc); !v.Allowed() || len(v.Warnings) != 0 {
+		t.Errorf("class: %s %v, want admitted without findings", v.DenialMessage(), v.WarningLines())
+	}
+	if v := c.CheckNodePool(ctx, arm); !v.Allowed() || len(v.Warnings) != 0 {
+		t.Errorf("NodePool allowing arm64: %s %v, want admitted without findings", v.DenialMessage(), v.WarningLines())
+	}
+	want := []string{"ImageArchitectureMismatch@spec.template.spec.requirements"}
+	v := c.CheckNodePool(ctx, amd)
+	if got := codesOf(v.Denials); !reflect.DeepEqual(got, want) || len(v.Warnings) != 0 {
+		t.Fatalf("amd64-only NodePool: denials %v warnings %v, want %v", got, v.WarningLines(), want)
+	}
+	for _, s := range []string{`EC2NodeClass "arm-images" selects images of arm64 only (ami-`, "Allow arm64 in its kubernetes.io/arch requirement"} {
+		if !strings.Contains(v.Denials[0].Message, s) {
+			t.Errorf("message %q does not say %q", v.Denials[0].Message, s)
+		}
+	}
+	// An update of the requirements alone to amd64 is refused for it.
+	v = c.CheckNodePoolUpdate(ctx, arm, pool("arm", "In", "amd64"))
+	if got := codesOf(v.Denials); !reflect.DeepEqual(got, want) {
+		t.Errorf("requirements update to amd64: denials %v, want %v", got, want)
 	}
 }
 

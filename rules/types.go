@@ -194,6 +194,15 @@ type NodeClassSpec struct {
 	// Tags are put on what EKS Auto Mode launches for the class, by the
 	// cluster's role.
 	Tags map[string]string `json:"tags,omitempty"`
+	// The selector terms, resolved and judged as an EC2NodeClass's: the
+	// node's subnets (id or tags) and security groups (id, name or tags),
+	// and the pods' (podSubnetSelectorTerms, podSecurityGroupSelectorTerms:
+	// id or tags), as the EKS User Guide's "Create a Node Class for Amazon
+	// EKS" documents them.
+	SubnetSelectorTerms           []SelectorTerm `json:"subnetSelectorTerms,omitempty"`
+	SecurityGroupSelectorTerms    []SelectorTerm `json:"securityGroupSelectorTerms,omitempty"`
+	PodSubnetSelectorTerms        []SelectorTerm `json:"podSubnetSelectorTerms,omitempty"`
+	PodSecurityGroupSelectorTerms []SelectorTerm `json:"podSecurityGroupSelectorTerms,omitempty"`
 }
 
 // NodePool is Karpenter's karpenter.sh NodePool (v1 and v1beta1), reduced to
@@ -296,6 +305,10 @@ func (in *NodeClass) DeepCopyObject() runtime.Object {
 			out.Spec.Tags[k] = v
 		}
 	}
+	out.Spec.SubnetSelectorTerms = copyTerms(in.Spec.SubnetSelectorTerms)
+	out.Spec.SecurityGroupSelectorTerms = copyTerms(in.Spec.SecurityGroupSelectorTerms)
+	out.Spec.PodSubnetSelectorTerms = copyTerms(in.Spec.PodSubnetSelectorTerms)
+	out.Spec.PodSecurityGroupSelectorTerms = copyTerms(in.Spec.PodSecurityGroupSelectorTerms)
 	return &out
 }
 

@@ -90,6 +90,10 @@ const (
 	// AWSAuthGroupsMissing: aws-auth maps the node role without the groups
 	// system:bootstrappers and system:nodes.
 	AWSAuthGroupsMissing Code = "AWSAuthGroupsMissing"
+	// AWSAuthUsernameWrong: aws-auth maps the node role with both node
+	// groups but a username other than system:node:{{EC2PrivateDNSName}},
+	// so the Node authorizer refuses its kubelet.
+	AWSAuthUsernameWrong Code = "AWSAuthUsernameWrong"
 	// NodeJoinChecksSkipped (warn): a node-join check could not run; the
 	// message names the check and why.
 	NodeJoinChecksSkipped Code = "NodeJoinChecksSkipped"

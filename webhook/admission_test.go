@@ -436,7 +436,7 @@ func TestAdmissionNodePool(t *testing.T) {
 func TestAdmissionEKSNodeClass(t *testing.T) {
 	f := newAdmissionFixture(t)
 	t.Run("create good", func(t *testing.T) {
-		obj := eksNodeClassJSON("auto", `{"role":"EKSAutoNodeRole-demo","subnetSelectorTerms":[{"tags":{"k":"v"}}]}`)
+		obj := eksNodeClassJSON("auto", `{"role":"EKSAutoNodeRole-demo","subnetSelectorTerms":[{"tags":{"karpenter.sh/discovery":"demo"}}]}`)
 		expectAllowed(t, f.review(t, NodeClassPath, eksReq(admissionv1.Create, obj, "")))
 	})
 	t.Run("warning in response.warnings", func(t *testing.T) {

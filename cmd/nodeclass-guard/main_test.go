@@ -218,6 +218,22 @@ func TestCheckGolden(t *testing.T) {
 		{name: "offline with a controller role finds cross-account roles", args: []string{"--offline", "--controller-role", ctlKarpenter},
 			paths: []string{"testdata/codes/RoleCrossAccount.yaml"}, exit: 1,
 			wantByID: []string{"testdata/codes/RoleCrossAccount.yaml#1: RoleIsARN,RoleCrossAccount | "}},
+		// The class is refused for its images' architectures only when no
+		// NodePool could use it; here one can, so only the other is refused.
+		{name: "an arm64 class, an amd64-only NodePool and one allowing arm64", args: iamArgs(ctlKarpenter), paths: []string{"testdata/arch"}, exit: 1,
+			wantByID: []string{
+				"testdata/arch/shared-class.yaml#1:  | ",
+				"testdata/arch/shared-class.yaml#2: ImageArchitectureMismatch | ",
+				"testdata/arch/shared-class.yaml#3:  | ",
+			}},
+		// EKS Auto Mode NodeClasses' selector terms, judged as an
+		// EC2NodeClass's.
+		{name: "Auto Mode NodeClass selectors", args: iamArgs(ctlKarpenter), paths: []string{"testdata/automode"}, exit: 1,
+			wantByID: []string{
+				"testdata/automode/selectors.yaml#1:  | SelectorTermMatchesNothing",
+				"testdata/automode/selectors.yaml#2: SelectorMatchesNothing | ",
+				"testdata/automode/selectors.yaml#3:  | ",
+			}},
 		{name: "several paths, a file twice", args: iamArgs(ctlKarpenter), paths: []string{"testdata/bad/role-arn.yaml", "testdata/good/nodepool.yaml", "testdata/bad/role-arn.yaml"}, exit: 1,
 			wantByID: []string{
 				"testdata/bad/role-arn.yaml#1: RoleIsARN | ",
@@ -454,7 +470,7 @@ func TestCheckEveryCode(t *testing.T) {
 		"IAMUnavailable",
 		// The node-join extension.
 		"NodeAccessEntryMissing", "NodeAccessEntryWrongType", "NodeAccessPolicyMissing", "AWSAuthRoleMissing",
-		"AWSAuthRoleHasPath", "AWSAuthGroupsMissing", "NodeJoinChecksSkipped", "AutoModeRoleHasPath",
+		"AWSAuthRoleHasPath", "AWSAuthGroupsMissing", "AWSAuthUsernameWrong", "NodeJoinChecksSkipped", "AutoModeRoleHasPath",
 		"AutoModePassRoleDenied", "AutoModeTagDenied", "SpotServiceLinkedRoleMissing",
 		// The selector extension. The update codes need an UPDATE, which
 		// check makes only against a cluster (--kubeconfig): their fixture

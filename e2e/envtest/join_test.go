@@ -176,6 +176,16 @@ func TestNodeJoinConfigMap(t *testing.T) {
 		t.Errorf("the denial does not give the line to write: %q", denial)
 	}
 
+	// Mapped with both node groups under another username: the Node
+	// authorizer would refuse the kubelet.
+	setAWSAuth(t, ctx, c, "- rolearn: arn:aws:iam::111122223333:role/KarpenterNodeRole-demo\n  username: system:node:{{SessionName}}"+nodeGroups)
+	_, err = dryRunUntil(t, ctx, c, class, mentions("AWSAuthUsernameWrong"))
+	denial = requireDenied(t, e, groupEC2NodeClass, err, "spec.role: AWSAuthUsernameWrong")
+	if !strings.Contains(strings.Join(denial, "\n"), "to username system:node:{{SessionName}}, but the Node authorizer serves only users in system:nodes named system:node:<nodeName>") ||
+		!strings.Contains(strings.Join(denial, "\n"), "Write its mapRoles entry as {rolearn: arn:aws:iam::111122223333:role/KarpenterNodeRole-demo, username: system:node:{{EC2PrivateDNSName}}, groups: [system:bootstrappers, system:nodes]}") {
+		t.Errorf("the denial does not name the username and give the line to write: %q", denial)
+	}
+
 	setAWSAuth(t, ctx, c, "- rolearn: arn:aws:iam::111122223333:role/KarpenterNodeRole-demo\n  username: system:node:{{EC2PrivateDNSName}}"+nodeGroups)
 	if _, err := dryRunUntil(t, ctx, c, class, func(_ []string, err error) bool { return err == nil }); err != nil {
 		t.Fatalf("still denied after mapping the role in aws-auth: %v", err)

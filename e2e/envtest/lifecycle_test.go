@@ -138,12 +138,13 @@ func dayTwo(ctx context.Context, t *testing.T, e *framework.Env, c *framework.Cl
 	t.Run("other spec field update admitted", func(t *testing.T) {
 		cur := get(ctx, t, c, o)
 		// spec.tags are in Karpenter's (and EKS Auto Mode's) requests, so
-		// they are checked (below), and an EC2NodeClass's kubelet, userData
-		// and blockDeviceMappings are what the node is given (node.go); its
-		// detailedMonitoring and an EKS NodeClass's selector terms (EKS
-		// resolves them) are not read.
-		field, set := "spec.subnetSelectorTerms", func() error {
-			return unstructured.SetNestedSlice(cur.Object, []any{map[string]any{"tags": map[string]any{"karpenter.sh/discovery": "day-two"}}}, "spec", "subnetSelectorTerms")
+		// they are checked (below), an EC2NodeClass's kubelet, userData
+		// and blockDeviceMappings are what the node is given (node.go), and
+		// both classes' selector terms are resolved (below); an
+		// EC2NodeClass's detailedMonitoring and an EKS NodeClass's
+		// networkPolicy are not read.
+		field, set := "spec.networkPolicy", func() error {
+			return unstructured.SetNestedField(cur.Object, "DefaultDeny", "spec", "networkPolicy")
 		}
 		if group == groupEC2NodeClass {
 			field, set = "spec.detailedMonitoring", func() error { return unstructured.SetNestedField(cur.Object, true, "spec", "detailedMonitoring") }
@@ -156,6 +157,28 @@ func dayTwo(ctx context.Context, t *testing.T, e *framework.Env, c *framework.Cl
 		requireAllowed(t, err, field+" update")
 		expectCalls(t, before, reaches)
 	})
+
+	if group == groupEKS {
+		// An EKS NodeClass's selector terms are judged as an EC2NodeClass's:
+		// an update changing them alone reaches the webhook and is judged
+		// by the selector rules, never refused for the role it already had.
+		t.Run("selector terms update judged by the selector rules", func(t *testing.T) {
+			cur := get(ctx, t, c, o)
+			if err := unstructured.SetNestedSlice(cur.Object, []any{map[string]any{"tags": map[string]any{"karpenter.sh/discovery": "day-two"}}}, "spec", "subnetSelectorTerms"); err != nil {
+				t.Fatal(err)
+			}
+			before := webhookRequests(t, e, path)
+			_, err := update(ctx, c, cur)
+			requireDenied(t, e, group, err, "spec.subnetSelectorTerms: SelectorMatchesNothing")
+			expectCalls(t, before, true)
+			if err := unstructured.SetNestedSlice(cur.Object, []any{map[string]any{"tags": map[string]any{"karpenter.sh/discovery": "demo"}}}, "spec", "subnetSelectorTerms"); err != nil {
+				t.Fatal(err)
+			}
+			warnings, err := update(ctx, c, cur)
+			requireAllowed(t, err, "spec.subnetSelectorTerms update")
+			requireWarnings(t, warnings, nil, "RoleNotFound")
+		})
+	}
 
 	{
 		t.Run("spec.tags update admitted with what it breaks as a warning", func(t *testing.T) {

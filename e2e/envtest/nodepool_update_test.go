@@ -60,9 +60,9 @@ func TestNodePoolRequirementsUpdate(t *testing.T) {
 		cur := get(ctx, t, c, np)
 		setRequirements(t, cur, requirement("kubernetes.io/arch", "amd64"))
 		_, err := update(ctx, c, cur)
-		lines := requireDenied(t, e, groupNodePool, err, "spec.template.spec.nodeClassRef: NodeClassInvalid")
-		if !strings.Contains(strings.Join(lines, "\n"), "ImageArchitectureMismatch") {
-			t.Errorf("NodeClassInvalid should carry ImageArchitectureMismatch: %q", lines)
+		lines := requireDenied(t, e, groupNodePool, err, "spec.template.spec.requirements: ImageArchitectureMismatch")
+		if all := strings.Join(lines, "\n"); !strings.Contains(all, `EC2NodeClass "npu-arm" selects images of arm64 only`) || strings.Contains(all, "NodeClassInvalid") {
+			t.Errorf("the NodePool's own finding should name the class's architectures, and the class is not invalid: %q", lines)
 		}
 	})
 	t.Run("requirements the class's images fit are admitted", func(t *testing.T) {

@@ -81,6 +81,67 @@ func TestSelectorCodes(t *testing.T) {
 			t.Errorf("denial does not name the NodePool: %v", err)
 		}
 	})
+	// The class works as long as one NodePool using it allows an
+	// architecture of its images; an amd64-only NodePool beside one
+	// allowing arm64 is refused itself, on its requirements.
+	t.Run("images one NodePool cannot use and another can: only that NodePool is refused", func(t *testing.T) {
+		arm := selectorClass("sel-arm-shared", map[string]any{"amiFamily": "AL2023", "amiSelectorTerms": []any{tags("team", "platform")}})
+		amd := nodePool("sel-shared-amd", "karpenter.k8s.aws", "EC2NodeClass", "sel-arm-shared")
+		if _, err := create(ctx, c, amd); err != nil {
+			t.Fatal(err)
+		}
+		deleteAtEnd(t, c, amd)
+		// serve sees the NodePool when its watch delivers it: the class is
+		// refused while it is the only one.
+		_, err := dryRunUntil(t, ctx, c, arm, mentions("ImageArchitectureMismatch"))
+		requireDenied(t, e, group, err, "spec.amiSelectorTerms: ImageArchitectureMismatch")
+		armPool := nodePool("sel-shared-arm", "karpenter.k8s.aws", "EC2NodeClass", "sel-arm-shared")
+		setRequirements(t, armPool, requirement("kubernetes.io/arch", "arm64"))
+		if _, err := create(ctx, c, armPool); err != nil {
+			t.Fatal(err)
+		}
+		deleteAtEnd(t, c, armPool)
+		if _, err := dryRunUntil(t, ctx, c, arm, func(_ []string, err error) bool { return err == nil }); err != nil {
+			t.Fatalf("the class with a NodePool allowing arm64 beside the amd64-only one: %v", err)
+		}
+		w, err := create(ctx, c, arm)
+		requireAllowed(t, err, "sel-arm-shared")
+		deleteAtEnd(t, c, arm)
+		requireWarnings(t, w, nil, "ImageArchitectureMismatch")
+
+		// serve sees the class when its watch delivers it.
+		again := nodePool("sel-shared-amd2", "karpenter.k8s.aws", "EC2NodeClass", "sel-arm-shared")
+		_, err = dryRunUntil(t, ctx, c, again, mentions("ImageArchitectureMismatch"))
+		lines := requireDenied(t, e, groupNodePool, err, "spec.template.spec.requirements: ImageArchitectureMismatch")
+		if all := strings.Join(lines, "\n"); strings.Contains(all, "NodeClassInvalid") {
+			t.Errorf("the class is not invalid, the NodePool is: %q", lines)
+		}
+		fits := nodePool("sel-shared-arm2", "karpenter.k8s.aws", "EC2NodeClass", "sel-arm-shared")
+		setRequirements(t, fits, requirement("kubernetes.io/arch", "arm64"))
+		w, err = create(ctx, c, fits, client.DryRunAll)
+		requireAllowed(t, err, "sel-shared-arm2")
+		requireWarnings(t, w, nil, "ImageArchitectureMismatch", "NodeClassNotFound")
+	})
+	// An EKS Auto Mode NodeClass's selector terms are judged as an
+	// EC2NodeClass's; an update changing only them reaches the webhook
+	// (matchConditions from rules.Reads) and is refused for what they break.
+	t.Run("EKS Auto Mode NodeClass selectors", func(t *testing.T) {
+		w, err := create(ctx, c, eksNodeClass("sel-auto-typo", map[string]any{"role": "EKSAutoNodeRole-demo",
+			"subnetSelectorTerms": []any{demoTags, tags("karpenter.sh/discovery", "dmeo")}}), client.DryRunAll)
+		requireAllowed(t, err, "sel-auto-typo")
+		requireWarnings(t, w, []string{"[SelectorTermMatchesNothing] spec.subnetSelectorTerms[1]"})
+
+		nc := eksNodeClass("sel-auto", role("EKSAutoNodeRole-demo"))
+		if _, err := create(ctx, c, nc); err != nil {
+			t.Fatal(err)
+		}
+		deleteAtEnd(t, c, nc)
+		cur := get(ctx, t, c, nc)
+		cur.Object["spec"].(map[string]any)["podSubnetSelectorTerms"] = []any{tags("kubernetes.io/role/pod", "1")}
+		cur.Object["spec"].(map[string]any)["podSecurityGroupSelectorTerms"] = []any{demoTags}
+		_, err = update(ctx, c, cur, client.DryRunAll)
+		requireDenied(t, e, groupEKS, err, "spec.podSubnetSelectorTerms: SelectorMatchesNothing")
+	})
 	t.Run("EC2 that cannot be asked is could-not-check", func(t *testing.T) {
 		e.IAM.InjectFailure(iamserver.Failure{Fault: iamserver.AccessDenied, Action: iamserver.EC2All, Always: true})
 		defer e.IAM.ClearFailures()
