@@ -145,7 +145,9 @@ func benchChecker(b *testing.B, view authz.View) *rules.Checker {
 	if err != nil {
 		b.Fatal(err)
 	}
-	return rules.NewChecker(rules.Config{IAM: view, Controller: ctl, ClusterName: testCluster, Region: testRegion, OnIAMError: rules.OnIAMErrorDeny})
+	// serve's verdict cache: a replayed object is served its verdict.
+	return rules.NewChecker(rules.Config{IAM: view, Controller: ctl, ClusterName: testCluster, Region: testRegion, OnIAMError: rules.OnIAMErrorDeny,
+		VerdictTTL: 30 * time.Second})
 }
 
 // warmCache returns a Cached view over the sample snapshot holding every
