@@ -112,35 +112,75 @@ func (c *Checker) resolvesSelectors(spec EC2NodeClassSpec) bool {
 	return c.cfg.IAM != nil && c.cfg.EC2 != nil && hasSelectors(spec)
 }
 
-// launchResources are the image, subnet and security-group ARNs of r for
-// the launch questions; a list EC2 could not resolve in full is left out,
-// and the launch requests on it are reported as not checked, with why.
+// launchResources are the image, subnets and security groups of r for the
+// launch questions, with their tags and keys; a list EC2 could not resolve
+// in full is left out, and the launch requests on it are reported as not
+// checked, with why.
 func (c *Checker) launchResources(spec EC2NodeClassSpec, r Resolution) *karpenter.EC2Resources {
-	arns := r.ARNs(c.partition, c.cfg.Region)
 	out := &karpenter.EC2Resources{Unresolved: map[string]string{}}
 	for _, l := range []struct {
 		list  selectorList
 		kind  string
-		arns  *[]string
-		got   []string
+		n     int
+		fill  func()
 		extra bool // the plan skipped some term of the list
 	}{
-		{listSubnets, "subnet", &out.Subnets, arns.Subnets, false},
-		{listGroups, "security-group", &out.SecurityGroups, arns.SecurityGroups, false},
-		{listImages, "image", &out.Images, arns.Images, len(r.skipped) > 0},
+		{listSubnets, "subnet", len(r.Subnets), func() { out.Subnets = c.launchSubnets(r.Subnets) }, false},
+		{listGroups, "security-group", len(r.SecurityGroups), func() { out.SecurityGroups = c.launchGroups(r.SecurityGroups) }, false},
+		{listImages, "image", len(r.Images), func() { out.Images = c.launchImages(r.Images) }, len(r.skipped) > 0},
 	} {
 		switch {
 		case len(termsOf(spec, l.list)) == 0:
 			out.Unresolved[l.kind] = "the class has no such selector terms"
 		case !r.complete(l.list) || l.extra:
 			out.Unresolved[l.kind] = "EC2 could not resolve the selector terms in full, see SelectorChecksSkipped"
-		case len(l.got) == 0:
+		case l.n == 0:
 			out.Unresolved[l.kind] = "the selector terms match nothing, see SelectorMatchesNothing"
-		case len(l.got) > MaxLaunchResources:
-			out.Unresolved[l.kind] = tooManyToAsk(len(l.got))
+		case l.n > MaxLaunchResources:
+			out.Unresolved[l.kind] = tooManyToAsk(l.n)
 		default:
-			*l.arns = l.got
+			l.fill()
 		}
+	}
+	return out
+}
+
+// vpcARN is the ARN of a VPC (ec2:Vpc's value), "" when not known.
+func (c *Checker) vpcARN(owner, id string) string {
+	if id == "" {
+		return ""
+	}
+	return authz.EC2ARN(c.partition, c.cfg.Region, owner, "vpc/"+id)
+}
+
+func (c *Checker) launchSubnets(ss []authz.Subnet) []karpenter.Subnet {
+	out := make([]karpenter.Subnet, len(ss))
+	for i, s := range ss {
+		out[i] = karpenter.Subnet{ARN: authz.SubnetARN(c.partition, c.cfg.Region, s.OwnerID, s.ID), ID: s.ID,
+			VPC: c.vpcARN(s.OwnerID, s.VPCID), AvailabilityZone: s.AvailabilityZone, Tags: s.Tags}
+	}
+	return out
+}
+
+func (c *Checker) launchGroups(gs []authz.SecurityGroup) []karpenter.SecurityGroup {
+	out := make([]karpenter.SecurityGroup, len(gs))
+	for i, g := range gs {
+		out[i] = karpenter.SecurityGroup{ARN: authz.SecurityGroupARN(c.partition, c.cfg.Region, g.OwnerID, g.ID), ID: g.ID,
+			VPC: c.vpcARN(g.OwnerID, g.VPCID), Tags: g.Tags}
+	}
+	return out
+}
+
+func (c *Checker) launchImages(ims []authz.Image) []karpenter.Image {
+	out := make([]karpenter.Image, len(ims))
+	for i, im := range ims {
+		// ec2:Owner is "amazon" or "aws-marketplace" for their images,
+		// the owner's account ID otherwise.
+		owner := im.OwnerID
+		if im.OwnerAlias == "amazon" || im.OwnerAlias == "aws-marketplace" {
+			owner = im.OwnerAlias
+		}
+		out[i] = karpenter.Image{ARN: authz.ImageARN(c.partition, c.cfg.Region, im.ID), ID: im.ID, Owner: owner, Public: im.Public, Tags: im.Tags}
 	}
 	return out
 }
