@@ -1,6 +1,7 @@
 package karpenter
 
 import (
+	"fmt"
 	"hash/fnv"
 	"maps"
 	"slices"
@@ -473,6 +474,10 @@ func knownAttrs(m map[string]string) map[string]string {
 	return m
 }
 
+// MaxDistinctVolumes is how many distinct EBS volumes (by their keys) the
+// launch requests are asked with, each once per call.
+const MaxDistinctVolumes = 8
+
 // Why a key's value is not known before the launch.
 const (
 	whyNoSubnets       = "the class's subnets are not resolved"
@@ -572,6 +577,17 @@ func (b *launchBuilder) resolveCreated() {
 		vols = []Volume{{}}
 	}
 	seen := map[Volume]bool{}
+	for _, vol := range vols {
+		vol.Device = ""
+		seen[vol] = true
+	}
+	if len(seen) > MaxDistinctVolumes {
+		// Each distinct volume is a request per call: past the bound,
+		// one request with the volume's keys unknown.
+		vols = []Volume{{}}
+		l.VolumesUnknown = fmt.Sprintf("the class has %d distinct volumes, more than the %d asked about", len(seen), MaxDistinctVolumes)
+	}
+	clear(seen)
 	for _, vol := range vols {
 		key := vol
 		key.Device = ""

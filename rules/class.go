@@ -3,6 +3,7 @@ package rules
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -37,6 +38,9 @@ type class struct {
 	// ec2 are the image, subnet and security-group ARNs the class's
 	// selectors resolve to; nil when they are not resolved.
 	ec2 *karpenter.EC2Resources
+	// launch is what the NodePool and the class say of the instances
+	// and volumes Karpenter launches (launchkeys.go).
+	launch karpenter.Launch
 }
 
 // CheckEC2NodeClass validates a Karpenter EC2NodeClass: format, IAM state,
@@ -72,6 +76,7 @@ func (c *Checker) checkEC2ClassAs(ctx context.Context, nc *EC2NodeClass, np *Nod
 	if np != nil {
 		cl.nodePool = np.Name
 	}
+	cl.launch = c.launchOf(ctx, nc.Spec, np)
 	var r *Resolution
 	if c.resolvesSelectors(nc.Spec) {
 		res := c.resolveSelectors(ctx, nc.Spec)
@@ -358,6 +363,9 @@ func (c *Checker) roleClass(ctx context.Context, v *Verdict, n *notes, ref RoleR
 	if perms {
 		v.addAll(c.judgeProfileActions(n, cl, prof, actions, actionAns))
 		v.addAll(c.judgeLaunch(n, cl, lp, launchAns))
+		if extra := unknownNotChecked(lp, launchAns); len(extra) > 0 {
+			v.NotChecked = append(slices.Clone(v.NotChecked), extra...)
+		}
 	}
 	return roleAns.Role, found, joinAns
 }
@@ -429,6 +437,9 @@ func (c *Checker) profileClass(ctx context.Context, v *Verdict, n *notes, name s
 	}
 	if perms {
 		v.addAll(c.judgeLaunch(n, cl, lp, launchAns))
+		if extra := unknownNotChecked(lp, launchAns); len(extra) > 0 {
+			v.NotChecked = append(slices.Clone(v.NotChecked), extra...)
+		}
 	}
 	return nodeRole, hasRole, joinAns
 }
