@@ -183,3 +183,19 @@ func TestInstanceTypeKey(t *testing.T) {
 		t.Errorf("no instance types pinned: not checked %+v, want ec2:InstanceType named", v.NotChecked)
 	}
 }
+
+// TestImageARNWording: an image's ARN names no account, so the message
+// names it whole instead of "in arn:aws:ec2:us-west-2:".
+func TestImageARNWording(t *testing.T) {
+	policies := gettingStartedPolicies(t, gettingStarted["1.15"])
+	policies["NoImages"] = `{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":"ec2:RunInstances","Resource":"arn:aws:ec2:*::image/*"}]}`
+	v := launchKeysChecker(t, policies).CheckEC2NodeClass(context.Background(), launchKeysClass(nil))
+	f := launchDenied(v)
+	if f == nil {
+		t.Fatalf("no LaunchDenied; denials %v", codesOf(v.Denials))
+	}
+	if !strings.Contains(f.Message, "may not ec2:RunInstances on arn:aws:ec2:us-west-2::image/ami-") || strings.Contains(f.Message, "in arn:aws:ec2:us-west-2:,") ||
+		strings.Contains(f.Message, "in arn:aws:ec2:us-west-2: ") {
+		t.Errorf("image wording: %s", f.Message)
+	}
+}
