@@ -4,12 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"maps"
+	"os"
 	"strings"
 	"testing"
 
 	"k8s.io/apimachinery/pkg/api/resource"
+	"sigs.k8s.io/yaml"
 
 	"github.com/nodeclass-guard/nodeclass-guard/authz"
+	"github.com/nodeclass-guard/nodeclass-guard/e2e/iamserver"
 	"github.com/nodeclass-guard/nodeclass-guard/karpenter"
 )
 
@@ -197,5 +200,72 @@ func TestImageARNWording(t *testing.T) {
 	if !strings.Contains(f.Message, "may not ec2:RunInstances on arn:aws:ec2:us-west-2::image/ami-") || strings.Contains(f.Message, "in arn:aws:ec2:us-west-2:,") ||
 		strings.Contains(f.Message, "in arn:aws:ec2:us-west-2: ") {
 		t.Errorf("image wording: %s", f.Message)
+	}
+}
+
+// TestEncryptedVolumesFixtureLive: testdata/guardrails/encrypted-volumes
+// through the real SDK clients against the local endpoint (IAM read and
+// simulated as serve does: a PolicyView over Live; EC2 and SSM to resolve
+// the selectors): the same verdicts as the snapshot's.
+func TestEncryptedVolumesFixtureLive(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a local IAM endpoint")
+	}
+	const dir = "../testdata/guardrails/encrypted-volumes/"
+	snap, err := authz.LoadSnapshotFile(dir + "snapshot.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	iamserver.IsolateAWSEnv(t, iamserver.TestAccessKeyID, iamserver.TestSecretAccessKey)
+	srv := iamserver.New(snap)
+	url, stop := srv.Start()
+	t.Cleanup(stop)
+	ctx := context.Background()
+	iamc, err := authz.NewIAMClient(ctx, "us-east-1", url, liveTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ec2c, err := authz.NewEC2Client(ctx, testRegion, url, liveTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ssmc, err := authz.NewSSMClient(ctx, testRegion, url, liveTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := authz.CacheOptions{Timeout: liveTimeout}
+	live := authz.NewLive(iamc, authz.LiveOptions{})
+	ctl, _ := authz.ParseRoleARN(ctlKarpenter)
+	ec2 := authz.NewCachedEC2(authz.NewEC2Live(ec2c, ssmc, authz.LiveOptions{}), opts)
+	for _, tc := range []struct {
+		view   string
+		file   string
+		denied bool
+	}{
+		{"policies read", "unencrypted.yaml", true}, {"policies read", "encrypted.yaml", false},
+		{"simulator only", "unencrypted.yaml", true}, {"simulator only", "encrypted.yaml", false},
+	} {
+		var view authz.View = authz.NewPolicyView(authz.NewCached(live, opts), live, opts)
+		if tc.view == "simulator only" {
+			view = authz.NewCached(live, opts)
+		}
+		c := NewChecker(Config{IAM: view, Controller: ctl, ClusterName: testCluster, Region: testRegion, OnIAMError: OnIAMErrorDeny,
+			KubernetesVersion: "1.34", EC2: ec2})
+		raw, err := os.ReadFile(dir + tc.file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var nc EC2NodeClass
+		if err := yaml.Unmarshal(raw, &nc); err != nil {
+			t.Fatalf("%s: %v", tc.file, err)
+		}
+		v := c.CheckEC2NodeClass(ctx, &nc)
+		f := launchDenied(v)
+		if (f != nil) != tc.denied || (f != nil && !strings.Contains(f.Message, "ec2:RunInstances on volume/*")) {
+			t.Errorf("%s, %s: LaunchDenied %+v, want denied=%v (denials %v)", tc.view, tc.file, f, tc.denied, codesOf(v.Denials))
+		}
+	}
+	if srv.Calls(iamserver.EC2DescribeSubnets) == 0 || srv.Calls("GetRolePolicy") == 0 {
+		t.Errorf("the live views did not reach the endpoint: %d DescribeSubnets, %d GetRolePolicy", srv.Calls(iamserver.EC2DescribeSubnets), srv.Calls("GetRolePolicy"))
 	}
 }
