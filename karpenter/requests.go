@@ -127,26 +127,28 @@ type EC2Resources struct {
 	Unresolved map[string]string `json:",omitempty"`
 }
 
-// Image is an image a launch uses.
+// Image is an image a launch uses. On Image, Subnet and SecurityGroup,
+// Tags are the resource's tags as EC2 gave them; nil means not known (an
+// empty map: it has none).
 type Image struct {
 	ARN, ID string
 	// Owner is ec2:Owner's value: "amazon" for Amazon's images, the
 	// owner's account ID otherwise.
 	Owner  string
 	Public bool
-	Tags   map[string]string `json:",omitempty"`
+	Tags   map[string]string
 }
 
 // Subnet is a subnet a launch uses; VPC is the VPC's ARN (ec2:Vpc).
 type Subnet struct {
 	ARN, ID, VPC, AvailabilityZone string
-	Tags                           map[string]string `json:",omitempty"`
+	Tags                           map[string]string
 }
 
 // SecurityGroup is a security group a launch uses; VPC is the VPC's ARN.
 type SecurityGroup struct {
 	ARN, ID, VPC string
-	Tags         map[string]string `json:",omitempty"`
+	Tags         map[string]string
 }
 
 // Request is one request Karpenter makes, as IAM authorizes it: one action

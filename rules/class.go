@@ -150,6 +150,15 @@ func (c *Checker) launchResources(spec EC2NodeClassSpec, r Resolution) *karpente
 	return out
 }
 
+// knownTags are the tags EC2 gave for a resource: none is an empty map,
+// known (karpenter reads nil as not known).
+func knownTags(tags map[string]string) map[string]string {
+	if tags == nil {
+		return map[string]string{}
+	}
+	return tags
+}
+
 // vpcARN is the ARN of a VPC (ec2:Vpc's value), "" when not known.
 func (c *Checker) vpcARN(owner, id string) string {
 	if id == "" {
@@ -162,7 +171,7 @@ func (c *Checker) launchSubnets(ss []authz.Subnet) []karpenter.Subnet {
 	out := make([]karpenter.Subnet, len(ss))
 	for i, s := range ss {
 		out[i] = karpenter.Subnet{ARN: authz.SubnetARN(c.partition, c.cfg.Region, s.OwnerID, s.ID), ID: s.ID,
-			VPC: c.vpcARN(s.OwnerID, s.VPCID), AvailabilityZone: s.AvailabilityZone, Tags: s.Tags}
+			VPC: c.vpcARN(s.OwnerID, s.VPCID), AvailabilityZone: s.AvailabilityZone, Tags: knownTags(s.Tags)}
 	}
 	return out
 }
@@ -171,7 +180,7 @@ func (c *Checker) launchGroups(gs []authz.SecurityGroup) []karpenter.SecurityGro
 	out := make([]karpenter.SecurityGroup, len(gs))
 	for i, g := range gs {
 		out[i] = karpenter.SecurityGroup{ARN: authz.SecurityGroupARN(c.partition, c.cfg.Region, g.OwnerID, g.ID), ID: g.ID,
-			VPC: c.vpcARN(g.OwnerID, g.VPCID), Tags: g.Tags}
+			VPC: c.vpcARN(g.OwnerID, g.VPCID), Tags: knownTags(g.Tags)}
 	}
 	return out
 }
@@ -185,7 +194,7 @@ func (c *Checker) launchImages(ims []authz.Image) []karpenter.Image {
 		if im.OwnerAlias == "amazon" || im.OwnerAlias == "aws-marketplace" {
 			owner = im.OwnerAlias
 		}
-		out[i] = karpenter.Image{ARN: authz.ImageARN(c.partition, c.cfg.Region, im.ID), ID: im.ID, Owner: owner, Public: im.Public, Tags: im.Tags}
+		out[i] = karpenter.Image{ARN: authz.ImageARN(c.partition, c.cfg.Region, im.ID), ID: im.ID, Owner: owner, Public: im.Public, Tags: knownTags(im.Tags)}
 	}
 	return out
 }
