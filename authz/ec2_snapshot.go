@@ -48,7 +48,8 @@ type (
 	}
 	imageDoc struct {
 		ImageId, Name, OwnerId, ImageOwnerAlias, Architecture, Platform, State string
-		Public                                                                 bool `json:",omitempty"`
+		Public                                                                 bool   `json:",omitempty"`
+		RootDeviceType                                                         string `json:",omitempty"`
 		Tags                                                                   []tagDoc
 	}
 	capacityReservationDoc struct {
@@ -146,7 +147,7 @@ func buildEC2(d ec2Sections, account string) (ec2Snapshot, error) {
 				state = "available"
 			}
 			s.images = append(s.images, Image{ID: x.ImageId, Name: x.Name, OwnerID: x.OwnerId, OwnerAlias: x.ImageOwnerAlias,
-				Architecture: x.Architecture, Platform: strings.ToLower(x.Platform), State: state, Public: x.Public, Tags: tagMap(x.Tags)})
+				Architecture: x.Architecture, Platform: strings.ToLower(x.Platform), State: state, Public: x.Public, RootDeviceType: x.RootDeviceType, Tags: tagMap(x.Tags)})
 		}
 	}
 	if d.CapacityReservations != nil {

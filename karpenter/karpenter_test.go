@@ -162,10 +162,10 @@ func TestChangesAreModelled(t *testing.T) {
 func resolved() Input {
 	i := in()
 	i.EC2 = &EC2Resources{
-		Images: []Image{{ARN: "arn:aws:ec2:us-west-2::image/ami-0123456789abcdef0", ID: "ami-0123456789abcdef0", Owner: "amazon", Public: true,
+		Images: []Image{{ARN: "arn:aws:ec2:us-west-2::image/ami-0123456789abcdef0", ID: "ami-0123456789abcdef0", Owner: "amazon", Public: true, RootDeviceType: "ebs",
 			Tags: map[string]string{"os": "al2023"}}},
 		Subnets: []Subnet{{ARN: "arn:aws:ec2:us-west-2:111122223333:subnet/subnet-0123", ID: "subnet-0123",
-			VPC: "arn:aws:ec2:us-west-2:111122223333:vpc/vpc-0123", AvailabilityZone: "us-west-2a", Tags: map[string]string{"karpenter.sh/discovery": "demo"}}},
+			VPC: "arn:aws:ec2:us-west-2:111122223333:vpc/vpc-0123", AvailabilityZone: "us-west-2a", AvailabilityZoneID: "usw2-az1", Tags: map[string]string{"karpenter.sh/discovery": "demo"}}},
 		SecurityGroups: []SecurityGroup{{ARN: "arn:aws:ec2:us-west-2:111122223333:security-group/sg-0123", ID: "sg-0123",
 			VPC: "arn:aws:ec2:us-west-2:111122223333:vpc/vpc-0123", Tags: map[string]string{"karpenter.sh/discovery": "demo"}}},
 	}
@@ -223,9 +223,9 @@ func TestExistingResourceKeys(t *testing.T) {
 		want map[string]string
 	}{
 		{"launch CreateFleet ec2:RunInstances arn:aws:ec2:us-west-2::image/ami-0123456789abcdef0",
-			map[string]string{"aws:ResourceTag/os": "al2023", "ec2:ResourceTag/os": "al2023", "ec2:ImageID": "ami-0123456789abcdef0", "ec2:Owner": "amazon", "ec2:Public": "true"}},
+			map[string]string{"aws:ResourceTag/os": "al2023", "ec2:ResourceTag/os": "al2023", "ec2:ImageID": "ami-0123456789abcdef0", "ec2:Owner": "amazon", "ec2:Public": "true", "ec2:ImageType": "machine", "ec2:RootDeviceType": "ebs"}},
 		{"launch CreateFleet ec2:CreateFleet " + ec2 + "subnet/subnet-0123",
-			map[string]string{"aws:ResourceTag/karpenter.sh/discovery": "demo", "ec2:SubnetID": "subnet-0123", "ec2:Vpc": ec2 + "vpc/vpc-0123", "ec2:AvailabilityZone": "us-west-2a"}},
+			map[string]string{"aws:ResourceTag/karpenter.sh/discovery": "demo", "ec2:SubnetID": "subnet-0123", "ec2:Vpc": ec2 + "vpc/vpc-0123", "ec2:AvailabilityZone": "us-west-2a", "ec2:AvailabilityZoneId": "usw2-az1"}},
 		{"launch CreateFleet ec2:RunInstances " + ec2 + "security-group/sg-0123",
 			map[string]string{"aws:ResourceTag/karpenter.sh/discovery": "demo", "ec2:SecurityGroupID": "sg-0123", "ec2:Vpc": ec2 + "vpc/vpc-0123"}},
 		{"launch CreateFleet ec2:CreateFleet " + ec2 + "launch-template/" + PlaceholderLaunchTemplateID,
@@ -233,7 +233,8 @@ func TestExistingResourceKeys(t *testing.T) {
 		{"launch CreateFleet ec2:RunInstances " + ec2 + "network-interface/*",
 			map[string]string{"aws:RequestTag/karpenter.sh/nodepool": "default", "ec2:Subnet": ec2 + "subnet/subnet-0123", "ec2:AvailabilityZone": "us-west-2a"}},
 		{"launch CreateFleet ec2:RunInstances " + ec2 + "instance/*",
-			map[string]string{"aws:RequestTag/karpenter.sh/nodepool": "default", "ec2:Tenancy": "default", "ec2:InstanceProfile": InstanceProfile(Newest, i).ARN}},
+			map[string]string{"aws:RequestTag/karpenter.sh/nodepool": "default", "ec2:Tenancy": "default", "ec2:InstanceProfile": InstanceProfile(Newest, i).ARN, "ec2:RootDeviceType": "ebs",
+				"ec2:AvailabilityZoneId": "usw2-az1"}},
 	} {
 		r, ok := reqs[c.key]
 		if !ok {

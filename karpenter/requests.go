@@ -136,13 +136,15 @@ type Image struct {
 	// owner's account ID otherwise.
 	Owner  string
 	Public bool
-	Tags   map[string]string
+	// RootDeviceType is "ebs" or "instance-store", "" when not known.
+	RootDeviceType string
+	Tags           map[string]string
 }
 
 // Subnet is a subnet a launch uses; VPC is the VPC's ARN (ec2:Vpc).
 type Subnet struct {
-	ARN, ID, VPC, AvailabilityZone string
-	Tags                           map[string]string
+	ARN, ID, VPC, AvailabilityZone, AvailabilityZoneID string
+	Tags                                               map[string]string
 }
 
 // SecurityGroup is a security group a launch uses; VPC is the VPC's ARN.
@@ -408,7 +410,7 @@ type target struct {
 var attrKeys = []string{
 	"ec2:InstanceType", "ec2:InstanceMarketType", "ec2:InstanceProfile", "ec2:Tenancy",
 	"ec2:AvailabilityZone", "ec2:Vpc", "ec2:Subnet", "ec2:SubnetID", "ec2:SecurityGroupID",
-	"ec2:ImageID", "ec2:Owner", "ec2:Public",
+	"ec2:AvailabilityZoneId", "ec2:ImageID", "ec2:ImageType", "ec2:Owner", "ec2:Public", "ec2:RootDeviceType",
 	"ec2:Encrypted", "ec2:VolumeType", "ec2:VolumeSize", "ec2:KmsKeyId",
 }
 
@@ -456,12 +458,15 @@ func (b *launchBuilder) resolveExisting() {
 		return
 	}
 	for i, im := range b.in.EC2.Images {
+		// Karpenter launches machine images (ec2:ImageType "machine").
 		b.images = append(b.images, &target{typ: "image", arn: im.ARN, tags: im.Tags, id: "image#" + strconv.Itoa(i),
-			attrs: map[string]string{"ec2:ImageID": im.ID, "ec2:Owner": im.Owner, "ec2:Public": strconv.FormatBool(im.Public)}})
+			attrs: knownAttrs(map[string]string{"ec2:ImageID": im.ID, "ec2:Owner": im.Owner, "ec2:Public": strconv.FormatBool(im.Public),
+				"ec2:ImageType": "machine", "ec2:RootDeviceType": im.RootDeviceType})})
 	}
 	for i, s := range b.in.EC2.Subnets {
 		b.subnets = append(b.subnets, &target{typ: "subnet", arn: s.ARN, tags: s.Tags, id: "subnet#" + strconv.Itoa(i),
-			attrs: knownAttrs(map[string]string{"ec2:SubnetID": s.ID, "ec2:Vpc": s.VPC, "ec2:AvailabilityZone": s.AvailabilityZone})})
+			attrs: knownAttrs(map[string]string{"ec2:SubnetID": s.ID, "ec2:Vpc": s.VPC, "ec2:AvailabilityZone": s.AvailabilityZone,
+				"ec2:AvailabilityZoneId": s.AvailabilityZoneID})})
 	}
 	for i, g := range b.in.EC2.SecurityGroups {
 		b.groups = append(b.groups, &target{typ: "security-group", arn: g.ARN, tags: g.Tags, id: "security-group#" + strconv.Itoa(i),
@@ -503,13 +508,17 @@ func (b *launchBuilder) resolveCreated() {
 	case subnets == nil:
 		zoneWhy = whyNoSubnets
 	default:
-		zones, vpcs := map[string]bool{}, map[string]bool{}
+		zones, zoneIDs, vpcs := map[string]bool{}, map[string]bool{}, map[string]bool{}
 		for _, s := range subnets {
 			zones[s.AvailabilityZone] = true
+			zoneIDs[s.AvailabilityZoneID] = true
 			vpcs[s.VPC] = true
 		}
 		if len(zones) == 1 && !zones[""] {
 			zone["ec2:AvailabilityZone"] = subnets[0].AvailabilityZone
+			if len(zoneIDs) == 1 && !zoneIDs[""] {
+				zone["ec2:AvailabilityZoneId"] = subnets[0].AvailabilityZoneID
+			}
 		} else {
 			zoneWhy = whySeveralZones
 		}
@@ -527,6 +536,7 @@ func (b *launchBuilder) resolveCreated() {
 		}
 		if zoneWhy != "" {
 			ni.unknown["ec2:AvailabilityZone"] = zoneWhy
+			ni.unknown["ec2:AvailabilityZoneId"] = zoneWhy
 		}
 		b.interfaces = []*target{ni}
 	}
@@ -545,6 +555,22 @@ func (b *launchBuilder) resolveCreated() {
 	unknown := map[string]string{}
 	if zoneWhy != "" {
 		unknown["ec2:AvailabilityZone"] = zoneWhy
+		unknown["ec2:AvailabilityZoneId"] = zoneWhy
+	}
+	// The instance's root device is its image's.
+	roots := map[string]bool{}
+	if b.in.EC2 != nil {
+		for _, im := range b.in.EC2.Images {
+			roots[im.RootDeviceType] = true
+		}
+	}
+	switch {
+	case len(roots) == 1 && !roots[""]:
+		base["ec2:RootDeviceType"] = b.in.EC2.Images[0].RootDeviceType
+	case len(roots) == 0:
+		unknown["ec2:RootDeviceType"] = "the class's images are not resolved"
+	default:
+		unknown["ec2:RootDeviceType"] = "the class's images differ in their root device type, or EC2 did not say it"
 	}
 	if l.InstanceProfile == "" {
 		base["ec2:InstanceProfile"] = InstanceProfile(b.v, b.in).ARN
@@ -598,7 +624,7 @@ func (b *launchBuilder) resolveCreated() {
 		}
 		seen[key] = true
 		attrs, unk := maps.Clone(zone), maps.Clone(unknown)
-		maps.DeleteFunc(unk, func(k, _ string) bool { return k != "ec2:AvailabilityZone" })
+		maps.DeleteFunc(unk, func(k, _ string) bool { return k != "ec2:AvailabilityZone" && k != "ec2:AvailabilityZoneId" })
 		why := l.VolumesUnknown
 		if why == "" {
 			why = "spec.blockDeviceMappings does not say"

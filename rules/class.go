@@ -171,7 +171,8 @@ func (c *Checker) launchSubnets(ss []authz.Subnet) []karpenter.Subnet {
 	out := make([]karpenter.Subnet, len(ss))
 	for i, s := range ss {
 		out[i] = karpenter.Subnet{ARN: authz.SubnetARN(c.partition, c.cfg.Region, s.OwnerID, s.ID), ID: s.ID,
-			VPC: c.vpcARN(s.OwnerID, s.VPCID), AvailabilityZone: s.AvailabilityZone, Tags: knownTags(s.Tags)}
+			VPC: c.vpcARN(s.OwnerID, s.VPCID), AvailabilityZone: s.AvailabilityZone,
+			AvailabilityZoneID: s.AvailabilityZoneID, Tags: knownTags(s.Tags)}
 	}
 	return out
 }
@@ -194,7 +195,8 @@ func (c *Checker) launchImages(ims []authz.Image) []karpenter.Image {
 		if im.OwnerAlias == "amazon" || im.OwnerAlias == "aws-marketplace" {
 			owner = im.OwnerAlias
 		}
-		out[i] = karpenter.Image{ARN: authz.ImageARN(c.partition, c.cfg.Region, im.ID), ID: im.ID, Owner: owner, Public: im.Public, Tags: knownTags(im.Tags)}
+		out[i] = karpenter.Image{ARN: authz.ImageARN(c.partition, c.cfg.Region, im.ID), ID: im.ID, Owner: owner, Public: im.Public,
+			RootDeviceType: im.RootDeviceType, Tags: knownTags(im.Tags)}
 	}
 	return out
 }
