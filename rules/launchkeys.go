@@ -36,19 +36,24 @@ func (c *Checker) launchOf(ctx context.Context, spec EC2NodeClassSpec, np *NodeP
 		l.MarketTypes = marketTypes(reqs)
 	}
 	l.Volumes, l.VolumesUnknown = launchVolumes(spec)
+	// Each split multiplies the instance's requests: at most
+	// maxSplitValues instance requests per call in all.
+	asked := 1
 	for _, k := range []struct {
 		key    string
 		values []string
 	}{{"ec2:InstanceType", l.InstanceTypes}, {"ec2:InstanceMarketType", l.MarketTypes}} {
-		if len(k.values) > 1 && len(k.values) <= maxSplitValues && c.policiesTest(ctx, k.key) {
+		if len(k.values) > 1 && asked*len(k.values) <= maxSplitValues && c.policiesTest(ctx, k.key) {
 			l.Split = append(l.Split, k.key)
+			asked *= len(k.values)
 		}
 	}
 	return l
 }
 
-// maxSplitValues bounds how many values of a key the instance is asked
-// with: a NodePool naming more instance types leaves the key unknown.
+// maxSplitValues bounds how many requests per call the instance is asked
+// with: a NodePool naming more instance types (times capacity types) than
+// that leaves the key unknown.
 const maxSplitValues = 20
 
 // conditionKeyTester is what a view that reads the controller's policies
