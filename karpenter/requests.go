@@ -494,7 +494,7 @@ const (
 	whyNamedProfile    = "spec.instanceProfile's path is known only once IAM is read"
 	whyNoInstanceTypes = "no NodePool pins the instance types (node.kubernetes.io/instance-type In), so Karpenter picks them at launch"
 	whySeveralTypes    = "the NodePool allows several instance types, and Karpenter picks one at launch (each is asked about only when a controller policy tests ec2:InstanceType, up to 20)"
-	whyNoMarketTypes   = "no NodePool says the capacity type (karpenter.sh/capacity-type)"
+	whyNoMarketTypes   = "no NodePool is known, or its capacity types (karpenter.sh/capacity-type) include reserved capacity"
 	whySeveralMarkets  = "the NodePool allows several capacity types, and Karpenter picks one at launch (each is asked about only when a controller policy tests ec2:InstanceMarketType)"
 	whyDefaultKMSKey   = "the volume is encrypted with the account's default EBS key, which the class does not name"
 )

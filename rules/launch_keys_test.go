@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"maps"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -267,5 +268,57 @@ func TestEncryptedVolumesFixtureLive(t *testing.T) {
 	}
 	if srv.Calls(iamserver.EC2DescribeSubnets) == 0 || srv.Calls("GetRolePolicy") == 0 {
 		t.Errorf("the live views did not reach the endpoint: %d DescribeSubnets, %d GetRolePolicy", srv.Calls(iamserver.EC2DescribeSubnets), srv.Calls("GetRolePolicy"))
+	}
+}
+
+// TestLaunchOfRequirementsAndVolumes: what the NodePool's requirements and
+// the class give the launch's keys.
+func TestLaunchOfRequirementsAndVolumes(t *testing.T) {
+	req := func(key, op string, values ...string) NodeSelectorRequirement {
+		return NodeSelectorRequirement{Key: key, Operator: op, Values: values}
+	}
+	for _, tc := range []struct {
+		reqs []NodeSelectorRequirement
+		want string
+	}{
+		{nil, "on-demand"},
+		{[]NodeSelectorRequirement{req(capacityTypeKey, "In", "spot")}, "spot"},
+		{[]NodeSelectorRequirement{req(capacityTypeKey, "In", "spot", "on-demand")}, "on-demand,spot"},
+		{[]NodeSelectorRequirement{req(capacityTypeKey, "NotIn", "spot", "reserved")}, "on-demand"},
+		{[]NodeSelectorRequirement{req(capacityTypeKey, "Exists")}, ""},
+	} {
+		if got := strings.Join(marketTypes(tc.reqs), ","); got != tc.want {
+			t.Errorf("market types of %+v = %q, want %q", tc.reqs, got, tc.want)
+		}
+	}
+	types := allowedValues([]NodeSelectorRequirement{req(instanceTypeKey, "In", "m5.large", "c5.large"), req(instanceTypeKey, "NotIn", "c5.large")}, instanceTypeKey, nil)
+	if strings.Join(types, ",") != "m5.large" {
+		t.Errorf("instance types %v, want m5.large", types)
+	}
+	if allowedValues([]NodeSelectorRequirement{req("karpenter.k8s.aws/instance-family", "In", "m5")}, instanceTypeKey, nil) != nil {
+		t.Error("instance types named without an instance-type requirement")
+	}
+	family := func(f string) EC2NodeClassSpec { return EC2NodeClassSpec{AMIFamily: &f} }
+	for _, tc := range []struct {
+		spec  EC2NodeClassSpec
+		sizes string
+	}{
+		{family("AL2023"), "20"},
+		{family("Bottlerocket"), "4,20"},
+		{family("Windows2022"), "50"},
+		{EC2NodeClassSpec{AMISelectorTerms: []SelectorTerm{{Alias: "al2@latest"}}}, "20"},
+		{family("Custom"), ""},
+	} {
+		vols, why := launchVolumes(tc.spec)
+		var sizes []string
+		for _, v := range vols {
+			sizes = append(sizes, strconv.FormatInt(v.SizeGiB, 10))
+			if v.Encrypted == nil || !*v.Encrypted || v.Type != "gp3" {
+				t.Errorf("%+v: default volume %+v, want encrypted gp3", tc.spec, v)
+			}
+		}
+		if strings.Join(sizes, ",") != tc.sizes || (vols == nil) != (why != "") {
+			t.Errorf("%+v: volumes %v (%q), want sizes %s", tc.spec, sizes, why, tc.sizes)
+		}
 	}
 }
