@@ -217,6 +217,8 @@ func TestLaunchContext(t *testing.T) {
 func TestExistingResourceKeys(t *testing.T) {
 	i := resolved()
 	reqs, _ := requestsOf(Newest, i)
+	noUID := i
+	noUID.UID = "" // ec2:InstanceProfile names the path with PlaceholderUID
 	const ec2 = "arn:aws:ec2:us-west-2:111122223333:"
 	for _, c := range []struct {
 		key  string
@@ -233,7 +235,7 @@ func TestExistingResourceKeys(t *testing.T) {
 		{"launch CreateFleet ec2:RunInstances " + ec2 + "network-interface/*",
 			map[string]string{"aws:RequestTag/karpenter.sh/nodepool": "default", "ec2:Subnet": ec2 + "subnet/subnet-0123", "ec2:AvailabilityZone": "us-west-2a"}},
 		{"launch CreateFleet ec2:RunInstances " + ec2 + "instance/*",
-			map[string]string{"aws:RequestTag/karpenter.sh/nodepool": "default", "ec2:Tenancy": "default", "ec2:InstanceProfile": InstanceProfile(Newest, i).ARN, "ec2:RootDeviceType": "ebs",
+			map[string]string{"aws:RequestTag/karpenter.sh/nodepool": "default", "ec2:Tenancy": "default", "ec2:InstanceProfile": InstanceProfile(Newest, noUID).ARN, "ec2:RootDeviceType": "ebs",
 				"ec2:AvailabilityZoneId": "usw2-az1"}},
 	} {
 		r, ok := reqs[c.key]
@@ -350,6 +352,26 @@ func TestProfileRequestsAlike(t *testing.T) {
 			if q.Resource != p.ARN || (q.Alike != "") != tc.alike || (tc.alike && !strings.Contains(q.Alike, "/"+PlaceholderUID+"/")) {
 				t.Errorf("%s uid %q: %s on %s, alike %q", tc.v, tc.uid, q.Action, q.Resource, q.Alike)
 			}
+		}
+	}
+}
+
+// TestLaunchRequestsNameNoUID: the launch requests of the same manifest
+// applied again (a new metadata.uid) are the same questions, so their
+// answers are reused: ec2:InstanceProfile names the profile's path with
+// PlaceholderUID.
+func TestLaunchRequestsNameNoUID(t *testing.T) {
+	a, b := resolved(), resolved()
+	b.UID = "0b6f5c11-2a4f-4c59-9d0e-7f1f7c1e3b7a"
+	ra, _ := LaunchRequests(Newest, a)
+	rb, _ := LaunchRequests(Newest, b)
+	if len(ra) != len(rb) {
+		t.Fatalf("%d and %d requests", len(ra), len(rb))
+	}
+	for i := range ra {
+		qa, qb := ra[i].Question("p"), rb[i].Question("p")
+		if qa.Key() != qb.Key() {
+			t.Errorf("%s %s differs with the UID: %v / %v", ra[i].Action, ra[i].Resource, ra[i].Context, rb[i].Context)
 		}
 	}
 }

@@ -573,7 +573,13 @@ func (b *launchBuilder) resolveCreated() {
 		unknown["ec2:RootDeviceType"] = "the class's images differ in their root device type, or EC2 did not say it"
 	}
 	if l.InstanceProfile == "" {
-		base["ec2:InstanceProfile"] = InstanceProfile(b.v, b.in).ARN
+		// The profile's ARN with PlaceholderUID for the class's UID (1.13
+		// on): no policy can name a UID before the class exists, and the
+		// answers then hold for the same manifest applied again with a
+		// new UID (as Request.Alike does for the profile's own requests).
+		noUID := b.in
+		noUID.UID = ""
+		base["ec2:InstanceProfile"] = InstanceProfile(b.v, noUID).ARN
 	} else {
 		unknown["ec2:InstanceProfile"] = whyNamedProfile
 	}
