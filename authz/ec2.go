@@ -117,7 +117,12 @@ type Image struct {
 	// Platform is "windows" for Windows images, "" otherwise.
 	Platform string
 	State    string
-	Tags     map[string]string
+	// Public is set for an image anyone may launch (ec2:Public).
+	Public bool
+	// RootDeviceType is "ebs" or "instance-store" (ec2:RootDeviceType),
+	// "" when not known.
+	RootDeviceType string
+	Tags           map[string]string
 }
 
 // CapacityReservation is an EC2 capacity reservation as the selector rules
@@ -313,7 +318,7 @@ func (l *EC2Live) page(ctx context.Context, q EC2Query, token *string, out *EC2R
 		for _, im := range r.Images {
 			out.Images = append(out.Images, Image{ID: aws.ToString(im.ImageId), Name: aws.ToString(im.Name),
 				OwnerID: aws.ToString(im.OwnerId), OwnerAlias: aws.ToString(im.ImageOwnerAlias),
-				Architecture: string(im.Architecture), Platform: string(im.Platform), State: string(im.State), Tags: tagsOf(im.Tags)})
+				Architecture: string(im.Architecture), Platform: string(im.Platform), State: string(im.State), Public: aws.ToBool(im.Public), RootDeviceType: string(im.RootDeviceType), Tags: tagsOf(im.Tags)})
 		}
 		return r.NextToken, nil
 	case EC2CapacityReservations:

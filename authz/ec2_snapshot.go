@@ -48,6 +48,8 @@ type (
 	}
 	imageDoc struct {
 		ImageId, Name, OwnerId, ImageOwnerAlias, Architecture, Platform, State string
+		Public                                                                 bool   `json:",omitempty"`
+		RootDeviceType                                                         string `json:",omitempty"`
 		Tags                                                                   []tagDoc
 	}
 	capacityReservationDoc struct {
@@ -145,7 +147,7 @@ func buildEC2(d ec2Sections, account string) (ec2Snapshot, error) {
 				state = "available"
 			}
 			s.images = append(s.images, Image{ID: x.ImageId, Name: x.Name, OwnerID: x.OwnerId, OwnerAlias: x.ImageOwnerAlias,
-				Architecture: x.Architecture, Platform: strings.ToLower(x.Platform), State: state, Tags: tagMap(x.Tags)})
+				Architecture: x.Architecture, Platform: strings.ToLower(x.Platform), State: state, Public: x.Public, RootDeviceType: x.RootDeviceType, Tags: tagMap(x.Tags)})
 		}
 	}
 	if d.CapacityReservations != nil {

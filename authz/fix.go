@@ -295,7 +295,7 @@ func conditionFor(ctx map[string][]string) map[string]map[string]Strings {
 	for _, k := range keys {
 		vs := ctx[k]
 		switch {
-		case strings.EqualFold(k, "aws:TagKeys") || len(vs) == 0:
+		case strings.EqualFold(k, "aws:TagKeys") || len(vs) == 0 || describesResource(k):
 			continue
 		case namesObject(k):
 			add("StringLike", k, []string{"*"})
@@ -306,6 +306,15 @@ func conditionFor(ctx map[string][]string) map[string]map[string]Strings {
 		}
 	}
 	return cond
+}
+
+// describesResource reports whether a context key describes the resource
+// itself (ec2:VolumeSize, ec2:ImageID, ec2:ResourceTag/...; not ec2:Region
+// or ec2:CreateAction): a statement for Karpenter's requests does not pin
+// those.
+func describesResource(key string) bool {
+	lower := strings.ToLower(key)
+	return strings.HasPrefix(lower, "ec2:") && lower != "ec2:region" && lower != "ec2:createaction"
 }
 
 // namesObject reports whether a context key is a request or resource tag

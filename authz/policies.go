@@ -661,3 +661,14 @@ func (v *PolicyView) LearnedKeys() []string {
 	slices.Sort(out)
 	return out
 }
+
+// TestsConditionKey reports whether a policy of principal (as last read)
+// tests the condition key key; ok is false when the policies could not be
+// read, and nobody can tell.
+func (v *PolicyView) TestsConditionKey(ctx context.Context, principal, key string) (tests, ok bool) {
+	rp, _, err := v.Policies(ctx, principal)
+	if err != nil || rp.Unreadable != "" || rp.Keys == nil {
+		return false, false
+	}
+	return rp.Keys[strings.ToLower(key)], true
+}

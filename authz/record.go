@@ -736,7 +736,7 @@ func (r *Recorder) WriteSnapshot(w io.Writer) (Summary, error) {
 		s := []imageDoc{}
 		for _, id := range r.inOrder(sortedKeys(r.images)) {
 			x := r.images[id]
-			s = append(s, imageDoc{ImageId: x.ID, Name: x.Name, OwnerId: x.OwnerID, ImageOwnerAlias: x.OwnerAlias, Architecture: x.Architecture, Platform: x.Platform, State: x.State, Tags: sortedTags(x.Tags)})
+			s = append(s, imageDoc{ImageId: x.ID, Name: x.Name, OwnerId: x.OwnerID, ImageOwnerAlias: x.OwnerAlias, Architecture: x.Architecture, Platform: x.Platform, State: x.State, Public: x.Public, RootDeviceType: x.RootDeviceType, Tags: sortedTags(x.Tags)})
 		}
 		out.Images, sum.Images = &s, len(s)
 	}

@@ -631,3 +631,28 @@ func (s *Snapshot) ManagedPolicy(arn string) (*Policy, bool) {
 	p, ok := s.managed[arn]
 	return p, ok
 }
+
+// TestsConditionKey reports whether a policy of principal in the snapshot
+// (identity or boundary) tests the condition key key; ok is false when
+// the snapshot does not hold the role whole.
+func (s *Snapshot) TestsConditionKey(_ context.Context, principal, key string) (tests, ok bool) {
+	sr := s.roleByPrincipal(principal)
+	if sr == nil || sr.incomplete() != "" {
+		return false, false
+	}
+	policies := sr.set.Identity
+	if sr.set.Boundary != nil {
+		policies = append(policies[:len(policies):len(policies)], *sr.set.Boundary)
+	}
+	for _, np := range policies {
+		if np.Policy == nil {
+			continue
+		}
+		for _, k := range np.Policy.conditionKeys() {
+			if strings.EqualFold(k, key) {
+				return true, true
+			}
+		}
+	}
+	return false, true
+}

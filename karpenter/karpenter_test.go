@@ -157,18 +157,48 @@ func TestChangesAreModelled(t *testing.T) {
 	}
 }
 
-// TestLaunchContext: every EC2 request carries the tags, aws:TagKeys,
-// aws:RequestedRegion and ec2:Region, and states those families in full.
+// resolved is in() with the class's image, subnet and security group
+// resolved, each with its own tags.
+func resolved() Input {
+	i := in()
+	i.EC2 = &EC2Resources{
+		Images: []Image{{ARN: "arn:aws:ec2:us-west-2::image/ami-0123456789abcdef0", ID: "ami-0123456789abcdef0", Owner: "amazon", Public: true, RootDeviceType: "ebs",
+			Tags: map[string]string{"os": "al2023"}}},
+		Subnets: []Subnet{{ARN: "arn:aws:ec2:us-west-2:111122223333:subnet/subnet-0123", ID: "subnet-0123",
+			VPC: "arn:aws:ec2:us-west-2:111122223333:vpc/vpc-0123", AvailabilityZone: "us-west-2a", AvailabilityZoneID: "usw2-az1", Tags: map[string]string{"karpenter.sh/discovery": "demo"}}},
+		SecurityGroups: []SecurityGroup{{ARN: "arn:aws:ec2:us-west-2:111122223333:security-group/sg-0123", ID: "sg-0123",
+			VPC: "arn:aws:ec2:us-west-2:111122223333:vpc/vpc-0123", Tags: map[string]string{"karpenter.sh/discovery": "demo"}}},
+	}
+	return i
+}
+
+// TestLaunchContext: every EC2 request carries aws:RequestedRegion and
+// ec2:Region; a resource the call creates carries the request's tags and
+// no resource tags, one that exists its own tags and not the request's,
+// and both families are stated in full.
 func TestLaunchContext(t *testing.T) {
-	reqs, _ := LaunchRequests(Newest, in())
+	reqs, _ := LaunchRequests(Newest, resolved())
 	for _, r := range reqs {
 		for _, k := range []string{"aws:RequestedRegion", "ec2:Region"} {
 			if got := r.Context[k]; len(got) != 1 || got[0] != "us-west-2" {
 				t.Errorf("%s %s: %s = %v", r.Action, r.Resource, k, got)
 			}
 		}
-		if len(r.Context["aws:TagKeys"]) != 4 || !slices.Contains(r.Complete, "aws:RequestTag/") || !slices.Contains(r.Complete, "ec2:Region") {
-			t.Errorf("%s %s: %v, complete %v", r.Action, r.Resource, r.Context, r.Complete)
+		if !slices.Contains(r.Complete, "aws:RequestTag/") || !slices.Contains(r.Complete, "aws:ResourceTag/") || !slices.Contains(r.Complete, "ec2:Region") {
+			t.Errorf("%s %s: complete %v", r.Action, r.Resource, r.Complete)
+		}
+		created := strings.HasSuffix(r.Resource, "/*")
+		if r.Action == "ec2:CreateFleet" || r.Action == "ec2:RunInstances" {
+			if created != (len(r.Context["aws:TagKeys"]) == 4) {
+				t.Errorf("%s %s: request tags %v", r.Action, r.Resource, r.Context["aws:TagKeys"])
+			}
+			hasResourceTags := false
+			for k := range r.Context {
+				hasResourceTags = hasResourceTags || strings.HasPrefix(k, "aws:ResourceTag/")
+			}
+			if created == hasResourceTags {
+				t.Errorf("%s %s: created %v, yet resource tags %v", r.Action, r.Resource, created, r.Context)
+			}
 		}
 		if strings.Contains(r.Resource, "*") && !strings.HasSuffix(r.Resource, "/*") {
 			t.Errorf("%s: a pattern passed off as a resource: %s", r.Action, r.Resource)
@@ -176,11 +206,95 @@ func TestLaunchContext(t *testing.T) {
 		if r.Action == "ec2:CreateTags" && r.Context["ec2:CreateAction"] == nil {
 			t.Errorf("CreateTags on %s without ec2:CreateAction", r.Resource)
 		}
+		if r.Action == "ec2:CreateFleet" && (strings.Contains(r.Resource, ":network-interface/") || strings.Contains(r.Resource, ":security-group/")) {
+			t.Errorf("CreateFleet asked on %s, which the reference does not list for it", r.Resource)
+		}
+	}
+}
+
+// TestExistingResourceKeys: the image, subnet, security group and the
+// launch template a launch uses carry their own tags and keys.
+func TestExistingResourceKeys(t *testing.T) {
+	i := resolved()
+	reqs, _ := requestsOf(Newest, i)
+	noUID := i
+	noUID.UID = "" // ec2:InstanceProfile names the path with PlaceholderUID
+	const ec2 = "arn:aws:ec2:us-west-2:111122223333:"
+	for _, c := range []struct {
+		key  string
+		want map[string]string
+	}{
+		{"launch CreateFleet ec2:RunInstances arn:aws:ec2:us-west-2::image/ami-0123456789abcdef0",
+			map[string]string{"aws:ResourceTag/os": "al2023", "ec2:ResourceTag/os": "al2023", "ec2:ImageID": "ami-0123456789abcdef0", "ec2:Owner": "amazon", "ec2:Public": "true", "ec2:ImageType": "machine", "ec2:RootDeviceType": "ebs"}},
+		{"launch CreateFleet ec2:CreateFleet " + ec2 + "subnet/subnet-0123",
+			map[string]string{"aws:ResourceTag/karpenter.sh/discovery": "demo", "ec2:SubnetID": "subnet-0123", "ec2:Vpc": ec2 + "vpc/vpc-0123", "ec2:AvailabilityZone": "us-west-2a", "ec2:AvailabilityZoneId": "usw2-az1"}},
+		{"launch CreateFleet ec2:RunInstances " + ec2 + "security-group/sg-0123",
+			map[string]string{"aws:ResourceTag/karpenter.sh/discovery": "demo", "ec2:SecurityGroupID": "sg-0123", "ec2:Vpc": ec2 + "vpc/vpc-0123"}},
+		{"launch CreateFleet ec2:CreateFleet " + ec2 + "launch-template/" + PlaceholderLaunchTemplateID,
+			map[string]string{"aws:ResourceTag/karpenter.sh/nodepool": "default", "aws:ResourceTag/" + ClusterTag("demo"): "owned"}},
+		{"launch CreateFleet ec2:RunInstances " + ec2 + "network-interface/*",
+			map[string]string{"aws:RequestTag/karpenter.sh/nodepool": "default", "ec2:Subnet": ec2 + "subnet/subnet-0123", "ec2:AvailabilityZone": "us-west-2a"}},
+		{"launch CreateFleet ec2:RunInstances " + ec2 + "instance/*",
+			map[string]string{"aws:RequestTag/karpenter.sh/nodepool": "default", "ec2:Tenancy": "default", "ec2:InstanceProfile": InstanceProfile(Newest, noUID).ARN, "ec2:RootDeviceType": "ebs",
+				"ec2:AvailabilityZoneId": "usw2-az1"}},
+	} {
+		r, ok := reqs[c.key]
+		if !ok {
+			t.Errorf("no request %s", c.key)
+			continue
+		}
+		for k, v := range c.want {
+			if got := r.Context[k]; len(got) != 1 || got[0] != v {
+				t.Errorf("%s: %s = %v, want %s", c.key, k, got, v)
+			}
+		}
+	}
+	if r := reqs["launch CreateFleet ec2:RunInstances "+ec2+"instance/*"]; !slices.ContainsFunc(r.Unknown, func(u UnknownKey) bool { return u.Key == "ec2:InstanceType" }) {
+		t.Errorf("the instance type is not reported unknown: %+v", r.Unknown)
+	}
+}
+
+// TestLaunchKeysFromNodePoolAndVolumes: the NodePool's one instance type
+// and capacity type, and the volumes, give their keys; several instance
+// types are asked once each only where a policy tests the key.
+func TestLaunchKeysFromNodePoolAndVolumes(t *testing.T) {
+	i := resolved()
+	no := false
+	i.Launch = Launch{InstanceTypes: []string{"m5.large", "c5.large"}, MarketTypes: []string{"spot"},
+		Volumes: []Volume{{Device: "/dev/xvda", Encrypted: &no, Type: "gp3", SizeGiB: 20}}}
+	count := func(i Input) (instances int, vol Request) {
+		reqs, _ := LaunchRequests(Newest, i)
+		for _, r := range reqs {
+			if r.Step == StepLaunch && r.Action == "ec2:RunInstances" && strings.HasSuffix(r.Resource, ":instance/*") {
+				instances++
+			}
+			if r.Step == StepLaunch && r.Action == "ec2:RunInstances" && strings.HasSuffix(r.Resource, ":volume/*") {
+				vol = r
+			}
+		}
+		return instances, vol
+	}
+	n, vol := count(i)
+	if n != 1 {
+		t.Errorf("%d instance requests without a policy testing ec2:InstanceType, want 1", n)
+	}
+	for k, want := range map[string]string{"ec2:Encrypted": "false", "ec2:VolumeType": "gp3", "ec2:VolumeSize": "20", "ec2:AvailabilityZone": "us-west-2a"} {
+		if got := vol.Context[k]; len(got) != 1 || got[0] != want {
+			t.Errorf("volume %s = %v, want %s", k, got, want)
+		}
+	}
+	if !slices.Contains(vol.Complete, "ec2:KmsKeyId") {
+		t.Errorf("an unencrypted volume's key is not known absent: %v", vol.Complete)
+	}
+	i.Launch.Split = []string{"ec2:InstanceType"}
+	if n, _ := count(i); n != 2 {
+		t.Errorf("%d instance requests with a policy testing ec2:InstanceType, want 2", n)
 	}
 }
 
 // TestEC2ResourcesSeam: the image, subnets and security groups are not
-// checked without an EC2 view, and asked when resolved.
+// checked without an EC2 view, and asked when resolved, on the actions the
+// reference lists them for.
 func TestEC2ResourcesSeam(t *testing.T) {
 	_, nc := LaunchRequests(Newest, in())
 	var kinds []string
@@ -190,17 +304,15 @@ func TestEC2ResourcesSeam(t *testing.T) {
 			t.Errorf("reason %q", n.Reason)
 		}
 	}
-	for _, want := range []string{"ec2:CreateFleet image", "ec2:CreateFleet subnet", "ec2:CreateFleet security-group", "ec2:RunInstances image"} {
+	for _, want := range []string{"ec2:CreateFleet image", "ec2:CreateFleet subnet", "ec2:RunInstances security-group", "ec2:RunInstances image"} {
 		if !slices.Contains(kinds, want) {
 			t.Errorf("not checked %v lacks %s", kinds, want)
 		}
 	}
-	i := in()
-	i.EC2 = &EC2Resources{
-		Images:         []string{"arn:aws:ec2:us-west-2::image/ami-0123456789abcdef0"},
-		Subnets:        []string{"arn:aws:ec2:us-west-2:111122223333:subnet/subnet-0123"},
-		SecurityGroups: []string{"arn:aws:ec2:us-west-2:111122223333:security-group/sg-0123"},
+	if slices.Contains(kinds, "ec2:CreateFleet security-group") {
+		t.Errorf("not checked %v names CreateFleet on security groups", kinds)
 	}
+	i := resolved()
 	reqs, nc := LaunchRequests(Newest, i)
 	if len(nc) != 0 {
 		t.Errorf("resolved, yet not checked: %v", nc)
@@ -209,10 +321,13 @@ func TestEC2ResourcesSeam(t *testing.T) {
 	for _, r := range reqs {
 		asked[r.Action+" "+r.Resource] = true
 	}
-	for _, arn := range append(append(i.EC2.Images, i.EC2.Subnets...), i.EC2.SecurityGroups...) {
+	for _, arn := range []string{i.EC2.Images[0].ARN, i.EC2.Subnets[0].ARN} {
 		if !asked["ec2:CreateFleet "+arn] || !asked["ec2:RunInstances "+arn] {
 			t.Errorf("%s not asked for CreateFleet and the validation's RunInstances", arn)
 		}
+	}
+	if g := i.EC2.SecurityGroups[0].ARN; asked["ec2:CreateFleet "+g] || !asked["ec2:RunInstances "+g] {
+		t.Errorf("%s: want RunInstances only", g)
 	}
 }
 
@@ -237,6 +352,26 @@ func TestProfileRequestsAlike(t *testing.T) {
 			if q.Resource != p.ARN || (q.Alike != "") != tc.alike || (tc.alike && !strings.Contains(q.Alike, "/"+PlaceholderUID+"/")) {
 				t.Errorf("%s uid %q: %s on %s, alike %q", tc.v, tc.uid, q.Action, q.Resource, q.Alike)
 			}
+		}
+	}
+}
+
+// TestLaunchRequestsNameNoUID: the launch requests of the same manifest
+// applied again (a new metadata.uid) are the same questions, so their
+// answers are reused: ec2:InstanceProfile names the profile's path with
+// PlaceholderUID.
+func TestLaunchRequestsNameNoUID(t *testing.T) {
+	a, b := resolved(), resolved()
+	b.UID = "0b6f5c11-2a4f-4c59-9d0e-7f1f7c1e3b7a"
+	ra, _ := LaunchRequests(Newest, a)
+	rb, _ := LaunchRequests(Newest, b)
+	if len(ra) != len(rb) {
+		t.Fatalf("%d and %d requests", len(ra), len(rb))
+	}
+	for i := range ra {
+		qa, qb := ra[i].Question("p"), rb[i].Question("p")
+		if qa.Key() != qb.Key() {
+			t.Errorf("%s %s differs with the UID: %v / %v", ra[i].Action, ra[i].Resource, ra[i].Context, rb[i].Context)
 		}
 	}
 }

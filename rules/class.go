@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"maps"
+	"slices"
 	"time"
 
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -38,6 +39,9 @@ type class struct {
 	// ec2 are the image, subnet and security-group ARNs the class's
 	// selectors resolve to; nil when they are not resolved.
 	ec2 *karpenter.EC2Resources
+	// launch is what the NodePool and the class say of the instances
+	// and volumes Karpenter launches (launchkeys.go).
+	launch karpenter.Launch
 }
 
 // CheckEC2NodeClass validates a Karpenter EC2NodeClass: format, IAM state,
@@ -78,6 +82,7 @@ func (c *Checker) checkEC2ClassAs(ctx context.Context, nc *EC2NodeClass, np *Nod
 	}
 	// The lookups that do not wait for the selectors run beside them.
 	defer c.askAhead(ctx, cl, nc.Spec)()
+	cl.launch = c.launchOf(ctx, nc.Spec, np)
 	var r *Resolution
 	if c.resolvesSelectors(nc.Spec) {
 		res := c.resolveSelectors(ctx, nc.Spec)
@@ -118,35 +123,86 @@ func (c *Checker) resolvesSelectors(spec EC2NodeClassSpec) bool {
 	return c.cfg.IAM != nil && c.cfg.EC2 != nil && hasSelectors(spec)
 }
 
-// launchResources are the image, subnet and security-group ARNs of r for
-// the launch questions; a list EC2 could not resolve in full is left out,
-// and the launch requests on it are reported as not checked, with why.
+// launchResources are the image, subnets and security groups of r for the
+// launch questions, with their tags and keys; a list EC2 could not resolve
+// in full is left out, and the launch requests on it are reported as not
+// checked, with why.
 func (c *Checker) launchResources(spec EC2NodeClassSpec, r Resolution) *karpenter.EC2Resources {
-	arns := r.ARNs(c.partition, c.cfg.Region)
 	out := &karpenter.EC2Resources{Unresolved: map[string]string{}}
 	for _, l := range []struct {
 		list  selectorList
 		kind  string
-		arns  *[]string
-		got   []string
+		n     int
+		fill  func()
 		extra bool // the plan skipped some term of the list
 	}{
-		{listSubnets, "subnet", &out.Subnets, arns.Subnets, false},
-		{listGroups, "security-group", &out.SecurityGroups, arns.SecurityGroups, false},
-		{listImages, "image", &out.Images, arns.Images, len(r.skipped) > 0},
+		{listSubnets, "subnet", len(r.Subnets), func() { out.Subnets = c.launchSubnets(r.Subnets) }, false},
+		{listGroups, "security-group", len(r.SecurityGroups), func() { out.SecurityGroups = c.launchGroups(r.SecurityGroups) }, false},
+		{listImages, "image", len(r.Images), func() { out.Images = c.launchImages(r.Images) }, len(r.skipped) > 0},
 	} {
 		switch {
 		case len(termsOf(spec, l.list)) == 0:
 			out.Unresolved[l.kind] = "the class has no such selector terms"
 		case !r.complete(l.list) || l.extra:
 			out.Unresolved[l.kind] = "EC2 could not resolve the selector terms in full, see SelectorChecksSkipped"
-		case len(l.got) == 0:
+		case l.n == 0:
 			out.Unresolved[l.kind] = "the selector terms match nothing, see SelectorMatchesNothing"
-		case len(l.got) > MaxLaunchResources:
-			out.Unresolved[l.kind] = tooManyToAsk(len(l.got))
+		case l.n > MaxLaunchResources:
+			out.Unresolved[l.kind] = tooManyToAsk(l.n)
 		default:
-			*l.arns = l.got
+			l.fill()
 		}
+	}
+	return out
+}
+
+// knownTags are the tags EC2 gave for a resource: none is an empty map,
+// known (karpenter reads nil as not known).
+func knownTags(tags map[string]string) map[string]string {
+	if tags == nil {
+		return map[string]string{}
+	}
+	return tags
+}
+
+// vpcARN is the ARN of a VPC (ec2:Vpc's value), "" when not known.
+func (c *Checker) vpcARN(owner, id string) string {
+	if id == "" {
+		return ""
+	}
+	return authz.EC2ARN(c.partition, c.cfg.Region, owner, "vpc/"+id)
+}
+
+func (c *Checker) launchSubnets(ss []authz.Subnet) []karpenter.Subnet {
+	out := make([]karpenter.Subnet, len(ss))
+	for i, s := range ss {
+		out[i] = karpenter.Subnet{ARN: authz.SubnetARN(c.partition, c.cfg.Region, s.OwnerID, s.ID), ID: s.ID,
+			VPC: c.vpcARN(s.OwnerID, s.VPCID), AvailabilityZone: s.AvailabilityZone,
+			AvailabilityZoneID: s.AvailabilityZoneID, Tags: knownTags(s.Tags)}
+	}
+	return out
+}
+
+func (c *Checker) launchGroups(gs []authz.SecurityGroup) []karpenter.SecurityGroup {
+	out := make([]karpenter.SecurityGroup, len(gs))
+	for i, g := range gs {
+		out[i] = karpenter.SecurityGroup{ARN: authz.SecurityGroupARN(c.partition, c.cfg.Region, g.OwnerID, g.ID), ID: g.ID,
+			VPC: c.vpcARN(g.OwnerID, g.VPCID), Tags: knownTags(g.Tags)}
+	}
+	return out
+}
+
+func (c *Checker) launchImages(ims []authz.Image) []karpenter.Image {
+	out := make([]karpenter.Image, len(ims))
+	for i, im := range ims {
+		// ec2:Owner is "amazon" or "aws-marketplace" for their images,
+		// the owner's account ID otherwise.
+		owner := im.OwnerID
+		if im.OwnerAlias == "amazon" || im.OwnerAlias == "aws-marketplace" {
+			owner = im.OwnerAlias
+		}
+		out[i] = karpenter.Image{ARN: authz.ImageARN(c.partition, c.cfg.Region, im.ID), ID: im.ID, Owner: owner, Public: im.Public,
+			RootDeviceType: im.RootDeviceType, Tags: knownTags(im.Tags)}
 	}
 	return out
 }
@@ -347,6 +403,9 @@ func (c *Checker) roleClass(ctx context.Context, v *Verdict, n *notes, ref RoleR
 	if perms {
 		v.addAll(c.judgeProfileActions(n, cl, prof, actions, actionAns))
 		v.addAll(c.judgeLaunch(n, cl, lp, launchAns))
+		if extra := unknownNotChecked(lp, launchAns); len(extra) > 0 {
+			v.NotChecked = append(slices.Clone(v.NotChecked), extra...)
+		}
 	}
 	return roleAns.Role, found, joinAns
 }
@@ -418,6 +477,9 @@ func (c *Checker) profileClass(ctx context.Context, v *Verdict, n *notes, name s
 	}
 	if perms {
 		v.addAll(c.judgeLaunch(n, cl, lp, launchAns))
+		if extra := unknownNotChecked(lp, launchAns); len(extra) > 0 {
+			v.NotChecked = append(slices.Clone(v.NotChecked), extra...)
+		}
 	}
 	return nodeRole, hasRole, joinAns
 }

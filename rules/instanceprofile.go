@@ -62,7 +62,7 @@ func (c *Checker) judgeProfileRead(n *notes, qs []authz.Question, as []Answer) [
 // cluster.
 func (c *Checker) karpenterInput(cl class) karpenter.Input {
 	return karpenter.Input{Partition: c.partition, Region: c.cfg.Region, Account: c.Account(), Cluster: c.cfg.ClusterName,
-		Class: cl.name, UID: cl.uid, Tags: cl.tags, NodePool: cl.nodePool}
+		Class: cl.name, UID: cl.uid, Tags: cl.tags, NodePool: cl.nodePool, Launch: cl.launch}
 }
 
 // profileActionQuestions asks what Karpenter's nodeclass controller does

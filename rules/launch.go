@@ -53,23 +53,19 @@ func (c *Checker) judgeLaunch(n *notes, cl class, p launchPlan, as []Answer) []F
 	for _, q := range dd.questions {
 		denied[q.Key()] = true
 	}
-	var actions, resources []string
+	var actions []string
+	var where resourceGroups
 	var deniedReqs []karpenter.Request
 	placeholders := map[string]bool{}
 	launch, validation := false, false
-	prefix := ""
 	for i, q := range p.questions {
 		if !denied[q.Key()] {
 			continue
 		}
 		r := p.requests[i]
 		deniedReqs = append(deniedReqs, r)
-		res, pre := splitEC2(q.Resource)
-		if prefix == "" {
-			prefix = pre
-		}
 		actions = appendNew(actions, q.Action)
-		resources = appendNew(resources, res)
+		where.add(q.Resource)
 		launch = launch || r.Step == karpenter.StepLaunch
 		validation = validation || r.Step == karpenter.StepValidation
 		if r.Placeholder != "" {
@@ -108,8 +104,8 @@ func (c *Checker) judgeLaunch(n *notes, cl class, p launchPlan, as []Answer) []F
 	}
 	ans := dd.first()
 	return []Finding{permissionDenial(LaunchDenied, specPath, dd,
-		"role %s may not %s on %s in %s%s, which Karpenter %s asks when it %s, with tags %s: %s%s. %s",
-		c.controllerARN, strings.Join(actions, ", "), strings.Join(resources, ", "), prefix, ph, c.cfg.Karpenter.Model, when,
+		"role %s may not %s on %s%s, which Karpenter %s asks when it %s, with tags %s: %s%s. %s",
+		c.controllerARN, strings.Join(actions, ", "), where.String(), ph, c.cfg.Karpenter.Model, when,
 		tags, ans.Reason(), outcome,
 		fix(ans, "Allow these EC2 actions in the region for requests carrying these tags, as Karpenter's controller policy does"))}
 }
@@ -126,6 +122,41 @@ func (cl class) nodePoolOrName() string {
 		return cl.nodePool
 	}
 	return cl.name
+}
+
+// resourceGroups are the denied resources by ARN prefix, in the order
+// first named: "fleet/*, instance/* in arn:aws:ec2:us-west-2:111122223333".
+// An ARN naming no account (an image's) is named whole, as no prefix of
+// it reads as an ARN.
+type resourceGroups struct {
+	prefixes  []string
+	resources [][]string
+}
+
+func (g *resourceGroups) add(arn string) {
+	res, pre := splitEC2(arn)
+	if pre == "" || strings.HasSuffix(pre, ":") {
+		res, pre = arn, ""
+	}
+	for i, p := range g.prefixes {
+		if p == pre {
+			g.resources[i] = appendNew(g.resources[i], res)
+			return
+		}
+	}
+	g.prefixes = append(g.prefixes, pre)
+	g.resources = append(g.resources, []string{res})
+}
+
+func (g resourceGroups) String() string {
+	parts := make([]string, len(g.prefixes))
+	for i, p := range g.prefixes {
+		parts[i] = strings.Join(g.resources[i], ", ")
+		if p != "" {
+			parts[i] += " in " + p
+		}
+	}
+	return strings.Join(parts, "; and on ")
 }
 
 // splitEC2 splits an EC2 ARN into its resource part ("fleet/*") and the

@@ -3,6 +3,7 @@ package rules
 import (
 	"encoding/json"
 
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -76,11 +77,13 @@ type BlockDeviceMapping struct {
 	RootVolume bool            `json:"rootVolume,omitempty"`
 }
 
-// BlockDeviceEBS is a mapping's ebs: whether it is encrypted, and with
-// which key.
+// BlockDeviceEBS is a mapping's ebs: whether it is encrypted, with which
+// key, and its type and size (the launch's ec2:Volume* keys).
 type BlockDeviceEBS struct {
-	Encrypted *bool   `json:"encrypted,omitempty"`
-	KMSKeyID  *string `json:"kmsKeyID,omitempty"`
+	Encrypted  *bool              `json:"encrypted,omitempty"`
+	KMSKeyID   *string            `json:"kmsKeyID,omitempty"`
+	VolumeType *string            `json:"volumeType,omitempty"`
+	VolumeSize *resource.Quantity `json:"volumeSize,omitempty"`
 }
 
 // copyNodeConfig copies what the node is given: kubelet, userData and the
@@ -112,6 +115,14 @@ func copyNodeConfig(in EC2NodeClassSpec, out *EC2NodeClassSpec) {
 				if e.KMSKeyID != nil {
 					k := *e.KMSKeyID
 					e.KMSKeyID = &k
+				}
+				if e.VolumeType != nil {
+					t := *e.VolumeType
+					e.VolumeType = &t
+				}
+				if e.VolumeSize != nil {
+					q := e.VolumeSize.DeepCopy()
+					e.VolumeSize = &q
 				}
 				m.EBS = &e
 			}

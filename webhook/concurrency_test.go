@@ -27,23 +27,28 @@ func TestConcurrentAdmissionsAskIAMOncePerQuestion(t *testing.T) {
 		{
 			// GetRole; PassRole on the role's ARN; 4 instance-profile
 			// requests (4 contexts, 4 calls); Karpenter 1.15's launch and
-			// validation requests in 9 contexts (launch tags and the
-			// validation's, each plain, with the launch template's tags,
-			// and with ec2:CreateAction CreateLaunchTemplate and
-			// CreateFleet, plus RunInstances for the validation): 9 calls.
+			// validation requests in 25 contexts, as EC2 authorizes each
+			// resource type with its own keys (karpenter/sar.go): per
+			// step, the request tags alone (the new launch template, the
+			// fleet), the instance's and the volume's for CreateFleet and
+			// for RunInstances, the network interface's, the used launch
+			// template's own tags, and CreateTags on the launch template,
+			// fleet, instance and volume (11, the validation's with its
+			// tags), plus the validation's RunInstances tagging of the
+			// instance, volume and network interface (3): 25 calls.
 			name: "spec.role", spec: ec2Spec("KarpenterNodeRole-demo", ""),
-			want: map[string]int{"GetRole": 1, "SimulatePrincipalPolicy": 14},
+			want: map[string]int{"GetRole": 1, "SimulatePrincipalPolicy": 30},
 		},
 		{
 			// GetInstanceProfile; iam:GetInstanceProfile on its ARN;
-			// the launch requests in 9 calls; PassRole on the role inside.
+			// the launch requests in 25 calls; PassRole on the role inside.
 			name: "spec.instanceProfile", spec: ec2Spec("", "KarpenterNodeInstanceProfile-demo"),
-			want: map[string]int{"GetInstanceProfile": 1, "SimulatePrincipalPolicy": 11},
+			want: map[string]int{"GetInstanceProfile": 1, "SimulatePrincipalPolicy": 27},
 		},
 		{
 			// A denied class costs the same: the denial is cached too.
 			name: "denied", spec: ec2Spec("OtherNodeRole", ""), deny: true, wantCode: rules.PassRoleDenied,
-			want: map[string]int{"GetRole": 1, "SimulatePrincipalPolicy": 14},
+			want: map[string]int{"GetRole": 1, "SimulatePrincipalPolicy": 30},
 		},
 	}
 	for _, tc := range cases {

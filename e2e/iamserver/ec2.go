@@ -216,6 +216,8 @@ type (
 		Arch       string   `xml:"architecture"`
 		Platform   string   `xml:"platform,omitempty"`
 		State      string   `xml:"imageState"`
+		Public     bool     `xml:"isPublic"`
+		RootType   string   `xml:"rootDeviceType,omitempty"`
 		Tags       []ec2Tag `xml:"tagSet>item"`
 	}
 	ec2Reservation struct {
@@ -248,7 +250,7 @@ func (c *call) ec2Reply(action string, resource authz.EC2Resource, res authz.EC2
 	case authz.EC2Images:
 		setName = "imagesSet"
 		for _, x := range res.Images {
-			items = append(items, ec2Image{ID: x.ID, Name: x.Name, Owner: x.OwnerID, OwnerAlias: x.OwnerAlias, Arch: x.Architecture, Platform: x.Platform, State: x.State, Tags: ec2Tags(x.Tags)})
+			items = append(items, ec2Image{ID: x.ID, Name: x.Name, Owner: x.OwnerID, OwnerAlias: x.OwnerAlias, Arch: x.Architecture, Platform: x.Platform, State: x.State, Public: x.Public, RootType: x.RootDeviceType, Tags: ec2Tags(x.Tags)})
 		}
 	case authz.EC2CapacityReservations:
 		setName = "capacityReservationSet"
