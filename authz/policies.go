@@ -548,6 +548,12 @@ func (v *PolicyView) askSCPs(ctx context.Context, qs []Question, idx []int, ds [
 			}
 			if !got[j].Allowed {
 				d := knownAbsent(got[j], qs[i])
+				// The tags the projected question lacked that the
+				// request carries are not missing.
+				d.MissingRequestTags = missingRequestTags(tagKeys(d.MissingRequestTags), qs[i])
+				// The role's own policies allow it: an SCP's Deny is
+				// all there is to narrow.
+				d.AllowedButForDeny = d.Explicit
 				ds[i] = d
 			} else if got[j].Stale {
 				ds[i].Served = got[j].Served
@@ -616,5 +622,17 @@ func (v *PolicyView) LearnedKeys() []string {
 		out = append(out, k)
 	}
 	slices.Sort(out)
+	return out
+}
+
+// tagKeys returns aws:RequestTag/X for each tag X.
+func tagKeys(tags []string) []string {
+	if len(tags) == 0 {
+		return nil
+	}
+	out := make([]string, len(tags))
+	for i, t := range tags {
+		out[i] = "aws:RequestTag/" + t
+	}
 	return out
 }
