@@ -85,7 +85,9 @@ type SCPDecision struct {
 // EvaluateSCPs decides q against an organization's SCPs as AWS does for
 // the one level of SCPs a snapshot can hold: the request must be allowed
 // by some statement of every SCP and denied by none. No SCP means
-// FullAWSAccess.
+// FullAWSAccess. An SCP without any Allow statement is a deny list,
+// which AWS applies beside FullAWSAccess (an account whose SCPs allowed
+// nothing could do nothing at all): it only denies.
 func EvaluateSCPs(org *Organization, q Question) SCPDecision {
 	scps := org.SCPs
 	if len(scps) == 0 {
@@ -123,10 +125,10 @@ func EvaluateSCPs(org *Organization, q Question) SCPDecision {
 			}
 			allows = true
 		}
-		if !allows && d.DeniedBy.Source == "" {
+		if !allows && !denyList(np.Policy) && d.DeniedBy.Source == "" {
 			d.DeniedBy = Denier{Source: DeniedBySCP, Policy: np.Name}
 		}
-		d.Allowed = d.Allowed && allows
+		d.Allowed = d.Allowed && (allows || denyList(np.Policy))
 	}
 	if d.Explicit {
 		d.Allowed = false
@@ -161,7 +163,7 @@ func (o *Organization) Shapes(action string) bool {
 				everywhere = true
 			}
 		}
-		if !everywhere {
+		if !everywhere && !denyList(np.Policy) {
 			return true
 		}
 	}
@@ -293,4 +295,14 @@ func (v *OrganizationView) apply(d Decision, q Question) Decision {
 	}
 	out.MissingRequestTags = missingRequestTags(out.MissingContext, q)
 	return knownAbsent(out, q)
+}
+
+// denyList reports whether p has no Allow statement.
+func denyList(p *Policy) bool {
+	for i := range p.Statements {
+		if p.Statements[i].Effect == Allow {
+			return false
+		}
+	}
+	return true
 }

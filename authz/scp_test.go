@@ -225,3 +225,26 @@ func TestSCPLayerFaults(t *testing.T) {
 		})
 	}
 }
+
+// TestSCPDenyList: an SCP of Deny statements only is applied as AWS
+// applies it, beside FullAWSAccess: it denies what it denies, nothing
+// else.
+func TestSCPDenyList(t *testing.T) {
+	p, err := authz.ParsePolicy([]byte(`{"Statement": [{"Effect": "Deny", "Action": "ec2:RunInstances", "Resource": "arn:aws:ec2:*:*:instance/*", "Condition": {"Null": {"aws:RequestTag/CostCenter": "true"}}}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	org := &authz.Organization{SCPs: []authz.NamedPolicy{{Name: "deny-list.json", Policy: p}}}
+	if d := authz.EvaluateSCPs(org, launchQuestion("instance/*", nil)); d.Allowed || !d.Explicit {
+		t.Errorf("untagged: %+v", d)
+	}
+	if d := authz.EvaluateSCPs(org, launchQuestion("instance/*", map[string][]string{"aws:RequestTag/CostCenter": {"1"}})); !d.Allowed {
+		t.Errorf("tagged: %+v", d)
+	}
+	if d := authz.EvaluateSCPs(org, authz.Question{Action: "iam:PassRole", Resource: demoNodeARN}); !d.Allowed {
+		t.Errorf("other action: %+v", d)
+	}
+	if org.Shapes("iam:PassRole") || !org.Shapes("ec2:RunInstances") {
+		t.Error("Shapes: the deny list shapes RunInstances only")
+	}
+}
