@@ -248,3 +248,19 @@ func TestSCPDenyList(t *testing.T) {
 		t.Error("Shapes: the deny list shapes RunInstances only")
 	}
 }
+
+// TestSCPFixNamesTag: the fix of an SCP denial whose SCP tests a request
+// tag the request lacks names the tag, and adds no identity statement
+// (the role's own policies allow the request).
+func TestSCPFixNamesTag(t *testing.T) {
+	org := &authz.Organization{SCPs: []authz.NamedPolicy{scp(t, costCenterSCP)}}
+	q := launchQuestion("instance/*", nil)
+	d, err := authz.WithOrganization(loadSample(t), org).Decide(context.Background(), q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fix := authz.SuggestFix([]authz.Denial{{Question: q, Decision: d}})
+	if len(fix.Changes) != 1 || fix.Changes[0].Document.Type != "service control policy" || !strings.HasSuffix(fix.Summary, "(ask your AWS Organizations administrator); or make the requests carry the tag(s) it tests: CostCenter") {
+		t.Errorf("fix %+v", fix)
+	}
+}
