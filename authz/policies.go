@@ -551,9 +551,6 @@ func (v *PolicyView) askSCPs(ctx context.Context, qs []Question, idx []int, ds [
 				// The tags the projected question lacked that the
 				// request carries are not missing.
 				d.MissingRequestTags = missingRequestTags(tagKeys(d.MissingRequestTags), qs[i])
-				// The role's own policies allow it: an SCP's Deny is
-				// all there is to narrow.
-				d.AllowedButForDeny = d.Explicit
 				ds[i] = d
 			} else if got[j].Stale {
 				ds[i].Served = got[j].Served
