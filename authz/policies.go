@@ -564,15 +564,25 @@ func (v *PolicyView) askSCPs(ctx context.Context, qs []Question, idx []int, ds [
 }
 
 // project returns q with its context reduced to the keys the policies can
-// test, and no Complete (so that IAM's missing keys all come back).
+// test of that request, and no Complete (so that IAM's missing keys all
+// come back): the keys of the role's statements (identity and boundary)
+// that match q's action and resource, and the keys learned from IAM's
+// MissingContextValues. A key only statements about other actions or
+// resources test cannot change the role's verdict on q; should an SCP
+// test it, IAM reports it missing and it is learned. So Karpenter's
+// requests on what exists (an image, a subnet), which Karpenter's policy
+// allows without conditions, ask the SCPs the same question for every
+// class, and the class's name reaches IAM only where a statement about
+// that request tests it.
 func (v *PolicyView) project(ctx context.Context, q Question) Question {
 	rp, _, _ := v.Policies(ctx, q.Principal)
+	keys := rp.Set.keysFor(q.Action, q.Resource)
 	v.mu.RLock()
 	defer v.mu.RUnlock()
 	p := Question{Principal: q.Principal, Action: q.Action, Resource: q.Resource, Alike: q.Alike}
 	for k, vals := range q.Context {
 		lk := strings.ToLower(k)
-		if rp.Keys[lk] || v.learned[lk] {
+		if keys[lk] || v.learned[lk] {
 			if p.Context == nil {
 				p.Context = make(map[string][]string, len(q.Context))
 			}
@@ -632,4 +642,34 @@ func tagKeys(tags []string) []string {
 		out[i] = "aws:RequestTag/" + t
 	}
 	return out
+}
+
+// keysFor returns, lower-cased, the condition keys of the statements of
+// set (identity policies and boundary) that match action on resource.
+func (set PolicySet) keysFor(action, resource string) map[string]bool {
+	if resource == "" {
+		resource = "*"
+	}
+	keys := map[string]bool{}
+	add := func(np NamedPolicy) {
+		if np.Policy == nil {
+			return
+		}
+		for i := range np.Policy.Statements {
+			s := &np.Policy.Statements[i]
+			if len(s.conditions) == 0 || !s.matchesAction(action) || !s.matchesResource(resource) {
+				continue
+			}
+			for j := range s.conditions {
+				keys[strings.ToLower(s.conditions[j].key)] = true
+			}
+		}
+	}
+	for _, np := range set.Identity {
+		add(np)
+	}
+	if set.Boundary != nil {
+		add(*set.Boundary)
+	}
+	return keys
 }

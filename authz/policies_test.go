@@ -2,6 +2,8 @@ package authz_test
 
 import (
 	"context"
+	"maps"
+	"slices"
 	"reflect"
 	"strings"
 	"testing"
@@ -169,5 +171,61 @@ func TestPolicyViewUnavailable(t *testing.T) {
 	_, err := view.Decide(context.Background(), scenario[0].q)
 	if !authz.IsUnavailable(err) {
 		t.Errorf("err = %v, want unavailable", err)
+	}
+}
+
+// TestPolicyViewProjectsPerRequest: the context sent for the SCPs keeps
+// the keys of the role's statements about that action and resource (and
+// those learned): requests on an image, which the controller policy
+// allows without conditions, ask IAM once for every class; and an SCP
+// testing a key that only the role's statements about other requests
+// test (the class's name, tested by the instance-profile statements) is
+// still exact, the key learned from MissingContextValues.
+func TestPolicyViewProjectsPerRequest(t *testing.T) {
+	byName := `{"Version":"2012-10-17","Statement":[
+ {"Effect":"Allow","Action":"*","Resource":"*"},
+ {"Sid":"OnlyBlessed","Effect":"Deny","Action":"ec2:RunInstances","Resource":"arn:aws:ec2:*:*:instance/*","Condition":{"StringNotEquals":{"aws:RequestTag/karpenter.k8s.aws/ec2nodeclass":"blessed"}}}]}`
+	srv, view, live := policyView(t, iamserver.WithOrganization(scp(t, byName)))
+	ctx := context.Background()
+	image := func(class string) authz.Question {
+		q := launchQuestion("instance/*", nil)
+		q.Resource = "arn:aws:ec2:us-west-2::image/ami-0al2023x86134"
+		q.Context = maps.Clone(q.Context)
+		q.Context["aws:RequestTag/karpenter.k8s.aws/ec2nodeclass"] = []string{class}
+		return q
+	}
+	if _, err := view.Decide(ctx, image("a")); err != nil {
+		t.Fatal(err)
+	}
+	srv.ResetCalls()
+	for _, class := range []string{"b", "c", "d"} {
+		if d, err := view.Decide(ctx, image(class)); err != nil || !d.Allowed {
+			t.Fatalf("image for class %s: %+v, %v", class, d, err)
+		}
+	}
+	if n := srv.Calls("SimulatePrincipalPolicy"); n != 0 {
+		t.Errorf("the image request of three more classes made %d SimulatePrincipalPolicy calls, want 0 (one shape)", n)
+	}
+	for _, tc := range []struct {
+		class   string
+		allowed bool
+	}{{"blessed", true}, {"other", false}, {"blessed", true}} {
+		q := launchQuestion("instance/*", nil)
+		q.Context = maps.Clone(q.Context)
+		q.Context["aws:RequestTag/karpenter.k8s.aws/ec2nodeclass"] = []string{tc.class}
+		want, err := live.Decide(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := view.Decide(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Allowed != tc.allowed || want.Allowed != tc.allowed || got.Reason() != want.Reason() {
+			t.Errorf("class %s: PolicyView %v (%s), Live %v (%s), want %v", tc.class, got.Allowed, got.Reason(), want.Allowed, want.Reason(), tc.allowed)
+		}
+	}
+	if keys := view.LearnedKeys(); !slices.Contains(keys, "aws:requesttag/karpenter.k8s.aws/ec2nodeclass") {
+		t.Errorf("learned keys %v", keys)
 	}
 }
