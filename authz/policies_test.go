@@ -3,8 +3,8 @@ package authz_test
 import (
 	"context"
 	"maps"
-	"slices"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
