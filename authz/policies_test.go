@@ -229,3 +229,45 @@ func TestPolicyViewProjectsPerRequest(t *testing.T) {
 		t.Errorf("learned keys %v", keys)
 	}
 }
+
+// TestPolicyViewUnitesExactly: questions go to IAM together with the
+// union of their contexts only where every one still sees its own
+// context on the keys its evaluation can test: a launch without the
+// cost-center tag is not asked with another request's tag, and every
+// answer is Live's.
+func TestPolicyViewUnitesExactly(t *testing.T) {
+	both := `{"Version":"2012-10-17","Statement":[
+ {"Effect":"Allow","Action":"*","Resource":"*"},
+ {"Sid":"CostCenter","Effect":"Deny","Action":["ec2:RunInstances","ec2:CreateFleet"],"Resource":"arn:aws:ec2:*:*:instance/*","Condition":{"Null":{"aws:RequestTag/CostCenter":"true"}}}]}`
+	srv, view, live := policyView(t, iamserver.WithOrganization(scp(t, both)))
+	ctx := context.Background()
+	untagged := launchQuestion("instance/*", nil)
+	tagged := launchQuestion("instance/*", map[string][]string{"aws:RequestTag/CostCenter": {"42"}})
+	tagged.Action = "ec2:CreateFleet"
+	volume := launchQuestion("volume/*", map[string][]string{"aws:RequestTag/CostCenter": {"42"}})
+	image := authz.Question{Principal: controllerARN, Action: "ec2:RunInstances", Resource: "arn:aws:ec2:us-west-2::image/ami-0al2023x86134"}
+	qs := []authz.Question{untagged, tagged, volume, image}
+	if _, _, err := view.Policies(ctx, controllerARN); err != nil {
+		t.Fatal(err)
+	}
+	srv.ResetCalls()
+	got, errs := view.DecideAll(ctx, qs)
+	calls := srv.Calls("SimulatePrincipalPolicy")
+	for i, q := range qs {
+		want, err := live.Decide(ctx, q)
+		if err != nil || errs[i] != nil {
+			t.Fatal(err, errs[i])
+		}
+		if got[i].Allowed != want.Allowed || got[i].Reason() != want.Reason() || !reflect.DeepEqual(got[i].MissingContext, want.MissingContext) {
+			t.Errorf("%s on %s: %+v\nLive: %+v", q.Action, q.Resource, got[i], want)
+		}
+	}
+	if got[0].Allowed || !got[1].Allowed {
+		t.Errorf("untagged launch allowed %v, tagged %v; want denied, allowed", got[0].Allowed, got[1].Allowed)
+	}
+	// The probe, the untagged launch, and the tagged ones together (the
+	// image's answer is the probe's).
+	if calls != 3 {
+		t.Errorf("%d SimulatePrincipalPolicy calls, want 3", calls)
+	}
+}
