@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
 	"slices"
 	"strings"
@@ -544,7 +545,8 @@ func evaluatorUnsure(set PolicySet, q Question) bool {
 //     requests then take one call per value of ec2:CreateAction.
 //
 // Should IAM still report missing a key the request carries (the SCPs
-// changed since the probe), the probe is made again: at most twice.
+// changed since the probe), the key joins the request's references and
+// the question is asked again: at most twice, then "could not check".
 func (v *PolicyView) askSCPs(ctx context.Context, qs []Question, idx []int, ds []Decision, errs []error) {
 	for round := 0; round < 3 && len(idx) > 0; round++ {
 		refs := v.references(ctx, qs, idx, errs)
@@ -569,8 +571,7 @@ func (v *PolicyView) askSCPs(ctx context.Context, qs []Question, idx []int, ds [
 				ds[i], errs[i] = Decision{}, gotErrs[j]
 				continue
 			}
-			if carried(qs[i], got[j].MissingContext) {
-				v.forget(qs[i])
+			if v.extend(qs[i], got[j].MissingContext) {
 				again = append(again, i)
 				continue
 			}
@@ -672,21 +673,38 @@ func (v *PolicyView) references(ctx context.Context, qs []Question, idx []int, e
 	return out
 }
 
-// forget drops what is known of q's references.
-func (v *PolicyView) forget(q Question) {
-	v.mu.Lock()
-	delete(v.refs, refKey(q))
-	v.mu.Unlock()
-}
-
-// carried reports whether one of missing is a key q's context carries.
-func carried(q Question, missing []string) bool {
+// extend adds to q's references the keys of missing that q's context
+// carries (IAM tests them, yet the probe did not say so: the SCPs
+// changed since), and reports whether there was one: q is then asked
+// again. The probe's own answer may still be cached, so the keys are
+// added rather than probed again.
+func (v *PolicyView) extend(q Question, missing []string) bool {
+	var found []string
 	for _, m := range missing {
 		if len(lookupContext(q.Context, m)) > 0 {
-			return true
+			found = append(found, strings.ToLower(m))
 		}
 	}
-	return false
+	if len(found) == 0 {
+		return false
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	k := refKey(q)
+	e, ok := v.refs[k]
+	if !ok {
+		// The probe's answer was a stale one, kept for no one: the next
+		// round probes again.
+		return true
+	}
+	keys := make(map[string]bool, len(e.keys)+len(found))
+	maps.Copy(keys, e.keys)
+	for _, f := range found {
+		keys[f] = true
+		v.learned[f] = true
+	}
+	v.refs[k] = refEntry{keys: keys, expires: e.expires}
+	return true
 }
 
 // restrict returns the entries of ctx whose keys are in keys, nil when

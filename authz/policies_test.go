@@ -271,3 +271,31 @@ func TestPolicyViewUnitesExactly(t *testing.T) {
 		t.Errorf("%d SimulatePrincipalPolicy calls, want 3", calls)
 	}
 }
+
+// TestPolicyViewSCPChanges: an SCP attached after the keys of a request
+// were probed tests a key the probe did not report; IAM reporting it
+// missing although the request carries it makes the probe run again, so
+// that the answer stays exact.
+func TestPolicyViewSCPChanges(t *testing.T) {
+	srv, view, live := policyView(t, iamserver.WithOrganization())
+	ctx := context.Background()
+	tagged := func(pool string) authz.Question {
+		q := launchQuestion("instance/*", map[string][]string{"aws:RequestTag/CostCenter": {"42"}})
+		q.Context["aws:RequestTag/karpenter.sh/nodepool"] = []string{pool}
+		return q
+	}
+	if d, err := view.Decide(ctx, tagged("first")); err != nil || !d.Allowed {
+		t.Fatalf("FullAWSAccess: %+v, %v", d, err)
+	}
+	srv.SetOrganization(&authz.Organization{SCPs: []authz.NamedPolicy{scp(t, costCenterSCP)}})
+	for _, q := range []authz.Question{tagged("second"), launchQuestion("instance/*", map[string][]string{"aws:RequestTag/karpenter.sh/nodepool": {"third"}})} {
+		want, err := live.Decide(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := view.Decide(ctx, q)
+		if err != nil || got.Allowed != want.Allowed || got.Reason() != want.Reason() {
+			t.Errorf("after the SCP: %+v, %v; Live %+v", got, err, want)
+		}
+	}
+}
