@@ -667,10 +667,33 @@ func (v *PolicyView) references(ctx context.Context, qs []Question, idx []int, e
 			}
 		}
 		if !got[j].Stale {
+			v.boundRefs(now)
 			v.refs[k] = refEntry{keys: keys, expires: now.Add(v.policies.opts.TTL)}
 		}
 	}
 	return out
+}
+
+// maxRefs bounds PolicyView.refs: a request's references are one entry
+// per action and resource, and every class has its own instance-profile
+// ARN, so a flood of classes must not grow them without end.
+const maxRefs = 8192
+
+// boundRefs makes room for one more entry in v.refs (v.mu held): the
+// expired ones go first, and if none has expired, all (they are probed
+// again as needed).
+func (v *PolicyView) boundRefs(now time.Time) {
+	if len(v.refs) < maxRefs {
+		return
+	}
+	for k, e := range v.refs {
+		if !now.Before(e.expires) {
+			delete(v.refs, k)
+		}
+	}
+	if len(v.refs) >= maxRefs {
+		clear(v.refs)
+	}
 }
 
 // extend adds to q's references the keys of missing that q's context
