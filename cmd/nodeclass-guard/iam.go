@@ -56,7 +56,7 @@ type iamFlags struct {
 
 // registerSCP adds --scp (check).
 func (f *iamFlags) registerSCP(fs *pflag.FlagSet) {
-	fs.StringArrayVar(&f.scpFiles, "scp", nil, "a service control policy that applies to the account, as `aws organizations describe-policy` prints it (or a bare policy document); repeatable. The account then counts as in an organization: a request must be allowed by every SCP and denied by none (an SCP of Deny statements only stands beside FullAWSAccess), together with the snapshot's Organization section; with the live API, on top of the SCPs IAM applies")
+	fs.StringArrayVar(&f.scpFiles, "scp", nil, "a `FILE` holding a service control policy that applies to the account, as aws organizations describe-policy prints it (or a bare policy document); repeatable. The account then counts as in an organization: a request must be allowed by every SCP and denied by none (an SCP of Deny statements only stands beside FullAWSAccess), together with the snapshot's Organization section; with the live API, on top of the SCPs IAM applies")
 }
 
 // organization returns base (a snapshot's Organization section, nil when
