@@ -122,21 +122,29 @@ func SuggestFix(denials []Denial) Fix {
 		ref  DocumentRef
 		rank int
 		qs   []Question
+		// tags are the request tags an SCP tests that the requests lack.
+		tags []string
 	}
 	var targets []*target
+	var tags []string
 	add := func(ref DocumentRef, rank int, q Question) {
 		for _, t := range targets {
 			if t.ref == ref {
 				t.qs = append(t.qs, q)
+				t.tags = appendFold(t.tags, tags...)
 				return
 			}
 		}
-		targets = append(targets, &target{ref: ref, rank: rank, qs: []Question{q}})
+		targets = append(targets, &target{ref: ref, rank: rank, qs: []Question{q}, tags: appendFold(nil, tags...)})
 	}
 	for _, d := range denials {
 		q, dec := d.Question, d.Decision
 		if dec.Allowed {
 			continue
+		}
+		tags = nil
+		if dec.DeniedBy.Source == DeniedBySCP {
+			tags = dec.MissingRequestTags
 		}
 		switch src := dec.DeniedBy.Source; {
 		case dec.Explicit:
@@ -176,13 +184,14 @@ func SuggestFix(denials []Denial) Fix {
 			if t.ref.Type == string(DeniedBySCP) || t.ref.Type == string(DeniedByRCP) {
 				c.Summary += " (ask your AWS Organizations administrator)"
 			}
+			c.Summary += tagHint(t.tags)
 		default:
 			stmts := Statements(t.qs)
 			c.Policy = &PolicyDocument{Version: "2012-10-17", Statement: stmts}
 			c.Summary = fmt.Sprintf("add %d statement(s) allowing %s to %s", len(stmts), actions, describe(t.ref))
 			switch t.rank {
 			case 1:
-				c.Summary += " (ask your AWS Organizations administrator)"
+				c.Summary += " (ask your AWS Organizations administrator)" + tagHint(t.tags)
 			case 2:
 				c.Summary += ": a permissions boundary caps what the identity policies allow"
 			}
@@ -354,4 +363,23 @@ func containsFold(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// appendFold appends each of add not already in list (case-insensitively).
+func appendFold(list []string, add ...string) []string {
+	for _, s := range add {
+		if !containsFold(list, s) {
+			list = append(list, s)
+		}
+	}
+	return list
+}
+
+// tagHint names the request tags an SCP tests that the requests lack,
+// "" when none: carrying them may be all the fix needs.
+func tagHint(tags []string) string {
+	if len(tags) == 0 {
+		return ""
+	}
+	return "; or make the requests carry the tag(s) it tests: " + strings.Join(tags, ", ")
 }

@@ -409,7 +409,7 @@ func decisionFor(results []types.EvaluationResult, q Question) (Decision, bool) 
 				if boundary == nil {
 					boundary = res.PermissionsBoundaryDecisionDetail
 				}
-				return knownAbsent(decisionFromSimulation(rs.EvalResourceDecision, rs.MatchedStatements, rs.MissingContextValues, boundary, res.OrganizationsDecisionDetail), q), true
+				return settled(decisionFromSimulation(rs.EvalResourceDecision, rs.MatchedStatements, rs.MissingContextValues, boundary, res.OrganizationsDecisionDetail), q), true
 			}
 		}
 		if top == nil || aws.ToString(res.EvalResourceName) == q.Resource {
@@ -419,7 +419,33 @@ func decisionFor(results []types.EvaluationResult, q Question) (Decision, bool) 
 	if top == nil {
 		return Decision{}, false
 	}
-	return knownAbsent(decisionFromSimulation(top.EvalDecision, top.MatchedStatements, top.MissingContextValues, top.PermissionsBoundaryDecisionDetail, top.OrganizationsDecisionDetail), q), true
+	return settled(decisionFromSimulation(top.EvalDecision, top.MatchedStatements, top.MissingContextValues, top.PermissionsBoundaryDecisionDetail, top.OrganizationsDecisionDetail), q), true
+}
+
+// settled is d as an answer to q: on a denial by an SCP, the request tags
+// IAM reports missing that q does not carry are named (before knownAbsent
+// drops the keys q knows to be absent); then knownAbsent.
+func settled(d Decision, q Question) Decision {
+	if d.DeniedBy.Source == DeniedBySCP {
+		d.MissingRequestTags = missingRequestTags(d.MissingContext, q)
+	}
+	return knownAbsent(d, q)
+}
+
+// missingRequestTags returns the X of each aws:RequestTag/X among keys
+// that q's context does not carry, once each.
+func missingRequestTags(keys []string, q Question) []string {
+	const prefix = "aws:requesttag/"
+	var out []string
+	for _, k := range keys {
+		if len(k) <= len(prefix) || !strings.EqualFold(k[:len(prefix)], prefix) || len(lookupContext(q.Context, k)) > 0 {
+			continue
+		}
+		if tag := k[len(prefix):]; !containsFold(out, tag) {
+			out = append(out, tag)
+		}
+	}
+	return out
 }
 
 // knownAbsent drops from d.MissingContext the keys q knows to be absent:

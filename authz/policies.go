@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
 	"slices"
 	"strings"
@@ -424,10 +425,13 @@ type PolicyView struct {
 	policies answerCache
 
 	mu sync.RWMutex
-	// learned are context keys, lower-cased, that IAM reported missing
-	// from a projected question although the request carries them: keys
+	// learned are context keys, lower-cased, that a probe found tested
+	// and the role's own statements about that request do not test: keys
 	// an SCP tests.
 	learned map[string]bool
+	// refs are, by refKey, the keys a request's evaluation can test, as
+	// a probe found them (askSCPs).
+	refs map[string]refEntry
 }
 
 var (
@@ -439,7 +443,7 @@ var (
 // asking inner for roles, profiles and what the simulator must answer.
 // opts are the cache's (TTL, StaleFor, Timeout, Metrics); Size is ignored.
 func NewPolicyView(inner View, reader PolicyReader, opts CacheOptions) *PolicyView {
-	v := &PolicyView{View: inner, reader: reader, learned: map[string]bool{}}
+	v := &PolicyView{View: inner, reader: reader, learned: map[string]bool{}, refs: map[string]refEntry{}}
 	opts.Size, opts.NegativeSize = 64, 64
 	v.policies.init(opts)
 	return v
@@ -567,30 +571,56 @@ func evaluatorUnsure(set PolicySet, q Question) bool {
 }
 
 // askSCPs asks the simulator the questions qs[idx] (allowed by the role's
-// own policies) for what the organization's policies say, projected onto
-// the keys the policies can test, and keeps its answer where it denies.
-// A key IAM reports missing that the request carries is learned and the
-// question asked again with it: at most once per key.
+// own policies) for what the organization's policies say, and keeps its
+// answer where it denies. It costs a class as few calls as exactness
+// allows:
+//
+//   - The keys a request's evaluation can test are learned once per
+//     action and resource (references, a probe without context: IAM
+//     reports every key the statements about it test, the role's and the
+//     SCPs', as missing). A question is asked with only those keys of its
+//     context, so that requests no statement tells apart across classes
+//     share one answer.
+//   - Questions whose contexts agree on every key each one's evaluation
+//     can test go to IAM in one call, with the union of their contexts:
+//     a key outside what a request's statements test changes nothing of
+//     its evaluation. A class's launch, instance-profile and tagging
+//     requests then take one call per value of ec2:CreateAction.
+//
+// Should IAM still report missing a key the request carries (the SCPs
+// changed since the probe), the key joins the request's references and
+// the question is asked again: at most twice, then "could not check".
 func (v *PolicyView) askSCPs(ctx context.Context, qs []Question, idx []int, ds []Decision, errs []error) {
 	for round := 0; round < 3 && len(idx) > 0; round++ {
-		sub := make([]Question, len(idx))
-		for j, i := range idx {
-			sub[j] = v.project(ctx, qs[i])
+		refs := v.references(ctx, qs, idx, errs)
+		var asked []int
+		finals := make([]Question, 0, len(idx))
+		exact := make([]map[string][]string, 0, len(idx))
+		for _, i := range idx {
+			if errs[i] != nil {
+				continue
+			}
+			asked = append(asked, i)
+			q := qs[i]
+			finals = append(finals, Question{Principal: q.Principal, Action: q.Action, Resource: q.Resource, Alike: q.Alike})
+			exact = append(exact, restrict(q.Context, refs[refKey(q)]))
 		}
-		PrepareKeys(sub)
-		got, gotErrs := DecideAll(ctx, v.View, sub)
+		unite(finals, exact, func(j int) map[string]bool { return refs[refKey(qs[asked[j]])] })
+		PrepareKeys(finals)
+		got, gotErrs := DecideAll(ctx, v.View, finals)
 		var again []int
-		for j, i := range idx {
+		for j, i := range asked {
 			if gotErrs[j] != nil {
 				ds[i], errs[i] = Decision{}, gotErrs[j]
 				continue
 			}
-			if v.learn(qs[i], got[j].MissingContext) {
+			if v.extend(qs[i], got[j].MissingContext) {
 				again = append(again, i)
 				continue
 			}
 			if !got[j].Allowed {
 				d := knownAbsent(got[j], qs[i])
+				d.MissingRequestTags = missingRequestTags(tagKeys(d.MissingRequestTags), qs[i])
 				ds[i] = d
 			} else if got[j].Stale {
 				ds[i].Served = got[j].Served
@@ -603,34 +633,122 @@ func (v *PolicyView) askSCPs(ctx context.Context, qs []Question, idx []int, ds [
 	}
 }
 
-// project returns q with its context reduced to the keys the policies can
-// test, and no Complete (so that IAM's missing keys all come back).
-func (v *PolicyView) project(ctx context.Context, q Question) Question {
-	rp, _, _ := v.Policies(ctx, q.Principal)
-	v.mu.RLock()
-	defer v.mu.RUnlock()
-	p := Question{Principal: q.Principal, Action: q.Action, Resource: q.Resource, Alike: q.Alike}
-	for k, vals := range q.Context {
-		lk := strings.ToLower(k)
-		if rp.Keys[lk] || v.learned[lk] {
-			if p.Context == nil {
-				p.Context = make(map[string][]string, len(q.Context))
-			}
-			p.Context[k] = vals
-		}
-	}
-	return p
+// refEntry is what one probe says a request's evaluation can test.
+type refEntry struct {
+	keys    map[string]bool // lower-cased
+	expires time.Time
 }
 
-// learn records the keys of missing that q's context carries; it reports
-// whether there was a new one.
-func (v *PolicyView) learn(q Question, missing []string) bool {
+// refKey identifies a request for its references: principal, action and
+// resource.
+func refKey(q Question) string {
+	r := q.Resource
+	if r == "" {
+		r = "*"
+	}
+	return q.Principal + "\x00" + strings.ToLower(q.Action) + "\x00" + r
+}
+
+// references returns the keys each question of qs[idx] can be tested on,
+// by refKey, probing (one batch without context, through the cache and
+// the budget) those not known within the policies' TTL. A probe that
+// fails fails its questions (errs).
+func (v *PolicyView) references(ctx context.Context, qs []Question, idx []int, errs []error) map[string]map[string]bool {
+	now := v.policies.opts.Now()
+	out := make(map[string]map[string]bool, len(idx))
+	var probes []Question
+	var probeIdx [][]int
+	at := map[string]int{}
+	v.mu.RLock()
+	for _, i := range idx {
+		k := refKey(qs[i])
+		if _, ok := out[k]; ok {
+			continue
+		}
+		if e, ok := v.refs[k]; ok && now.Before(e.expires) {
+			out[k] = e.keys
+			continue
+		}
+		j, ok := at[k]
+		if !ok {
+			j = len(probes)
+			at[k] = j
+			q := qs[i]
+			probes = append(probes, Question{Principal: q.Principal, Action: q.Action, Resource: q.Resource, Alike: q.Alike})
+			probeIdx = append(probeIdx, nil)
+		}
+		probeIdx[j] = append(probeIdx[j], i)
+	}
+	v.mu.RUnlock()
+	if len(probes) == 0 {
+		return out
+	}
+	got, gotErrs := DecideAll(ctx, v.View, probes)
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for j, p := range probes {
+		if gotErrs[j] != nil {
+			for _, i := range probeIdx[j] {
+				errs[i] = gotErrs[j]
+			}
+			continue
+		}
+		keys := make(map[string]bool, len(got[j].MissingContext))
+		for _, k := range got[j].MissingContext {
+			keys[strings.ToLower(k)] = true
+		}
+		k := refKey(p)
+		out[k] = keys
+		// What the role's statements about it do not test, an SCP (or
+		// RCP) does.
+		if rp, _, err := v.Policies(ctx, p.Principal); err == nil {
+			own := rp.Set.keysFor(p.Action, p.Resource)
+			for key := range keys {
+				if !own[key] {
+					v.learned[key] = true
+				}
+			}
+		}
+		if !got[j].Stale {
+			v.boundRefs(now)
+			v.refs[k] = refEntry{keys: keys, expires: now.Add(v.policies.opts.TTL)}
+		}
+	}
+	return out
+}
+
+// maxRefs bounds PolicyView.refs: a request's references are one entry
+// per action and resource, and every class has its own instance-profile
+// ARN, so a flood of classes must not grow them without end.
+const maxRefs = 8192
+
+// boundRefs makes room for one more entry in v.refs (v.mu held): the
+// expired ones go first, and if none has expired, all (they are probed
+// again as needed).
+func (v *PolicyView) boundRefs(now time.Time) {
+	if len(v.refs) < maxRefs {
+		return
+	}
+	for k, e := range v.refs {
+		if !now.Before(e.expires) {
+			delete(v.refs, k)
+		}
+	}
+	if len(v.refs) >= maxRefs {
+		clear(v.refs)
+	}
+}
+
+// extend adds to q's references the keys of missing that q's context
+// carries (IAM tests them, yet the probe did not say so: the SCPs
+// changed since), and reports whether there was one: q is then asked
+// again. The probe's own answer may still be cached, so the keys are
+// added rather than probed again.
+func (v *PolicyView) extend(q Question, missing []string) bool {
 	var found []string
 	for _, m := range missing {
-		for k := range q.Context {
-			if strings.EqualFold(k, m) {
-				found = append(found, strings.ToLower(k))
-			}
+		if len(lookupContext(q.Context, m)) > 0 {
+			found = append(found, strings.ToLower(m))
 		}
 	}
 	if len(found) == 0 {
@@ -638,16 +756,110 @@ func (v *PolicyView) learn(q Question, missing []string) bool {
 	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	added := false
-	for _, k := range found {
-		if !v.learned[k] {
-			v.learned[k] = true
-			added = true
+	k := refKey(q)
+	e, ok := v.refs[k]
+	if !ok {
+		// The probe's answer was a stale one, kept for no one: the next
+		// round probes again.
+		return true
+	}
+	keys := make(map[string]bool, len(e.keys)+len(found))
+	maps.Copy(keys, e.keys)
+	for _, f := range found {
+		keys[f] = true
+		v.learned[f] = true
+	}
+	v.refs[k] = refEntry{keys: keys, expires: e.expires}
+	return true
+}
+
+// restrict returns the entries of ctx whose keys are in keys, nil when
+// none is.
+func restrict(ctx map[string][]string, keys map[string]bool) map[string][]string {
+	var out map[string][]string
+	for k, vals := range ctx {
+		if keys[strings.ToLower(k)] {
+			if out == nil {
+				out = make(map[string][]string, len(keys))
+			}
+			out[k] = vals
 		}
 	}
-	// A key already learned by a concurrent question: its projection
-	// lacked it only because it was made before; ask again all the same.
-	return added || len(found) > 0
+	return out
+}
+
+// unite gives the questions qs (of one principal or several) contexts
+// such that questions of one context may go to IAM in one call: each
+// question's exact context (exact[j], the keys refs(j) its evaluation can
+// test), united with those of the others of its group. A question joins
+// the first group with which every member still sees its exact context
+// on the keys its own evaluation can test; questions with nothing to
+// test keep no context.
+func unite(qs []Question, exact []map[string][]string, refs func(int) map[string]bool) {
+	type group struct {
+		principal string
+		ctx       map[string][]string // lower-cased keys
+		members   []int
+	}
+	var groups []*group
+	fits := func(g *group, j int) bool {
+		if g.principal != qs[j].Principal {
+			return false
+		}
+		// The question sees its own values on the keys the group has...
+		for k := range refs(j) {
+			if gv, inGroup := g.ctx[k]; inGroup && !slices.Equal(gv, lookupContext(exact[j], k)) {
+				return false
+			}
+		}
+		// ...and the members see nothing new on theirs.
+		for k, qv := range exact[j] {
+			lk := strings.ToLower(k)
+			if gv, ok := g.ctx[lk]; ok {
+				if !slices.Equal(gv, qv) {
+					return false
+				}
+				continue
+			}
+			for _, m := range g.members {
+				if refs(m)[lk] {
+					return false
+				}
+			}
+		}
+		return true
+	}
+	for j := range qs {
+		if len(exact[j]) == 0 {
+			continue
+		}
+		var into *group
+		for _, g := range groups {
+			if fits(g, j) {
+				into = g
+				break
+			}
+		}
+		if into == nil {
+			into = &group{principal: qs[j].Principal, ctx: map[string][]string{}}
+			groups = append(groups, into)
+		}
+		for k, vals := range exact[j] {
+			into.ctx[strings.ToLower(k)] = vals
+		}
+		into.members = append(into.members, j)
+	}
+	for _, g := range groups {
+		ctx := make(map[string][]string, len(g.ctx))
+		for _, m := range g.members {
+			for k, vals := range exact[m] {
+				ctx[k] = vals
+			}
+		}
+		for _, m := range g.members {
+			qs[m].Context = ctx
+		}
+	}
 }
 
 // LearnedKeys returns the context keys learned from IAM's answers, sorted.
@@ -671,4 +883,46 @@ func (v *PolicyView) TestsConditionKey(ctx context.Context, principal, key strin
 		return false, false
 	}
 	return rp.Keys[strings.ToLower(key)], true
+}
+
+// tagKeys returns aws:RequestTag/X for each tag X.
+func tagKeys(tags []string) []string {
+	if len(tags) == 0 {
+		return nil
+	}
+	out := make([]string, len(tags))
+	for i, t := range tags {
+		out[i] = "aws:RequestTag/" + t
+	}
+	return out
+}
+
+// keysFor returns, lower-cased, the condition keys of the statements of
+// set (identity policies and boundary) that match action on resource.
+func (set PolicySet) keysFor(action, resource string) map[string]bool {
+	if resource == "" {
+		resource = "*"
+	}
+	keys := map[string]bool{}
+	add := func(np NamedPolicy) {
+		if np.Policy == nil {
+			return
+		}
+		for i := range np.Policy.Statements {
+			s := &np.Policy.Statements[i]
+			if len(s.conditions) == 0 || !s.matchesAction(action) || !s.matchesResource(resource) {
+				continue
+			}
+			for j := range s.conditions {
+				keys[strings.ToLower(s.conditions[j].key)] = true
+			}
+		}
+	}
+	for _, np := range set.Identity {
+		add(np)
+	}
+	if set.Boundary != nil {
+		add(*set.Boundary)
+	}
+	return keys
 }

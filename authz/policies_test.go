@@ -2,7 +2,9 @@ package authz_test
 
 import (
 	"context"
+	"maps"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -169,5 +171,131 @@ func TestPolicyViewUnavailable(t *testing.T) {
 	_, err := view.Decide(context.Background(), scenario[0].q)
 	if !authz.IsUnavailable(err) {
 		t.Errorf("err = %v, want unavailable", err)
+	}
+}
+
+// TestPolicyViewProjectsPerRequest: the context sent for the SCPs keeps
+// the keys of the role's statements about that action and resource (and
+// those learned): requests on an image, which the controller policy
+// allows without conditions, ask IAM once for every class; and an SCP
+// testing a key that only the role's statements about other requests
+// test (the class's name, tested by the instance-profile statements) is
+// still exact, the key learned from MissingContextValues.
+func TestPolicyViewProjectsPerRequest(t *testing.T) {
+	byName := `{"Version":"2012-10-17","Statement":[
+ {"Effect":"Allow","Action":"*","Resource":"*"},
+ {"Sid":"OnlyBlessed","Effect":"Deny","Action":"ec2:RunInstances","Resource":"arn:aws:ec2:*:*:instance/*","Condition":{"StringNotEquals":{"aws:RequestTag/karpenter.k8s.aws/ec2nodeclass":"blessed"}}}]}`
+	srv, view, live := policyView(t, iamserver.WithOrganization(scp(t, byName)))
+	ctx := context.Background()
+	image := func(class string) authz.Question {
+		q := launchQuestion("instance/*", nil)
+		q.Resource = "arn:aws:ec2:us-west-2::image/ami-0al2023x86134"
+		q.Context = maps.Clone(q.Context)
+		q.Context["aws:RequestTag/karpenter.k8s.aws/ec2nodeclass"] = []string{class}
+		return q
+	}
+	if _, err := view.Decide(ctx, image("a")); err != nil {
+		t.Fatal(err)
+	}
+	srv.ResetCalls()
+	for _, class := range []string{"b", "c", "d"} {
+		if d, err := view.Decide(ctx, image(class)); err != nil || !d.Allowed {
+			t.Fatalf("image for class %s: %+v, %v", class, d, err)
+		}
+	}
+	if n := srv.Calls("SimulatePrincipalPolicy"); n != 0 {
+		t.Errorf("the image request of three more classes made %d SimulatePrincipalPolicy calls, want 0 (one shape)", n)
+	}
+	for _, tc := range []struct {
+		class   string
+		allowed bool
+	}{{"blessed", true}, {"other", false}, {"blessed", true}} {
+		q := launchQuestion("instance/*", nil)
+		q.Context = maps.Clone(q.Context)
+		q.Context["aws:RequestTag/karpenter.k8s.aws/ec2nodeclass"] = []string{tc.class}
+		want, err := live.Decide(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := view.Decide(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Allowed != tc.allowed || want.Allowed != tc.allowed || got.Reason() != want.Reason() {
+			t.Errorf("class %s: PolicyView %v (%s), Live %v (%s), want %v", tc.class, got.Allowed, got.Reason(), want.Allowed, want.Reason(), tc.allowed)
+		}
+	}
+	if keys := view.LearnedKeys(); !slices.Contains(keys, "aws:requesttag/karpenter.k8s.aws/ec2nodeclass") {
+		t.Errorf("learned keys %v", keys)
+	}
+}
+
+// TestPolicyViewUnitesExactly: questions go to IAM together with the
+// union of their contexts only where every one still sees its own
+// context on the keys its evaluation can test: a launch without the
+// cost-center tag is not asked with another request's tag, and every
+// answer is Live's.
+func TestPolicyViewUnitesExactly(t *testing.T) {
+	both := `{"Version":"2012-10-17","Statement":[
+ {"Effect":"Allow","Action":"*","Resource":"*"},
+ {"Sid":"CostCenter","Effect":"Deny","Action":["ec2:RunInstances","ec2:CreateFleet"],"Resource":"arn:aws:ec2:*:*:instance/*","Condition":{"Null":{"aws:RequestTag/CostCenter":"true"}}}]}`
+	srv, view, live := policyView(t, iamserver.WithOrganization(scp(t, both)))
+	ctx := context.Background()
+	untagged := launchQuestion("instance/*", nil)
+	tagged := launchQuestion("instance/*", map[string][]string{"aws:RequestTag/CostCenter": {"42"}})
+	tagged.Action = "ec2:CreateFleet"
+	volume := launchQuestion("volume/*", map[string][]string{"aws:RequestTag/CostCenter": {"42"}})
+	image := authz.Question{Principal: controllerARN, Action: "ec2:RunInstances", Resource: "arn:aws:ec2:us-west-2::image/ami-0al2023x86134"}
+	qs := []authz.Question{untagged, tagged, volume, image}
+	if _, _, err := view.Policies(ctx, controllerARN); err != nil {
+		t.Fatal(err)
+	}
+	srv.ResetCalls()
+	got, errs := view.DecideAll(ctx, qs)
+	calls := srv.Calls("SimulatePrincipalPolicy")
+	for i, q := range qs {
+		want, err := live.Decide(ctx, q)
+		if err != nil || errs[i] != nil {
+			t.Fatal(err, errs[i])
+		}
+		if got[i].Allowed != want.Allowed || got[i].Reason() != want.Reason() || !reflect.DeepEqual(got[i].MissingContext, want.MissingContext) {
+			t.Errorf("%s on %s: %+v\nLive: %+v", q.Action, q.Resource, got[i], want)
+		}
+	}
+	if got[0].Allowed || !got[1].Allowed {
+		t.Errorf("untagged launch allowed %v, tagged %v; want denied, allowed", got[0].Allowed, got[1].Allowed)
+	}
+	// The probe, the untagged launch, and the tagged ones together (the
+	// image's answer is the probe's).
+	if calls != 3 {
+		t.Errorf("%d SimulatePrincipalPolicy calls, want 3", calls)
+	}
+}
+
+// TestPolicyViewSCPChanges: an SCP attached after the keys of a request
+// were probed tests a key the probe did not report; IAM reporting it
+// missing although the request carries it makes the probe run again, so
+// that the answer stays exact.
+func TestPolicyViewSCPChanges(t *testing.T) {
+	srv, view, live := policyView(t, iamserver.WithOrganization())
+	ctx := context.Background()
+	tagged := func(pool string) authz.Question {
+		q := launchQuestion("instance/*", map[string][]string{"aws:RequestTag/CostCenter": {"42"}})
+		q.Context["aws:RequestTag/karpenter.sh/nodepool"] = []string{pool}
+		return q
+	}
+	if d, err := view.Decide(ctx, tagged("first")); err != nil || !d.Allowed {
+		t.Fatalf("FullAWSAccess: %+v, %v", d, err)
+	}
+	srv.SetOrganization(&authz.Organization{SCPs: []authz.NamedPolicy{scp(t, costCenterSCP)}})
+	for _, q := range []authz.Question{tagged("second"), launchQuestion("instance/*", map[string][]string{"aws:RequestTag/karpenter.sh/nodepool": {"third"}})} {
+		want, err := live.Decide(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := view.Decide(ctx, q)
+		if err != nil || got.Allowed != want.Allowed || got.Reason() != want.Reason() {
+			t.Errorf("after the SCP: %+v, %v; Live %+v", got, err, want)
+		}
 	}
 }

@@ -312,6 +312,12 @@ type Decision struct {
 	// did not supply (IAM's MissingContextValues), except those the
 	// question knows to be absent (Question.Complete).
 	MissingContext []string
+	// MissingRequestTags lists, on a denial by a service control policy,
+	// the tags (the X of aws:RequestTag/X) a policy tested that the
+	// request does not carry, the question's Complete families included:
+	// the tags whose absence can be why the SCP denies, for the message
+	// to name.
+	MissingRequestTags []string
 	// NeedsSetOperator lists conditions ("StringEquals aws:TagKeys") that
 	// test a multivalued key without ForAnyValue: or ForAllValues:. IAM is
 	// reported not to match such a condition whatever the values, so the
@@ -332,6 +338,10 @@ const (
 	DeniedByRCP      DenySource = "resource control policy"
 )
 
+// SCPOfYourOrganization is how every message names a service control
+// policy as the cause of a denial, live and offline alike.
+const SCPOfYourOrganization = "a service control policy of your organization"
+
 // Denier names the policy and statement that denied a request.
 type Denier struct {
 	Source    DenySource
@@ -347,6 +357,20 @@ func (d Decision) Reason() string {
 	}
 	var b strings.Builder
 	switch {
+	case d.DeniedBy.Source == DeniedBySCP:
+		// Live, IAM says only that Organizations denied; offline the
+		// evaluator knows which SCP and statement.
+		if d.Explicit {
+			b.WriteString("explicitly denied by " + SCPOfYourOrganization)
+		} else {
+			b.WriteString("implicitly denied by " + SCPOfYourOrganization + ", which allows no such request")
+		}
+		switch {
+		case d.DeniedBy.Policy != "" && d.DeniedBy.Statement != "":
+			fmt.Fprintf(&b, " (SCP %q, statement %q)", d.DeniedBy.Policy, d.DeniedBy.Statement)
+		case d.DeniedBy.Policy != "":
+			fmt.Fprintf(&b, " (SCP %q)", d.DeniedBy.Policy)
+		}
 	case d.Explicit:
 		b.WriteString("explicitly denied")
 		if d.DeniedBy.Source != "" {
@@ -365,8 +389,6 @@ func (d Decision) Reason() string {
 			fmt.Fprintf(&b, " %q", d.DeniedBy.Policy)
 		}
 		b.WriteString(" does not allow it")
-	case d.DeniedBy.Source == DeniedBySCP:
-		b.WriteString("implicitly denied by an Organizations service control policy")
 	default:
 		b.WriteString("no statement allows it")
 		if len(d.FailedConditions) > 0 {

@@ -68,16 +68,59 @@ func deniedBy(d authz.Decision) string {
 // fix says how to repair a denial, by what denied it.
 func fix(d authz.Decision, allow string) string {
 	switch {
-	case d.Explicit && d.DeniedBy.Source == authz.DeniedBySCP:
-		return "An Organizations service control policy denies it: ask your AWS Organizations administrator to exempt the Karpenter controller role"
+	case d.DeniedBy.Source == authz.DeniedBySCP:
+		return fixSCP(d)
 	case d.Explicit:
 		return "Narrow that Deny statement, or use a role or resource it does not cover"
 	case d.DeniedBy.Source == authz.DeniedByBoundary:
 		return allow + ", in the permissions boundary as well as in the role's policies"
-	case d.DeniedBy.Source == authz.DeniedBySCP:
-		return "Ask your AWS Organizations administrator to allow it in the service control policies"
 	}
 	return allow
+}
+
+// fixSCP says how to repair a denial by a service control policy. The
+// SCP is not the account's to change: the fix goes to whoever owns it,
+// the AWS Organizations administrator, unless a tag the class can set is
+// what the SCP requires.
+func fixSCP(d authz.Decision) string {
+	owner := "ask your AWS Organizations administrator, who owns the service control policies, to "
+	if d.Explicit {
+		owner += "exempt the Karpenter controller role from that Deny"
+	} else {
+		owner += "allow it in them"
+	}
+	var settable []string
+	for _, t := range d.MissingRequestTags {
+		if userTag(t) {
+			settable = append(settable, t)
+		}
+	}
+	if len(settable) == 0 {
+		return strings.ToUpper(owner[:1]) + owner[1:]
+	}
+	what, it := "the tag "+shown(settable[0]), "it"
+	if len(settable) > 1 {
+		it = "them"
+		quoted := make([]string, len(settable))
+		for i, t := range settable {
+			quoted[i] = shown(t)
+		}
+		what = "the tags " + strings.Join(quoted, ", ")
+	}
+	return "The service control policy tests " + what + ", which the request does not carry: add " + it + " to spec.tags (Karpenter puts spec.tags on what it creates), or " + owner
+}
+
+// userTag reports whether a tag key is one spec.tags may set: Karpenter
+// refuses keys it sets itself (its own domains, the cluster's tag, EKS's),
+// and aws: is AWS's.
+func userTag(key string) bool {
+	k := strings.ToLower(key)
+	for _, p := range []string{"aws:", "karpenter.sh/", "karpenter.k8s.aws/", "kubernetes.io/cluster/", "eks:"} {
+		if strings.HasPrefix(k, p) {
+			return false
+		}
+	}
+	return true
 }
 
 // tag is a tag Karpenter puts on what it creates.

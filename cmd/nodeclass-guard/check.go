@@ -24,6 +24,7 @@ type checkOptions struct {
 // register adds check's flags to fs.
 func (o *checkOptions) register(fs *pflag.FlagSet) {
 	o.iamf.register(fs, "deny")
+	o.iamf.registerSCP(fs)
 	fs.BoolVar(&o.offline, "offline", false, "format checks only; no IAM source needed")
 	fs.StringVarP(&o.output, "output", "o", "text", "report format: text, json or sarif (SARIF 2.1.0, for code scanning)")
 	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "also resolve NodePool references against this cluster, and judge an EC2NodeClass it already has as an update of it (the update guard, with its NodeClaims)")
@@ -43,6 +44,9 @@ func runCheck(ctx context.Context, o *checkOptions, args []string, stdin io.Read
 	}
 	if offline && iamf.snapshot != "" {
 		return fail("--offline and --iam-snapshot exclude each other")
+	}
+	if offline && len(iamf.scpFiles) > 0 {
+		return fail("--offline and --scp exclude each other: SCPs apply to the permission checks, which need --iam-snapshot or the live IAM API")
 	}
 	if err := iamf.validate(); err != nil {
 		return fail("%v", err)

@@ -52,6 +52,34 @@ type iamFlags struct {
 	// default (the newest modelled version; in serve, first the image tag
 	// of Karpenter's Deployment).
 	karpenterVersion string
+	// scpFiles are --scp (check): SCPs applied to the permission
+	// questions, with a snapshot's Organization section.
+	scpFiles []string
+}
+
+// registerSCP adds --scp (check).
+func (f *iamFlags) registerSCP(fs *pflag.FlagSet) {
+	fs.StringArrayVar(&f.scpFiles, "scp", nil, "a `FILE` holding a service control policy that applies to the account, as aws organizations describe-policy prints it (or a bare policy document); repeatable. The account then counts as in an organization: a request must be allowed by every SCP and denied by none (an SCP of Deny statements only stands beside FullAWSAccess), together with the snapshot's Organization section; with the live API, on top of the SCPs IAM applies")
+}
+
+// organization returns base (a snapshot's Organization section, nil when
+// it has none) with the SCPs of --scp added; nil when there are neither.
+func (f *iamFlags) organization(base *authz.Organization) (*authz.Organization, error) {
+	if len(f.scpFiles) == 0 {
+		return base, nil
+	}
+	org := &authz.Organization{}
+	if base != nil {
+		org.SCPs = append(org.SCPs, base.SCPs...)
+	}
+	for _, file := range f.scpFiles {
+		np, err := authz.LoadSCPFile(file)
+		if err != nil {
+			return nil, fmt.Errorf("--scp: %w", err)
+		}
+		org.SCPs = append(org.SCPs, np)
+	}
+	return org, nil
 }
 
 // register adds the flags; onIAMError is the command's default: serve
@@ -110,7 +138,19 @@ func (f *iamFlags) view(ctx context.Context, metrics *authz.Metrics) (authz.View
 		if snap.HasKMS() {
 			f.kms = snap
 		}
-		return snap, snap, nil
+		// What only IAM's own evaluation applied live: the SCPs, when the
+		// snapshot's Organization section or --scp gives them.
+		org, err := f.organization(snap.Organization())
+		if err != nil {
+			return nil, nil, err
+		}
+		return authz.WithOrganization(snap, org), snap, nil
+	}
+	// --scp read before any AWS client is built: a bad file is the
+	// user's to fix, whatever IAM says.
+	org, err := f.organization(nil)
+	if err != nil {
+		return nil, nil, err
 	}
 	client, err := authz.NewIAMClient(ctx, f.region, f.endpoint, f.timeout)
 	if err != nil {
@@ -155,7 +195,7 @@ func (f *iamFlags) view(ctx context.Context, metrics *authz.Metrics) (authz.View
 	// Permission questions are evaluated here against the controller
 	// role's policies, read once per TTL; SimulatePrincipalPolicy answers
 	// what only AWS sees (SCPs) and what the policies cannot tell.
-	return authz.NewPolicyView(authz.NewCached(live, opts), reader, opts), eks, nil
+	return authz.WithOrganization(authz.NewPolicyView(authz.NewCached(live, opts), reader, opts), org), eks, nil
 }
 
 var kubernetesVersionRE = regexp.MustCompile(`^1\.[0-9]{1,3}$`)

@@ -219,6 +219,9 @@ func (c *call) simulatePrincipalPolicy() {
 		return
 	}
 	org := c.s.organization(c.snap)
+	if c.scpInjected(org, actions[from:to]) {
+		return
+	}
 	var out simulatePrincipalPolicyResponse
 	for _, action := range actions[from:to] {
 		out.Result.EvaluationResults.Members = append(out.Result.EvaluationResults.Members,

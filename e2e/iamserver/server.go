@@ -12,7 +12,9 @@
 // GetPolicyVersion; every managed policy at version v1). When the account
 // is in an organization (the snapshot's Organization section, or
 // WithOrganization), SimulatePrincipalPolicy also evaluates its SCPs
-// (authz.EvaluateSCPs) and says so in OrganizationsDecisionDetail. SigV4 signatures are not verified, but a request
+// (authz.EvaluateSCPs) and says so in OrganizationsDecisionDetail; the
+// SCP layer has fault knobs of its own (scp.go: WithSCPFailure,
+// WithSCPLatency). SigV4 signatures are not verified, but a request
 // without an Authorization header is refused as IAM refuses it.
 package iamserver
 
@@ -83,6 +85,11 @@ type Server struct {
 	calls    map[string]int
 	total    int
 	requests uint64
+
+	// scpFailures and scpLatency are the SCP layer's own knobs (scp.go).
+	scpFailures []*Failure
+	scpLatency  time.Duration
+
 	// stopping is closed by the stop function of Start; held requests
 	// watch it.
 	stopping chan struct{}

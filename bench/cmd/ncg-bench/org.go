@@ -76,6 +76,7 @@ func (h *harness) orgScenario(ctx context.Context) (orgResult, error) {
 		len(reqs), len(cs), res.denials, serve.PID, h.c.coldLatency)
 	run := bench.Burst(ctx, serve, reqs)
 	if err := run.Failed(); err != nil {
+		h.logf("org: IAM calls %d (%s), %.2f per class", h.iam.TotalCalls(), byAction(callsOf(h)), float64(h.iam.TotalCalls())/float64(len(cs)))
 		return res, fmt.Errorf("org burst (a wrong verdict means an SCP denial missed or invented): %w", err)
 	}
 	res.denialsFound = res.denials // every verdict was checked
@@ -91,4 +92,15 @@ func (h *harness) orgScenario(ctx context.Context) (orgResult, error) {
 		res.burst, res.iamCalls, byAction(res.callsByAction), float64(res.iamCalls)/float64(res.classes), res.denialsFound, res.denials)
 	serve.Client.CloseIdleConnections()
 	return res, proc.Stop(10 * time.Second)
+}
+
+// callsOf returns the local IAM endpoint's calls by action.
+func callsOf(h *harness) map[string]int {
+	out := map[string]int{}
+	for _, a := range iamActions {
+		if n := h.iam.Calls(a); n > 0 {
+			out[a] = n
+		}
+	}
+	return out
 }
