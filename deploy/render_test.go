@@ -412,9 +412,9 @@ func checkDeployment(t *testing.T, source string, dep *appsv1.Deployment, tlsSec
 	}
 
 	wantRequests := corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("50m"), corev1.ResourceMemory: resource.MustParse("96Mi")}
-	wantLimits := corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("192Mi")}
+	wantLimits := corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("128Mi")}
 	if !equalResources(c.Resources.Requests, wantRequests) || !equalResources(c.Resources.Limits, wantLimits) {
-		errorf("resources %v / %v, want requests cpu 50m memory 96Mi, limits memory 192Mi only", c.Resources.Requests, c.Resources.Limits)
+		errorf("resources %v / %v, want requests cpu 50m memory 96Mi, limits memory 128Mi only", c.Resources.Requests, c.Resources.Limits)
 	}
 
 	// The distroless image has no shell: the preStop pause must be the

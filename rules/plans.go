@@ -16,11 +16,13 @@ type planCache struct {
 	launches *lru.Cache[string, launchPlan]
 }
 
-// planCacheSize is how many launch plans a Checker keeps: about 50 KiB
-// each with resolved selectors (59 requests), so 128 hold the classes and
-// NodePools being applied at once in a cluster for about 6 MiB; a plan
-// evicted is rebuilt in about 0.1 ms.
-const planCacheSize = 128
+// planCacheSize is how many launch plans a Checker keeps: about 64 KiB
+// each with resolved selectors (55 to 59 requests, their contexts' maps),
+// so 64 hold a GitOps burst of 50 classes (judged again when one of them
+// lands and moves Config.Changes) for about 4 MiB; a plan evicted is
+// rebuilt in about 0.1 ms. 128 plans held 8 MiB of serve's 21 MiB live
+// heap once many classes had passed (docs/benchmarks.md, "Memory").
+const planCacheSize = 64
 
 func newPlanCache() *planCache {
 	l, _ := lru.New[string, launchPlan](planCacheSize) // only a size <= 0 errs

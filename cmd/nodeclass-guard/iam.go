@@ -158,7 +158,7 @@ func (f *iamFlags) view(ctx context.Context, metrics *authz.Metrics) (authz.View
 	}
 	f.changes = &authz.Changes{}
 	opts := authz.CacheOptions{Size: f.cacheSize, NegativeSize: f.negativeSize, TTL: f.cacheTTL, NegativeTTL: f.negativeTTL, Timeout: f.timeout, Metrics: metrics, Changes: f.changes}
-	liveIAM := authz.NewLive(client, authz.LiveOptions{Metrics: metrics})
+	liveIAM := authz.NewLive(authz.NewIAMMethods(client), authz.LiveOptions{Metrics: metrics})
 	var live authz.View = liveIAM
 	var reader authz.PolicyReader = liveIAM
 	if f.callRate > 0 {
@@ -169,7 +169,7 @@ func (f *iamFlags) view(ctx context.Context, metrics *authz.Metrics) (authz.View
 	if err != nil {
 		return nil, nil, err
 	}
-	eks := authz.NewCachedEKS(authz.NewEKSLive(eksClient, authz.LiveOptions{Metrics: metrics}), opts)
+	eks := authz.NewCachedEKS(authz.NewEKSLive(authz.NewEKSMethods(eksClient), authz.LiveOptions{Metrics: metrics}), opts)
 	ec2Client, err := authz.NewEC2Client(ctx, f.region, f.ec2Endpoint, f.timeout)
 	if err != nil {
 		return nil, nil, err
@@ -178,7 +178,7 @@ func (f *iamFlags) view(ctx context.Context, metrics *authz.Metrics) (authz.View
 	if err != nil {
 		return nil, nil, err
 	}
-	var ec2Live authz.EC2View = authz.NewEC2Live(ec2Client, ssmClient, authz.LiveOptions{Metrics: metrics})
+	var ec2Live authz.EC2View = authz.NewEC2Live(authz.NewEC2Methods(ec2Client), authz.NewSSMMethods(ssmClient), authz.LiveOptions{Metrics: metrics})
 	if f.callRate > 0 {
 		// EC2's Describe calls have a budget of their own, of the same
 		// size: Karpenter shares the account's EC2 limits.
@@ -191,7 +191,7 @@ func (f *iamFlags) view(ctx context.Context, metrics *authz.Metrics) (authz.View
 	}
 	// At most 3 KMS calls per distinct key (DescribeKey, GetKeyPolicy,
 	// ListGrants), cached like every other answer.
-	f.kms = authz.NewCachedKMS(authz.NewKMSLive(kmsClient, authz.LiveOptions{Metrics: metrics}), opts)
+	f.kms = authz.NewCachedKMS(authz.NewKMSLive(authz.NewKMSMethods(kmsClient), authz.LiveOptions{Metrics: metrics}), opts)
 	// Permission questions are evaluated here against the controller
 	// role's policies, read once per TTL; SimulatePrincipalPolicy answers
 	// what only AWS sees (SCPs) and what the policies cannot tell.

@@ -137,7 +137,7 @@ func runSnapshot(ctx context.Context, o *snapshotOptions, args []string, stdin i
 	details := func(_ context.Context, role string) (authz.RoleDetail, error) {
 		dctx, cancel := context.WithTimeout(ctx, time.Minute)
 		defer cancel()
-		return authz.ReadRoleDetail(dctx, iamClient, role)
+		return authz.ReadRoleDetail(dctx, authz.NewIAMMethods(iamClient), role)
 	}
 	services := map[string]string{
 		"IAM": "IAM: roles, instance profiles, the controller role's policies",

@@ -57,8 +57,8 @@ func TestHugeTagsDryRun(t *testing.T) {
 	<-sampled
 	if pid != 0 {
 		t.Logf("serve's RSS %.1f MiB before, peak %.1f MiB during five 10,000-tag dry-runs", float64(before.RSS)/(1<<20), float64(peak.Load())/(1<<20))
-		if peak.Load() > 192<<20 {
-			t.Errorf("serve's RSS reached %.1f MiB, over deploy/'s 192Mi limit", float64(peak.Load())/(1<<20))
+		if peak.Load() > 128<<20 {
+			t.Errorf("serve's RSS reached %.1f MiB, over deploy/'s 128Mi limit", float64(peak.Load())/(1<<20))
 		}
 	}
 }

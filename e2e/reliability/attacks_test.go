@@ -31,12 +31,12 @@ import (
 
 // The attacks below are those of issue 11, made by a client that reaches
 // the webhook port with no credentials, against the real serve binary as
-// deploy/ runs it: a 192Mi container (--memory-limit-mib=192) and the
+// deploy/ runs it: a 128Mi container (--memory-limit-mib=128) and the
 // default bounds, except a shorter --request-read-timeout so that the
 // slow-client tests end sooner. Each test reports what the attack cost
 // serve (peak RSS, CPU, IAM calls) and checks the bound.
 const (
-	containerLimit     = 192 << 20 // deploy/'s memory limit
+	containerLimit     = 128 << 20 // deploy/'s memory limit
 	attackReadTimeout  = 3 * time.Second
 	attackCallRate     = 10 // serve's defaults
 	attackCallBurst    = 100
@@ -47,7 +47,7 @@ const (
 
 var attackEnv = &framework.Shared{Options: framework.Options{
 	ServeArgs: []string{
-		"--memory-limit-mib=192",
+		"--memory-limit-mib=128",
 		"--request-read-timeout=" + attackReadTimeout.String(),
 		"--iam-call-rate=" + strconv.Itoa(attackCallRate),
 		"--iam-call-burst=" + strconv.Itoa(attackCallBurst),

@@ -97,6 +97,7 @@ type config struct {
 	serveEnv     []string
 	cpuProfile   string
 	serveProfile string
+	heapProfile  string
 	keep         bool
 	started      int64 // Unix time `make bench` started, for its total time
 }
@@ -135,6 +136,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	})
 	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of this process (load generator and IAM endpoint) to this file")
 	fs.StringVar(&c.serveProfile, "serve-profile", "", "write a CPU profile of serve during the warm reference level (closed loop, concurrency 16) to this file; needs serve's --pprof-bind-address")
+	fs.StringVar(&c.heapProfile, "serve-heap-profile", "", "write serve's heap profile at each point of the memory scenario to this file (.1, .2, ... for the later points); needs serve's --pprof-bind-address")
 	fs.StringVar(&scenarios, "scenarios", "warm,cold,memory,coldsingle,bootstrap,audit", "the scenarios to run (always in this order; org, the cold burst in an organization with an SCP, on demand: it does not pass yet)")
 	fs.BoolVar(&c.keep, "keep", false, "keep the work folder (logs, certificates) after the run")
 	fs.Int64Var(&c.started, "started", 0, "Unix time at which `make bench` started (hack/bench.sh sets it), to report its total time")

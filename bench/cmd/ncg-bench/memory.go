@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/nodeclass-guard/nodeclass-guard/bench"
@@ -51,7 +52,7 @@ func (m memResult) maxRSSMiB() float64 {
 // last class. A bounded cache keeps it flat.
 func (h *harness) memoryScenario(ctx context.Context) (memResult, error) {
 	res := memResult{classes: h.c.memoryClasses, cacheSize: h.c.cacheSize}
-	serve, proc, err := h.startServe(ctx, "serve-memory", h.c.memoryConcurrency, false)
+	serve, proc, err := h.startServe(ctx, "serve-memory", h.c.memoryConcurrency, h.c.heapProfile != "")
 	if err != nil {
 		return res, err
 	}
@@ -78,6 +79,12 @@ func (h *harness) memoryScenario(ctx context.Context) (memResult, error) {
 		}
 		p := memPoint{label: label, classes: classes, mem: mem, heapInuse: m[bench.MetricHeapInuse]}
 		res.points = append(res.points, p)
+		if h.c.heapProfile != "" {
+			url := strings.TrimSuffix(serve.PprofURL, "/profile") + "/heap"
+			if err := fetchURL(ctx, url, h.c.heapProfile); err != nil {
+				h.logf("memory: heap profile: %v", err)
+			}
+		}
 		h.logf("memory: %-22s %7d classes  %s  heap in use %5.1f MiB", label, classes, mem, p.heapInuse/(1<<20))
 		return nil
 	}

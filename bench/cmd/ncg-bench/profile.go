@@ -16,7 +16,13 @@ import (
 func fetchProfile(ctx context.Context, url string, secs int, path string) error {
 	ctx, cancel := context.WithTimeout(ctx, time.Duration(secs+30)*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s?seconds=%d", url, secs), nil)
+	return fetchURL(ctx, fmt.Sprintf("%s?seconds=%d", url, secs), path)
+}
+
+// fetchURL writes what a net/http/pprof endpoint answers (a heap profile,
+// say) to path, or to path.N when path exists.
+func fetchURL(ctx context.Context, url, path string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return err
 	}
