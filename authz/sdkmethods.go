@@ -38,6 +38,14 @@ var (
 	_ IAMPolicyAPI = (*IAMMethods)(nil)
 )
 
+// IAMMethods serves Live's questions and, found by a type assertion in
+// Live.RolePolicies, the policy reads: the build fails here if either
+// interface gains an operation IAMMethods lacks.
+var (
+	_ IAMAPI       = (*IAMMethods)(nil)
+	_ IAMPolicyAPI = (*IAMMethods)(nil)
+)
+
 // NewIAMMethods takes c's operations.
 func NewIAMMethods(c *iam.Client) *IAMMethods {
 	return &IAMMethods{getRole: c.GetRole, getInstanceProfile: c.GetInstanceProfile, simulatePrincipalPolicy: c.SimulatePrincipalPolicy,
