@@ -432,6 +432,11 @@ type PolicyView struct {
 	// refs are, by refKey, the keys a request's evaluation can test, as
 	// a probe found them (askSCPs).
 	refs map[string]refEntry
+
+	// probeMu guards the probes waiting for the one in flight (probe).
+	probeMu sync.Mutex
+	probing bool
+	waiting []*probeRequest
 }
 
 var (
@@ -683,7 +688,7 @@ func (v *PolicyView) references(ctx context.Context, qs []Question, idx []int, e
 	if len(probes) == 0 {
 		return out
 	}
-	got, gotErrs := DecideAll(ctx, v.View, probes)
+	got, gotErrs := v.probe(ctx, probes)
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	for j, p := range probes {
@@ -925,4 +930,80 @@ func (set PolicySet) keysFor(action, resource string) map[string]bool {
 		add(*set.Boundary)
 	}
 	return keys
+}
+
+// probeRequest is one caller's probes, answered index for index.
+type probeRequest struct {
+	qs   []Question
+	ds   []Decision
+	errs []error
+	done chan struct{}
+}
+
+// probe answers probes (questions without context). Probes have no
+// context, so any number of them, whatever the class, can go to IAM in
+// one call: while one call is in flight, the probes of every other
+// caller wait and then go together in the next one. A burst of new
+// classes, each with its own instance-profile ARN to probe, then costs a
+// few probe calls, not one per class. The calls are bounded by the
+// cache's Timeout, not by one caller's context; a caller whose context
+// ends first gets "could not check".
+func (v *PolicyView) probe(ctx context.Context, qs []Question) ([]Decision, []error) {
+	r := &probeRequest{qs: qs, done: make(chan struct{})}
+	v.probeMu.Lock()
+	v.waiting = append(v.waiting, r)
+	lead := !v.probing
+	v.probing = true
+	v.probeMu.Unlock()
+	if lead {
+		go v.runProbes(context.WithoutCancel(ctx))
+	}
+	select {
+	case <-r.done:
+		return r.ds, r.errs
+	case <-ctx.Done():
+		ds, errs := make([]Decision, len(qs)), make([]error, len(qs))
+		for i := range errs {
+			errs[i] = &UnavailableError{Op: "SimulatePrincipalPolicy", Err: ctx.Err()}
+		}
+		return ds, errs
+	}
+}
+
+// runProbes sends the waiting probes, all of them in one DecideAll, until
+// none waits.
+func (v *PolicyView) runProbes(base context.Context) {
+	for {
+		v.probeMu.Lock()
+		batch := v.waiting
+		v.waiting = nil
+		if len(batch) == 0 {
+			v.probing = false
+			v.probeMu.Unlock()
+			return
+		}
+		v.probeMu.Unlock()
+		var all []Question
+		at := map[string]int{}
+		for _, r := range batch {
+			for _, q := range r.qs {
+				k := refKey(q)
+				if _, ok := at[k]; !ok {
+					at[k] = len(all)
+					all = append(all, q)
+				}
+			}
+		}
+		ctx, cancel := context.WithTimeout(base, v.policies.opts.Timeout)
+		ds, errs := DecideAll(ctx, v.View, all)
+		cancel()
+		for _, r := range batch {
+			r.ds, r.errs = make([]Decision, len(r.qs)), make([]error, len(r.qs))
+			for i, q := range r.qs {
+				j := at[refKey(q)]
+				r.ds[i], r.errs[i] = ds[j], errs[j]
+			}
+			close(r.done)
+		}
+	}
 }
