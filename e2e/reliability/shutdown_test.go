@@ -93,10 +93,13 @@ func TestGracefulShutdownUnderLoad(t *testing.T) {
 			results <- result{obj.name, a, err}
 		}()
 	}
-	// Each admission asks IAM what the SCPs say of its requests, which
-	// carry the class's name: at least one call of its own.
-	waitFor(t, 30*time.Second, "every admission to reach IAM", func() bool {
-		return e.IAM.Calls("SimulatePrincipalPolicy") >= inFlight
+	// Every admission in serve's hands (controller-runtime's in-flight
+	// gauge) while IAM, which each asks what the SCPs say of its requests,
+	// holds its calls: the concurrent admissions' questions may share
+	// calls, so the calls are no count of the admissions.
+	inFlightSeries := `controller_runtime_webhook_requests_in_flight{webhook="` + webhook.EC2NodeClassPath + `"}`
+	waitFor(t, 30*time.Second, "every admission in flight, waiting on IAM", func() bool {
+		return metricValue(t, e, inFlightSeries) >= inFlight && e.IAM.Calls("SimulatePrincipalPolicy") >= 1
 	})
 
 	t.Log("SIGTERM")
