@@ -65,6 +65,7 @@ type usage struct {
 	done     chan struct{}
 	finished chan struct{}
 	peak     atomic.Int64
+	peakAnon atomic.Int64
 	base     int64
 }
 
@@ -82,6 +83,7 @@ func watch(t *testing.T, e *framework.Env) *usage {
 	}
 	u.base = m.RSS
 	u.peak.Store(m.RSS)
+	u.peakAnon.Store(m.Anon)
 	u.cpu0, _ = bench.CPUTime(pid)
 	if e.IAM != nil {
 		u.calls0 = e.IAM.TotalCalls()
@@ -95,8 +97,13 @@ func watch(t *testing.T, e *framework.Env) *usage {
 			case <-u.done:
 				return
 			case <-tick.C:
-				if m, err := bench.ReadMemory(pid); err == nil && m.RSS > u.peak.Load() {
-					u.peak.Store(m.RSS)
+				if m, err := bench.ReadMemory(pid); err == nil {
+					if m.RSS > u.peak.Load() {
+						u.peak.Store(m.RSS)
+					}
+					if m.Anon > u.peakAnon.Load() {
+						u.peakAnon.Store(m.Anon)
+					}
 				}
 			}
 		}
@@ -107,20 +114,21 @@ func watch(t *testing.T, e *framework.Env) *usage {
 // cost is what an attack cost serve.
 type cost struct {
 	baseRSS, peakRSS int64
+	peakAnon         int64
 	cpu              time.Duration
 	iamCalls         int
 	elapsed          time.Duration
 }
 
 func (c cost) String() string {
-	return fmt.Sprintf("RSS %.1f -> peak %.1f MiB, CPU %v, IAM calls %d, in %v",
-		float64(c.baseRSS)/(1<<20), float64(c.peakRSS)/(1<<20), c.cpu.Round(10*time.Millisecond), c.iamCalls, c.elapsed.Round(10*time.Millisecond))
+	return fmt.Sprintf("RSS %.1f -> peak %.1f MiB (anonymous at most %.1f), CPU %v, IAM calls %d, in %v",
+		float64(c.baseRSS)/(1<<20), float64(c.peakRSS)/(1<<20), float64(c.peakAnon)/(1<<20), c.cpu.Round(10*time.Millisecond), c.iamCalls, c.elapsed.Round(10*time.Millisecond))
 }
 
 func (u *usage) stop() cost {
 	close(u.done)
 	<-u.finished
-	c := cost{baseRSS: u.base, peakRSS: u.peak.Load(), elapsed: time.Since(u.start)}
+	c := cost{baseRSS: u.base, peakRSS: u.peak.Load(), peakAnon: u.peakAnon.Load(), elapsed: time.Since(u.start)}
 	if cpu, err := bench.CPUTime(u.pid); err == nil {
 		c.cpu = cpu - u.cpu0
 	}
@@ -130,13 +138,22 @@ func (u *usage) stop() cost {
 	return c
 }
 
-// checkRSS fails when the attack took serve's RSS over the container's
-// limit (an OOM kill in a pod, and then every admission unchecked).
+// codeWorkingSet is how much of the binary's mapped pages serve uses
+// while it admits (docs/benchmarks.md, Memory: 9.7 to 13.0 MiB measured
+// by clearing the pages' referenced bits under load), rounded up.
+const codeWorkingSet = 16 << 20
+
+// checkRSS fails when the attack took serve's memory over the container's
+// limit (an OOM kill in a pod, and then every admission unchecked). What
+// the kernel cannot reclaim is the anonymous memory (heap, stacks) and the
+// binary's pages in use; the rest of the file-backed RSS is clean pages of
+// the binary, which the kernel drops under the limit before it kills.
 func checkRSS(t *testing.T, c cost) {
 	t.Helper()
 	t.Logf("cost: %s", c)
-	if c.peakRSS >= containerLimit {
-		t.Errorf("serve's RSS peaked at %.1f MiB, over the container's %d MiB limit: the pod would be OOM-killed", float64(c.peakRSS)/(1<<20), containerLimit>>20)
+	if c.peakAnon+codeWorkingSet >= containerLimit {
+		t.Errorf("serve's anonymous memory peaked at %.1f MiB: with the %d MiB of its binary in use, over the container's %d MiB limit: the pod would be OOM-killed",
+			float64(c.peakAnon)/(1<<20), codeWorkingSet>>20, containerLimit>>20)
 	}
 }
 
