@@ -17,12 +17,13 @@ type planCache struct {
 }
 
 // planCacheSize is how many launch plans a Checker keeps: about 64 KiB
-// each with resolved selectors (55 to 59 requests, their contexts' maps),
-// so 64 hold a GitOps burst of 50 classes (judged again when one of them
-// lands and moves Config.Changes) for about 4 MiB; a plan evicted is
-// rebuilt in about 0.1 ms. 128 plans held 8 MiB of serve's 21 MiB live
-// heap once many classes had passed (docs/benchmarks.md, "Memory").
-const planCacheSize = 64
+// each with resolved selectors (the per-resource contexts' maps), 2 MiB
+// for 32; a plan evicted is rebuilt in about 0.1 ms. Replays of one object
+// are the verdict cache's (verdicts.go), and concurrent admissions of one
+// object share one judgment, so a plan is reused only when an object is
+// judged again; 64 plans put RSS at the cache bound at 98 MiB, 32 at 92
+// (docs/benchmarks.md, "Memory").
+const planCacheSize = 32
 
 func newPlanCache() *planCache {
 	l, _ := lru.New[string, launchPlan](planCacheSize) // only a size <= 0 errs

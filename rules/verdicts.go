@@ -34,8 +34,8 @@ import (
 // never reaches the rules (Unchanged).
 
 // verdictCacheSize is how many verdicts a Checker keeps: a few KiB each,
-// enough for the classes and NodePools a GitOps bootstrap applies at once.
-const verdictCacheSize = 1024
+// enough for the classes and NodePools a GitOps tool replays in one sync.
+const verdictCacheSize = 256
 
 type verdictCache struct {
 	ttl     time.Duration
