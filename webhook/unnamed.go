@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"regexp"
+	"strings"
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -20,6 +21,15 @@ var ec2IDPattern = regexp.MustCompile(`\b(subnet|sg|ami|vpc|cr)-[0-9a-z]+\b`)
 // reasons; `check`, run by the class's author with their own AWS access,
 // prints the IDs.
 func withholdUnnamedIDs(v *rules.Verdict, objs ...client.Object) {
+	held := false
+	for _, fs := range [][]rules.Finding{v.Denials, v.Warnings} {
+		for _, f := range fs {
+			held = held || mayHoldID(f.Message)
+		}
+	}
+	if !held {
+		return // most answers: no message names an EC2 resource
+	}
 	named := map[string]bool{}
 	for _, o := range objs {
 		if nc, ok := o.(*rules.EC2NodeClass); ok && nc != nil {
@@ -43,7 +53,23 @@ func withholdUnnamedIDs(v *rules.Verdict, objs ...client.Object) {
 	}
 	for _, fs := range [][]rules.Finding{v.Denials, v.Warnings} {
 		for i := range fs {
-			fs[i].Message = mask(fs[i].Message)
+			if mayHoldID(fs[i].Message) {
+				fs[i].Message = mask(fs[i].Message)
+			}
 		}
 	}
 }
+
+// mayHoldID reports whether s holds one of ec2IDPattern's prefixes: a
+// message without one has nothing to mask, and the pattern is not run.
+func mayHoldID(s string) bool {
+	for _, p := range idPrefixes {
+		if strings.Contains(s, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// idPrefixes are ec2IDPattern's kinds with their dash.
+var idPrefixes = []string{"subnet-", "sg-", "ami-", "vpc-", "cr-"}
