@@ -15,14 +15,43 @@ import (
 // tags what it launches with the NodeClass's spec.tags, which EKS's
 // managed policies do not allow by default.
 
+// autoModeRule: EKS Auto Mode's cluster role may pass the node role to
+// EC2 and launch with the class's spec.tags.
+var autoModeRule = &Rule{
+	Name:  "EKS Auto Mode launch",
+	Codes: []Code{AutoModePassRoleDenied, AutoModeTagDenied},
+	Reads: []string{"spec.role", "spec.instanceProfile", "spec.tags"},
+	Needs: []fact{factNodeRole, factCluster},
+	Plan: func(c *Checker, o *object, q *Questions) {
+		if !o.cl.eks || !o.nodeRoleFound {
+			return
+		}
+		p, skip := c.joinable(o)
+		if skip != "" {
+			return
+		}
+		auto := c.autoModeQuestions(p.cluster, p.role, o.cl)
+		q.keep(auto)
+		q.permissions("pass", auto.pass)
+		q.permissions("tags", auto.tags)
+	},
+	Judge: func(c *Checker, o *object, a Answers, v *Verdict) {
+		if !o.cl.eks || !o.nodeRoleFound {
+			return
+		}
+		p, skip := c.joinable(o)
+		if skip != "" {
+			return
+		}
+		auto, _ := a.kept().(autoModePlan)
+		c.judgeAutoMode(v, &o.n, o.cl, o.path, p, auto, a.all("pass"), a.all("tags"))
+	},
+}
+
 // autoModePlan holds the cluster role's questions for one class.
 type autoModePlan struct {
 	pass []authz.Question
 	tags []authz.Question
-}
-
-func (p autoModePlan) all() []authz.Question {
-	return append(append([]authz.Question(nil), p.pass...), p.tags...)
 }
 
 // autoModeQuestions asks, when the cluster runs EKS Auto Mode and its role
@@ -74,14 +103,8 @@ func (c *Checker) autoModeTags(cl class) []tag {
 	return tags
 }
 
-// judgeAutoMode judges the cluster role's answers, and warns about a node
-// role under a custom path whose access entry was not found.
-func (c *Checker) judgeAutoMode(v *Verdict, n *notes, cl class, path *field.Path, p joinPlan, entryFound bool, as []Answer) {
-	if p.role.Path != "/" && !entryFound {
-		v.add(warn(AutoModeRoleHasPath, path,
-			"node role %s has the path %s: EKS Auto Mode nodes stayed NotReady with such roles (the access entry was looked up without the path). Prefer a role without a path",
-			p.role.Name, p.role.Path))
-	}
+// judgeAutoMode judges the cluster role's answers.
+func (c *Checker) judgeAutoMode(v *Verdict, n *notes, cl class, path *field.Path, p joinPlan, auto autoModePlan, pass, tags []Answer) {
 	if !p.cluster.AutoMode {
 		n.skip("EKS Auto Mode launch", fmt.Sprintf("cluster %s does not have Auto Mode compute enabled", p.cluster.Name))
 		return
@@ -90,15 +113,14 @@ func (c *Checker) judgeAutoMode(v *Verdict, n *notes, cl class, path *field.Path
 		n.skip("EKS Auto Mode launch", "DescribeCluster gave no cluster role")
 		return
 	}
-	pass, tags := as[:len(p.auto.pass)], as[len(p.auto.pass):]
-	if dd := deniedOf(n, path, p.auto.pass, pass); len(dd.questions) > 0 {
+	if dd := deniedOf(n, path, auto.pass, pass); len(dd.questions) > 0 {
 		d := dd.first()
 		v.add(permissionDenial(AutoModePassRoleDenied, path, dd,
 			"EKS Auto Mode's cluster role %s may not iam:PassRole %s to %s: %s. %s",
 			p.cluster.RoleARN, p.role, authz.EC2ServicePrincipal(c.partition), d.Reason(),
 			fix(d, "Allow iam:PassRole on that ARN with iam:PassedToService="+authz.EC2ServicePrincipal(c.partition)+" in the cluster role's policies")))
 	}
-	if dd := deniedOf(n, specPath.Child("tags"), p.auto.tags, tags); len(dd.questions) > 0 {
+	if dd := deniedOf(n, specPath.Child("tags"), auto.tags, tags); len(dd.questions) > 0 {
 		denied, d := dd.questions, dd.first()
 		v.add(permissionDenial(AutoModeTagDenied, specPath.Child("tags"), dd,
 			"EKS Auto Mode's cluster role %s may not %s with the class's tags (%s): %s. %s",

@@ -2,9 +2,7 @@ package rules
 
 import (
 	"context"
-	"errors"
 	"maps"
-	"slices"
 	"time"
 
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -19,30 +17,6 @@ var (
 	instanceProfilePath = specPath.Child("instanceProfile")
 	nodeClassRefPath    = specPath.Child("template", "spec", "nodeClassRef")
 )
-
-// class is what the class rules read of a node class.
-type class struct {
-	name    string
-	role    string
-	profile string
-	// eks marks an EKS Auto Mode NodeClass: EKS, not Karpenter's
-	// controller, launches its nodes, so no controller permission is
-	// checked.
-	eks bool
-	// nodePool is the NodePool whose launches are checked (its name is a
-	// launch tag); "" means the class's own name.
-	nodePool string
-	// tags are the class's spec.tags.
-	tags map[string]string
-	// uid is the class's metadata.uid ("" in a manifest that has none).
-	uid string
-	// ec2 are the image, subnet and security-group ARNs the class's
-	// selectors resolve to; nil when they are not resolved.
-	ec2 *karpenter.EC2Resources
-	// launch is what the NodePool and the class say of the instances
-	// and volumes Karpenter launches (launchkeys.go).
-	launch karpenter.Launch
-}
 
 // CheckEC2NodeClass validates a Karpenter EC2NodeClass: format, IAM state,
 // the controller's permissions, and what its selector terms match.
@@ -319,167 +293,10 @@ func (c *Checker) checkClass(ctx context.Context, cl class) Verdict {
 		return v
 	}
 	asked := time.Now()
-	var n notes
-	join := c.clusterQueries()
-	var (
-		nodeRole authz.Role
-		found    bool
-		joinAns  []Answer
-		path     = rolePath
-	)
-	if roleOK {
-		nodeRole, found, joinAns = c.roleClass(ctx, &v, &n, ref, cl, join)
-	} else {
-		path = instanceProfilePath
-		nodeRole, found, joinAns = c.profileClass(ctx, &v, &n, profName, cl, join)
-	}
-	if found {
-		c.joinClass(ctx, &v, &n, cl, path, nodeRole, joinAns)
-	}
-	n.report(&v, c.cfg.OnIAMError)
+	o := &object{cl: cl, before: &v, ref: ref, roleOK: roleOK, profileName: profName, profileOK: profileOK,
+		perms: !cl.eks && c.controllerARN != ""}
+	classRunner.run(ctx, c, o, &v)
+	o.n.report(&v, c.cfg.OnIAMError)
 	v.IAMTime = time.Since(asked)
 	return v
-}
-
-// permissionsChecked reports whether the controller's permissions can be
-// checked; when not, it adds the warning once.
-func (c *Checker) permissionsChecked(v *Verdict, cl class) bool {
-	if cl.eks {
-		return false
-	}
-	if c.controllerARN == "" {
-		v.add(warn(PermissionChecksSkipped, specPath,
-			"the Karpenter controller's role is unknown, so iam:PassRole and launch permissions were not checked. Start nodeclass-guard with --controller-role"))
-		return false
-	}
-	return true
-}
-
-// roleClass checks a class naming spec.role. Round one asks for the role
-// and every permission at once, iam:PassRole for the ARN spec.role implies;
-// round two asks iam:PassRole again only when IAM says the role's real
-// path is another.
-//
-// join are the join rules' first-round queries, asked with round one;
-// roleClass returns their answers, and the node role when IAM found it.
-func (c *Checker) roleClass(ctx context.Context, v *Verdict, n *notes, ref RoleRef, cl class, join []Query) (authz.Role, bool, []Answer) {
-	perms := c.permissionsChecked(v, cl)
-	guess := c.nodeRoleARN(ref)
-	var (
-		pass, actions, launch []authz.Question
-		prof                  karpenter.Profile
-		lp                    launchPlan
-	)
-	if perms {
-		pass = c.passRoleQuestions(guess, true)
-		prof, actions = c.profileActionQuestions(cl)
-		// The launch requests on the image, subnets and security groups
-		// the selectors resolved to; those not resolved are reported as
-		// not checked.
-		lp = c.launchQuestions(cl)
-		launch = lp.questions
-		v.NotChecked = lp.notChecked
-	}
-	qs := make([]Query, 0, 1+len(pass)+len(actions)+len(launch)+len(join))
-	qs = append(qs, roleQuery(ref.Name))
-	qs = appendPermissions(qs, pass)
-	qs = appendPermissions(qs, actions)
-	qs = appendPermissions(qs, launch)
-	qs = append(qs, join...)
-	as := c.ask(ctx, qs)
-	as, joinAns := as[:len(as)-len(join)], as[len(as)-len(join):]
-	roleAns, rest := as[0], as[1:]
-	passAns, rest := rest[:len(pass)], rest[len(pass):]
-	actionAns, launchAns := rest[:len(actions)], rest[len(actions):]
-
-	found := c.judgeRole(v, n, ref, roleAns)
-	if found && perms {
-		if real := roleAns.Role.ARN; real != "" && real != guess {
-			pass = c.passRoleQuestions(real, true)
-			passAns = c.ask(ctx, appendPermissions(nil, pass))
-		}
-		v.addAll(c.judgePassRole(n, rolePath, pass, passAns))
-	}
-	if perms {
-		v.addAll(c.judgeProfileActions(n, cl, prof, actions, actionAns))
-		v.addAll(c.judgeLaunch(n, cl, lp, launchAns))
-		if extra := unknownNotChecked(lp, launchAns); len(extra) > 0 {
-			v.NotChecked = append(slices.Clone(v.NotChecked), extra...)
-		}
-	}
-	return roleAns.Role, found, joinAns
-}
-
-// profileClass checks a class naming spec.instanceProfile. Round one asks
-// for the profile, iam:GetInstanceProfile on the ARN its name implies and
-// the launch permissions; round two asks iam:PassRole on the role inside
-// the profile (and iam:GetInstanceProfile again if the profile has a path).
-//
-// join and the results are as for roleClass; the node role is the role
-// inside the profile.
-func (c *Checker) profileClass(ctx context.Context, v *Verdict, n *notes, name string, cl class, join []Query) (authz.Role, bool, []Answer) {
-	perms := c.permissionsChecked(v, cl)
-	guess := authz.InstanceProfileARN(c.partition, c.Account(), "/", name)
-	var read, launch []authz.Question
-	var lp launchPlan
-	if perms {
-		read = []authz.Question{c.profileReadQuestion(guess)}
-		lp = c.launchQuestions(cl)
-		launch = lp.questions
-		v.NotChecked = lp.notChecked
-	}
-	qs := make([]Query, 0, 1+len(read)+len(launch)+len(join))
-	qs = append(qs, profileQuery(name))
-	qs = appendPermissions(qs, read)
-	qs = appendPermissions(qs, launch)
-	qs = append(qs, join...)
-	as := c.ask(ctx, qs)
-	as, joinAns := as[:len(as)-len(join)], as[len(as)-len(join):]
-	profAns, rest := as[0], as[1:]
-	readAns, launchAns := rest[:len(read)], rest[len(read):]
-
-	prof, ok := c.judgeProfile(v, n, name, profAns)
-	if errors.Is(profAns.Err, authz.ErrNotFound) {
-		read, readAns = nil, nil // a read permission on a profile that does not exist says nothing
-	}
-	var pass []authz.Question
-	var passAns []Answer
-	if ok && perms {
-		var second []authz.Question
-		if prof.ARN != "" && prof.ARN != guess {
-			read = []authz.Question{c.profileReadQuestion(prof.ARN)}
-			second = append(second, read...)
-		}
-		if len(prof.Roles) > 0 {
-			pass = c.passRoleQuestions(prof.Roles[0].ARN, false)
-			second = append(second, pass...)
-		}
-		if len(second) > 0 {
-			got := c.ask(ctx, appendPermissions(nil, second))
-			if len(second) > len(pass) {
-				readAns, got = got[:1], got[1:]
-			}
-			passAns = got
-		}
-	}
-	if perms {
-		v.addAll(c.judgeProfileRead(n, read, readAns))
-	}
-	var nodeRole authz.Role
-	hasRole := false
-	if ok {
-		if hasRole = c.judgeProfileRole(v, name, prof); hasRole {
-			nodeRole = prof.Roles[0]
-			if perms {
-				v.addAll(c.judgePassRole(n, instanceProfilePath, pass, passAns))
-			}
-		}
-	}
-	if perms {
-		v.addAll(c.judgeLaunch(n, cl, lp, launchAns))
-		if extra := unknownNotChecked(lp, launchAns); len(extra) > 0 {
-			v.NotChecked = append(slices.Clone(v.NotChecked), extra...)
-		}
-	}
-	return nodeRole, hasRole, joinAns
 }

@@ -10,6 +10,91 @@ import (
 	"github.com/nodeclass-guard/nodeclass-guard/karpenter"
 )
 
+// profileRule: the instance profile spec.instanceProfile names exists. It
+// gives the profile.
+var profileRule = &Rule{
+	Name:  "instance profile",
+	Codes: []Code{InstanceProfileNotFound},
+	Reads: []string{"spec.instanceProfile"},
+	Gives: []fact{factProfile},
+	Plan: func(c *Checker, o *object, q *Questions) {
+		if o.profileOK {
+			q.add("profile", profileQuery(o.profileName))
+		}
+	},
+	Judge: func(c *Checker, o *object, a Answers, v *Verdict) {
+		ans, ok := a.one("profile")
+		if !ok {
+			return
+		}
+		o.profile = ans
+		_, o.profileFound = c.judgeProfile(v, &o.n, o.profileName, ans)
+	},
+}
+
+// profileReadRule: the controller may read the instance profile, as
+// Karpenter does for a class naming spec.instanceProfile: on its real ARN
+// once IAM gave it, on the ARN its name implies when IAM could not be
+// asked, not at all when it does not exist.
+var profileReadRule = &Rule{
+	Name:  "instance profile read",
+	Codes: []Code{InstanceProfileReadDenied},
+	Reads: []string{"spec.instanceProfile"},
+	Needs: []fact{factProfile},
+	Plan: func(c *Checker, o *object, q *Questions) {
+		if !o.perms || !o.profileOK || errors.Is(o.profile.Err, authz.ErrNotFound) {
+			return
+		}
+		arn := authz.InstanceProfileARN(c.partition, c.Account(), "/", o.profileName)
+		if o.profileFound && o.profile.Profile.ARN != "" {
+			arn = o.profile.Profile.ARN
+		}
+		q.permissions("read", []authz.Question{c.profileReadQuestion(arn)})
+	},
+	Judge: func(c *Checker, o *object, a Answers, v *Verdict) {
+		if qs := a.questions("read"); len(qs) > 0 {
+			v.addAll(c.judgeProfileRead(&o.n, qs, a.all("read")))
+		}
+	},
+}
+
+// profileRoleRule: the instance profile holds a role, and the role trusts
+// EC2. It gives the node role: the role inside the profile.
+var profileRoleRule = &Rule{
+	Name:  "instance profile role",
+	Codes: []Code{InstanceProfileHasNoRole, RoleTrustMissingEC2},
+	Reads: []string{"spec.instanceProfile"},
+	Needs: []fact{factProfile},
+	Gives: []fact{factNodeRole},
+	Judge: func(c *Checker, o *object, _ Answers, v *Verdict) {
+		if o.profileFound && c.judgeProfileRole(v, o.profileName, o.profile.Profile) {
+			o.nodeRole, o.nodeRoleFound, o.path = o.profile.Profile.Roles[0], true, instanceProfilePath
+		}
+	},
+}
+
+// profileActionsRule: for a class naming spec.role, the controller may
+// read, create with its tags, tag and fill the instance profile Karpenter
+// makes for it.
+var profileActionsRule = &Rule{
+	Name:  "instance profile actions",
+	Codes: []Code{InstanceProfileActionsDenied},
+	Reads: []string{"spec.role", "spec.tags"},
+	Plan: func(c *Checker, o *object, q *Questions) {
+		if !o.perms || !o.roleOK {
+			return
+		}
+		prof, qs := c.profileActionQuestions(o.cl)
+		q.keep(prof)
+		q.permissions("actions", qs)
+	},
+	Judge: func(c *Checker, o *object, a Answers, v *Verdict) {
+		if prof, ok := a.kept().(karpenter.Profile); ok {
+			v.addAll(c.judgeProfileActions(&o.n, o.cl, prof, a.questions("actions"), a.all("actions")))
+		}
+	},
+}
+
 // judgeProfile judges IAM's answer about the instance profile
 // spec.instanceProfile names; ok reports that it exists.
 func (c *Checker) judgeProfile(v *Verdict, n *notes, name string, a Answer) (prof authz.InstanceProfile, ok bool) {

@@ -1,7 +1,6 @@
 package rules
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -33,8 +32,69 @@ const autoNodePolicy = "AmazonEKSAutoNodePolicy"
 
 const joinCheck = "node join"
 
-// clusterQueries is the join rules' first round, asked with the class's
-// IAM questions: the cluster, when there is an EKS view to ask.
+// clusterRule asks for the cluster, beside the class's first questions.
+// It gives the cluster; the join rules judge it.
+var clusterRule = &Rule{
+	Name:  "cluster",
+	Gives: []fact{factCluster},
+	Plan: func(c *Checker, o *object, q *Questions) {
+		if cq := c.clusterQueries(); cq != nil {
+			q.add("cluster", cq...)
+		}
+	},
+	Judge: func(c *Checker, o *object, a Answers, _ *Verdict) {
+		o.cluster, o.clusterAsked = a.one("cluster")
+	},
+}
+
+// joinRule: nodes with the node role can join the cluster: the access
+// entries of its exact ARN, or aws-auth, as the cluster's authentication
+// mode reads them.
+var joinRule = &Rule{
+	Name: "node join",
+	Codes: []Code{NodeAccessEntryMissing, NodeAccessEntryWrongType, NodeAccessPolicyMissing,
+		AWSAuthRoleMissing, AWSAuthRoleHasPath, AWSAuthGroupsMissing, AWSAuthUsernameWrong,
+		AutoModeRoleHasPath, NodeJoinChecksSkipped},
+	Reads: []string{"spec.role", "spec.instanceProfile"},
+	Needs: []fact{factNodeRole, factCluster},
+	Plan: func(c *Checker, o *object, q *Questions) {
+		if !o.nodeRoleFound {
+			return
+		}
+		p, skip := c.joinable(o)
+		if skip != "" {
+			return
+		}
+		if p.cluster.UsesAccessEntries() {
+			q.add("entry", Query{Kind: QueryAccessEntry, Name: p.role.String()})
+			if p.role.Path != "/" {
+				q.add("pathless", Query{Kind: QueryAccessEntry, Name: p.role.WithoutPath().String()})
+			}
+		}
+		if p.cluster.UsesConfigMap() {
+			q.add("awsAuth", Query{Kind: QueryAWSAuth})
+		}
+	},
+	Judge: func(c *Checker, o *object, a Answers, v *Verdict) {
+		if !o.nodeRoleFound {
+			return
+		}
+		p, skip := c.joinable(o)
+		if skip != "" {
+			o.n.skip(joinCheck, skip)
+			return
+		}
+		o.n.served(p.cluster.Served)
+		entryFound := c.judgeJoin(v, &o.n, o.cl, o.path, p, a)
+		if o.cl.eks && p.role.Path != "/" && !entryFound {
+			v.add(warn(AutoModeRoleHasPath, o.path,
+				"node role %s has the path %s: EKS Auto Mode nodes stayed NotReady with such roles (the access entry was looked up without the path). Prefer a role without a path",
+				p.role.Name, p.role.Path))
+		}
+	},
+}
+
+// clusterQueries asks for the cluster, when there is an EKS view to ask.
 func (c *Checker) clusterQueries() []Query {
 	if c.cfg.EKS == nil || c.cfg.ClusterName == "" {
 		return nil
@@ -42,84 +102,43 @@ func (c *Checker) clusterQueries() []Query {
 	return []Query{{Kind: QueryCluster, Name: c.cfg.ClusterName}}
 }
 
-// joinPlan is what the second round asks for one node role.
+// joinPlan is what the join rules know of the cluster and the node role.
 type joinPlan struct {
 	cluster authz.Cluster
 	role    authz.RoleARN
-	// entry, pathless and awsAuth index the round's queries; -1 when not
-	// asked. pathless is the entry of the ARN without the path, asked only
-	// to say why the exact one is missing.
-	entry, pathless, awsAuth int
-	auto                     autoModePlan
 }
 
-// joinClass checks that nodes with nodeRole can join: the cluster (from
-// the first round's answers in clusterAns), then one round for the access
-// entries, aws-auth and, for an EKS Auto Mode class, the cluster role's
-// permissions.
-func (c *Checker) joinClass(ctx context.Context, v *Verdict, n *notes, cl class, path *field.Path, nodeRole authz.Role, clusterAns []Answer) {
+// joinable is the cluster and the node role the join rules judge, or why
+// they cannot (skip, for NodeJoinChecksSkipped).
+func (c *Checker) joinable(o *object) (p joinPlan, skip string) {
 	switch {
 	case c.cfg.EKS == nil:
-		n.skip(joinCheck, "no EKS source: give --iam-snapshot a cluster section, or run with EKS access")
-		return
+		return p, "no EKS source: give --iam-snapshot a cluster section, or run with EKS access"
 	case c.cfg.ClusterName == "":
-		n.skip(joinCheck, "no --cluster-name")
-		return
+		return p, "no --cluster-name"
+	case !o.clusterAsked:
+		return p, "the cluster was not asked"
 	}
-	a := clusterAns[0]
+	a := o.cluster
 	switch {
 	case errors.Is(a.Err, authz.ErrNotFound):
-		n.skip(joinCheck, fmt.Sprintf("EKS has no cluster %s in region %s; check --cluster-name and --region", c.cfg.ClusterName, c.cfg.Region))
-		return
+		return p, fmt.Sprintf("EKS has no cluster %s in region %s; check --cluster-name and --region", c.cfg.ClusterName, c.cfg.Region)
 	case a.Err != nil:
-		n.skip(joinCheck, "DescribeCluster: "+errSummary(a.Err))
-		return
+		return p, "DescribeCluster: " + errSummary(a.Err)
 	}
-	n.served(a.Cluster.Served)
-	role, err := authz.ParseRoleARN(nodeRole.ARN)
+	role, err := authz.ParseRoleARN(o.nodeRole.ARN)
 	if err != nil {
-		n.skip(joinCheck, "the node role's ARN "+shown(nodeRole.ARN)+" does not parse")
-		return
+		return p, "the node role's ARN " + shown(o.nodeRole.ARN) + " does not parse"
 	}
-	p := joinPlan{cluster: a.Cluster, role: role, entry: -1, pathless: -1, awsAuth: -1}
-	var qs []Query
-	if p.cluster.UsesAccessEntries() {
-		p.entry = len(qs)
-		qs = append(qs, Query{Kind: QueryAccessEntry, Name: role.String()})
-		if role.Path != "/" {
-			p.pathless = len(qs)
-			qs = append(qs, Query{Kind: QueryAccessEntry, Name: role.WithoutPath().String()})
-		}
-	}
-	if p.cluster.UsesConfigMap() {
-		p.awsAuth = len(qs)
-		qs = append(qs, Query{Kind: QueryAWSAuth})
-	}
-	if cl.eks {
-		p.auto = c.autoModeQuestions(p.cluster, role, cl)
-		qs = appendPermissions(qs, p.auto.all())
-	}
-	as := c.ask(ctx, qs)
-	entryFound := c.judgeJoin(v, n, cl, path, p, as)
-	if cl.eks {
-		c.judgeAutoMode(v, n, cl, path, p, entryFound, as[len(as)-len(p.auto.all()):])
-	}
-}
-
-// answer returns the answer at i, or a zero Answer with ok=false.
-func answerAt(as []Answer, i int) (Answer, bool) {
-	if i < 0 {
-		return Answer{}, false
-	}
-	return as[i], true
+	return joinPlan{cluster: a.Cluster, role: role}, ""
 }
 
 // judgeJoin judges the access entry and aws-auth answers; it reports
 // whether an access entry for the role's exact ARN was found.
-func (c *Checker) judgeJoin(v *Verdict, n *notes, cl class, path *field.Path, p joinPlan, as []Answer) bool {
+func (c *Checker) judgeJoin(v *Verdict, n *notes, cl class, path *field.Path, p joinPlan, as Answers) bool {
 	mode := p.cluster.AuthenticationMode
 	entryUnknown := false
-	if entry, ok := answerAt(as, p.entry); ok {
+	if entry, ok := as.one("entry"); ok {
 		switch {
 		case entry.Err == nil:
 			n.served(entry.Entry.Served)
@@ -138,7 +157,7 @@ func (c *Checker) judgeJoin(v *Verdict, n *notes, cl class, path *field.Path, p 
 		v.add(c.entryMissing(cl, path, p, as, ""))
 		return false
 	}
-	auth := as[p.awsAuth]
+	auth, _ := as.one("awsAuth")
 	if auth.Err != nil {
 		if !entryUnknown {
 			n.skip("aws-auth", "reading kube-system/aws-auth: "+truncate(oneLine(auth.Err.Error()), 100))
@@ -190,7 +209,7 @@ func (c *Checker) judgeJoin(v *Verdict, n *notes, cl class, path *field.Path, p 
 
 // entryMissing is the denial of a role without an access entry; also says
 // what else was looked at.
-func (c *Checker) entryMissing(cl class, path *field.Path, p joinPlan, as []Answer, also string) Finding {
+func (c *Checker) entryMissing(cl class, path *field.Path, p joinPlan, as Answers, also string) Finding {
 	typ := authz.AccessEntryEC2Linux
 	then := ""
 	if cl.eks {
@@ -198,7 +217,7 @@ func (c *Checker) entryMissing(cl class, path *field.Path, p joinPlan, as []Answ
 		then = ", then associate " + autoNodePolicy
 	}
 	hint := ""
-	if pl, ok := answerAt(as, p.pathless); ok && pl.Err == nil {
+	if pl, ok := as.one("pathless"); ok && pl.Err == nil {
 		hint = fmt.Sprintf(" (the entry for %s, without the path, does not count: EKS matches the exact ARN)", p.role.WithoutPath())
 	}
 	return deny(NodeAccessEntryMissing, path,

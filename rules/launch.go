@@ -2,11 +2,43 @@ package rules
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/nodeclass-guard/nodeclass-guard/authz"
 	"github.com/nodeclass-guard/nodeclass-guard/karpenter"
 )
+
+// launchRule: the controller may make the EC2 requests of Karpenter's
+// launches and of its validation of the class, on the resources the
+// selectors resolved.
+var launchRule = &Rule{
+	Name:  "launch",
+	Codes: []Code{LaunchDenied},
+	Reads: []string{"spec.role", "spec.instanceProfile", "spec.tags", "spec.amiFamily",
+		"spec.subnetSelectorTerms", "spec.securityGroupSelectorTerms", "spec.amiSelectorTerms",
+		"spec.blockDeviceMappings", "spec.template.spec.requirements"},
+	Plan: func(c *Checker, o *object, q *Questions) {
+		if !o.perms {
+			return
+		}
+		lp := c.launchQuestions(o.cl)
+		q.keep(&lp)
+		q.permissions("launch", lp.questions)
+	},
+	Judge: func(c *Checker, o *object, a Answers, v *Verdict) {
+		lp, ok := a.kept().(*launchPlan)
+		if !ok {
+			return
+		}
+		as := a.all("launch")
+		v.NotChecked = lp.notChecked
+		v.addAll(c.judgeLaunch(&o.n, o.cl, *lp, as))
+		if extra := unknownNotChecked(*lp, as); len(extra) > 0 {
+			v.NotChecked = append(slices.Clone(v.NotChecked), extra...)
+		}
+	},
+}
 
 // launchPlan is the launch rule's plan: the questions, the model's
 // requests they were made from (index for index), and what the model

@@ -9,6 +9,42 @@ import (
 	"github.com/nodeclass-guard/nodeclass-guard/authz"
 )
 
+// permissionsRule warns, once, that the controller's permissions are not
+// checked when its role is unknown.
+var permissionsRule = &Rule{
+	Name:  "controller role",
+	Codes: []Code{PermissionChecksSkipped},
+	Judge: func(c *Checker, o *object, _ Answers, v *Verdict) {
+		if !o.cl.eks && c.controllerARN == "" {
+			v.add(warn(PermissionChecksSkipped, specPath,
+				"the Karpenter controller's role is unknown, so iam:PassRole and launch permissions were not checked. Start nodeclass-guard with --controller-role"))
+		}
+	},
+}
+
+// passRoleRule: the controller may pass the node role to EC2.
+var passRoleRule = &Rule{
+	Name:  "pass role",
+	Codes: []Code{PassRoleDenied},
+	Reads: []string{"spec.role", "spec.instanceProfile"},
+	Needs: []fact{factNodeRole},
+	Plan: func(c *Checker, o *object, q *Questions) {
+		if !o.perms || !o.nodeRoleFound {
+			return
+		}
+		arn := o.nodeRole.ARN
+		if arn == "" && o.roleOK {
+			arn = c.nodeRoleARN(o.ref)
+		}
+		q.permissions("pass", c.passRoleQuestions(arn, o.roleOK))
+	},
+	Judge: func(c *Checker, o *object, a Answers, v *Verdict) {
+		if qs := a.questions("pass"); len(qs) > 0 {
+			v.addAll(c.judgePassRole(&o.n, o.path, qs, a.all("pass")))
+		}
+	},
+}
+
 // passRoleQuestions asks whether the controller may pass the node role to
 // EC2. For spec.role (byKarpenter: Karpenter creates the instance profile)
 // that is every value of iam:PassedToService the partition needs (two in

@@ -8,6 +8,30 @@ import (
 	"github.com/nodeclass-guard/nodeclass-guard/authz"
 )
 
+// roleRule: the role spec.role names exists, on the path spec.role gives,
+// and trusts EC2. It gives the node role.
+var roleRule = &Rule{
+	Name:  "role",
+	Codes: []Code{RoleNotFound, RolePathMismatch, RoleTrustMissingEC2},
+	Reads: []string{"spec.role"},
+	Gives: []fact{factNodeRole},
+	Plan: func(c *Checker, o *object, q *Questions) {
+		if o.roleOK {
+			q.add("role", roleQuery(o.ref.Name))
+		}
+	},
+	Judge: func(c *Checker, o *object, a Answers, v *Verdict) {
+		ans, ok := a.one("role")
+		if !ok || !c.judgeRole(v, &o.n, o.ref, ans) {
+			return
+		}
+		if o.ref.Path != "" && ans.Role.Path != o.ref.Path {
+			o.before.rewordRoleHasPath(o.ref.Name, ans.Role.ARN)
+		}
+		o.nodeRole, o.nodeRoleFound, o.path = ans.Role, true, rolePath
+	},
+}
+
 // nodeRoleARN is the ARN spec.role implies before IAM is asked: its path
 // ("/" when it gave none) in the account it named or the cluster's.
 func (c *Checker) nodeRoleARN(ref RoleRef) string {
@@ -44,7 +68,6 @@ func (c *Checker) judgeRole(v *Verdict, n *notes, ref RoleRef, a Answer) bool {
 		v.add(deny(RolePathMismatch, rolePath,
 			"spec.role gives the path %s, but role %s has the path %s (ARN %s). Set spec.role: %s",
 			ref.Path, ref.Name, role.Path, role.ARN, ref.Name))
-		v.rewordRoleHasPath(ref.Name, role.ARN)
 	}
 	c.judgeTrust(v, rolePath, role)
 	return true

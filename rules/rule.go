@@ -1,0 +1,195 @@
+package rules
+
+import (
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"github.com/nodeclass-guard/nodeclass-guard/authz"
+	"github.com/nodeclass-guard/nodeclass-guard/karpenter"
+)
+
+// A rule is a declared value (Rule): its name and codes, the fields it
+// reads, the facts it waits for and the facts it gives, a plan (the object
+// and the facts so far to named questions) and a judge (the named answers
+// to findings). Rules never ask AWS, never set a deadline and never order
+// themselves: the runner (runner.go) does, from what they declare. A new
+// rule is one file holding its value and one line in the registry
+// (registry.go).
+
+// fact names something a rule learns that other rules plan or judge with.
+// A fact is given once every rule declaring it has judged, whatever it
+// found: a rule needing the node role runs after the rules that look it
+// up, and reads on the object whether they found one.
+type fact uint8
+
+const (
+	// factNodeRole: the node role (object.nodeRole), from spec.role's
+	// GetRole or the role inside spec.instanceProfile.
+	factNodeRole fact = iota + 1
+	// factProfile: spec.instanceProfile's GetInstanceProfile answer
+	// (object.profile).
+	factProfile
+	// factCluster: the cluster's DescribeCluster answer (object.cluster).
+	factCluster
+	numFacts
+)
+
+// Rule is one rule, declared.
+type Rule struct {
+	// Name names the rule in the registry and in tests.
+	Name string
+	// Codes are the reason codes its judge may give.
+	Codes []Code
+	// Reads are the object fields it reads, as paths from the object's
+	// root (Reads holds their union per kind).
+	Reads []string
+	// Needs are the facts it plans or judges with; Gives, the facts its
+	// judge sets on the object.
+	Needs, Gives []fact
+	// Plan adds the rule's questions for the object, each under a name;
+	// nil asks nothing.
+	Plan func(c *Checker, o *object, q *Questions)
+	// Judge reads the answers by the names Plan gave them and adds the
+	// rule's findings to v (its own; the runner orders the rules' findings
+	// as the registry lists the rules).
+	Judge func(c *Checker, o *object, a Answers, v *Verdict)
+}
+
+// Questions are a rule's plan: queries under names.
+type Questions struct {
+	names []string
+	ends  []int
+	qs    []Query
+	plan  any
+}
+
+// add asks qs under name.
+func (q *Questions) add(name string, qs ...Query) {
+	q.names = append(q.names, name)
+	q.qs = append(q.qs, qs...)
+	q.ends = append(q.ends, len(q.qs))
+}
+
+// permissions asks the permission questions ps under name.
+func (q *Questions) permissions(name string, ps []authz.Question) {
+	q.names = append(q.names, name)
+	q.qs = appendPermissions(q.qs, ps)
+	q.ends = append(q.ends, len(q.qs))
+}
+
+func (q *Questions) reset() {
+	q.names, q.ends, q.qs, q.plan = q.names[:0], q.ends[:0], q.qs[:0], nil
+}
+
+// span is where name's queries are in q.qs; ok is false when the plan did
+// not ask name.
+func (q *Questions) span(name string) (from, to int, ok bool) {
+	start := 0
+	for i, n := range q.names {
+		if n == name {
+			return start, q.ends[i], true
+		}
+		start = q.ends[i]
+	}
+	return 0, 0, false
+}
+
+// Answers are the answers to a rule's Questions, by name.
+type Answers struct {
+	q  *Questions
+	as []Answer
+}
+
+// all are the answers to the queries asked under name; nil when none.
+func (a Answers) all(name string) []Answer {
+	from, to, ok := a.q.span(name)
+	if !ok {
+		return nil
+	}
+	return a.as[from:to]
+}
+
+// one is the answer to the one query asked under name; ok is false when
+// the plan did not ask it.
+func (a Answers) one(name string) (Answer, bool) {
+	from, to, ok := a.q.span(name)
+	if !ok || to == from {
+		return Answer{}, false
+	}
+	return a.as[from], true
+}
+
+// questions are the permission questions asked under name.
+func (a Answers) questions(name string) []authz.Question {
+	from, to, ok := a.q.span(name)
+	if !ok {
+		return nil
+	}
+	out := make([]authz.Question, 0, to-from)
+	for _, q := range a.q.qs[from:to] {
+		out = append(out, q.Permission)
+	}
+	return out
+}
+
+// keep holds the plan's own state (a launch plan, a join plan) for the
+// judge, which reads it back with Answers.kept.
+func (q *Questions) keep(v any) { q.plan = v }
+
+// kept is what the plan kept; nil when nothing.
+func (a Answers) kept() any { return a.q.plan }
+
+// class is what the class rules read of a node class.
+type class struct {
+	name    string
+	role    string
+	profile string
+	// eks marks an EKS Auto Mode NodeClass: EKS, not Karpenter's
+	// controller, launches its nodes, so no controller permission is
+	// checked.
+	eks bool
+	// nodePool is the NodePool whose launches are checked (its name is a
+	// launch tag); "" means the class's own name.
+	nodePool string
+	// tags are the class's spec.tags.
+	tags map[string]string
+	// uid is the class's metadata.uid ("" in a manifest that has none).
+	uid string
+	// ec2 are the image, subnet and security-group ARNs the class's
+	// selectors resolve to; nil when they are not resolved.
+	ec2 *karpenter.EC2Resources
+	// launch is what the NodePool and the class say of the instances
+	// and volumes Karpenter launches (launchkeys.go).
+	launch karpenter.Launch
+}
+
+// object is what the rules of one object read and learn: the class, what
+// the format rules made of it, and the facts the rules give.
+type object struct {
+	cl class
+	// before is the verdict so far (the format rules'), which a judge may
+	// reword once IAM said more (RoleHasPath).
+	before *Verdict
+	// ref is spec.role as the format rules read it (roleOK), profileName
+	// spec.instanceProfile's (profileOK).
+	ref         RoleRef
+	roleOK      bool
+	profileName string
+	profileOK   bool
+	// perms: the controller's permissions are checked.
+	perms bool
+	// n notes what the answers said about AWS itself, reported once.
+	n notes
+
+	// factNodeRole: the node role, when found, and the field naming it.
+	nodeRole      authz.Role
+	nodeRoleFound bool
+	path          *field.Path
+	// factProfile: GetInstanceProfile's answer; profileFound when it
+	// exists.
+	profile      Answer
+	profileFound bool
+	// factCluster: DescribeCluster's answer; clusterAsked when there was
+	// an EKS view to ask.
+	cluster      Answer
+	clusterAsked bool
+}
