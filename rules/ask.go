@@ -56,6 +56,21 @@ const (
 	// QueryKMSKey is KMS's DescribeKey (with the key policy and grants)
 	// of the key ID, ARN or alias Name; the answer is Answer.Key.
 	QueryKMSKey
+	// QueryPolicyTests asks the view of the controller's policies whether
+	// one of them tests the condition key Name; the answer is
+	// Answer.Tests (false when the view cannot tell).
+	QueryPolicyTests
+	// QueryNodePools lists the NodePools naming the class Name (the
+	// manager's cache); the answer is Answer.NodePools.
+	QueryNodePools
+	// QueryNodeClaims lists the NodeClaims of the class Name; the answer
+	// is Answer.NodeClaims.
+	QueryNodeClaims
+	// QueryEC2NodeClass and QueryNodeClass read the class Name a NodePool
+	// names; the answer is Answer.EC2NodeClass or Answer.NodeClass, Err a
+	// *authz.NotFoundError when the cluster has none.
+	QueryEC2NodeClass
+	QueryNodeClass
 )
 
 // Query is one thing a rule needs to know from AWS.
@@ -79,7 +94,13 @@ type Answer struct {
 	EC2       authz.EC2Resources
 	Parameter authz.Parameter
 	Key       authz.KMSKey
-	Err       error
+	Tests     bool
+	// The Kubernetes reads' answers.
+	NodePools    []NodePool
+	NodeClaims   []NodeClaim
+	EC2NodeClass *EC2NodeClass
+	NodeClass    *NodeClass
+	Err          error
 	// op names the EC2 or SSM API asked, for messages.
 	op string
 }
@@ -180,8 +201,36 @@ func (c *Checker) lookup(ctx context.Context, q Query, a *Answer) {
 			return
 		}
 		a.Key, a.Err = c.cfg.KMS.Key(ctx, q.Name)
+	case QueryPolicyTests:
+		if t, ok := c.cfg.IAM.(conditionKeyTester); ok && c.controllerARN != "" {
+			tests, known := t.TestsConditionKey(ctx, c.controllerARN, q.Name)
+			a.Tests = known && tests
+		}
+	case QueryNodePools:
+		a.NodePools, a.Err = c.cfg.NodePools.NodePoolsUsing(ctx, q.Name)
+	case QueryNodeClaims:
+		a.NodeClaims, a.Err = c.cfg.NodeClaims.NodeClaimsUsing(ctx, q.Name)
+	case QueryEC2NodeClass, QueryNodeClass:
+		c.readClass(ctx, q, a)
 	default:
 		a.Err = fmt.Errorf("query kind %d has no asker", q.Kind)
+	}
+}
+
+// readClass reads the class a NodePool names; a class the cluster does
+// not have is a *authz.NotFoundError, and no reader (no --kubeconfig in
+// check) is one too.
+func (c *Checker) readClass(ctx context.Context, q Query, a *Answer) {
+	found := false
+	if c.cfg.Classes != nil {
+		if q.Kind == QueryEC2NodeClass {
+			a.EC2NodeClass, found, a.Err = c.cfg.Classes.GetEC2NodeClass(ctx, q.Name)
+		} else {
+			a.NodeClass, found, a.Err = c.cfg.Classes.GetNodeClass(ctx, q.Name)
+		}
+	}
+	if a.Err == nil && !found {
+		a.Err = &authz.NotFoundError{Kind: "node class", Name: q.Name}
 	}
 }
 

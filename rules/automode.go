@@ -1,7 +1,6 @@
 package rules
 
 import (
-	"context"
 	"fmt"
 	"sort"
 
@@ -19,6 +18,7 @@ import (
 // EC2 and launch with the class's spec.tags.
 var autoModeRule = &Rule{
 	Name:  "EKS Auto Mode launch",
+	Demotable: true,
 	Codes: []Code{AutoModePassRoleDenied, AutoModeTagDenied},
 	Reads: []string{"spec.role", "spec.instanceProfile", "spec.tags"},
 	Needs: []fact{factNodeRole, factCluster},
@@ -140,35 +140,29 @@ func autoModeTerms(spec NodeClassSpec) selectorTerms {
 	return t
 }
 
-// checkAutoModeSelectors resolves an EKS Auto Mode NodeClass's selector
-// terms and judges them as an EC2NodeClass's are (the same codes and
-// messages: a term matching nothing, a list matching nothing, subnets and
-// security groups of different VPCs; the pods' lists as the node's). In
-// offline mode (no IAM source) they are not resolved, as no IAM check is;
-// with IAM but no EC2 source they are reported as skipped.
-func (c *Checker) checkAutoModeSelectors(ctx context.Context, v *Verdict, nc *NodeClass) {
-	terms := autoModeTerms(nc.Spec)
-	if c.cfg.IAM == nil || !terms.some() {
-		return
-	}
-	var n notes
-	defer n.report(v, c.cfg.OnIAMError)
-	if c.cfg.EC2 == nil {
-		n.skipSelector("selectors", "no EC2 source: give --iam-snapshot the EC2 sections, or run with EC2 access")
-		return
-	}
-	// Nothing is asked of terms past an EC2NodeClass's bounds (more terms
-	// or tags than its CRD holds, a value longer than EC2 could match):
-	// the check is skipped, never passed (EKS's own CRD states no such
-	// caps to refuse with).
+// autoModeBoundsSkip names the selector check skipped for an EKS Auto
+// Mode NodeClass's terms past an EC2NodeClass's bounds (more terms or tags
+// than its CRD holds, a value longer than EC2 could match), "" when none
+// is: nothing is asked of them, and the check is skipped, never passed
+// (EKS's own CRD states no such caps to refuse with).
+func autoModeBoundsSkip(terms selectorTerms) string {
 	for l, ts := range terms {
 		if fs := boundsTerms(listInfo[l].path, ts); len(fs) > 0 {
-			n.skipSelector(listInfo[l].check, fmt.Sprintf("%s is past what one check resolves (%d terms, %d tags a term, tags EC2 could hold, %d-byte fields)",
-				fs[0].Field, MaxSelectorTerms, MaxTermTags, MaxTermFieldBytes))
-			return
+			return listInfo[l].check
 		}
 	}
-	c.judgeTerms(v, &n, terms, c.resolveTerms(ctx, terms))
+	return ""
+}
+
+// autoModeBoundsField is the first field past the bounds, for the
+// message.
+func autoModeBoundsField(terms selectorTerms) string {
+	for l, ts := range terms {
+		if fs := boundsTerms(listInfo[l].path, ts); len(fs) > 0 {
+			return fs[0].Field.String()
+		}
+	}
+	return ""
 }
 
 // sameAutoModeTerms reports whether an update leaves every selector list

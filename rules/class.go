@@ -1,9 +1,6 @@
 package rules
 
 import (
-	"context"
-	"maps"
-	"time"
 
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
@@ -18,71 +15,50 @@ var (
 	nodeClassRefPath    = specPath.Child("template", "spec", "nodeClassRef")
 )
 
-// CheckEC2NodeClass validates a Karpenter EC2NodeClass: format, IAM state,
-// the controller's permissions, and what its selector terms match.
-func (c *Checker) CheckEC2NodeClass(ctx context.Context, nc *EC2NodeClass) Verdict {
-	return c.cachedVerdict(ctx, EC2NodeClassKind, nc.Name, string(nc.UID), nc.Spec, func(ctx context.Context) Verdict {
-		ctx, cancel := c.deadline(ctx)
-		defer cancel()
-		return c.checkEC2Class(ctx, nc, nil)
-	})
+// formatRule: spec.role and spec.instanceProfile are well formed, and not
+// both set. No AWS question.
+var formatRule = &Rule{
+	Name: "format",
+	Codes: []Code{RoleInvalidName, RoleIsARN, RoleARNMalformed, RoleCrossAccount, RoleHasPath,
+		RoleInstanceProfileExclusive, InstanceProfileInvalidName, InstanceProfileIsARN, InstanceProfileNamePrefix},
+	Reads:     []string{"spec.role", "spec.instanceProfile"},
+	Demotable: true,
+	Judge: func(c *Checker, o *object, _ Answers, v *Verdict) {
+		if !o.identity {
+			return
+		}
+		cl := o.cl
+		v.addAll(CheckExclusive(specPath, cl.role, cl.profile))
+		if cl.role != "" {
+			_, fs, _ := CheckRoleFormat(rolePath, cl.role, c.Account())
+			v.addAll(fs)
+		}
+		if cl.profile != "" {
+			_, fs, _ := CheckInstanceProfileFormat(instanceProfilePath, cl.profile)
+			v.addAll(fs)
+			if cl.eks {
+				v.addAll(CheckEKSInstanceProfilePrefix(instanceProfilePath, cl.profile))
+			}
+		}
+	},
+	// Once IAM gave the role's real path, RoleHasPath quotes its ARN.
+	Finish: func(c *Checker, o *object, v *Verdict) {
+		if o.realRoleARN != "" {
+			v.rewordRoleHasPath(o.ref.Name, o.realRoleARN)
+		}
+	},
 }
 
-// checkEC2Class resolves the class's selector terms, then runs the class
-// rules (whose launch questions ask about the image, subnets and security
-// groups resolved) and judges the selectors, under the caller's deadline
-// (one per admission: the entry points set it). np, when
-// set, is the NodePool being admitted: its name is the launch tag, and
-// whether its requirements fit the images is its own finding
-// (judgePoolImages); otherwise the class is judged against the NodePools
-// using it.
-func (c *Checker) checkEC2Class(ctx context.Context, nc *EC2NodeClass, np *NodePool) Verdict {
-	v, _ := c.checkEC2ClassAs(ctx, nc, np, false)
-	return v
-}
-
-// checkEC2ClassAs is checkEC2Class; warnOnly turns the class rules'
-// denials into warnings (an update that changed spec.tags alone: an
-// update that leaves spec.role and spec.instanceProfile as they were is
-// never refused for them), the selector rules' left as they are. It also
-// returns the selectors' resolution, nil when they were not resolved.
-func (c *Checker) checkEC2ClassAs(ctx context.Context, nc *EC2NodeClass, np *NodePool, warnOnly bool) (Verdict, *Resolution) {
-	if v, out := outOfBounds(c.boundsEC2NodeClass(nc, np)); out {
-		return v, nil
-	}
-	cl := class{name: nc.Name, role: nc.Spec.Role, profile: nc.Spec.InstanceProfile, tags: nc.Spec.Tags, uid: string(nc.UID)}
-	if np != nil {
-		cl.nodePool = np.Name
-	}
-	// The lookups that do not wait for the selectors run beside them.
-	defer c.askAhead(ctx, cl, nc.Spec)()
-	cl.launch = c.launchOf(ctx, nc.Spec, np)
-	var r *Resolution
-	if c.resolvesSelectors(nc.Spec) {
-		res := c.resolveSelectors(ctx, nc.Spec)
-		r = &res
-		cl.ec2 = c.launchResources(nc.Spec, res)
-	}
-	v := c.checkClass(ctx, cl)
-	if warnOnly {
-		v.demote("spec.tags update, not refused")
-	}
-	c.checkSelectors(ctx, &v, nc, np, r)
-	if !warnOnly {
-		c.checkNode(ctx, &v, nc)
-	}
-	return v, r
-}
-
-// deadline bounds ctx by the IAM deadline of one object, when set: the
-// one deadline of an admission (or of one object in check or the audit),
-// set by the entry points (CheckEC2NodeClass, CheckEC2NodeClassUpdate,
-// CheckNodePool, CheckNodeClass) and by nothing under them.
-func (c *Checker) deadline(ctx context.Context) (context.Context, context.CancelFunc) {
-	if c.cfg.IAMTimeout > 0 {
-		return context.WithTimeout(ctx, c.cfg.IAMTimeout)
-	}
-	return ctx, func() {}
+// identityNotesRule reports, once, what the identity rules' answers said
+// about AWS itself: unavailable, stale, context a policy tests.
+var identityNotesRule = &Rule{
+	Name: "identity notes",
+	Codes: []Code{IAMUnavailable, IAMStale, NodeJoinChecksSkipped, PermissionContextMissing,
+		PolicySetOperatorMissing, PolicyConditionUnsupported},
+	Demotable: true,
+	Finish: func(c *Checker, o *object, v *Verdict) {
+		o.n.report(v, c.cfg.OnIAMError)
+	},
 }
 
 // hasSelectors reports whether spec has any selector term.
@@ -181,122 +157,3 @@ func (c *Checker) launchImages(ims []authz.Image) []karpenter.Image {
 	return out
 }
 
-// checkSelectors judges the class's selector terms as r resolved them
-// (resolving them when r is nil) and returns the resolution judged, nil
-// when none. In offline mode (no IAM source) they are not resolved, as no
-// IAM check is; with IAM but no EC2 source they are reported as skipped.
-func (c *Checker) checkSelectors(ctx context.Context, v *Verdict, nc *EC2NodeClass, np *NodePool, r *Resolution) *Resolution {
-	if c.cfg.IAM == nil || !hasSelectors(nc.Spec) {
-		return nil
-	}
-	var n notes
-	defer n.report(v, c.cfg.OnIAMError)
-	if c.cfg.EC2 == nil {
-		n.skipSelector("selectors", "no EC2 source: give --iam-snapshot the EC2 sections, or run with EC2 access")
-		return nil
-	}
-	if r == nil {
-		res := c.resolveSelectors(ctx, nc.Spec)
-		r = &res
-	}
-	// The NodePools whose requirements the images must fit: for a NodePool
-	// being checked, none here (its own finding, judgePoolImages).
-	var pools []NodePool
-	switch {
-	case np != nil:
-	case c.cfg.NodePools != nil:
-		var err error
-		if pools, err = c.cfg.NodePools.NodePoolsUsing(ctx, nc.Name); err != nil {
-			markUncertain(ctx)
-			n.skipSelector("image architectures", "listing NodePools: "+truncate(oneLine(err.Error()), 80))
-		}
-	}
-	c.judgeSelectors(v, &n, nc.Spec, *r, pools)
-	return r
-}
-
-// CheckNodeClass validates an EKS Auto Mode NodeClass: format and IAM
-// state; EKS, not Karpenter's controller, launches its nodes.
-func (c *Checker) CheckNodeClass(ctx context.Context, nc *NodeClass) Verdict {
-	return c.cachedVerdict(ctx, NodeClassKind, nc.Name, string(nc.UID), nc.Spec, func(ctx context.Context) Verdict {
-		ctx, cancel := c.deadline(ctx)
-		defer cancel()
-		return c.checkNodeClass(ctx, nc)
-	})
-}
-
-// CheckNodeClassUpdate validates an update of an EKS Auto Mode NodeClass:
-// as a create when spec.role or spec.instanceProfile changed; when they
-// did not, what new spec.tags break comes back as warnings (the contract
-// never refuses an update that leaves the node identity alone), and the
-// selector terms are judged as on a create, as an EC2NodeClass's are.
-func (c *Checker) CheckNodeClassUpdate(ctx context.Context, old, nc *NodeClass) Verdict {
-	if old.Spec.Role != nc.Spec.Role || old.Spec.InstanceProfile != nc.Spec.InstanceProfile {
-		return c.CheckNodeClass(ctx, nc)
-	}
-	if v, out := outOfBounds(c.boundsNodeClass(nc)); out {
-		return v
-	}
-	ctx, cancel := c.deadline(ctx)
-	defer cancel()
-	var v Verdict
-	if !maps.Equal(old.Spec.Tags, nc.Spec.Tags) || sameAutoModeTerms(old.Spec, nc.Spec) {
-		v = c.checkClass(ctx, autoModeClass(nc))
-		v.demote("spec.tags update, not refused")
-	}
-	c.checkAutoModeSelectors(ctx, &v, nc)
-	return v
-}
-
-// checkNodeClass is CheckNodeClass under the caller's deadline; nothing
-// is planned with a class past the input bounds.
-func (c *Checker) checkNodeClass(ctx context.Context, nc *NodeClass) Verdict {
-	if v, out := outOfBounds(c.boundsNodeClass(nc)); out {
-		return v
-	}
-	v := c.checkClass(ctx, autoModeClass(nc))
-	c.checkAutoModeSelectors(ctx, &v, nc)
-	return v
-}
-
-// autoModeClass is what the class rules read of an EKS Auto Mode
-// NodeClass.
-func autoModeClass(nc *NodeClass) class {
-	return class{name: nc.Name, role: nc.Spec.Role, profile: nc.Spec.InstanceProfile, eks: true, tags: nc.Spec.Tags}
-}
-
-// checkClass runs the format rules, then the IAM rules of spec.role or of
-// spec.instanceProfile, under the caller's deadline.
-func (c *Checker) checkClass(ctx context.Context, cl class) Verdict {
-	var v Verdict
-	v.addAll(CheckExclusive(specPath, cl.role, cl.profile))
-	var (
-		ref       RoleRef
-		roleOK    bool
-		profName  string
-		profileOK bool
-	)
-	if cl.role != "" {
-		var fs []Finding
-		ref, fs, roleOK = CheckRoleFormat(rolePath, cl.role, c.Account())
-		v.addAll(fs)
-	}
-	if cl.profile != "" {
-		var fs []Finding
-		profName, fs, profileOK = CheckInstanceProfileFormat(instanceProfilePath, cl.profile)
-		v.addAll(fs)
-		if cl.eks {
-			v.addAll(CheckEKSInstanceProfilePrefix(instanceProfilePath, cl.profile))
-		}
-	}
-	if c.cfg.IAM == nil || (cl.role != "" && cl.profile != "") || (!roleOK && !profileOK) {
-		return v
-	}
-	asked := time.Now()
-	o := &object{cl: cl, before: &v, ref: ref, roleOK: roleOK, profileName: profName, profileOK: profileOK,
-		perms: !cl.eks && c.controllerARN != ""}
-	classRunner.run(ctx, c, o, &v)
-	o.n.report(&v, c.cfg.OnIAMError)
-	v.IAMTime = time.Since(asked)
-	return v
-}

@@ -14,11 +14,12 @@ import (
 // gives the profile.
 var profileRule = &Rule{
 	Name:  "instance profile",
+	Demotable: true,
 	Codes: []Code{InstanceProfileNotFound},
 	Reads: []string{"spec.instanceProfile"},
-	Gives: []fact{factProfile},
+	Gives: []fact{factProfile, factNodeRole},
 	Plan: func(c *Checker, o *object, q *Questions) {
-		if o.profileOK {
+		if o.iam && o.profileOK {
 			q.add("profile", profileQuery(o.profileName))
 		}
 	},
@@ -29,6 +30,11 @@ var profileRule = &Rule{
 		}
 		o.profile = ans
 		_, o.profileFound = c.judgeProfile(v, &o.n, o.profileName, ans)
+		if o.profileFound && len(ans.Profile.Roles) > 0 {
+			// The node role, for the rules that need it, in the round
+			// after this one; profileRoleRule judges it.
+			o.nodeRole, o.nodeRoleFound, o.path = ans.Profile.Roles[0], true, instanceProfilePath
+		}
 	},
 }
 
@@ -38,6 +44,7 @@ var profileRule = &Rule{
 // asked, not at all when it does not exist.
 var profileReadRule = &Rule{
 	Name:  "instance profile read",
+	Demotable: true,
 	Codes: []Code{InstanceProfileReadDenied},
 	Reads: []string{"spec.instanceProfile"},
 	Needs: []fact{factProfile},
@@ -59,16 +66,16 @@ var profileReadRule = &Rule{
 }
 
 // profileRoleRule: the instance profile holds a role, and the role trusts
-// EC2. It gives the node role: the role inside the profile.
+// EC2.
 var profileRoleRule = &Rule{
 	Name:  "instance profile role",
+	Demotable: true,
 	Codes: []Code{InstanceProfileHasNoRole, RoleTrustMissingEC2},
 	Reads: []string{"spec.instanceProfile"},
 	Needs: []fact{factProfile},
-	Gives: []fact{factNodeRole},
 	Judge: func(c *Checker, o *object, _ Answers, v *Verdict) {
-		if o.profileFound && c.judgeProfileRole(v, o.profileName, o.profile.Profile) {
-			o.nodeRole, o.nodeRoleFound, o.path = o.profile.Profile.Roles[0], true, instanceProfilePath
+		if o.profileFound {
+			c.judgeProfileRole(v, o.profileName, o.profile.Profile)
 		}
 	},
 }
@@ -78,8 +85,10 @@ var profileRoleRule = &Rule{
 // makes for it.
 var profileActionsRule = &Rule{
 	Name:  "instance profile actions",
+	Demotable: true,
 	Codes: []Code{InstanceProfileActionsDenied},
 	Reads: []string{"spec.role", "spec.tags"},
+	Needs: []fact{factLaunchKeys},
 	Plan: func(c *Checker, o *object, q *Questions) {
 		if !o.perms || !o.roleOK {
 			return

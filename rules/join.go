@@ -38,7 +38,7 @@ var clusterRule = &Rule{
 	Name:  "cluster",
 	Gives: []fact{factCluster},
 	Plan: func(c *Checker, o *object, q *Questions) {
-		if cq := c.clusterQueries(); cq != nil {
+		if cq := c.clusterQueries(); cq != nil && (o.iam || o.spotAuto) {
 			q.add("cluster", cq...)
 		}
 	},
@@ -52,6 +52,7 @@ var clusterRule = &Rule{
 // mode reads them.
 var joinRule = &Rule{
 	Name: "node join",
+	Demotable: true,
 	Codes: []Code{NodeAccessEntryMissing, NodeAccessEntryWrongType, NodeAccessPolicyMissing,
 		AWSAuthRoleMissing, AWSAuthRoleHasPath, AWSAuthGroupsMissing, AWSAuthUsernameWrong,
 		AutoModeRoleHasPath, NodeJoinChecksSkipped},

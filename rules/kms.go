@@ -1,7 +1,7 @@
 package rules
 
 import (
-	"context"
+	"slices"
 	"errors"
 	"fmt"
 	"strings"
@@ -42,18 +42,99 @@ var blockDevicesPath = specPath.Child("blockDeviceMappings")
 // and attach a volume encrypted with a customer managed key.
 var kmsActions = []string{"kms:CreateGrant", "kms:GenerateDataKeyWithoutPlaintext", "kms:Decrypt", "kms:ReEncryptFrom", "kms:ReEncryptTo"}
 
-// checkKMS judges the class's encrypted volumes: the default key said so,
-// a named key's region from its ARN (no AWS question), then, with an IAM
-// source, one KMS lookup per distinct key (3 KMS calls: DescribeKey,
-// GetKeyPolicy, ListGrants, cached) and one IAM question per action for
-// the controller role.
-func (c *Checker) checkKMS(ctx context.Context, v *Verdict, spec EC2NodeClassSpec) {
-	type use struct {
-		id   string
-		path *field.Path
+// kmsKey is one distinct KMS key the volumes name, in the cluster's
+// region by its ARN, and KMS's answer about it.
+type kmsKey struct {
+	id    string
+	path  *field.Path
+	ans   Answer
+	asked bool
+}
+
+// kmsKeysOf are the distinct KMS keys of spec's volumes that KMS is asked
+// about: named, and not in another region by their ARN.
+func kmsKeysOf(spec EC2NodeClassSpec, region string) []kmsKey {
+	var out []kmsKey
+	for i, m := range spec.BlockDeviceMappings {
+		if m.EBS == nil || m.EBS.KMSKeyID == nil {
+			continue
+		}
+		id := strings.TrimSpace(*m.EBS.KMSKeyID)
+		if id == "" {
+			continue
+		}
+		if r, _, ok := authz.KMSKeyARNParts(id); ok && region != "" && r != region {
+			continue
+		}
+		if !slices.ContainsFunc(out, func(k kmsKey) bool { return k.id == id }) {
+			out = append(out, kmsKey{id: id, path: blockDevicesPath.Index(i).Child("ebs", "kmsKeyID")})
+		}
 	}
-	var keys []use
-	seen := map[string]bool{}
+	return out
+}
+
+// kmsKeysRule looks the volumes' KMS keys up, all at once (3 KMS calls a
+// key: DescribeKey, GetKeyPolicy, ListGrants, cached).
+var kmsKeysRule = &Rule{
+	Name:  "KMS keys",
+	Reads: []string{"spec.blockDeviceMappings"},
+	Gives: []fact{factKMSKeys},
+	Plan: func(c *Checker, o *object, q *Questions) {
+		if !o.node || o.ec2 == nil || c.cfg.IAM == nil {
+			return
+		}
+		o.kms = kmsKeysOf(o.ec2.Spec, c.cfg.Region)
+		if c.cfg.KMS == nil {
+			return
+		}
+		for _, k := range o.kms {
+			q.add(k.id, Query{Kind: QueryKMSKey, Name: k.id})
+		}
+	},
+	Judge: func(c *Checker, o *object, a Answers, _ *Verdict) {
+		for i := range o.kms {
+			o.kms[i].ans, o.kms[i].asked = a.one(o.kms[i].id)
+		}
+	},
+}
+
+// kmsRule judges the class's encrypted volumes: the default key said so,
+// a named key's region from its ARN (no AWS question), then, with an IAM
+// source, each key as KMS described it and the controller role's
+// permission for each action EBS asks of it (one IAM question an action,
+// decided with the key policy and grants).
+var kmsRule = &Rule{
+	Name:  "KMS",
+	Codes: []Code{KMSKeyNotFound, KMSKeyNotEnabled, KMSKeyWrongRegion, KMSKeyAccessDenied, EBSDefaultKMSKey, KMSChecksSkipped},
+	Reads: []string{"spec.blockDeviceMappings"},
+	Needs: []fact{factKMSKeys},
+	Plan: func(c *Checker, o *object, q *Questions) {
+		for _, k := range o.kms {
+			if key, ok := c.usableKey(k); ok {
+				q.permissions(k.id, c.keyUseQuestions(key))
+			}
+		}
+	},
+	Judge: func(c *Checker, o *object, a Answers, v *Verdict) {
+		if o.node && o.ec2 != nil {
+			c.judgeKMS(v, o, a)
+		}
+	},
+}
+
+// usableKey is the key k names when its use is to be asked: found,
+// enabled, in the region, its policy read, the controller role known.
+func (c *Checker) usableKey(k kmsKey) (authz.KMSKey, bool) {
+	key := k.ans.Key
+	ok := k.asked && k.ans.Err == nil && (c.cfg.Region == "" || key.Region == "" || key.Region == c.cfg.Region) &&
+		key.State == authz.KMSKeyEnabled && c.controllerARN != "" && key.Policy != nil
+	return key, ok
+}
+
+// judgeKMS judges the volumes' keys, in the order the volumes name them.
+func (c *Checker) judgeKMS(v *Verdict, o *object, a Answers) {
+	spec := o.ec2.Spec
+	named := false
 	for i, m := range spec.BlockDeviceMappings {
 		if m.EBS == nil {
 			continue
@@ -76,12 +157,9 @@ func (c *Checker) checkKMS(ctx context.Context, v *Verdict, spec EC2NodeClassSpe
 				"KMS key %s is in %s, but the cluster's nodes launch in %s, and EBS uses keys of the volume's own region only: every launch would fail with Client.InvalidKMSKey.InvalidState. Use a key (or a multi-Region replica) in %s", id, region, c.cfg.Region, c.cfg.Region))
 			continue
 		}
-		if !seen[id] {
-			seen[id] = true
-			keys = append(keys, use{id, p})
-		}
+		named = true
 	}
-	if len(keys) == 0 || c.cfg.IAM == nil {
+	if !named || c.cfg.IAM == nil {
 		return
 	}
 	var skipped []string
@@ -96,14 +174,8 @@ func (c *Checker) checkKMS(ctx context.Context, v *Verdict, spec EC2NodeClassSpe
 	}
 	var n notes
 	defer n.report(v, c.cfg.OnIAMError)
-	// One round for every key: the keys' lookups run at once.
-	qs := make([]Query, len(keys))
-	for i, k := range keys {
-		qs[i] = Query{Kind: QueryKMSKey, Name: k.id}
-	}
-	as := c.ask(ctx, qs)
-	for i, k := range keys {
-		key, err := as[i].Key, as[i].Err
+	for _, k := range o.kms {
+		key, err := k.ans.Key, k.ans.Err
 		switch {
 		case errors.Is(err, authz.ErrNotFound):
 			v.add(deny(KMSKeyNotFound, k.path,
@@ -139,13 +211,13 @@ func (c *Checker) checkKMS(ctx context.Context, v *Verdict, spec EC2NodeClassSpe
 			skipped = append(skipped, fmt.Sprintf("whether the controller may use %s (%s)", key.ARN, key.PolicyUnknown))
 			continue
 		}
-		c.judgeKeyUse(ctx, v, &n, k.path, key)
+		c.judgeKeyUse(v, &n, k.path, key, a.questions(k.id), a.all(k.id))
 	}
 }
 
-// judgeKeyUse asks IAM the controller role's permission for each KMS
-// action on key and decides each with the key policy and grants.
-func (c *Checker) judgeKeyUse(ctx context.Context, v *Verdict, n *notes, path *field.Path, key authz.KMSKey) {
+// keyUseQuestions ask IAM the controller role's permission for each KMS
+// action EBS asks of key.
+func (c *Checker) keyUseQuestions(key authz.KMSKey) []authz.Question {
 	region := key.Region
 	qs := make([]authz.Question, len(kmsActions))
 	for i, a := range kmsActions {
@@ -159,7 +231,13 @@ func (c *Checker) judgeKeyUse(ctx context.Context, v *Verdict, n *notes, path *f
 		qs[i] = authz.Question{Principal: c.controllerARN, Action: a, Resource: key.ARN, Context: ctxKeys,
 			Complete: []string{"kms:ViaService", "kms:CallerAccount", "kms:GrantIsForAWSResource", "kms:GrantOperations", "kms:GrantConstraintType"}}
 	}
-	as := c.ask(ctx, appendPermissions(nil, qs))
+	return qs
+}
+
+// judgeKeyUse decides each KMS action of qs on key with IAM's answers as,
+// the key policy and the grants.
+func (c *Checker) judgeKeyUse(v *Verdict, n *notes, path *field.Path, key authz.KMSKey, qs []authz.Question, as []Answer) {
+	region := key.Region
 	var denied, why []string
 	for i, a := range as {
 		if !n.decision(path, a) {

@@ -14,13 +14,20 @@ import (
 // selectors resolved.
 var launchRule = &Rule{
 	Name:  "launch",
+	Demotable: true,
 	Codes: []Code{LaunchDenied},
 	Reads: []string{"spec.role", "spec.instanceProfile", "spec.tags", "spec.amiFamily",
 		"spec.subnetSelectorTerms", "spec.securityGroupSelectorTerms", "spec.amiSelectorTerms",
 		"spec.blockDeviceMappings", "spec.template.spec.requirements"},
+	Needs: []fact{factLaunchKeys, factResolution},
 	Plan: func(c *Checker, o *object, q *Questions) {
 		if !o.perms {
 			return
+		}
+		if o.ec2 != nil && c.resolvesSelectors(o.ec2.Spec) {
+			// The image, subnets and security groups the selectors
+			// resolved to.
+			o.cl.ec2 = c.launchResources(o.ec2.Spec, o.sides[sideNew].res)
 		}
 		lp := c.launchQuestions(o.cl)
 		q.keep(&lp)

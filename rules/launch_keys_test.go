@@ -170,7 +170,8 @@ func TestInstanceTypeKey(t *testing.T) {
 		return np
 	}
 	check := func(np *NodePool) Verdict {
-		return c.checkEC2Class(context.Background(), nc, np)
+		v, _ := c.judgeEC2Class(context.Background(), c.ec2Object(nc, np, true, false, true, nil))
+		return v
 	}
 	if f := launchDenied(check(pool("m5.large", "m5.xlarge"))); f != nil {
 		t.Errorf("m5 only: LaunchDenied: %s", f.Message)

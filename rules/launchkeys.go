@@ -25,10 +25,44 @@ import (
 // instanceTypeKey is the well-known label of a node's instance type.
 const instanceTypeKey = "node.kubernetes.io/instance-type"
 
+// launchKeysRule asks whether a policy of the controller role tests the
+// keys a NodePool's requirements give several values (ec2:InstanceType,
+// ec2:InstanceMarketType): only then is the instance asked once per value.
+// It gives what the launch's condition keys are (launchOf).
+var launchKeysRule = &Rule{
+	Name:      "launch keys",
+	Demotable: true,
+	Reads:     []string{"spec.instanceProfile", "spec.blockDeviceMappings", "spec.amiFamily", "spec.template.spec.requirements"},
+	Gives:     []fact{factLaunchKeys},
+	Plan: func(c *Checker, o *object, q *Questions) {
+		if !o.perms || o.np == nil {
+			return
+		}
+		reqs := o.np.Spec.Template.Spec.Requirements
+		for _, k := range []struct {
+			key    string
+			values []string
+		}{{"ec2:InstanceType", allowedValues(reqs, instanceTypeKey, nil)}, {"ec2:InstanceMarketType", marketTypes(reqs)}} {
+			if len(k.values) > 1 && len(k.values) <= maxSplitValues {
+				q.add(k.key, Query{Kind: QueryPolicyTests, Name: k.key})
+			}
+		}
+	},
+	Judge: func(c *Checker, o *object, a Answers, _ *Verdict) {
+		if o.ec2 == nil {
+			return
+		}
+		o.cl.launch = launchOf(o.ec2.Spec, o.np, func(key string) bool {
+			ans, ok := a.one(key)
+			return ok && ans.Err == nil && ans.Tests
+		})
+	},
+}
+
 // launchOf is what np's requirements and spec give the launch's keys; np
 // nil (the class checked alone) leaves the instance and capacity types
-// unknown.
-func (c *Checker) launchOf(ctx context.Context, spec EC2NodeClassSpec, np *NodePool) karpenter.Launch {
+// unknown. tests says whether a policy of the controller role tests a key.
+func launchOf(spec EC2NodeClassSpec, np *NodePool, tests func(key string) bool) karpenter.Launch {
 	l := karpenter.Launch{InstanceProfile: spec.InstanceProfile}
 	if np != nil {
 		reqs := np.Spec.Template.Spec.Requirements
@@ -43,7 +77,7 @@ func (c *Checker) launchOf(ctx context.Context, spec EC2NodeClassSpec, np *NodeP
 		key    string
 		values []string
 	}{{"ec2:InstanceType", l.InstanceTypes}, {"ec2:InstanceMarketType", l.MarketTypes}} {
-		if len(k.values) > 1 && asked*len(k.values) <= maxSplitValues && c.policiesTest(ctx, k.key) {
+		if len(k.values) > 1 && asked*len(k.values) <= maxSplitValues && tests(k.key) {
 			l.Split = append(l.Split, k.key)
 			asked *= len(k.values)
 		}
@@ -66,17 +100,6 @@ var (
 	_ conditionKeyTester = (*authz.PolicyView)(nil)
 	_ conditionKeyTester = (*authz.Snapshot)(nil)
 )
-
-// policiesTest reports whether a policy of the controller role is known
-// to test key.
-func (c *Checker) policiesTest(ctx context.Context, key string) bool {
-	t, ok := c.cfg.IAM.(conditionKeyTester)
-	if !ok || c.controllerARN == "" {
-		return false
-	}
-	tests, known := t.TestsConditionKey(ctx, c.controllerARN, key)
-	return known && tests
-}
 
 // allowedValues are the values the requirements on key allow, when an In
 // requirement names them (each further In narrows them, NotIn removes);

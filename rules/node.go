@@ -1,19 +1,33 @@
 package rules
 
 import (
-	"context"
-
 	"k8s.io/apimachinery/pkg/api/equality"
 )
 
-// checkNode runs the rules on what the node itself is given: spec.kubelet
-// (kubelet.go), spec.userData (userdata.go), both pure, and the KMS keys
-// of spec.blockDeviceMappings (kms.go). The one call site of the three in
-// the class checks.
-func (c *Checker) checkNode(ctx context.Context, v *Verdict, nc *EC2NodeClass) {
-	c.checkKubelet(v, nc.Spec)
-	c.checkUserData(v, nc.Spec)
-	c.checkKMS(ctx, v, nc.Spec)
+// The rules on what the node itself is given: spec.kubelet (kubelet.go)
+// and spec.userData (userdata.go), both pure, and the KMS keys of
+// spec.blockDeviceMappings (kms.go).
+
+// kubeletRule judges spec.kubelet.
+var kubeletRule = &Rule{
+	Name:  "kubelet",
+	Reads: []string{"spec.kubelet", "spec.amiFamily", "spec.amiSelectorTerms"},
+	Judge: func(c *Checker, o *object, _ Answers, v *Verdict) {
+		if o.node && o.ec2 != nil {
+			c.checkKubelet(v, o.ec2.Spec)
+		}
+	},
+}
+
+// userDataRule judges spec.userData.
+var userDataRule = &Rule{
+	Name:  "userData",
+	Reads: []string{"spec.userData", "spec.amiFamily", "spec.amiSelectorTerms"},
+	Judge: func(c *Checker, o *object, _ Answers, v *Verdict) {
+		if o.node && o.ec2 != nil {
+			c.checkUserData(v, o.ec2.Spec)
+		}
+	},
 }
 
 // sameNode reports whether an update leaves what the node is given as it

@@ -1,7 +1,6 @@
 package rules
 
 import (
-	"context"
 	"testing"
 )
 
@@ -12,11 +11,12 @@ func BenchmarkCheckNodeConfig(b *testing.B) {
 	c := NewChecker(Config{})
 	nc := nodeClass(`{"maxPods": "min(max_pods, 110)", "evictionHard": {"memory.available": "5%"}, "kubeReserved": {"cpu": "100m"},
 		"shutdownGracePeriod": "30s", "imageGCHighThresholdPercent": 85, "imageGCLowThresholdPercent": 80}`, benchUserData)
-	ctx := context.Background()
+	o := c.ec2Object(nc, nil, false, false, true, nil)
 	b.ReportAllocs()
 	for b.Loop() {
 		var v Verdict
-		c.checkNode(ctx, &v, nc)
+		kubeletRule.Judge(c, o, Answers{}, &v)
+		userDataRule.Judge(c, o, Answers{}, &v)
 	}
 }
 

@@ -2,84 +2,53 @@ package rules
 
 import (
 	"context"
+	"errors"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/nodeclass-guard/nodeclass-guard/authz"
 )
-
-// CheckNodePool validates a NodePool's nodeClassRef: the class it names must
-// be one this webhook knows, and, when it exists, must pass its own checks.
-func (c *Checker) CheckNodePool(ctx context.Context, np *NodePool) Verdict {
-	if v, out := outOfBounds(boundsNodePool(np)); out {
-		return v
-	}
-	return c.cachedVerdict(ctx, NodePoolKind, np.Name, string(np.UID), np.Spec, func(ctx context.Context) Verdict {
-		return c.checkNodePool(ctx, np, false)
-	})
-}
-
-// CheckNodePoolUpdate validates an update of a NodePool: as a create when
-// its nodeClassRef changed; when only its requirements did, only what they
-// break (an architecture the class has no image for,
-// ImageArchitectureMismatch) is refused: the class's findings come back as
-// warnings, and the spot check warns as ever.
-func (c *Checker) CheckNodePoolUpdate(ctx context.Context, old, np *NodePool) Verdict {
-	return c.checkNodePool(ctx, np, sameRef(old.Spec.Template.Spec.NodeClassRef, np.Spec.Template.Spec.NodeClassRef))
-}
 
 // requirementsOnly prefixes what a requirements-only update does not
 // refuse.
 const requirementsOnly = "spec.template.spec.requirements update, not refused"
 
-// checkNodePool is CheckNodePool; reqsOnly marks an update that changed
-// the requirements alone. One deadline bounds the class's questions and
-// the spot check's together.
+// poolClassRule reads the class a NodePool names, through the manager's
+// cache.
+var poolClassRule = &Rule{
+	Name:  "NodePool's class",
+	Reads: []string{"spec.template.spec.nodeClassRef"},
+	Gives: []fact{factClass},
+	Plan: func(c *Checker, o *object, q *Questions) {
+		ref := o.np.Spec.Template.Spec.NodeClassRef
+		kind := QueryEC2NodeClass
+		if ref.GroupKind() == EKSNodeClassGK {
+			kind = QueryNodeClass
+		}
+		q.add("class", Query{Kind: kind, Name: ref.Name})
+	},
+	Judge: func(c *Checker, o *object, a Answers, _ *Verdict) {
+		o.pool, _ = a.one("class")
+	},
+}
+
+// checkNodePool is CheckNodePool under the caller's one deadline, which
+// bounds the class's questions and the spot check's together; reqsOnly
+// marks an update that changed the requirements alone.
 func (c *Checker) checkNodePool(ctx context.Context, np *NodePool, reqsOnly bool) Verdict {
-	ctx, cancel := c.deadline(ctx)
-	defer cancel()
 	var v Verdict
 	ref := np.Spec.Template.Spec.NodeClassRef
 	if ref == nil {
 		return v
 	}
 	gk := ref.GroupKind()
-	var (
-		kindName     string
-		classVerdict Verdict
-		found        bool
-		err          error
-		// own are the NodePool's findings about its class: its
-		// requirements against the class's images.
-		own []Finding
-	)
+	var kindName string
 	switch gk {
 	case EC2NodeClassGK:
 		kindName = "EC2NodeClass"
-		var nc *EC2NodeClass
-		if c.cfg.Classes != nil {
-			nc, found, err = c.cfg.Classes.GetEC2NodeClass(ctx, ref.Name)
-		}
-		if found {
-			// Whether its questions come first in the IAM call budget is
-			// the caller's to say (the admission adapter: a NodePool the
-			// cluster has, by name and UID); a request's name is no proof.
-			var r *Resolution
-			classVerdict, r = c.checkEC2ClassAs(ctx, nc, np, false)
-			if r != nil {
-				if f, ok := judgePoolImages(np, nc.Name, *r); ok {
-					own = append(own, f)
-				}
-			}
-		}
 	case EKSNodeClassGK:
 		kindName = "NodeClass (eks.amazonaws.com)"
-		var nc *NodeClass
-		if c.cfg.Classes != nil {
-			nc, found, err = c.cfg.Classes.GetNodeClass(ctx, ref.Name)
-		}
-		if found {
-			classVerdict = c.checkNodeClass(ctx, nc)
-		}
 	default:
 		if f, ok := versionedGroup(gk); ok {
 			v.add(f)
@@ -90,18 +59,39 @@ func (c *Checker) checkNodePool(ctx context.Context, np *NodePool, reqsOnly bool
 			groupKindString(gk), quote(ref.Name)))
 		return v
 	}
-	if err != nil {
-		markUncertain(ctx)
+	pool := &object{np: np}
+	poolClassRunner.run(ctx, c, pool, &v)
+	switch err := pool.pool.Err; {
+	case errors.Is(err, authz.ErrNotFound):
+		v.add(warn(NodeClassNotFound, nodeClassRefPath,
+			"%s %s does not exist (yet); Karpenter will not launch nodes for this NodePool until it does", kindName, quote(ref.Name)))
+		return v
+	case err != nil:
 		v.add(warn(NodeClassNotFound, nodeClassRefPath,
 			"%s %s could not be read (%s); the NodePool was admitted without checking it", kindName, quote(ref.Name), truncate(oneLine(err.Error()), 100)))
 		return v
 	}
-	if !found {
-		v.add(warn(NodeClassNotFound, nodeClassRefPath,
-			"%s %s does not exist (yet); Karpenter will not launch nodes for this NodePool until it does", kindName, quote(ref.Name)))
-		return v
+	var (
+		classVerdict Verdict
+		// own are the NodePool's findings about its class: its
+		// requirements against the class's images.
+		own []Finding
+	)
+	if nc := pool.pool.EC2NodeClass; nc != nil {
+		// Whether its questions come first in the IAM call budget is the
+		// caller's to say (the admission adapter: a NodePool the cluster
+		// has, by name and UID); a request's name is no proof.
+		var r *Resolution
+		classVerdict, r = c.judgeEC2Class(ctx, c.ec2Object(nc, np, true, false, true, nil))
+		if r != nil {
+			if f, ok := judgePoolImages(np, nc.Name, *r); ok {
+				own = append(own, f)
+			}
+		}
+	} else {
+		classVerdict = c.judgeNodeClass(ctx, c.autoModeObject(pool.pool.NodeClass, true, false))
 	}
-	v.IAMTime = classVerdict.IAMTime
+	v.IAMTime += classVerdict.IAMTime
 	// IAM's absence is reported as such, not as a broken class.
 	var broken []Finding
 	for _, f := range classVerdict.Denials {
@@ -130,7 +120,9 @@ func (c *Checker) checkNodePool(ctx context.Context, np *NodePool, reqsOnly bool
 			v.add(f)
 		}
 	}
-	c.checkSpot(ctx, &v, np, gk == EKSNodeClassGK)
+	spot := &object{np: np, spot: c.cfg.IAM != nil && allowsSpot(np.Spec.Template.Spec.Requirements)}
+	spot.spotAuto = spot.spot && gk == EKSNodeClassGK
+	spotRunner.run(ctx, c, spot, &v)
 	if reqsOnly {
 		// IAM's absence does not refuse an update of the requirements.
 		var still []Finding

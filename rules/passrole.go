@@ -12,10 +12,11 @@ import (
 // permissionsRule warns, once, that the controller's permissions are not
 // checked when its role is unknown.
 var permissionsRule = &Rule{
-	Name:  "controller role",
-	Codes: []Code{PermissionChecksSkipped},
+	Name:      "controller role",
+	Codes:     []Code{PermissionChecksSkipped},
+	Demotable: true,
 	Judge: func(c *Checker, o *object, _ Answers, v *Verdict) {
-		if !o.cl.eks && c.controllerARN == "" {
+		if o.iam && !o.cl.eks && c.controllerARN == "" {
 			v.add(warn(PermissionChecksSkipped, specPath,
 				"the Karpenter controller's role is unknown, so iam:PassRole and launch permissions were not checked. Start nodeclass-guard with --controller-role"))
 		}
@@ -25,6 +26,7 @@ var permissionsRule = &Rule{
 // passRoleRule: the controller may pass the node role to EC2.
 var passRoleRule = &Rule{
 	Name:  "pass role",
+	Demotable: true,
 	Codes: []Code{PassRoleDenied},
 	Reads: []string{"spec.role", "spec.instanceProfile"},
 	Needs: []fact{factNodeRole},

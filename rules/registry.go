@@ -1,10 +1,16 @@
 package rules
 
-// classRules are the rules of a node class's node identity, in the order
-// their findings are reported: one line a rule. The runner computes their
-// rounds from what they need and give (runner.go); the order here is only
-// the report's.
+// The registries: the rules of each kind, one line a rule, in the order
+// their findings are reported. The runner computes their rounds from what
+// they need and give (runner.go); the order here is only the report's.
+
+// classRules are the rules of a node class: an EC2NodeClass, or an EKS
+// Auto Mode NodeClass (the rules that do not apply to one ask and find
+// nothing).
 var classRules = []*Rule{
+	// The node identity: spec.role or spec.instanceProfile (demoted
+	// together on a tags-only update).
+	formatRule,
 	permissionsRule,
 	roleRule,
 	profileRule,
@@ -12,11 +18,39 @@ var classRules = []*Rule{
 	profileRoleRule,
 	passRoleRule,
 	profileActionsRule,
+	launchKeysRule,
 	launchRule,
 	clusterRule,
 	joinRule,
 	autoModeRule,
+	identityNotesRule,
+	// The selector terms.
+	termsRule,
+	imagesRule,
+	poolsRule,
+	selectorsRule,
+	selectorNotesRule,
+	// What the node is given.
+	kubeletRule,
+	userDataRule,
+	kmsKeysRule,
+	kmsRule,
+	// The update guard: the old selectors against the class's NodeClaims.
+	oldTermsRule,
+	oldImagesRule,
+	claimsRule,
+	updateRule,
 }
 
-// classRunner runs classRules.
-var classRunner = newRunner(classRules)
+// poolClassRules read the class a NodePool names; spotRules judge whether
+// it may launch spot.
+var (
+	poolClassRules = []*Rule{poolClassRule}
+	spotRules      = []*Rule{clusterRule, spotRule}
+)
+
+var (
+	classRunner     = newRunner(classRules)
+	poolClassRunner = newRunner(poolClassRules)
+	spotRunner      = newRunner(spotRules)
+)

@@ -12,11 +12,12 @@ import (
 // and trusts EC2. It gives the node role.
 var roleRule = &Rule{
 	Name:  "role",
+	Demotable: true,
 	Codes: []Code{RoleNotFound, RolePathMismatch, RoleTrustMissingEC2},
 	Reads: []string{"spec.role"},
 	Gives: []fact{factNodeRole},
 	Plan: func(c *Checker, o *object, q *Questions) {
-		if o.roleOK {
+		if o.iam && o.roleOK {
 			q.add("role", roleQuery(o.ref.Name))
 		}
 	},
@@ -26,7 +27,7 @@ var roleRule = &Rule{
 			return
 		}
 		if o.ref.Path != "" && ans.Role.Path != o.ref.Path {
-			o.before.rewordRoleHasPath(o.ref.Name, ans.Role.ARN)
+			o.realRoleARN = ans.Role.ARN
 		}
 		o.nodeRole, o.nodeRoleFound, o.path = ans.Role, true, rolePath
 	},

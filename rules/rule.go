@@ -30,6 +30,26 @@ const (
 	factProfile
 	// factCluster: the cluster's DescribeCluster answer (object.cluster).
 	factCluster
+	// factLaunchKeys: what the NodePool and the class give the launch's
+	// condition keys (object.cl.launch).
+	factLaunchKeys
+	// factTerms, factOldTerms: the first round of the selector terms (of
+	// the object, and of an update's old object): each term's EC2 answers,
+	// and the SSM parameters behind image terms (object.sides).
+	factTerms
+	factOldTerms
+	// factResolution, factBefore: what the selector terms resolve to
+	// (object.sides[sideNew].res, [sideOld].res).
+	factResolution
+	factBefore
+	// factPools: the NodePools using the class (object.pools).
+	factPools
+	// factClaims: the NodeClaims of the class (object.claims).
+	factClaims
+	// factKMSKeys: the KMS keys of the volumes (object.kms).
+	factKMSKeys
+	// factClass: the class a NodePool names (object.pool).
+	factClass
 	numFacts
 )
 
@@ -52,6 +72,13 @@ type Rule struct {
 	// rule's findings to v (its own; the runner orders the rules' findings
 	// as the registry lists the rules).
 	Judge func(c *Checker, o *object, a Answers, v *Verdict)
+	// Finish, when set, adds findings once every rule has judged (what the
+	// answers said about AWS itself, reported once).
+	Finish func(c *Checker, o *object, v *Verdict)
+	// Demotable: on an update that changed spec.tags alone (object.demote)
+	// the rule's denials come back as warnings: such an update never
+	// starts refusing the node identity the class already had.
+	Demotable bool
 }
 
 // Questions are a rule's plan: queries under names.
@@ -162,23 +189,42 @@ type class struct {
 	launch karpenter.Launch
 }
 
-// object is what the rules of one object read and learn: the class, what
-// the format rules made of it, and the facts the rules give.
+// object is what the rules of one object read and learn: the object, what
+// runs of its rules, and the facts the rules give.
 type object struct {
 	cl class
-	// before is the verdict so far (the format rules'), which a judge may
-	// reword once IAM said more (RoleHasPath).
-	before *Verdict
+	// ec2 is the EC2NodeClass judged, eks the EKS Auto Mode NodeClass
+	// (one of them); np the NodePool the class is judged for, old an
+	// update's old class (the update guard runs when set).
+	ec2 *EC2NodeClass
+	eks *NodeClass
+	np  *NodePool
+	old *EC2NodeClass
+
+	// identity runs the node identity rules (spec.role and
+	// spec.instanceProfile, format first); demote turns their denials
+	// into warnings (an update that changed spec.tags alone); node runs
+	// the rules of what the node is given; selectors judges the selector
+	// terms.
+	identity, demote, node, selectors bool
+
 	// ref is spec.role as the format rules read it (roleOK), profileName
-	// spec.instanceProfile's (profileOK).
+	// spec.instanceProfile's (profileOK); iam: the identity's IAM rules
+	// run (an IAM source, and one well-formed field of the two).
 	ref         RoleRef
 	roleOK      bool
 	profileName string
 	profileOK   bool
+	iam         bool
 	// perms: the controller's permissions are checked.
 	perms bool
-	// n notes what the answers said about AWS itself, reported once.
-	n notes
+	// n notes what the identity rules' answers said about AWS itself,
+	// reported once; sn the selector rules'.
+	n, sn notes
+
+	// realRoleARN is the role's ARN when IAM gave it another path than
+	// spec.role did.
+	realRoleARN string
 
 	// factNodeRole: the node role, when found, and the field naming it.
 	nodeRole      authz.Role
@@ -192,4 +238,23 @@ type object struct {
 	// an EKS view to ask.
 	cluster      Answer
 	clusterAsked bool
+	// factTerms, factResolution (sideNew) and the old object's
+	// (sideOld).
+	sides [2]selectorSide
+	// factPools and factClaims: what the cluster has (poolsErr, claimsErr:
+	// why it could not be listed).
+	pools     []NodePool
+	poolsErr  error
+	claims    []NodeClaim
+	claimsErr error
+	// factKMSKeys: the volumes' keys and KMS's answers.
+	kms []kmsKey
+	// changed are the selector lists an update changed.
+	changed []selectorList
+	// spot: a NodePool allowing spot is judged (spotRule); spotAuto when
+	// its class is an EKS Auto Mode NodeClass, whose cluster role
+	// launches.
+	spot, spotAuto bool
+	// pool is the class a NodePool names, as the cluster has it.
+	pool Answer
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 )
 
 // runner runs a registry of rules on one object: in rounds computed once
@@ -21,34 +22,51 @@ type runner struct {
 	scratch sync.Pool
 }
 
-// newRunner computes the rounds of rules. A need that no rule before it
-// gives is a mistake in the registry: it panics, at init (TestRegistry).
+// newRunner computes the rounds of rules: a rule runs in the round after
+// the last of those giving a fact it needs. A need that no rule gives, or
+// a circle of needs, is a mistake in the registry: it panics, at init
+// (TestRegistries).
 func newRunner(rules []*Rule) *runner {
-	level := make([]int, len(rules))
-	var lastGiver [numFacts]int
-	for i := range lastGiver {
-		lastGiver[i] = -1
-	}
 	givers := make([][]int, numFacts)
 	for i, r := range rules {
 		for _, f := range r.Gives {
 			givers[f] = append(givers[f], i)
 		}
 	}
-	rounds := 0
-	for i, r := range rules {
+	for _, r := range rules {
 		for _, f := range r.Needs {
 			if len(givers[f]) == 0 {
-				panic(fmt.Sprintf("rules: rule %s needs fact %d, which no rule gives", r.Name, f))
-			}
-			for _, g := range givers[f] {
-				if g >= i {
-					panic(fmt.Sprintf("rules: rule %s needs fact %d, given by rule %s listed after it", r.Name, f, rules[g].Name))
-				}
-				level[i] = max(level[i], level[g]+1)
+				panic(fmt.Sprintf("rules: rule %s needs fact %d, which no rule of its registry gives", r.Name, f))
 			}
 		}
-		rounds = max(rounds, level[i]+1)
+	}
+	level := make([]int, len(rules))
+	const unset, visiting = -1, -2
+	for i := range level {
+		level[i] = unset
+	}
+	var visit func(i int) int
+	visit = func(i int) int {
+		switch level[i] {
+		case visiting:
+			panic(fmt.Sprintf("rules: rule %s needs, through other rules, a fact it gives", rules[i].Name))
+		case unset:
+		default:
+			return level[i]
+		}
+		level[i] = visiting
+		l := 0
+		for _, f := range rules[i].Needs {
+			for _, g := range givers[f] {
+				l = max(l, visit(g)+1)
+			}
+		}
+		level[i] = l
+		return l
+	}
+	rounds := 0
+	for i := range rules {
+		rounds = max(rounds, visit(i)+1)
 	}
 	rn := &runner{rules: rules, rounds: make([][]int, rounds)}
 	for i := range rules {
@@ -65,7 +83,7 @@ type runScratch struct {
 }
 
 // run runs the rules on o and adds their findings to v. ctx carries the
-// object's one deadline and the verdict cache's record.
+// object's one deadline (Checker.deadline) and the verdict cache's record.
 func (rn *runner) run(ctx context.Context, c *Checker, o *object, v *Verdict) {
 	s := rn.scratch.Get().(*runScratch)
 	defer rn.scratch.Put(s)
@@ -88,25 +106,58 @@ func (rn *runner) run(ctx context.Context, c *Checker, o *object, v *Verdict) {
 		}
 		var as []Answer
 		if len(all) > 0 {
+			asked := time.Now()
 			as = c.ask(ctx, all)
+			v.IAMTime += time.Since(asked)
 		}
 		s.all = all[:0]
 		at := 0
 		for _, i := range round {
 			n := len(qs[i].qs)
-			rn.rules[i].Judge(c, o, Answers{q: &qs[i], as: as[at : at+n]}, &outs[i])
+			if j := rn.rules[i].Judge; j != nil {
+				j(c, o, Answers{q: &qs[i], as: as[at : at+n]}, &outs[i])
+			}
 			at += n
 		}
 	}
-	for i := range outs {
-		v.Denials = append(v.Denials, outs[i].Denials...)
-		v.Warnings = append(v.Warnings, outs[i].Warnings...)
-		if outs[i].NotChecked != nil {
-			v.NotChecked = outs[i].NotChecked
+	// The demotable rules' findings are demoted together, as one verdict:
+	// their warnings first, then their denials as warnings.
+	var demoted Verdict
+	for i, r := range rn.rules {
+		if r.Finish != nil {
+			r.Finish(c, o, &outs[i])
 		}
+		into := v
+		if r.Demotable && o.demote {
+			into = &demoted
+		} else if len(demoted.Denials)+len(demoted.Warnings) > 0 {
+			demoted.demote("spec.tags update, not refused")
+			v.merge(demoted)
+			demoted = Verdict{}
+		}
+		into.merge(outs[i])
 		outs[i] = Verdict{}
-	}
-	for i := range qs {
 		qs[i].plan = nil
 	}
+	demoted.demote("spec.tags update, not refused")
+	v.merge(demoted)
+}
+
+// merge adds o's findings to v, after its own.
+func (v *Verdict) merge(o Verdict) {
+	v.Denials = append(v.Denials, o.Denials...)
+	v.Warnings = append(v.Warnings, o.Warnings...)
+	if o.NotChecked != nil {
+		v.NotChecked = o.NotChecked
+	}
+}
+
+// deadline bounds ctx by the IAM deadline of one object, when set: the
+// one deadline of an admission (or of one object in check or the audit),
+// set by the entry points (checks.go) and by nothing under them.
+func (c *Checker) deadline(ctx context.Context) (context.Context, context.CancelFunc) {
+	if c.cfg.IAMTimeout > 0 {
+		return context.WithTimeout(ctx, c.cfg.IAMTimeout)
+	}
+	return ctx, func() {}
 }

@@ -1,7 +1,6 @@
 package rules
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"sort"
@@ -425,22 +424,92 @@ func (r Resolution) complete(l selectorList) bool {
 	return true
 }
 
-// resolveSelectors asks the plan's questions (two rounds when an AMI term
-// goes through SSM) and gathers the answers per term.
-func (c *Checker) resolveSelectors(ctx context.Context, spec EC2NodeClassSpec) Resolution {
-	return c.resolveTerms(ctx, ec2Terms(spec))
+// selectorSide is one object's selector terms through the runner: the
+// terms, whether they are resolved (an IAM and an EC2 source), the first
+// round's plan and answers, the second round's (the images behind SSM
+// parameters), and what they resolve to.
+type selectorSide struct {
+	terms selectorTerms
+	asked bool
+	plan  selectorPlan
+	first []Answer
+	// secondOf maps an image term to its second-round query;
+	// imageUnavail says why an image term's parameters could not be read.
+	secondOf     map[int]int
+	imageUnavail map[int]string
+	res          Resolution
 }
 
-// resolveTerms is resolveSelectors of a class's terms, whatever its kind.
-func (c *Checker) resolveTerms(ctx context.Context, terms selectorTerms) Resolution {
-	p := planTerms(terms, c.cfg.KubernetesVersion)
-	r := Resolution{skipped: p.skipped, notes: p.notes}
-	as := c.ask(ctx, p.queries)
+// The sides: the object's selectors, and an update's old object's.
+const (
+	sideNew = iota
+	sideOld
+)
 
-	// Round two: the images behind SSM parameters.
+// termsRule asks the first round of the object's selector terms: each
+// term's EC2 Describe call, and the SSM parameters behind image aliases
+// and parameter terms. oldTermsRule is the same for an update's old
+// object.
+var (
+	termsRule    = selectorTermsRule("selector terms", sideNew, factTerms)
+	oldTermsRule = selectorTermsRule("old selector terms", sideOld, factOldTerms)
+)
+
+func selectorTermsRule(name string, side int, gives fact) *Rule {
+	return &Rule{
+		Name:  name,
+		Reads: []string{"spec.subnetSelectorTerms", "spec.securityGroupSelectorTerms", "spec.amiSelectorTerms", "spec.capacityReservationSelectorTerms", "spec.amiFamily"},
+		Gives: []fact{gives},
+		Plan: func(c *Checker, o *object, q *Questions) {
+			sd := &o.sides[side]
+			if !sd.asked {
+				return
+			}
+			sd.plan = planTerms(sd.terms, c.cfg.KubernetesVersion)
+			q.add("terms", sd.plan.queries...)
+		},
+		Judge: func(c *Checker, o *object, a Answers, _ *Verdict) {
+			if sd := &o.sides[side]; sd.asked {
+				sd.first = a.all("terms")
+			}
+		},
+	}
+}
+
+// imagesRule asks the second round, the images behind the SSM parameters,
+// and gathers every answer per term: what the selectors resolve to.
+// oldImagesRule is the same for an update's old object.
+var (
+	imagesRule    = selectorImagesRule("selector images", sideNew, factTerms, factResolution)
+	oldImagesRule = selectorImagesRule("old selector images", sideOld, factOldTerms, factBefore)
+)
+
+func selectorImagesRule(name string, side int, needs, gives fact) *Rule {
+	return &Rule{
+		Name:  name,
+		Reads: []string{"spec.amiSelectorTerms", "spec.amiFamily"},
+		Needs: []fact{needs},
+		Gives: []fact{gives},
+		Plan: func(c *Checker, o *object, q *Questions) {
+			if sd := &o.sides[side]; sd.asked {
+				q.add("images", sd.planImages()...)
+			}
+		},
+		Judge: func(c *Checker, o *object, a Answers, _ *Verdict) {
+			if sd := &o.sides[side]; sd.asked {
+				sd.res = c.gather(sd, a.all("images"))
+			}
+		},
+	}
+}
+
+// planImages is the second round: one DescribeImages of the images behind
+// each image term's SSM parameters.
+func (sd *selectorSide) planImages() []Query {
+	p, as := sd.plan, sd.first
 	var second []Query
-	secondOf := map[int]int{} // image term -> index into second
-	imageUnavail := map[int]string{}
+	sd.secondOf = map[int]int{}
+	sd.imageUnavail = map[int]string{}
 	for i, idx := range p.terms[listImages] {
 		if !p.viaSSM[i] || len(idx) == 0 {
 			continue
@@ -451,18 +520,32 @@ func (c *Checker) resolveTerms(ctx context.Context, terms selectorTerms) Resolut
 			switch {
 			case a.Err == nil && strings.HasPrefix(a.Parameter.Value, "ami-"):
 				amis = append(amis, a.Parameter.Value)
-				r.served(a.Parameter.Served)
 			case a.Err != nil && !errors.Is(a.Err, authz.ErrNotFound):
-				imageUnavail[i] = "GetParameter: " + errSummary(a.Err)
+				sd.imageUnavail[i] = "GetParameter: " + errSummary(a.Err)
 			}
 		}
-		if imageUnavail[i] == "" && len(amis) > 0 {
-			secondOf[i] = len(second)
+		if sd.imageUnavail[i] == "" && len(amis) > 0 {
+			sd.secondOf[i] = len(second)
 			second = append(second, ec2Q(imageIDQuery(amis)))
 		}
 	}
-	as2 := c.ask(ctx, second)
+	return second
+}
 
+// gather is what the two rounds' answers resolve the terms to, per term.
+func (c *Checker) gather(sd *selectorSide, as2 []Answer) Resolution {
+	p, as := sd.plan, sd.first
+	r := Resolution{skipped: p.skipped, notes: p.notes}
+	for i, idx := range p.terms[listImages] {
+		if !p.viaSSM[i] || sd.imageUnavail[i] != "" {
+			continue
+		}
+		for _, j := range idx {
+			if a := as[j]; a.Err == nil && strings.HasPrefix(a.Parameter.Value, "ami-") {
+				r.served(a.Parameter.Served)
+			}
+		}
+	}
 	seen := map[string]bool{}
 	for l := selectorList(0); l < numLists; l++ {
 		for i, idx := range p.terms[l] {
@@ -473,9 +556,9 @@ func (c *Checker) resolveTerms(ctx context.Context, terms selectorTerms) Resolut
 			}
 			if l == listImages && p.viaSSM[i] {
 				answers = nil
-				if why := imageUnavail[i]; why != "" {
+				if why := sd.imageUnavail[i]; why != "" {
 					tr.unavailable = why
-				} else if k, ok := secondOf[i]; ok {
+				} else if k, ok := sd.secondOf[i]; ok {
 					answers = []Answer{as2[k]}
 				} else if len(idx) == 0 && !containsInt(p.empty, i) {
 					tr.unavailable = "not planned"
@@ -497,6 +580,70 @@ func (c *Checker) resolveTerms(ctx context.Context, terms selectorTerms) Resolut
 		}
 	}
 	return r
+}
+
+// poolsRule lists the NodePools using an EC2NodeClass, whose requirements
+// its images must fit (not for a NodePool being admitted: that is its own
+// finding, judgePoolImages).
+var poolsRule = &Rule{
+	Name:  "NodePools of the class",
+	Gives: []fact{factPools},
+	Plan: func(c *Checker, o *object, q *Questions) {
+		if o.ec2 != nil && o.np == nil && c.cfg.NodePools != nil && c.resolvesSelectors(o.ec2.Spec) {
+			q.add("pools", Query{Kind: QueryNodePools, Name: o.ec2.Name})
+		}
+	},
+	Judge: func(c *Checker, o *object, a Answers, _ *Verdict) {
+		if ans, ok := a.one("pools"); ok {
+			o.pools, o.poolsErr = ans.NodePools, ans.Err
+		}
+	},
+}
+
+// selectorsRule judges the class's selector terms as they resolved. In
+// offline mode (no IAM source) they are not resolved, as no IAM check is;
+// with IAM but no EC2 source they are reported as skipped.
+var selectorsRule = &Rule{
+	Name: "selectors",
+	Codes: []Code{SelectorTermMatchesNothing, SelectorMatchesNothing, CapacityReservationTermMatchesNothing,
+		SubnetSecurityGroupVPCMismatch, ImageArchitectureMismatch, ImageFamilyMismatch, SelectorChecksSkipped},
+	Reads: []string{"spec.subnetSelectorTerms", "spec.securityGroupSelectorTerms", "spec.amiSelectorTerms",
+		"spec.capacityReservationSelectorTerms", "spec.amiFamily",
+		"spec.podSubnetSelectorTerms", "spec.podSecurityGroupSelectorTerms"},
+	Needs: []fact{factResolution, factPools},
+	Judge: func(c *Checker, o *object, _ Answers, v *Verdict) {
+		sd := &o.sides[sideNew]
+		if c.cfg.IAM == nil || !sd.terms.some() {
+			return
+		}
+		if c.cfg.EC2 == nil {
+			o.sn.skipSelector("selectors", "no EC2 source: give --iam-snapshot the EC2 sections, or run with EC2 access")
+			return
+		}
+		if o.eks != nil {
+			if why := autoModeBoundsSkip(sd.terms); why != "" {
+				o.sn.skipSelector(why, fmt.Sprintf("%s is past what one check resolves (%d terms, %d tags a term, tags EC2 could hold, %d-byte fields)",
+					autoModeBoundsField(sd.terms), MaxSelectorTerms, MaxTermTags, MaxTermFieldBytes))
+				return
+			}
+			c.judgeTerms(v, &o.sn, sd.terms, sd.res)
+			return
+		}
+		if o.poolsErr != nil {
+			o.sn.skipSelector("image architectures", "listing NodePools: "+truncate(oneLine(o.poolsErr.Error()), 80))
+		}
+		c.judgeSelectors(v, &o.sn, o.ec2.Spec, sd.res, o.pools)
+	},
+}
+
+// selectorNotesRule reports, once, what the selector rules' answers said
+// about AWS itself.
+var selectorNotesRule = &Rule{
+	Name:  "selector notes",
+	Codes: []Code{SelectorChecksSkipped, IAMUnavailable, IAMStale},
+	Finish: func(c *Checker, o *object, v *Verdict) {
+		o.sn.report(v, c.cfg.OnIAMError)
+	},
 }
 
 // EC2Op names the API an EC2 answer came from, for a message.

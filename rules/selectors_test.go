@@ -420,7 +420,9 @@ func TestResolvedARNs(t *testing.T) {
 	c := selectorChecker(t, nil)
 	spec := goodSpec()
 	spec.SubnetSelectorTerms = []SelectorTerm{{ID: "subnet-0a1demo"}}
-	r := c.resolveSelectors(context.Background(), spec)
+	nc := &EC2NodeClass{Spec: spec}
+	nc.Name = "resolved"
+	_, r := c.judgeEC2Class(context.Background(), c.ec2Object(nc, nil, false, false, false, nil))
 	got := r.ARNs("aws", "us-west-2")
 	want := ResolvedARNs{
 		Images:         []string{"arn:aws:ec2:us-west-2::image/ami-0al2023x86134", "arn:aws:ec2:us-west-2::image/ami-0al2023arm134"},

@@ -1,7 +1,6 @@
 package rules
 
 import (
-	"context"
 	"errors"
 
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -48,39 +47,51 @@ func allowsSpot(reqs []NodeSelectorRequirement) bool {
 	return seen
 }
 
-// checkSpot warns when the NodePool allows spot, the spot service-linked
+// spotRule warns when the NodePool allows spot, the spot service-linked
 // role does not exist, and the launching role (the controller, or the
 // cluster role for an EKS Auto Mode class) may not create it.
-func (c *Checker) checkSpot(ctx context.Context, v *Verdict, np *NodePool, autoMode bool) {
-	if c.cfg.IAM == nil || !allowsSpot(np.Spec.Template.Spec.Requirements) {
-		return
+var spotRule = &Rule{
+	Name:  "spot service-linked role",
+	Codes: []Code{SpotServiceLinkedRoleMissing, NodeJoinChecksSkipped},
+	Reads: []string{"spec.template.spec.requirements", "spec.template.spec.nodeClassRef"},
+	Needs: []fact{factCluster},
+	Plan: func(c *Checker, o *object, q *Questions) {
+		if !o.spot {
+			return
+		}
+		q.add("slr", roleQuery(authz.SpotServiceLinkedRoleName))
+		if principal := c.spotPrincipal(o); principal != "" {
+			q.permissions("create", []authz.Question{{
+				Principal: principal,
+				Action:    "iam:CreateServiceLinkedRole",
+				Resource:  authz.SpotServiceLinkedRoleARN(c.partition, c.Account()),
+				Context:   map[string][]string{"iam:AWSServiceName": {authz.SpotServicePrincipal}},
+			}})
+		}
+	},
+	Judge: func(c *Checker, o *object, a Answers, v *Verdict) {
+		if o.spot {
+			c.judgeSpot(v, c.spotPrincipal(o), a)
+		}
+	},
+}
+
+// spotPrincipal is the role that launches a NodePool's nodes: the
+// controller's, or an EKS Auto Mode cluster's role ("" when unknown).
+func (c *Checker) spotPrincipal(o *object) string {
+	if !o.spotAuto {
+		return c.controllerARN
 	}
-	// The NodePool's one deadline (checkNodePool's) bounds these
-	// questions too.
+	if o.clusterAsked && o.cluster.Err == nil {
+		return o.cluster.Cluster.RoleARN
+	}
+	return ""
+}
+
+func (c *Checker) judgeSpot(v *Verdict, principal string, a Answers) {
 	var n notes
 	defer n.report(v, c.cfg.OnIAMError)
-	principal := c.controllerARN
-	qs := []Query{roleQuery(authz.SpotServiceLinkedRoleName)}
-	if autoMode {
-		principal = ""
-		if cq := c.clusterQueries(); cq != nil {
-			ca := c.ask(ctx, cq)[0]
-			if ca.Err == nil {
-				principal = ca.Cluster.RoleARN
-			}
-		}
-	}
-	var create []authz.Question
-	if principal != "" {
-		create = []authz.Question{{
-			Principal: principal,
-			Action:    "iam:CreateServiceLinkedRole",
-			Resource:  authz.SpotServiceLinkedRoleARN(c.partition, c.Account()),
-			Context:   map[string][]string{"iam:AWSServiceName": {authz.SpotServicePrincipal}},
-		}}
-	}
-	as := c.ask(ctx, appendPermissions(qs, create))
-	slr := as[0]
+	slr, _ := a.one("slr")
 	switch {
 	case slr.Err == nil:
 		n.served(slr.Role.Served)
@@ -93,13 +104,14 @@ func (c *Checker) checkSpot(ctx context.Context, v *Verdict, np *NodePool, autoM
 		n.skip("spot service-linked role", "the launching role is unknown, so whether it may create "+authz.SpotServiceLinkedRoleName+" was not checked")
 		return
 	}
-	if err := as[1].Err; err != nil {
+	create := a.all("create")
+	if err := create[0].Err; err != nil {
 		// A warning-only check: IAM's absence skips it, whatever
 		// --on-iam-error says.
 		n.skip("spot service-linked role", "SimulatePrincipalPolicy: "+errSummary(err))
 		return
 	}
-	if len(deniedOf(&n, requirementsPath, create, as[1:]).questions) > 0 {
+	if len(deniedOf(&n, requirementsPath, a.questions("create"), create).questions) > 0 {
 		v.add(spotWarning(requirementsPath, principal))
 	}
 }

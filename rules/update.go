@@ -1,9 +1,7 @@
 package rules
 
 import (
-	"context"
 	"fmt"
-	"maps"
 	"sort"
 	"strings"
 
@@ -16,66 +14,41 @@ import (
 // selectors match; when they match nothing, or no subnet in a zone its
 // NodeClaims run in, the old nodes drain with nowhere to go.
 
-// CheckEC2NodeClassUpdate validates an update of an EC2NodeClass: the
-// class's own checks when spec.role or spec.instanceProfile changed, as
-// warnings when only spec.tags did (they are in Karpenter's requests), and
-// only the selector checks otherwise (an edit of the selectors or the tags
-// never starts refusing a role the class already had); then, when a selector
-// list changed, the old and the new resolutions compared against the
-// class's NodeClaims.
-func (c *Checker) CheckEC2NodeClassUpdate(ctx context.Context, old, nc *EC2NodeClass) Verdict {
-	if v, out := outOfBounds(c.boundsEC2NodeClass(nc, nil)); out {
-		return v
-	}
-	if c.oldOutOfBounds(old) {
-		// Nothing is planned with an old object past the bounds (a class
-		// from before them, or a forged review); the update that fixes it
-		// must not be refused for it.
-		v, _ := c.checkEC2ClassAs(ctx, nc, nil, true)
-		return v
-	}
-	ctx, cancel := c.deadline(ctx)
-	defer cancel()
-	var (
-		v     Verdict
-		after *Resolution // the new selectors, as the class's checks resolved them
-	)
-	switch {
-	case old.Spec.Role != nc.Spec.Role || old.Spec.InstanceProfile != nc.Spec.InstanceProfile:
-		v, after = c.checkEC2ClassAs(ctx, nc, nil, false)
-	case !maps.Equal(old.Spec.Tags, nc.Spec.Tags):
-		// Karpenter puts spec.tags in its requests: say what the new tags
-		// break, without refusing the update.
-		v, after = c.checkEC2ClassAs(ctx, nc, nil, true)
-	default:
-		after = c.checkSelectors(ctx, &v, nc, nil, nil)
-	}
-	if !sameNode(old.Spec, nc.Spec) && (old.Spec.Role == nc.Spec.Role && old.Spec.InstanceProfile == nc.Spec.InstanceProfile) {
-		// What the node is given changed: judged on its own (a role
-		// change ran it with the class's checks).
-		c.checkNode(ctx, &v, nc)
-	}
-	changed := changedLists(old.Spec, nc.Spec)
-	if len(changed) == 0 || c.cfg.IAM == nil || c.cfg.EC2 == nil {
-		return v
-	}
-	if after == nil {
-		// No terms left: the new selectors match nothing.
-		r := c.resolveSelectors(ctx, nc.Spec)
-		after = &r
-	}
-	before := c.resolveSelectors(ctx, old.Spec)
-	var claims []NodeClaim
-	var n notes
-	if c.cfg.NodeClaims != nil {
-		var err error
-		if claims, err = c.cfg.NodeClaims.NodeClaimsUsing(ctx, nc.Name); err != nil {
-			n.skipSelector("update guard", "listing NodeClaims: "+truncate(oneLine(err.Error()), 80))
+// claimsRule lists the NodeClaims of a class whose selectors an update
+// changed.
+var claimsRule = &Rule{
+	Name:  "NodeClaims of the class",
+	Gives: []fact{factClaims},
+	Plan: func(c *Checker, o *object, q *Questions) {
+		if o.sides[sideOld].asked && c.cfg.NodeClaims != nil {
+			q.add("claims", Query{Kind: QueryNodeClaims, Name: o.ec2.Name})
 		}
-	}
-	judgeUpdate(&v, old.Spec, nc.Spec, changed, before, *after, claims)
-	n.report(&v, c.cfg.OnIAMError)
-	return v
+	},
+	Judge: func(c *Checker, o *object, a Answers, _ *Verdict) {
+		if ans, ok := a.one("claims"); ok {
+			o.claims, o.claimsErr = ans.NodeClaims, ans.Err
+		}
+	},
+}
+
+// updateRule is the update guard: the old and the new resolutions of the
+// lists an update changed, against the class's NodeClaims.
+var updateRule = &Rule{
+	Name:  "update guard",
+	Codes: []Code{SelectorUpdateStrandsNodes, SelectorUpdateChanges, SelectorChecksSkipped},
+	Reads: []string{"spec.subnetSelectorTerms", "spec.securityGroupSelectorTerms", "spec.amiSelectorTerms", "spec.capacityReservationSelectorTerms"},
+	Needs: []fact{factResolution, factBefore, factClaims},
+	Judge: func(c *Checker, o *object, _ Answers, v *Verdict) {
+		if !o.sides[sideOld].asked {
+			return
+		}
+		var n notes
+		if o.claimsErr != nil {
+			n.skipSelector("update guard", "listing NodeClaims: "+truncate(oneLine(o.claimsErr.Error()), 80))
+		}
+		judgeUpdate(v, o.old.Spec, o.ec2.Spec, o.changed, o.sides[sideOld].res, o.sides[sideNew].res, o.claims)
+		n.report(v, c.cfg.OnIAMError)
+	},
 }
 
 // changedLists returns the selector lists whose terms differ.
