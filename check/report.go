@@ -210,17 +210,7 @@ func Run(ctx context.Context, c *rules.Checker, docs []Document) Report {
 }
 
 func checkOne(ctx context.Context, c *rules.Checker, d Document) Result {
-	var v rules.Verdict
-	switch {
-	case d.EC2NodeClass != nil && d.Current != nil:
-		v = c.CheckEC2NodeClassUpdate(ctx, d.Current, d.EC2NodeClass)
-	case d.EC2NodeClass != nil:
-		v = c.CheckEC2NodeClass(ctx, d.EC2NodeClass)
-	case d.NodePool != nil:
-		v = c.CheckNodePool(ctx, d.NodePool)
-	case d.NodeClass != nil:
-		v = c.CheckNodeClass(ctx, d.NodeClass)
-	}
+	v := c.Check(ctx, rules.Review{EC2NodeClass: d.EC2NodeClass, OldEC2NodeClass: d.Current, NodePool: d.NodePool, NodeClass: d.NodeClass})
 	updateOf := ""
 	if d.Current != nil {
 		updateOf = ClusterSource(d.Kind, d.Current.Name)

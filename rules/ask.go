@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -215,6 +216,37 @@ func (c *Checker) lookup(ctx context.Context, q Query, a *Answer) {
 	default:
 		a.Err = fmt.Errorf("query kind %d has no asker", q.Kind)
 	}
+}
+
+// askRecord is what the asker notes about one object's answers for the
+// verdict cache: whether any was unavailable, stale, or an error other
+// than "not found".
+type askRecord struct{ uncertain atomic.Bool }
+
+type askRecordKey struct{}
+
+// record notes the answers as of ctx's object.
+func record(ctx context.Context, as []Answer) {
+	rec, _ := ctx.Value(askRecordKey{}).(*askRecord)
+	if rec == nil {
+		return
+	}
+	for _, a := range as {
+		if a.uncertain() {
+			rec.uncertain.Store(true)
+			return
+		}
+	}
+}
+
+// uncertain reports whether a is not a fresh answer: unavailable, stale,
+// or an error other than "not found".
+func (a Answer) uncertain() bool {
+	if a.Err != nil && !errors.Is(a.Err, authz.ErrNotFound) {
+		return true
+	}
+	return a.Role.Stale || a.Profile.Stale || a.Decision.Stale || a.Cluster.Stale || a.Entry.Stale ||
+		a.EC2.Stale || a.Parameter.Stale || a.Key.Stale
 }
 
 // readClass reads the class a NodePool names; a class the cluster does

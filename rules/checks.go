@@ -5,22 +5,44 @@ import (
 	"maps"
 )
 
-// The entry points: one per kind and operation. Each sets the object's one
-// deadline, says which of the object's rules run (the identity rules, the
-// node rules, the update guard), and hands the object to the runner with
-// the registry of its kind (registry.go). Nothing under them sets a
-// deadline or asks AWS but the runner.
+// The entry point. Check reads the object (and an update's old object)
+// into what its rules read, says which of them run (the identity rules,
+// the node rules, the update guard) and hands it, with its registry, to
+// the verdict cache (verdicts.go), which hands it to the runner
+// (runner.go): transport -> entry -> cache -> runner -> asker -> views,
+// one way. Nothing under the runner sets a deadline or asks AWS.
+
+// Review is one object to judge: one of its kinds, and, for an update,
+// the object of that kind it replaces.
+type Review struct {
+	EC2NodeClass, OldEC2NodeClass *EC2NodeClass
+	NodeClass, OldNodeClass       *NodeClass
+	NodePool, OldNodePool         *NodePool
+}
+
+// Check judges the object of r; an empty Review has nothing to judge.
+func (c *Checker) Check(ctx context.Context, r Review) Verdict {
+	o, cached := c.review(r)
+	switch {
+	case o == nil:
+		return Verdict{}
+	case !cached:
+		v := o.rules.judge(ctx, c, o)
+		if o.reqsOnly {
+			// IAM's absence does not refuse an update of a NodePool's
+			// requirements.
+			v.demoteCode(IAMUnavailable, requirementsOnly)
+		}
+		return v
+	}
+	return c.verdicts.judged(ctx, c, o)
+}
 
 // CheckEC2NodeClass validates a Karpenter EC2NodeClass: format, IAM state,
 // the controller's permissions, what its selector terms match, and what
 // the node is given.
 func (c *Checker) CheckEC2NodeClass(ctx context.Context, nc *EC2NodeClass) Verdict {
-	return c.cachedVerdict(ctx, EC2NodeClassKind, nc.Name, string(nc.UID), nc.Spec, func(ctx context.Context) Verdict {
-		ctx, cancel := c.deadline(ctx)
-		defer cancel()
-		v, _ := c.judgeEC2Class(ctx, c.ec2Object(nc, nil, true, false, true, nil))
-		return v
-	})
+	return c.Check(ctx, Review{EC2NodeClass: nc})
 }
 
 // CheckEC2NodeClassUpdate validates an update of an EC2NodeClass: the
@@ -32,34 +54,14 @@ func (c *Checker) CheckEC2NodeClass(ctx context.Context, nc *EC2NodeClass) Verdi
 // the new resolutions compared against the class's NodeClaims (the update
 // guard, update.go).
 func (c *Checker) CheckEC2NodeClassUpdate(ctx context.Context, old, nc *EC2NodeClass) Verdict {
-	if v, out := outOfBounds(c.boundsEC2NodeClass(nc, nil)); out {
-		return v
-	}
-	ctx, cancel := c.deadline(ctx)
-	defer cancel()
-	if c.oldOutOfBounds(old) {
-		// Nothing is planned with an old object past the bounds (a class
-		// from before them, or a forged review); the update that fixes it
-		// must not be refused for it.
-		v, _ := c.judgeEC2Class(ctx, c.ec2Object(nc, nil, true, true, false, nil))
-		return v
-	}
-	identityChanged := old.Spec.Role != nc.Spec.Role || old.Spec.InstanceProfile != nc.Spec.InstanceProfile
-	tagsChanged := !maps.Equal(old.Spec.Tags, nc.Spec.Tags)
-	node := identityChanged || !sameNode(old.Spec, nc.Spec)
-	v, _ := c.judgeEC2Class(ctx, c.ec2Object(nc, nil, identityChanged || tagsChanged, !identityChanged, node, old))
-	return v
+	return c.Check(ctx, Review{EC2NodeClass: nc, OldEC2NodeClass: old})
 }
 
 // CheckNodeClass validates an EKS Auto Mode NodeClass: format and IAM
 // state, and what its selector terms match; EKS, not Karpenter's
 // controller, launches its nodes.
 func (c *Checker) CheckNodeClass(ctx context.Context, nc *NodeClass) Verdict {
-	return c.cachedVerdict(ctx, NodeClassKind, nc.Name, string(nc.UID), nc.Spec, func(ctx context.Context) Verdict {
-		ctx, cancel := c.deadline(ctx)
-		defer cancel()
-		return c.judgeNodeClass(ctx, c.autoModeObject(nc, true, false))
-	})
+	return c.Check(ctx, Review{NodeClass: nc})
 }
 
 // CheckNodeClassUpdate validates an update of an EKS Auto Mode NodeClass:
@@ -68,26 +70,13 @@ func (c *Checker) CheckNodeClass(ctx context.Context, nc *NodeClass) Verdict {
 // never refuses an update that leaves the node identity alone), and the
 // selector terms are judged as on a create, as an EC2NodeClass's are.
 func (c *Checker) CheckNodeClassUpdate(ctx context.Context, old, nc *NodeClass) Verdict {
-	if old.Spec.Role != nc.Spec.Role || old.Spec.InstanceProfile != nc.Spec.InstanceProfile {
-		return c.CheckNodeClass(ctx, nc)
-	}
-	ctx, cancel := c.deadline(ctx)
-	defer cancel()
-	identity := !maps.Equal(old.Spec.Tags, nc.Spec.Tags) || sameAutoModeTerms(old.Spec, nc.Spec)
-	return c.judgeNodeClass(ctx, c.autoModeObject(nc, identity, true))
+	return c.Check(ctx, Review{NodeClass: nc, OldNodeClass: old})
 }
 
 // CheckNodePool validates a NodePool's nodeClassRef: the class it names must
 // be one this webhook knows, and, when it exists, must pass its own checks.
 func (c *Checker) CheckNodePool(ctx context.Context, np *NodePool) Verdict {
-	if v, out := outOfBounds(boundsNodePool(np)); out {
-		return v
-	}
-	return c.cachedVerdict(ctx, NodePoolKind, np.Name, string(np.UID), np.Spec, func(ctx context.Context) Verdict {
-		ctx, cancel := c.deadline(ctx)
-		defer cancel()
-		return c.checkNodePool(ctx, np, false)
-	})
+	return c.Check(ctx, Review{NodePool: np})
 }
 
 // CheckNodePoolUpdate validates an update of a NodePool: as a create when
@@ -96,36 +85,47 @@ func (c *Checker) CheckNodePool(ctx context.Context, np *NodePool) Verdict {
 // ImageArchitectureMismatch) is refused: the class's findings come back as
 // warnings, and the spot check warns as ever.
 func (c *Checker) CheckNodePoolUpdate(ctx context.Context, old, np *NodePool) Verdict {
-	ctx, cancel := c.deadline(ctx)
-	defer cancel()
-	return c.checkNodePool(ctx, np, sameRef(old.Spec.Template.Spec.NodeClassRef, np.Spec.Template.Spec.NodeClassRef))
+	return c.Check(ctx, Review{NodePool: np, OldNodePool: old})
 }
 
-// judgeEC2Class runs the EC2NodeClass rules on o under the caller's
-// deadline; nothing is planned with a class past the input bounds. It also
-// returns what the selectors resolved to, nil when they were not resolved.
-func (c *Checker) judgeEC2Class(ctx context.Context, o *object) (Verdict, *Resolution) {
-	if v, out := outOfBounds(c.boundsEC2NodeClass(o.ec2, o.np)); out {
-		return v, nil
+// review is the object of r's rules, nil when r has none; cached says
+// whether its verdict may be kept (a create's).
+func (c *Checker) review(r Review) (o *object, cached bool) {
+	switch {
+	case r.EC2NodeClass != nil && r.OldEC2NodeClass == nil:
+		return c.ec2Object(r.EC2NodeClass, nil, true, false, true, nil), true
+	case r.EC2NodeClass != nil:
+		nc, old := r.EC2NodeClass, r.OldEC2NodeClass
+		if c.oldOutOfBounds(old) {
+			// Nothing is planned with an old object past the bounds (a
+			// class from before them, or a forged review); the update
+			// that fixes it must not be refused for it.
+			return c.ec2Object(nc, nil, true, true, false, nil), false
+		}
+		identityChanged := old.Spec.Role != nc.Spec.Role || old.Spec.InstanceProfile != nc.Spec.InstanceProfile
+		tagsChanged := !maps.Equal(old.Spec.Tags, nc.Spec.Tags)
+		node := identityChanged || !sameNode(old.Spec, nc.Spec)
+		return c.ec2Object(nc, nil, identityChanged || tagsChanged, !identityChanged, node, old), false
+	case r.NodeClass != nil:
+		nc, old := r.NodeClass, r.OldNodeClass
+		if old == nil || old.Spec.Role != nc.Spec.Role || old.Spec.InstanceProfile != nc.Spec.InstanceProfile {
+			return c.autoModeObject(nc, true, false), true
+		}
+		identity := !maps.Equal(old.Spec.Tags, nc.Spec.Tags) || sameAutoModeTerms(old.Spec, nc.Spec)
+		return c.autoModeObject(nc, identity, true), false
+	case r.NodePool != nil:
+		np := r.NodePool
+		o := &object{np: np, rules: poolRunner, spot: c.cfg.IAM != nil && allowsSpot(np.Spec.Template.Spec.Requirements)}
+		if ref := np.Spec.Template.Spec.NodeClassRef; ref != nil && ref.GroupKind() == EKSNodeClassGK {
+			o.spotAuto = o.spot
+		}
+		if r.OldNodePool == nil {
+			return o, true
+		}
+		o.reqsOnly = sameRef(r.OldNodePool.Spec.Template.Spec.NodeClassRef, r.NodePool.Spec.Template.Spec.NodeClassRef)
+		return o, false
 	}
-	var v Verdict
-	classRunner.run(ctx, c, o, &v)
-	if !c.resolvesSelectors(o.ec2.Spec) {
-		return v, nil
-	}
-	return v, &o.sides[sideNew].res
-}
-
-// judgeNodeClass runs the EKS Auto Mode NodeClass rules on o under the
-// caller's deadline; nothing is planned with a class past the input
-// bounds.
-func (c *Checker) judgeNodeClass(ctx context.Context, o *object) Verdict {
-	if v, out := outOfBounds(c.boundsNodeClass(o.eks)); out {
-		return v
-	}
-	var v Verdict
-	classRunner.run(ctx, c, o, &v)
-	return v
+	return nil, false
 }
 
 // ec2Object is the object of an EC2NodeClass's rules: np, when set, is the
@@ -134,7 +134,7 @@ func (c *Checker) judgeNodeClass(ctx context.Context, o *object) Verdict {
 // node is given; old, when set, is an update's old class, for the update
 // guard.
 func (c *Checker) ec2Object(nc *EC2NodeClass, np *NodePool, identity, demote, node bool, old *EC2NodeClass) *object {
-	o := &object{ec2: nc, np: np, old: old, identity: identity, demote: demote, node: node,
+	o := &object{ec2: nc, np: np, old: old, identity: identity, demote: demote, node: node, rules: classRunner,
 		cl: class{name: nc.Name, role: nc.Spec.Role, profile: nc.Spec.InstanceProfile, tags: nc.Spec.Tags, uid: string(nc.UID)}}
 	if np != nil {
 		o.cl.nodePool = np.Name
@@ -153,7 +153,7 @@ func (c *Checker) ec2Object(nc *EC2NodeClass, np *NodePool, identity, demote, no
 
 // autoModeObject is the object of an EKS Auto Mode NodeClass's rules.
 func (c *Checker) autoModeObject(nc *NodeClass, identity, demote bool) *object {
-	o := &object{eks: nc, identity: identity, demote: demote, cl: autoModeClass(nc)}
+	o := &object{eks: nc, identity: identity, demote: demote, rules: classRunner, cl: autoModeClass(nc)}
 	o.sides[sideNew].terms = autoModeTerms(nc.Spec)
 	o.sides[sideNew].asked = c.cfg.IAM != nil && c.cfg.EC2 != nil && o.sides[sideNew].terms.some() && autoModeBoundsSkip(o.sides[sideNew].terms) == ""
 	c.readIdentity(o)
@@ -181,4 +181,16 @@ func (c *Checker) readIdentity(o *object) {
 // NodeClass.
 func autoModeClass(nc *NodeClass) class {
 	return class{name: nc.Name, role: nc.Spec.Role, profile: nc.Spec.InstanceProfile, eks: true, tags: nc.Spec.Tags}
+}
+
+// bounds are the input bounds o is past: nothing is planned with it then.
+func (c *Checker) bounds(o *object) []Finding {
+	switch {
+	case o.ec2 != nil:
+		return c.boundsEC2NodeClass(o.ec2, o.np)
+	case o.eks != nil:
+		return c.boundsNodeClass(o.eks)
+	default:
+		return boundsNodePool(o.np)
+	}
 }

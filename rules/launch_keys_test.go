@@ -170,8 +170,7 @@ func TestInstanceTypeKey(t *testing.T) {
 		return np
 	}
 	check := func(np *NodePool) Verdict {
-		v, _ := c.judgeEC2Class(context.Background(), c.ec2Object(nc, np, true, false, true, nil))
-		return v
+		return classRunner.judge(context.Background(), c, c.ec2Object(nc, np, true, false, true, nil))
 	}
 	if f := launchDenied(check(pool("m5.large", "m5.xlarge"))); f != nil {
 		t.Errorf("m5 only: LaunchDenied: %s", f.Message)

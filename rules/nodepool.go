@@ -1,7 +1,6 @@
 package rules
 
 import (
-	"context"
 	"errors"
 	"strings"
 
@@ -15,130 +14,121 @@ import (
 const requirementsOnly = "spec.template.spec.requirements update, not refused"
 
 // poolClassRule reads the class a NodePool names, through the manager's
-// cache.
+// cache: a kind nodeclass-guard does not judge is said so, and a class
+// the cluster does not have (yet) too.
 var poolClassRule = &Rule{
 	Name:  "NodePool's class",
+	Codes: []Code{NodeClassRefUnsupported, NodeClassNotFound},
 	Reads: []string{"spec.template.spec.nodeClassRef"},
 	Gives: []fact{factClass},
 	Plan: func(c *Checker, o *object, q *Questions) {
 		ref := o.np.Spec.Template.Spec.NodeClassRef
-		kind := QueryEC2NodeClass
-		if ref.GroupKind() == EKSNodeClassGK {
-			kind = QueryNodeClass
+		if ref == nil {
+			return
 		}
-		q.add("class", Query{Kind: kind, Name: ref.Name})
+		switch ref.GroupKind() {
+		case EC2NodeClassGK:
+			q.add("class", Query{Kind: QueryEC2NodeClass, Name: ref.Name})
+		case EKSNodeClassGK:
+			q.add("class", Query{Kind: QueryNodeClass, Name: ref.Name})
+		}
 	},
-	Judge: func(c *Checker, o *object, a Answers, _ *Verdict) {
-		o.pool, _ = a.one("class")
+	Judge: func(c *Checker, o *object, a Answers, v *Verdict) {
+		ref := o.np.Spec.Template.Spec.NodeClassRef
+		if ref == nil {
+			return
+		}
+		ans, asked := a.one("class")
+		o.pool = ans
+		gk := ref.GroupKind()
+		switch {
+		case !asked:
+			o.pool.Err = errNotJudged
+			if f, ok := versionedGroup(gk); ok {
+				v.add(f)
+				return
+			}
+			v.add(warn(NodeClassRefUnsupported, nodeClassRefPath,
+				"%s %s is not a kind nodeclass-guard validates (it checks karpenter.k8s.aws EC2NodeClass and eks.amazonaws.com NodeClass); its IAM settings were not checked",
+				groupKindString(gk), quote(ref.Name)))
+		case errors.Is(ans.Err, authz.ErrNotFound):
+			v.add(warn(NodeClassNotFound, nodeClassRefPath,
+				"%s %s does not exist (yet); Karpenter will not launch nodes for this NodePool until it does", kindName(gk), quote(ref.Name)))
+		case ans.Err != nil:
+			v.add(warn(NodeClassNotFound, nodeClassRefPath,
+				"%s %s could not be read (%s); the NodePool was admitted without checking it", kindName(gk), quote(ref.Name), truncate(oneLine(ans.Err.Error()), 100)))
+		}
 	},
 }
 
-// checkNodePool is CheckNodePool under the caller's one deadline, which
-// bounds the class's questions and the spot check's together; reqsOnly
-// marks an update that changed the requirements alone.
-func (c *Checker) checkNodePool(ctx context.Context, np *NodePool, reqsOnly bool) Verdict {
-	var v Verdict
-	ref := np.Spec.Template.Spec.NodeClassRef
-	if ref == nil {
-		return v
+// errNotJudged marks the class of a kind nodeclass-guard does not judge.
+var errNotJudged = errors.New("not a kind nodeclass-guard judges")
+
+// kindName names the kind of a class for a message.
+func kindName(gk schema.GroupKind) string {
+	if gk == EKSNodeClassGK {
+		return "NodeClass (eks.amazonaws.com)"
 	}
-	gk := ref.GroupKind()
-	var kindName string
-	switch gk {
-	case EC2NodeClassGK:
-		kindName = "EC2NodeClass"
-	case EKSNodeClassGK:
-		kindName = "NodeClass (eks.amazonaws.com)"
-	default:
-		if f, ok := versionedGroup(gk); ok {
-			v.add(f)
-			return v
+	return "EC2NodeClass"
+}
+
+// poolRule judges a NodePool by its class: the class's own checks (run,
+// under the NodePool's deadline, with the NodePool's name as the launch
+// tag) make it NodeClassInvalid, its requirements must fit the class's
+// images (refused even on a requirements-only update), and IAM's absence
+// is reported as such, not as a broken class.
+var poolRule = &Rule{
+	Name:  "NodePool",
+	Codes: []Code{NodeClassInvalid, ImageArchitectureMismatch, IAMUnavailable, IAMStale},
+	Reads: []string{"spec.template.spec.nodeClassRef", "spec.template.spec.requirements"},
+	Needs: []fact{factClass},
+	Class: func(c *Checker, o *object) *object {
+		switch {
+		case o.pool.Err != nil:
+			return nil
+		case o.pool.EC2NodeClass != nil:
+			return c.ec2Object(o.pool.EC2NodeClass, o.np, true, false, true, nil)
+		case o.pool.NodeClass != nil:
+			return c.autoModeObject(o.pool.NodeClass, true, false)
 		}
-		v.add(warn(NodeClassRefUnsupported, nodeClassRefPath,
-			"%s %s is not a kind nodeclass-guard validates (it checks karpenter.k8s.aws EC2NodeClass and eks.amazonaws.com NodeClass); its IAM settings were not checked",
-			groupKindString(gk), quote(ref.Name)))
-		return v
-	}
-	pool := &object{np: np}
-	poolClassRunner.run(ctx, c, pool, &v)
-	switch err := pool.pool.Err; {
-	case errors.Is(err, authz.ErrNotFound):
-		v.add(warn(NodeClassNotFound, nodeClassRefPath,
-			"%s %s does not exist (yet); Karpenter will not launch nodes for this NodePool until it does", kindName, quote(ref.Name)))
-		return v
-	case err != nil:
-		v.add(warn(NodeClassNotFound, nodeClassRefPath,
-			"%s %s could not be read (%s); the NodePool was admitted without checking it", kindName, quote(ref.Name), truncate(oneLine(err.Error()), 100)))
-		return v
-	}
-	var (
-		classVerdict Verdict
-		// own are the NodePool's findings about its class: its
-		// requirements against the class's images.
-		own []Finding
-	)
-	if nc := pool.pool.EC2NodeClass; nc != nil {
-		// Whether its questions come first in the IAM call budget is the
-		// caller's to say (the admission adapter: a NodePool the cluster
-		// has, by name and UID); a request's name is no proof.
-		var r *Resolution
-		classVerdict, r = c.judgeEC2Class(ctx, c.ec2Object(nc, np, true, false, true, nil))
-		if r != nil {
-			if f, ok := judgePoolImages(np, nc.Name, *r); ok {
-				own = append(own, f)
-			}
+		return nil
+	},
+	Judge: func(c *Checker, o *object, _ Answers, v *Verdict) {
+		if o.class == nil {
+			return
 		}
-	} else {
-		classVerdict = c.judgeNodeClass(ctx, c.autoModeObject(pool.pool.NodeClass, true, false))
-	}
-	v.IAMTime += classVerdict.IAMTime
-	// IAM's absence is reported as such, not as a broken class.
-	var broken []Finding
-	for _, f := range classVerdict.Denials {
-		if f.Code == IAMUnavailable {
-			v.add(f)
-			continue
-		}
-		broken = append(broken, f)
-	}
-	// Refused even on a requirements-only update.
-	for _, f := range own {
-		v.add(f)
-	}
-	if f, ok := classInvalid(kindName, ref.Name, broken); ok {
-		if reqsOnly {
-			var w Verdict
-			w.add(f)
-			w.demote(requirementsOnly)
-			f = w.Warnings[0]
-		}
-		v.add(f)
-	}
-	for _, f := range classVerdict.Warnings {
-		switch f.Code {
-		case IAMUnavailable, IAMStale:
-			v.add(f)
-		}
-	}
-	spot := &object{np: np, spot: c.cfg.IAM != nil && allowsSpot(np.Spec.Template.Spec.Requirements)}
-	spot.spotAuto = spot.spot && gk == EKSNodeClassGK
-	spotRunner.run(ctx, c, spot, &v)
-	if reqsOnly {
-		// IAM's absence does not refuse an update of the requirements.
-		var still []Finding
-		var demoted Verdict
-		for _, f := range v.Denials {
+		ref := o.np.Spec.Template.Spec.NodeClassRef
+		classVerdict := o.classVerdict
+		var broken []Finding
+		for _, f := range classVerdict.Denials {
 			if f.Code == IAMUnavailable {
-				demoted.add(f)
+				v.add(f)
 				continue
 			}
-			still = append(still, f)
+			broken = append(broken, f)
 		}
-		demoted.demote(requirementsOnly)
-		v.Denials = still
-		v.Warnings = append(v.Warnings, demoted.Warnings...)
-	}
-	return v
+		// Refused even on a requirements-only update.
+		if cl := o.class; cl.ec2 != nil && !cl.outOfBounds && c.resolvesSelectors(cl.ec2.Spec) {
+			if f, ok := judgePoolImages(o.np, cl.ec2.Name, cl.sides[sideNew].res); ok {
+				v.add(f)
+			}
+		}
+		if f, ok := classInvalid(kindName(ref.GroupKind()), ref.Name, broken); ok {
+			if o.reqsOnly {
+				var w Verdict
+				w.add(f)
+				w.demote(requirementsOnly)
+				f = w.Warnings[0]
+			}
+			v.add(f)
+		}
+		for _, f := range classVerdict.Warnings {
+			switch f.Code {
+			case IAMUnavailable, IAMStale:
+				v.add(f)
+			}
+		}
+	},
 }
 
 // classInvalid is the NodeClassInvalid denial of a NodePool whose class

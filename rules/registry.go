@@ -42,15 +42,16 @@ var classRules = []*Rule{
 	updateRule,
 }
 
-// poolClassRules read the class a NodePool names; spotRules judge whether
-// it may launch spot.
-var (
-	poolClassRules = []*Rule{poolClassRule}
-	spotRules      = []*Rule{clusterRule, spotRule}
-)
+// poolRules are the rules of a NodePool: the class it names (whose own
+// rules run under the NodePool's deadline), and spot.
+var poolRules = []*Rule{
+	poolClassRule,
+	poolRule,
+	clusterRule,
+	spotRule,
+}
 
 var (
-	classRunner     = newRunner(classRules)
-	poolClassRunner = newRunner(poolClassRules)
-	spotRunner      = newRunner(spotRules)
+	classRunner = newRunner(classRules)
+	poolRunner  = newRunner(poolRules)
 )

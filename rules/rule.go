@@ -72,6 +72,11 @@ type Rule struct {
 	// rule's findings to v (its own; the runner orders the rules' findings
 	// as the registry lists the rules).
 	Judge func(c *Checker, o *object, a Answers, v *Verdict)
+	// Class, when set, is the node class object the rule judges with
+	// (a NodePool's class), nil when none: the runner runs that object's
+	// rules in the rule's round, before its judge, under the same
+	// deadline, and puts their verdict in object.classVerdict.
+	Class func(c *Checker, o *object) *object
 	// Finish, when set, adds findings once every rule has judged (what the
 	// answers said about AWS itself, reported once).
 	Finish func(c *Checker, o *object, v *Verdict)
@@ -251,6 +256,17 @@ type object struct {
 	kms []kmsKey
 	// changed are the selector lists an update changed.
 	changed []selectorList
+	// rules is the registry of the object's kind; reqsOnly marks a
+	// NodePool update that changed its requirements alone.
+	rules    *runner
+	reqsOnly bool
+	// outOfBounds: the object is past the input bounds, and its rules
+	// did not run.
+	outOfBounds bool
+	// class and classVerdict are a NodePool's class, as a Rule.Class
+	// made it, and its verdict.
+	class        *object
+	classVerdict Verdict
 	// spot: a NodePool allowing spot is judged (spotRule); spotAuto when
 	// its class is an EKS Auto Mode NodeClass, whose cluster role
 	// launches.

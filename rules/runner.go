@@ -97,6 +97,14 @@ func (rn *runner) run(ctx context.Context, c *Checker, o *object, v *Verdict) {
 		qs[i].reset()
 	}
 	for _, round := range rn.rounds {
+		for _, i := range round {
+			if cf := rn.rules[i].Class; cf != nil {
+				if o.class = cf(c, o); o.class != nil {
+					o.classVerdict = o.class.rules.within(ctx, c, o.class)
+					v.IAMTime += o.classVerdict.IAMTime
+				}
+			}
+		}
 		all := s.all[:0]
 		for _, i := range round {
 			if p := rn.rules[i].Plan; p != nil {
@@ -152,9 +160,29 @@ func (v *Verdict) merge(o Verdict) {
 	}
 }
 
+// judge judges o with its rules under one deadline, the object's (an
+// admission's, or one object's of check or the audit).
+func (rn *runner) judge(ctx context.Context, c *Checker, o *object) Verdict {
+	ctx, cancel := c.deadline(ctx)
+	defer cancel()
+	return rn.within(ctx, c, o)
+}
+
+// within judges o with its rules under the caller's deadline; nothing is
+// planned with an object past the input bounds.
+func (rn *runner) within(ctx context.Context, c *Checker, o *object) Verdict {
+	if v, out := outOfBounds(c.bounds(o)); out {
+		o.outOfBounds = true
+		return v
+	}
+	var v Verdict
+	rn.run(ctx, c, o, &v)
+	return v
+}
+
 // deadline bounds ctx by the IAM deadline of one object, when set: the
 // one deadline of an admission (or of one object in check or the audit),
-// set by the entry points (checks.go) and by nothing under them.
+// set by runner.judge and by nothing under it.
 func (c *Checker) deadline(ctx context.Context) (context.Context, context.CancelFunc) {
 	if c.cfg.IAMTimeout > 0 {
 		return context.WithTimeout(ctx, c.cfg.IAMTimeout)

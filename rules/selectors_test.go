@@ -422,8 +422,9 @@ func TestResolvedARNs(t *testing.T) {
 	spec.SubnetSelectorTerms = []SelectorTerm{{ID: "subnet-0a1demo"}}
 	nc := &EC2NodeClass{Spec: spec}
 	nc.Name = "resolved"
-	_, r := c.judgeEC2Class(context.Background(), c.ec2Object(nc, nil, false, false, false, nil))
-	got := r.ARNs("aws", "us-west-2")
+	o := c.ec2Object(nc, nil, false, false, false, nil)
+	classRunner.judge(context.Background(), c, o)
+	got := o.sides[sideNew].res.ARNs("aws", "us-west-2")
 	want := ResolvedARNs{
 		Images:         []string{"arn:aws:ec2:us-west-2::image/ami-0al2023x86134", "arn:aws:ec2:us-west-2::image/ami-0al2023arm134"},
 		Subnets:        []string{"arn:aws:ec2:us-west-2:111122223333:subnet/subnet-0a1demo"},

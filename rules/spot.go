@@ -54,9 +54,9 @@ var spotRule = &Rule{
 	Name:  "spot service-linked role",
 	Codes: []Code{SpotServiceLinkedRoleMissing, NodeJoinChecksSkipped},
 	Reads: []string{"spec.template.spec.requirements", "spec.template.spec.nodeClassRef"},
-	Needs: []fact{factCluster},
+	Needs: []fact{factCluster, factClass},
 	Plan: func(c *Checker, o *object, q *Questions) {
-		if !o.spot {
+		if !o.spot || o.class == nil {
 			return
 		}
 		q.add("slr", roleQuery(authz.SpotServiceLinkedRoleName))
@@ -70,7 +70,7 @@ var spotRule = &Rule{
 		}
 	},
 	Judge: func(c *Checker, o *object, a Answers, v *Verdict) {
-		if o.spot {
+		if o.spot && o.class != nil {
 			c.judgeSpot(v, c.spotPrincipal(o), a)
 		}
 	},

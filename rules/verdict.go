@@ -264,6 +264,22 @@ func (v *Verdict) demote(why string) {
 	v.Denials = nil
 }
 
+// demoteCode is demote of the denials of code alone.
+func (v *Verdict) demoteCode(code Code, why string) {
+	var still []Finding
+	var demoted Verdict
+	for _, f := range v.Denials {
+		if f.Code == code {
+			demoted.add(f)
+			continue
+		}
+		still = append(still, f)
+	}
+	demoted.demote(why)
+	v.Denials = still
+	v.Warnings = append(v.Warnings, demoted.Warnings...)
+}
+
 func (v *Verdict) addAll(fs []Finding) {
 	for _, f := range fs {
 		v.add(f)

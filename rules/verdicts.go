@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
-	"errors"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -77,21 +76,28 @@ func verdictKey(kind, name, uid string, spec any) (string, bool) {
 	return string(sum[:]), true
 }
 
-// cachedVerdict returns the verdict of the object of kind, name and uid
-// whose read fields are spec: kept, or judge's.
-func (c *Checker) cachedVerdict(ctx context.Context, kind, name, uid string, spec any, judge func(context.Context) Verdict) Verdict {
-	if c.verdicts == nil {
-		return judge(ctx)
+// key is the verdict cache's key of o: its kind, name, UID and spec (the
+// rules' types hold the fields the rules read, and nothing else).
+func (o *object) key() (string, bool) {
+	switch {
+	case o.ec2 != nil:
+		return verdictKey(EC2NodeClassKind, o.ec2.Name, string(o.ec2.UID), o.ec2.Spec)
+	case o.eks != nil:
+		return verdictKey(NodeClassKind, o.eks.Name, string(o.eks.UID), o.eks.Spec)
+	default:
+		return verdictKey(NodePoolKind, o.np.Name, string(o.np.UID), o.np.Spec)
 	}
-	key, ok := verdictKey(kind, name, uid, spec)
-	return c.verdicts.judged(ctx, key, ok, judge)
 }
 
-// judged returns the verdict of the object keyed key: the cached one, or
-// judge's, kept when it may be. A nil cache always judges.
-func (vc *verdictCache) judged(ctx context.Context, key string, ok bool, judge func(context.Context) Verdict) Verdict {
-	if vc == nil || !ok {
-		return judge(ctx)
+// judged returns the verdict of o: the cached one, or its rules', kept
+// when it may be. A nil cache always judges.
+func (vc *verdictCache) judged(ctx context.Context, c *Checker, o *object) Verdict {
+	if vc == nil {
+		return o.rules.judge(ctx, c, o)
+	}
+	key, ok := o.key()
+	if !ok {
+		return o.rules.judge(ctx, c, o)
 	}
 	changes := vc.changes.Count()
 	now := vc.now()
@@ -103,7 +109,7 @@ func (vc *verdictCache) judged(ctx context.Context, key string, ok bool, judge f
 	}
 	ch := vc.judging.DoChan(key, func() (any, error) {
 		rec := &askRecord{}
-		v := judge(context.WithValue(ctx, askRecordKey{}, rec))
+		v := o.rules.judge(context.WithValue(ctx, askRecordKey{}, rec), c, o)
 		if !rec.uncertain.Load() && certain(v) {
 			vc.entries.Add(key, verdictEntry{v: v.clone(), changes: changes, expires: now.Add(vc.ttl)})
 		}
@@ -119,7 +125,7 @@ func (vc *verdictCache) judged(ctx context.Context, key string, ok bool, judge f
 	case <-ctx.Done():
 		// This admission's deadline ended while another judged the same
 		// object: its own judgment answers at once, from what is cached.
-		return judge(ctx)
+		return o.rules.judge(ctx, c, o)
 	}
 }
 
@@ -154,41 +160,3 @@ func certain(v Verdict) bool {
 	return true
 }
 
-// askRecord is what the asker notes about one object's answers for the
-// verdict cache: whether any was unavailable, stale, or an error other
-// than "not found".
-type askRecord struct{ uncertain atomic.Bool }
-
-type askRecordKey struct{}
-
-// record notes the answers as of ctx's object.
-func record(ctx context.Context, as []Answer) {
-	rec, _ := ctx.Value(askRecordKey{}).(*askRecord)
-	if rec == nil {
-		return
-	}
-	for _, a := range as {
-		if a.uncertain() {
-			rec.uncertain.Store(true)
-			return
-		}
-	}
-}
-
-// markUncertain notes that ctx's object was judged without something it
-// needed (a Kubernetes read that failed).
-func markUncertain(ctx context.Context) {
-	if rec, _ := ctx.Value(askRecordKey{}).(*askRecord); rec != nil {
-		rec.uncertain.Store(true)
-	}
-}
-
-// uncertain reports whether a is not a fresh answer: unavailable, stale,
-// or an error other than "not found".
-func (a Answer) uncertain() bool {
-	if a.Err != nil && !errors.Is(a.Err, authz.ErrNotFound) {
-		return true
-	}
-	return a.Role.Stale || a.Profile.Stale || a.Decision.Stale || a.Cluster.Stale || a.Entry.Stale ||
-		a.EC2.Stale || a.Parameter.Stale || a.Key.Stale
-}
