@@ -4,11 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
-	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -218,13 +215,6 @@ func (c *Checker) lookup(ctx context.Context, q Query, a *Answer) {
 	}
 }
 
-// askRecord is what the asker notes about one object's answers for the
-// verdict cache: whether any was unavailable, stale, or an error other
-// than "not found".
-type askRecord struct{ uncertain atomic.Bool }
-
-type askRecordKey struct{}
-
 // record notes the answers as of ctx's object.
 func record(ctx context.Context, as []Answer) {
 	rec, _ := ctx.Value(askRecordKey{}).(*askRecord)
@@ -386,20 +376,6 @@ func (n *notes) report(v *Verdict, onErr OnIAMError) {
 	}
 }
 
-func containsString(list []string, s string) bool {
-	for _, have := range list {
-		if have == s {
-			return true
-		}
-	}
-	return false
-}
-
-// sortedKeys returns m's keys in order.
-func sortedKeys[V any](m map[string]V) []string {
-	return slices.Sorted(maps.Keys(m))
-}
-
 // errSummary keeps an IAM error short enough for one line.
 func errSummary(err error) string {
 	var u *authz.UnavailableError
@@ -411,3 +387,23 @@ func errSummary(err error) string {
 	}
 	return truncate(oneLine(err.Error()), 120)
 }
+
+// errNoAWSAuth answers QueryAWSAuth when the Checker has no aws-auth source.
+var errNoAWSAuth = errors.New("nodeclass-guard was given no aws-auth ConfigMap")
+
+// errNoEC2 answers the EC2 kinds when the Checker has no EC2 source.
+var errNoEC2 = &authz.UnavailableError{Service: "EC2", Op: "Describe", Err: errors.New("nodeclass-guard was given no EC2 source")}
+
+// errNoKMS answers QueryKMSKey when the Checker has no KMS source.
+var errNoKMS = &authz.UnavailableError{Service: "KMS", Op: "DescribeKey", Err: errors.New("nodeclass-guard was given no KMS source")}
+
+// conditionKeyTester is what a view that reads the controller's policies
+// tells of them (authz.PolicyView, authz.Snapshot).
+type conditionKeyTester interface {
+	TestsConditionKey(ctx context.Context, principal, key string) (tests, ok bool)
+}
+
+var (
+	_ conditionKeyTester = (*authz.PolicyView)(nil)
+	_ conditionKeyTester = (*authz.Snapshot)(nil)
+)

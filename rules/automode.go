@@ -17,11 +17,11 @@ import (
 // autoModeRule: EKS Auto Mode's cluster role may pass the node role to
 // EC2 and launch with the class's spec.tags.
 var autoModeRule = &Rule{
-	Name:  "EKS Auto Mode launch",
+	Name:      "EKS Auto Mode launch",
 	Demotable: true,
-	Codes: []Code{AutoModePassRoleDenied, AutoModeTagDenied},
-	Reads: []string{"spec.role", "spec.instanceProfile", "spec.tags"},
-	Needs: []fact{factNodeRole, factCluster},
+	Codes:     []Code{AutoModePassRoleDenied, AutoModeTagDenied},
+	Reads:     []string{"spec.role", "spec.instanceProfile", "spec.tags"},
+	Needs:     []fact{factNodeRole, factCluster},
 	Plan: func(c *Checker, o *object, q *Questions) {
 		if !o.cl.eks || !o.nodeRoleFound {
 			return
@@ -127,52 +127,4 @@ func (c *Checker) judgeAutoMode(v *Verdict, n *notes, cl class, path *field.Path
 			p.cluster.RoleARN, actionsOf(denied), tagList(c.autoModeTags(cl)), d.Reason(),
 			fix(d, "Allow these EC2 actions with these request tags in the cluster role's policies (EKS's managed policies allow no custom tags)")))
 	}
-}
-
-// autoModeTerms are an EKS Auto Mode NodeClass's selector terms: the
-// node's subnets and security groups, and the pods'.
-func autoModeTerms(spec NodeClassSpec) selectorTerms {
-	var t selectorTerms
-	t[listSubnets] = spec.SubnetSelectorTerms
-	t[listGroups] = spec.SecurityGroupSelectorTerms
-	t[listPodSubnets] = spec.PodSubnetSelectorTerms
-	t[listPodGroups] = spec.PodSecurityGroupSelectorTerms
-	return t
-}
-
-// autoModeBoundsSkip names the selector check skipped for an EKS Auto
-// Mode NodeClass's terms past an EC2NodeClass's bounds (more terms or tags
-// than its CRD holds, a value longer than EC2 could match), "" when none
-// is: nothing is asked of them, and the check is skipped, never passed
-// (EKS's own CRD states no such caps to refuse with).
-func autoModeBoundsSkip(terms selectorTerms) string {
-	for l, ts := range terms {
-		if fs := boundsTerms(listInfo[l].path, ts); len(fs) > 0 {
-			return listInfo[l].check
-		}
-	}
-	return ""
-}
-
-// autoModeBoundsField is the first field past the bounds, for the
-// message.
-func autoModeBoundsField(terms selectorTerms) string {
-	for l, ts := range terms {
-		if fs := boundsTerms(listInfo[l].path, ts); len(fs) > 0 {
-			return fs[0].Field.String()
-		}
-	}
-	return ""
-}
-
-// sameAutoModeTerms reports whether an update leaves every selector list
-// of an EKS Auto Mode NodeClass as it was.
-func sameAutoModeTerms(old, cur NodeClassSpec) bool {
-	o, n := autoModeTerms(old), autoModeTerms(cur)
-	for l := range o {
-		if !sameTerms(o[l], n[l]) {
-			return false
-		}
-	}
-	return true
 }

@@ -265,21 +265,3 @@ const (
 func tooManyToAsk(n int) string {
 	return fmt.Sprintf("the selector terms match %d, more than the %d one admission asks about; narrow them", n, MaxLaunchResources)
 }
-
-// cacheablePlan reports whether a launch plan is small enough to keep.
-func cacheablePlan(key string, p launchPlan) bool {
-	n := len(key)
-	for _, q := range p.questions {
-		n += len(q.Action) + len(q.Resource) + len(q.Alike)
-		for k, vs := range q.Context {
-			n += len(k)
-			for _, v := range vs {
-				n += len(v)
-			}
-		}
-		if n > maxCachedPlanBytes {
-			return false
-		}
-	}
-	return true
-}

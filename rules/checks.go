@@ -22,20 +22,20 @@ type Review struct {
 
 // Check judges the object of r; an empty Review has nothing to judge.
 func (c *Checker) Check(ctx context.Context, r Review) Verdict {
-	o, cached := c.review(r)
+	o, rn, cached := c.review(r)
 	switch {
 	case o == nil:
 		return Verdict{}
-	case !cached:
-		v := o.rules.judge(ctx, c, o)
-		if o.reqsOnly {
-			// IAM's absence does not refuse an update of a NodePool's
-			// requirements.
-			v.demoteCode(IAMUnavailable, requirementsOnly)
-		}
-		return v
+	case cached:
+		return rn.judgeCached(ctx, c, o)
 	}
-	return c.verdicts.judged(ctx, c, o)
+	v := rn.judge(ctx, c, o)
+	if o.reqsOnly {
+		// IAM's absence does not refuse an update of a NodePool's
+		// requirements.
+		v.demoteCode(IAMUnavailable, requirementsOnly)
+	}
+	return v
 }
 
 // CheckEC2NodeClass validates a Karpenter EC2NodeClass: format, IAM state,
@@ -88,109 +88,42 @@ func (c *Checker) CheckNodePoolUpdate(ctx context.Context, old, np *NodePool) Ve
 	return c.Check(ctx, Review{NodePool: np, OldNodePool: old})
 }
 
-// review is the object of r's rules, nil when r has none; cached says
-// whether its verdict may be kept (a create's).
-func (c *Checker) review(r Review) (o *object, cached bool) {
+// review is the object of r's rules and their registry, nil when r has
+// none; cached says whether its verdict may be kept (a create's).
+func (c *Checker) review(r Review) (o *object, rn *runner, cached bool) {
 	switch {
 	case r.EC2NodeClass != nil && r.OldEC2NodeClass == nil:
-		return c.ec2Object(r.EC2NodeClass, nil, true, false, true, nil), true
+		return c.ec2Object(r.EC2NodeClass, nil, true, false, true, nil), classRunner, true
 	case r.EC2NodeClass != nil:
 		nc, old := r.EC2NodeClass, r.OldEC2NodeClass
 		if c.oldOutOfBounds(old) {
 			// Nothing is planned with an old object past the bounds (a
 			// class from before them, or a forged review); the update
 			// that fixes it must not be refused for it.
-			return c.ec2Object(nc, nil, true, true, false, nil), false
+			return c.ec2Object(nc, nil, true, true, false, nil), classRunner, false
 		}
 		identityChanged := old.Spec.Role != nc.Spec.Role || old.Spec.InstanceProfile != nc.Spec.InstanceProfile
 		tagsChanged := !maps.Equal(old.Spec.Tags, nc.Spec.Tags)
 		node := identityChanged || !sameNode(old.Spec, nc.Spec)
-		return c.ec2Object(nc, nil, identityChanged || tagsChanged, !identityChanged, node, old), false
+		return c.ec2Object(nc, nil, identityChanged || tagsChanged, !identityChanged, node, old), classRunner, false
 	case r.NodeClass != nil:
 		nc, old := r.NodeClass, r.OldNodeClass
 		if old == nil || old.Spec.Role != nc.Spec.Role || old.Spec.InstanceProfile != nc.Spec.InstanceProfile {
-			return c.autoModeObject(nc, true, false), true
+			return c.autoModeObject(nc, true, false), classRunner, true
 		}
 		identity := !maps.Equal(old.Spec.Tags, nc.Spec.Tags) || sameAutoModeTerms(old.Spec, nc.Spec)
-		return c.autoModeObject(nc, identity, true), false
+		return c.autoModeObject(nc, identity, true), classRunner, false
 	case r.NodePool != nil:
 		np := r.NodePool
-		o := &object{np: np, rules: poolRunner, spot: c.cfg.IAM != nil && allowsSpot(np.Spec.Template.Spec.Requirements)}
+		o := &object{np: np, spot: c.cfg.IAM != nil && allowsSpot(np.Spec.Template.Spec.Requirements)}
 		if ref := np.Spec.Template.Spec.NodeClassRef; ref != nil && ref.GroupKind() == EKSNodeClassGK {
 			o.spotAuto = o.spot
 		}
 		if r.OldNodePool == nil {
-			return o, true
+			return o, poolRunner, true
 		}
 		o.reqsOnly = sameRef(r.OldNodePool.Spec.Template.Spec.NodeClassRef, r.NodePool.Spec.Template.Spec.NodeClassRef)
-		return o, false
+		return o, poolRunner, false
 	}
-	return nil, false
-}
-
-// ec2Object is the object of an EC2NodeClass's rules: np, when set, is the
-// NodePool it is judged for (its name is the launch tag); identity runs
-// the node identity rules, demoted when demote; node the rules of what the
-// node is given; old, when set, is an update's old class, for the update
-// guard.
-func (c *Checker) ec2Object(nc *EC2NodeClass, np *NodePool, identity, demote, node bool, old *EC2NodeClass) *object {
-	o := &object{ec2: nc, np: np, old: old, identity: identity, demote: demote, node: node, rules: classRunner,
-		cl: class{name: nc.Name, role: nc.Spec.Role, profile: nc.Spec.InstanceProfile, tags: nc.Spec.Tags, uid: string(nc.UID)}}
-	if np != nil {
-		o.cl.nodePool = np.Name
-	}
-	o.sides[sideNew].terms = ec2Terms(nc.Spec)
-	if old != nil {
-		o.changed = changedLists(old.Spec, nc.Spec)
-		o.sides[sideOld].terms = ec2Terms(old.Spec)
-	}
-	guard := len(o.changed) > 0 && c.cfg.IAM != nil && c.cfg.EC2 != nil
-	o.sides[sideNew].asked = c.resolvesSelectors(nc.Spec) || guard
-	o.sides[sideOld].asked = guard
-	c.readIdentity(o)
-	return o
-}
-
-// autoModeObject is the object of an EKS Auto Mode NodeClass's rules.
-func (c *Checker) autoModeObject(nc *NodeClass, identity, demote bool) *object {
-	o := &object{eks: nc, identity: identity, demote: demote, rules: classRunner, cl: autoModeClass(nc)}
-	o.sides[sideNew].terms = autoModeTerms(nc.Spec)
-	o.sides[sideNew].asked = c.cfg.IAM != nil && c.cfg.EC2 != nil && o.sides[sideNew].terms.some() && autoModeBoundsSkip(o.sides[sideNew].terms) == ""
-	c.readIdentity(o)
-	return o
-}
-
-// readIdentity reads spec.role and spec.instanceProfile as the format
-// rules do, for the identity rules' plans.
-func (c *Checker) readIdentity(o *object) {
-	if !o.identity {
-		return
-	}
-	cl := o.cl
-	if cl.role != "" {
-		o.ref, _, o.roleOK = CheckRoleFormat(rolePath, cl.role, c.Account())
-	}
-	if cl.profile != "" {
-		o.profileName, _, o.profileOK = CheckInstanceProfileFormat(instanceProfilePath, cl.profile)
-	}
-	o.iam = c.cfg.IAM != nil && (cl.role == "" || cl.profile == "") && (o.roleOK || o.profileOK)
-	o.perms = o.iam && !cl.eks && c.controllerARN != ""
-}
-
-// autoModeClass is what the class rules read of an EKS Auto Mode
-// NodeClass.
-func autoModeClass(nc *NodeClass) class {
-	return class{name: nc.Name, role: nc.Spec.Role, profile: nc.Spec.InstanceProfile, eks: true, tags: nc.Spec.Tags}
-}
-
-// bounds are the input bounds o is past: nothing is planned with it then.
-func (c *Checker) bounds(o *object) []Finding {
-	switch {
-	case o.ec2 != nil:
-		return c.boundsEC2NodeClass(o.ec2, o.np)
-	case o.eks != nil:
-		return c.boundsNodeClass(o.eks)
-	default:
-		return boundsNodePool(o.np)
-	}
+	return nil, nil, false
 }

@@ -1,18 +1,8 @@
 package rules
 
 import (
-
-	"k8s.io/apimachinery/pkg/util/validation/field"
-
 	"github.com/nodeclass-guard/nodeclass-guard/authz"
 	"github.com/nodeclass-guard/nodeclass-guard/karpenter"
-)
-
-var (
-	specPath            = field.NewPath("spec")
-	rolePath            = specPath.Child("role")
-	instanceProfilePath = specPath.Child("instanceProfile")
-	nodeClassRefPath    = specPath.Child("template", "spec", "nodeClassRef")
 )
 
 // formatRule: spec.role and spec.instanceProfile are well formed, and not
@@ -59,18 +49,6 @@ var identityNotesRule = &Rule{
 	Finish: func(c *Checker, o *object, v *Verdict) {
 		o.n.report(v, c.cfg.OnIAMError)
 	},
-}
-
-// hasSelectors reports whether spec has any selector term.
-func hasSelectors(spec EC2NodeClassSpec) bool {
-	return len(spec.SubnetSelectorTerms)+len(spec.SecurityGroupSelectorTerms)+len(spec.AMISelectorTerms)+len(spec.CapacityReservationSelectorTerms) > 0
-}
-
-// resolvesSelectors reports whether the selector terms of spec are
-// resolved: there are terms, an IAM source (offline mode resolves
-// nothing, as it asks nothing) and an EC2 source.
-func (c *Checker) resolvesSelectors(spec EC2NodeClassSpec) bool {
-	return c.cfg.IAM != nil && c.cfg.EC2 != nil && hasSelectors(spec)
 }
 
 // launchResources are the image, subnets and security groups of r for the
@@ -156,4 +134,3 @@ func (c *Checker) launchImages(ims []authz.Image) []karpenter.Image {
 	}
 	return out
 }
-

@@ -184,3 +184,10 @@ func (c *Checker) WithClasses(g ClassGetter) *Checker {
 	cfg.Classes = g
 	return NewChecker(cfg)
 }
+
+// karpenterInput is what the request model needs to know of cl and the
+// cluster.
+func (c *Checker) karpenterInput(cl class) karpenter.Input {
+	return karpenter.Input{Partition: c.partition, Region: c.cfg.Region, Account: c.Account(), Cluster: c.cfg.ClusterName,
+		Class: cl.name, UID: cl.uid, Tags: cl.tags, NodePool: cl.nodePool, Launch: cl.launch}
+}

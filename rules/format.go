@@ -207,3 +207,14 @@ func reason(err error) string {
 	}
 	return msg
 }
+
+// rewordRoleHasPath makes the RoleHasPath warning, written from the path
+// spec.role gave, quote the role's real ARN once IAM has given it.
+func (v *Verdict) rewordRoleHasPath(name, realARN string) {
+	for i, f := range v.Warnings {
+		if f.Code == RoleHasPath && f.Field == rolePath {
+			v.Warnings[i].Message = "Karpenter uses only the name " + name + "; the role's ARN is " + realARN +
+				", which the controller's iam:PassRole must allow"
+		}
+	}
+}

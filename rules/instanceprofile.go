@@ -13,11 +13,11 @@ import (
 // profileRule: the instance profile spec.instanceProfile names exists. It
 // gives the profile.
 var profileRule = &Rule{
-	Name:  "instance profile",
+	Name:      "instance profile",
 	Demotable: true,
-	Codes: []Code{InstanceProfileNotFound},
-	Reads: []string{"spec.instanceProfile"},
-	Gives: []fact{factProfile, factNodeRole},
+	Codes:     []Code{InstanceProfileNotFound},
+	Reads:     []string{"spec.instanceProfile"},
+	Gives:     []fact{factProfile, factNodeRole},
 	Plan: func(c *Checker, o *object, q *Questions) {
 		if o.iam && o.profileOK {
 			q.add("profile", profileQuery(o.profileName))
@@ -43,11 +43,11 @@ var profileRule = &Rule{
 // once IAM gave it, on the ARN its name implies when IAM could not be
 // asked, not at all when it does not exist.
 var profileReadRule = &Rule{
-	Name:  "instance profile read",
+	Name:      "instance profile read",
 	Demotable: true,
-	Codes: []Code{InstanceProfileReadDenied},
-	Reads: []string{"spec.instanceProfile"},
-	Needs: []fact{factProfile},
+	Codes:     []Code{InstanceProfileReadDenied},
+	Reads:     []string{"spec.instanceProfile"},
+	Needs:     []fact{factProfile},
 	Plan: func(c *Checker, o *object, q *Questions) {
 		if !o.perms || !o.profileOK || errors.Is(o.profile.Err, authz.ErrNotFound) {
 			return
@@ -68,11 +68,11 @@ var profileReadRule = &Rule{
 // profileRoleRule: the instance profile holds a role, and the role trusts
 // EC2.
 var profileRoleRule = &Rule{
-	Name:  "instance profile role",
+	Name:      "instance profile role",
 	Demotable: true,
-	Codes: []Code{InstanceProfileHasNoRole, RoleTrustMissingEC2},
-	Reads: []string{"spec.instanceProfile"},
-	Needs: []fact{factProfile},
+	Codes:     []Code{InstanceProfileHasNoRole, RoleTrustMissingEC2},
+	Reads:     []string{"spec.instanceProfile"},
+	Needs:     []fact{factProfile},
 	Judge: func(c *Checker, o *object, _ Answers, v *Verdict) {
 		if o.profileFound {
 			c.judgeProfileRole(v, o.profileName, o.profile.Profile)
@@ -84,11 +84,11 @@ var profileRoleRule = &Rule{
 // read, create with its tags, tag and fill the instance profile Karpenter
 // makes for it.
 var profileActionsRule = &Rule{
-	Name:  "instance profile actions",
+	Name:      "instance profile actions",
 	Demotable: true,
-	Codes: []Code{InstanceProfileActionsDenied},
-	Reads: []string{"spec.role", "spec.tags"},
-	Needs: []fact{factLaunchKeys},
+	Codes:     []Code{InstanceProfileActionsDenied},
+	Reads:     []string{"spec.role", "spec.tags"},
+	Needs:     []fact{factLaunchKeys},
 	Plan: func(c *Checker, o *object, q *Questions) {
 		if !o.perms || !o.roleOK {
 			return
@@ -150,13 +150,6 @@ func (c *Checker) judgeProfileRead(n *notes, qs []authz.Question, as []Answer) [
 		"role %s may not iam:GetInstanceProfile %s: %s. %s",
 		c.controllerARN, denied[0].Resource, ans.Reason(),
 		fix(ans, "Allow iam:GetInstanceProfile on that ARN"))}
-}
-
-// karpenterInput is what the request model needs to know of cl and the
-// cluster.
-func (c *Checker) karpenterInput(cl class) karpenter.Input {
-	return karpenter.Input{Partition: c.partition, Region: c.cfg.Region, Account: c.Account(), Cluster: c.cfg.ClusterName,
-		Class: cl.name, UID: cl.uid, Tags: cl.tags, NodePool: cl.nodePool, Launch: cl.launch}
 }
 
 // profileActionQuestions asks what Karpenter's nodeclass controller does

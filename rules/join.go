@@ -17,15 +17,6 @@ import (
 // API_AND_CONFIG_MAP ones without an entry, in the aws-auth ConfigMap, by
 // its ARN without the path.
 
-// errNoAWSAuth answers QueryAWSAuth when the Checker has no aws-auth source.
-var errNoAWSAuth = errors.New("nodeclass-guard was given no aws-auth ConfigMap")
-
-// errNoEC2 answers the EC2 kinds when the Checker has no EC2 source.
-var errNoEC2 = &authz.UnavailableError{Service: "EC2", Op: "Describe", Err: errors.New("nodeclass-guard was given no EC2 source")}
-
-// errNoKMS answers QueryKMSKey when the Checker has no KMS source.
-var errNoKMS = &authz.UnavailableError{Service: "KMS", Op: "DescribeKey", Err: errors.New("nodeclass-guard was given no KMS source")}
-
 // autoNodePolicy is the access policy an EKS Auto Mode node role's entry
 // must have associated.
 const autoNodePolicy = "AmazonEKSAutoNodePolicy"
@@ -51,7 +42,7 @@ var clusterRule = &Rule{
 // entries of its exact ARN, or aws-auth, as the cluster's authentication
 // mode reads them.
 var joinRule = &Rule{
-	Name: "node join",
+	Name:      "node join",
 	Demotable: true,
 	Codes: []Code{NodeAccessEntryMissing, NodeAccessEntryWrongType, NodeAccessPolicyMissing,
 		AWSAuthRoleMissing, AWSAuthRoleHasPath, AWSAuthGroupsMissing, AWSAuthUsernameWrong,

@@ -1,9 +1,9 @@
 package rules
 
 import (
-	"slices"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -41,15 +41,6 @@ var blockDevicesPath = specPath.Child("blockDeviceMappings")
 // kmsActions are what EC2 asks KMS, as the launching principal, to create
 // and attach a volume encrypted with a customer managed key.
 var kmsActions = []string{"kms:CreateGrant", "kms:GenerateDataKeyWithoutPlaintext", "kms:Decrypt", "kms:ReEncryptFrom", "kms:ReEncryptTo"}
-
-// kmsKey is one distinct KMS key the volumes name, in the cluster's
-// region by its ARN, and KMS's answer about it.
-type kmsKey struct {
-	id    string
-	path  *field.Path
-	ans   Answer
-	asked bool
-}
 
 // kmsKeysOf are the distinct KMS keys of spec's volumes that KMS is asked
 // about: named, and not in another region by their ARN.

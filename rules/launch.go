@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -13,9 +14,9 @@ import (
 // launches and of its validation of the class, on the resources the
 // selectors resolved.
 var launchRule = &Rule{
-	Name:  "launch",
+	Name:      "launch",
 	Demotable: true,
-	Codes: []Code{LaunchDenied},
+	Codes:     []Code{LaunchDenied},
 	Reads: []string{"spec.role", "spec.instanceProfile", "spec.tags", "spec.amiFamily",
 		"spec.subnetSelectorTerms", "spec.securityGroupSelectorTerms", "spec.amiSelectorTerms",
 		"spec.blockDeviceMappings", "spec.template.spec.requirements"},
@@ -66,7 +67,13 @@ type launchPlan struct {
 func (c *Checker) launchQuestions(cl class) launchPlan {
 	in := c.karpenterInput(cl)
 	in.EC2 = cl.ec2
-	return c.plans.launch(in, func() launchPlan { return c.buildLaunchPlan(in) })
+	b, err := json.Marshal(in)
+	if err != nil { // an Input is strings, string lists and maps: never
+		return c.buildLaunchPlan(in)
+	}
+	key := "launch " + string(b)
+	return c.plans.plan(key, func() any { return c.buildLaunchPlan(in) },
+		func(p any) bool { return cacheablePlan(key, p.(launchPlan)) }).(launchPlan)
 }
 
 // buildLaunchPlan is the launch rule's plan: pure in in and the Checker's
@@ -206,4 +213,55 @@ func splitEC2(arn string) (resource, prefix string) {
 		return arn, ""
 	}
 	return a.Resource, strings.TrimSuffix(arn, ":"+a.Resource)
+}
+
+// cacheablePlan reports whether a launch plan is small enough to keep.
+func cacheablePlan(key string, p launchPlan) bool {
+	n := len(key)
+	for _, q := range p.questions {
+		n += len(q.Action) + len(q.Resource) + len(q.Alike)
+		for k, vs := range q.Context {
+			n += len(k)
+			for _, v := range vs {
+				n += len(v)
+			}
+		}
+		if n > maxCachedPlanBytes {
+			return false
+		}
+	}
+	return true
+}
+
+// unknownNotChecked are the condition keys of the plan's requests that a
+// controller policy tested (an answer says they were missing) but that
+// cannot be known before the launch: the key was taken as absent, which
+// is no pass, and the report says so. One entry per action, resource type
+// and key.
+func unknownNotChecked(p launchPlan, as []Answer) []karpenter.NotChecked {
+	var out []karpenter.NotChecked
+	for i, r := range p.requests {
+		if len(r.Unknown) == 0 || i >= len(as) || as[i].Err != nil {
+			continue
+		}
+		for _, missing := range as[i].Decision.MissingContext {
+			for _, u := range r.Unknown {
+				if !strings.EqualFold(u.Key, missing) && !(strings.HasSuffix(u.Key, "/") && strings.HasPrefix(strings.ToLower(missing), strings.ToLower(u.Key))) {
+					continue
+				}
+				res := resourceType(r.Resource)
+				entry := karpenter.NotChecked{Steps: []karpenter.Step{r.Step}, Action: r.Action, Resource: res,
+					Reason: "not checked: a controller policy tests " + missing + ", whose value is not known before the launch (" + u.Why + "); it was taken as absent"}
+				j := slices.IndexFunc(out, func(n karpenter.NotChecked) bool {
+					return n.Action == entry.Action && n.Resource == entry.Resource && n.Reason == entry.Reason
+				})
+				if j < 0 {
+					out = append(out, entry)
+				} else if !slices.Contains(out[j].Steps, r.Step) {
+					out[j].Steps = append(out[j].Steps, r.Step)
+				}
+			}
+		}
+	}
+	return out
 }

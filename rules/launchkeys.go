@@ -1,7 +1,6 @@
 package rules
 
 import (
-	"context"
 	"fmt"
 	"math"
 	"slices"
@@ -9,7 +8,6 @@ import (
 
 	"k8s.io/apimachinery/pkg/api/resource"
 
-	"github.com/nodeclass-guard/nodeclass-guard/authz"
 	"github.com/nodeclass-guard/nodeclass-guard/karpenter"
 )
 
@@ -89,17 +87,6 @@ func launchOf(spec EC2NodeClassSpec, np *NodePool, tests func(key string) bool) 
 // with: a NodePool naming more instance types (times capacity types) than
 // that leaves the key unknown.
 const maxSplitValues = 20
-
-// conditionKeyTester is what a view that reads the controller's policies
-// tells of them (authz.PolicyView, authz.Snapshot).
-type conditionKeyTester interface {
-	TestsConditionKey(ctx context.Context, principal, key string) (tests, ok bool)
-}
-
-var (
-	_ conditionKeyTester = (*authz.PolicyView)(nil)
-	_ conditionKeyTester = (*authz.Snapshot)(nil)
-)
 
 // allowedValues are the values the requirements on key allow, when an In
 // requirement names them (each further In narrows them, NotIn removes);
@@ -203,39 +190,6 @@ func launchVolumes(spec EC2NodeClassSpec) ([]karpenter.Volume, string) {
 // quantity's bytes over 2^30).
 func gib(q resource.Quantity) int64 {
 	return int64(q.AsApproximateFloat64() / math.Pow(2, 30))
-}
-
-// unknownNotChecked are the condition keys of the plan's requests that a
-// controller policy tested (an answer says they were missing) but that
-// cannot be known before the launch: the key was taken as absent, which
-// is no pass, and the report says so. One entry per action, resource type
-// and key.
-func unknownNotChecked(p launchPlan, as []Answer) []karpenter.NotChecked {
-	var out []karpenter.NotChecked
-	for i, r := range p.requests {
-		if len(r.Unknown) == 0 || i >= len(as) || as[i].Err != nil {
-			continue
-		}
-		for _, missing := range as[i].Decision.MissingContext {
-			for _, u := range r.Unknown {
-				if !strings.EqualFold(u.Key, missing) && !(strings.HasSuffix(u.Key, "/") && strings.HasPrefix(strings.ToLower(missing), strings.ToLower(u.Key))) {
-					continue
-				}
-				res := resourceType(r.Resource)
-				entry := karpenter.NotChecked{Steps: []karpenter.Step{r.Step}, Action: r.Action, Resource: res,
-					Reason: "not checked: a controller policy tests " + missing + ", whose value is not known before the launch (" + u.Why + "); it was taken as absent"}
-				j := slices.IndexFunc(out, func(n karpenter.NotChecked) bool {
-					return n.Action == entry.Action && n.Resource == entry.Resource && n.Reason == entry.Reason
-				})
-				if j < 0 {
-					out = append(out, entry)
-				} else if !slices.Contains(out[j].Steps, r.Step) {
-					out[j].Steps = append(out[j].Steps, r.Step)
-				}
-			}
-		}
-	}
-	return out
 }
 
 // resourceType is an EC2 ARN's resource type ("instance" of

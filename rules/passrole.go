@@ -25,11 +25,11 @@ var permissionsRule = &Rule{
 
 // passRoleRule: the controller may pass the node role to EC2.
 var passRoleRule = &Rule{
-	Name:  "pass role",
+	Name:      "pass role",
 	Demotable: true,
-	Codes: []Code{PassRoleDenied},
-	Reads: []string{"spec.role", "spec.instanceProfile"},
-	Needs: []fact{factNodeRole},
+	Codes:     []Code{PassRoleDenied},
+	Reads:     []string{"spec.role", "spec.instanceProfile"},
+	Needs:     []fact{factNodeRole},
 	Plan: func(c *Checker, o *object, q *Questions) {
 		if !o.perms || !o.nodeRoleFound {
 			return

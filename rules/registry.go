@@ -52,6 +52,6 @@ var poolRules = []*Rule{
 }
 
 var (
-	classRunner = newRunner(classRules)
-	poolRunner  = newRunner(poolRules)
+	classRunner = newRunner(classRules, nil)
+	poolRunner  = newRunner(poolRules, classRunner)
 )

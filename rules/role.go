@@ -11,11 +11,11 @@ import (
 // roleRule: the role spec.role names exists, on the path spec.role gives,
 // and trusts EC2. It gives the node role.
 var roleRule = &Rule{
-	Name:  "role",
+	Name:      "role",
 	Demotable: true,
-	Codes: []Code{RoleNotFound, RolePathMismatch, RoleTrustMissingEC2},
-	Reads: []string{"spec.role"},
-	Gives: []fact{factNodeRole},
+	Codes:     []Code{RoleNotFound, RolePathMismatch, RoleTrustMissingEC2},
+	Reads:     []string{"spec.role"},
+	Gives:     []fact{factNodeRole},
 	Plan: func(c *Checker, o *object, q *Questions) {
 		if o.iam && o.roleOK {
 			q.add("role", roleQuery(o.ref.Name))
@@ -72,17 +72,6 @@ func (c *Checker) judgeRole(v *Verdict, n *notes, ref RoleRef, a Answer) bool {
 	}
 	c.judgeTrust(v, rolePath, role)
 	return true
-}
-
-// rewordRoleHasPath makes the RoleHasPath warning, written from the path
-// spec.role gave, quote the role's real ARN once IAM has given it.
-func (v *Verdict) rewordRoleHasPath(name, realARN string) {
-	for i, f := range v.Warnings {
-		if f.Code == RoleHasPath && f.Field == rolePath {
-			v.Warnings[i].Message = "Karpenter uses only the name " + name + "; the role's ARN is " + realARN +
-				", which the controller's iam:PassRole must allow"
-		}
-	}
 }
 
 // judgeTrust denies a role whose trust policy does not let EC2 assume it.

@@ -4,7 +4,6 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/nodeclass-guard/nodeclass-guard/authz"
-	"github.com/nodeclass-guard/nodeclass-guard/karpenter"
 )
 
 // A rule is a declared value (Rule): its name and codes, the fields it
@@ -170,30 +169,6 @@ func (q *Questions) keep(v any) { q.plan = v }
 // kept is what the plan kept; nil when nothing.
 func (a Answers) kept() any { return a.q.plan }
 
-// class is what the class rules read of a node class.
-type class struct {
-	name    string
-	role    string
-	profile string
-	// eks marks an EKS Auto Mode NodeClass: EKS, not Karpenter's
-	// controller, launches its nodes, so no controller permission is
-	// checked.
-	eks bool
-	// nodePool is the NodePool whose launches are checked (its name is a
-	// launch tag); "" means the class's own name.
-	nodePool string
-	// tags are the class's spec.tags.
-	tags map[string]string
-	// uid is the class's metadata.uid ("" in a manifest that has none).
-	uid string
-	// ec2 are the image, subnet and security-group ARNs the class's
-	// selectors resolve to; nil when they are not resolved.
-	ec2 *karpenter.EC2Resources
-	// launch is what the NodePool and the class say of the instances
-	// and volumes Karpenter launches (launchkeys.go).
-	launch karpenter.Launch
-}
-
 // object is what the rules of one object read and learn: the object, what
 // runs of its rules, and the facts the rules give.
 type object struct {
@@ -256,9 +231,8 @@ type object struct {
 	kms []kmsKey
 	// changed are the selector lists an update changed.
 	changed []selectorList
-	// rules is the registry of the object's kind; reqsOnly marks a
-	// NodePool update that changed its requirements alone.
-	rules    *runner
+	// reqsOnly marks a NodePool update that changed its requirements
+	// alone.
 	reqsOnly bool
 	// outOfBounds: the object is past the input bounds, and its rules
 	// did not run.
@@ -273,4 +247,13 @@ type object struct {
 	spot, spotAuto bool
 	// pool is the class a NodePool names, as the cluster has it.
 	pool Answer
+}
+
+// kmsKey is one distinct KMS key the volumes name, in the cluster's
+// region by its ARN, and KMS's answer about it.
+type kmsKey struct {
+	id    string
+	path  *field.Path
+	ans   Answer
+	asked bool
 }

@@ -16,6 +16,9 @@ import (
 // order whatever the round that found them.
 type runner struct {
 	rules []*Rule
+	// classes is the registry of the class objects its Rule.Class rules
+	// make (a NodePool's class).
+	classes *runner
 	// rounds lists, round by round, the indexes of the rules it runs.
 	rounds [][]int
 	// scratch keeps the rounds' question lists between objects.
@@ -26,7 +29,7 @@ type runner struct {
 // the last of those giving a fact it needs. A need that no rule gives, or
 // a circle of needs, is a mistake in the registry: it panics, at init
 // (TestRegistries).
-func newRunner(rules []*Rule) *runner {
+func newRunner(rules []*Rule, classes *runner) *runner {
 	givers := make([][]int, numFacts)
 	for i, r := range rules {
 		for _, f := range r.Gives {
@@ -68,7 +71,7 @@ func newRunner(rules []*Rule) *runner {
 	for i := range rules {
 		rounds = max(rounds, visit(i)+1)
 	}
-	rn := &runner{rules: rules, rounds: make([][]int, rounds)}
+	rn := &runner{rules: rules, classes: classes, rounds: make([][]int, rounds)}
 	for i := range rules {
 		rn.rounds[level[i]] = append(rn.rounds[level[i]], i)
 	}
@@ -100,7 +103,7 @@ func (rn *runner) run(ctx context.Context, c *Checker, o *object, v *Verdict) {
 		for _, i := range round {
 			if cf := rn.rules[i].Class; cf != nil {
 				if o.class = cf(c, o); o.class != nil {
-					o.classVerdict = o.class.rules.within(ctx, c, o.class)
+					o.classVerdict = rn.classes.within(ctx, c, o.class)
 					v.IAMTime += o.classVerdict.IAMTime
 				}
 			}
@@ -160,6 +163,33 @@ func (v *Verdict) merge(o Verdict) {
 	}
 }
 
+// judgeCached is judge, through the verdict cache: an object whose read
+// fields are those of one judged a moment ago, while nothing it was judged
+// from changed, gets that verdict again.
+func (rn *runner) judgeCached(ctx context.Context, c *Checker, o *object) Verdict {
+	key, ok := o.key()
+	if !ok || c.verdicts == nil {
+		return rn.judge(ctx, c, o)
+	}
+	if v, hit := c.verdicts.cached(key); hit {
+		return v
+	}
+	return c.verdicts.share(ctx, key, func(ctx context.Context) Verdict { return rn.judge(ctx, c, o) })
+}
+
+// key is the verdict cache's key of o: its kind, name, UID and spec (the
+// rules' types hold the fields the rules read, and nothing else).
+func (o *object) key() (string, bool) {
+	switch {
+	case o.ec2 != nil:
+		return verdictKey(EC2NodeClassKind, o.ec2.Name, string(o.ec2.UID), o.ec2.Spec)
+	case o.eks != nil:
+		return verdictKey(NodeClassKind, o.eks.Name, string(o.eks.UID), o.eks.Spec)
+	default:
+		return verdictKey(NodePoolKind, o.np.Name, string(o.np.UID), o.np.Spec)
+	}
+}
+
 // judge judges o with its rules under one deadline, the object's (an
 // admission's, or one object's of check or the audit).
 func (rn *runner) judge(ctx context.Context, c *Checker, o *object) Verdict {
@@ -188,4 +218,16 @@ func (c *Checker) deadline(ctx context.Context) (context.Context, context.Cancel
 		return context.WithTimeout(ctx, c.cfg.IAMTimeout)
 	}
 	return ctx, func() {}
+}
+
+// bounds are the input bounds o is past: nothing is planned with it then.
+func (c *Checker) bounds(o *object) []Finding {
+	switch {
+	case o.ec2 != nil:
+		return c.boundsEC2NodeClass(o.ec2, o.np)
+	case o.eks != nil:
+		return c.boundsNodeClass(o.eks)
+	default:
+		return boundsNodePool(o.np)
+	}
 }

@@ -7,9 +7,8 @@ import (
 	"strconv"
 	"strings"
 
-	"k8s.io/apimachinery/pkg/util/validation/field"
-
 	"github.com/nodeclass-guard/nodeclass-guard/authz"
+	"k8s.io/apimachinery/pkg/api/equality"
 )
 
 // The selector rules: what an EC2NodeClass's subnetSelectorTerms,
@@ -36,36 +35,6 @@ import (
 // plan → ask → judge: planSelectors and planImageIDs are pure, the asker
 // asks, judgeSelectors turns a Resolution into findings.
 
-// Field paths of the selector lists.
-var (
-	subnetTermsPath      = specPath.Child("subnetSelectorTerms")
-	groupTermsPath       = specPath.Child("securityGroupSelectorTerms")
-	amiTermsPath         = specPath.Child("amiSelectorTerms")
-	reservationTermsPath = specPath.Child("capacityReservationSelectorTerms")
-	amiFamilyPath        = specPath.Child("amiFamily")
-	// EKS Auto Mode NodeClass's: the subnets and security groups of the
-	// pods' network interfaces, when they are not the node's.
-	podSubnetTermsPath = specPath.Child("podSubnetSelectorTerms")
-	podGroupTermsPath  = specPath.Child("podSecurityGroupSelectorTerms")
-)
-
-// selectorList indexes the selector lists: an EC2NodeClass's four, and
-// the two an EKS Auto Mode NodeClass adds for its pods.
-type selectorList int
-
-const (
-	listSubnets selectorList = iota
-	listGroups
-	listImages
-	listReservations
-	listPodSubnets
-	listPodGroups
-	numLists
-)
-
-// selectorTerms are a class's terms, per list.
-type selectorTerms [numLists][]SelectorTerm
-
 // ec2Terms are an EC2NodeClass's terms.
 func ec2Terms(spec EC2NodeClassSpec) selectorTerms {
 	var t selectorTerms
@@ -73,30 +42,6 @@ func ec2Terms(spec EC2NodeClassSpec) selectorTerms {
 		t[l] = termsOf(spec, l)
 	}
 	return t
-}
-
-// some reports whether there is a term in some list.
-func (t selectorTerms) some() bool {
-	for _, l := range t {
-		if len(l) > 0 {
-			return true
-		}
-	}
-	return false
-}
-
-var listInfo = [numLists]struct {
-	path  *field.Path
-	noun  string // what one match is
-	field string
-	check string // the check's name in SelectorChecksSkipped
-}{
-	{subnetTermsPath, "subnet", "subnetSelectorTerms", "subnet selectors"},
-	{groupTermsPath, "security group", "securityGroupSelectorTerms", "security group selectors"},
-	{amiTermsPath, "image", "amiSelectorTerms", "AMI selectors"},
-	{reservationTermsPath, "capacity reservation", "capacityReservationSelectorTerms", "capacity reservation selectors"},
-	{podSubnetTermsPath, "subnet", "podSubnetSelectorTerms", "pod subnet selectors"},
-	{podGroupTermsPath, "security group", "podSecurityGroupSelectorTerms", "pod security group selectors"},
 }
 
 // Karpenter's AMI families, as spec.amiFamily and aliases name them.
@@ -109,24 +54,6 @@ const (
 	familyWindows2025  = "Windows2025"
 	familyCustom       = "Custom"
 )
-
-// selectorPlan is the first round of questions for a class's selectors,
-// with what each answers.
-type selectorPlan struct {
-	queries []Query
-	// terms[list][i] lists the indexes into queries of term i.
-	terms [numLists][][]int
-	// kinds[list][i] says how term i is resolved: "" directly, "ssm" via
-	// SSM parameters then DescribeImages.
-	viaSSM []bool
-	// skipped are checks that cannot even be planned (an alias without a
-	// Kubernetes version).
-	skipped []string
-	// empty are AMI terms known to match nothing without asking (an alias
-	// Karpenter refuses for the cluster's version), and notes say why.
-	empty []int
-	notes []string
-}
 
 // aliasUnsupported says why Karpenter 1.15.1 refuses an alias family for
 // Kubernetes version k8s, "" when it does not: AL2 ends with 1.33, Windows
@@ -355,96 +282,6 @@ func planTerms(terms selectorTerms, k8s string) selectorPlan {
 	}
 	return p
 }
-
-// termResult is what one term resolved to.
-type termResult struct {
-	ids []string
-	// unavailable says why the term could not be resolved; "" when it was.
-	unavailable string
-}
-
-// Resolution is what a class's selectors resolve to: the resources, and
-// per term what it matched. Its ARNs are what the launch questions
-// (RunInstances, CreateFleet) authorize beside the instance.
-type Resolution struct {
-	Subnets        []authz.Subnet
-	SecurityGroups []authz.SecurityGroup
-	Images         []authz.Image
-	Reservations   []authz.CapacityReservation
-	// PodSubnets and PodSecurityGroups are an EKS Auto Mode NodeClass's
-	// pod lists' (never asked in the launch questions).
-	PodSubnets        []authz.Subnet
-	PodSecurityGroups []authz.SecurityGroup
-	terms             [numLists][]termResult
-	skipped           []string
-	// notes say why terms match nothing without EC2 being asked.
-	notes []string
-	// stale is set when an answer was served past its TTL (EC2 or SSM
-	// unavailable), with the oldest age.
-	stale authz.Served
-}
-
-// served records an answer's staleness.
-func (r *Resolution) served(s authz.Served) {
-	if s.Stale {
-		r.stale.Stale = true
-		r.stale.Age = max(r.stale.Age, s.Age)
-	}
-}
-
-// ResolvedARNs are the ARNs of what a class resolves to, for the launch
-// questions: RunInstances and CreateFleet authorize the image, every
-// subnet and every security group they touch.
-type ResolvedARNs struct {
-	Images, Subnets, SecurityGroups []string
-}
-
-// ARNs builds the resolution's ARNs in partition and region (authz/arn.go).
-func (r Resolution) ARNs(partition, region string) ResolvedARNs {
-	var out ResolvedARNs
-	for _, im := range r.Images {
-		out.Images = append(out.Images, authz.ImageARN(partition, region, im.ID))
-	}
-	for _, s := range r.Subnets {
-		out.Subnets = append(out.Subnets, authz.SubnetARN(partition, region, s.OwnerID, s.ID))
-	}
-	for _, g := range r.SecurityGroups {
-		out.SecurityGroups = append(out.SecurityGroups, authz.SecurityGroupARN(partition, region, g.OwnerID, g.ID))
-	}
-	return out
-}
-
-// complete reports whether every term of list l was resolved.
-func (r Resolution) complete(l selectorList) bool {
-	for _, t := range r.terms[l] {
-		if t.unavailable != "" {
-			return false
-		}
-	}
-	return true
-}
-
-// selectorSide is one object's selector terms through the runner: the
-// terms, whether they are resolved (an IAM and an EC2 source), the first
-// round's plan and answers, the second round's (the images behind SSM
-// parameters), and what they resolve to.
-type selectorSide struct {
-	terms selectorTerms
-	asked bool
-	plan  selectorPlan
-	first []Answer
-	// secondOf maps an image term to its second-round query;
-	// imageUnavail says why an image term's parameters could not be read.
-	secondOf     map[int]int
-	imageUnavail map[int]string
-	res          Resolution
-}
-
-// The sides: the object's selectors, and an update's old object's.
-const (
-	sideNew = iota
-	sideOld
-)
 
 // termsRule asks the first round of the object's selector terms: each
 // term's EC2 Describe call, and the SSM parameters behind image aliases
@@ -818,21 +655,6 @@ func describeTerms(l selectorList, terms []SelectorTerm) string {
 	return strings.Join(parts, "; ")
 }
 
-// ids returns the IDs a list resolved to, once each, in order.
-func (r Resolution) ids(l selectorList) []string {
-	var out []string
-	seen := map[string]bool{}
-	for _, tr := range r.terms[l] {
-		for _, id := range tr.ids {
-			if !seen[id] {
-				seen[id] = true
-				out = append(out, id)
-			}
-		}
-	}
-	return out
-}
-
 // judgeVPC: a launch attaches every security group to an interface in
 // one subnet, and EC2 refuses groups of another VPC than the subnet's.
 // subnets and groups are what the lists sl and gl resolved to (the
@@ -1014,4 +836,79 @@ func judgePoolImages(np *NodePool, class string, r Resolution) (Finding, bool) {
 	return deny(ImageArchitectureMismatch, requirementsPath,
 		"EC2NodeClass %s selects images of %s only (%s), and this NodePool's kubernetes.io/arch requirement allows none of them, so Karpenter could launch no node for it. Allow %s in its kubernetes.io/arch requirement, or use a class with images of an architecture it allows",
 		quote(class), strings.Join(sortedKeys(arches), ", "), listIDs(r.ids(listImages), 3), strings.Join(sortedKeys(arches), " or ")), true
+}
+
+// autoModeTerms are an EKS Auto Mode NodeClass's selector terms: the
+// node's subnets and security groups, and the pods'.
+func autoModeTerms(spec NodeClassSpec) selectorTerms {
+	var t selectorTerms
+	t[listSubnets] = spec.SubnetSelectorTerms
+	t[listGroups] = spec.SecurityGroupSelectorTerms
+	t[listPodSubnets] = spec.PodSubnetSelectorTerms
+	t[listPodGroups] = spec.PodSecurityGroupSelectorTerms
+	return t
+}
+
+// autoModeBoundsSkip names the selector check skipped for an EKS Auto
+// Mode NodeClass's terms past an EC2NodeClass's bounds (more terms or tags
+// than its CRD holds, a value longer than EC2 could match), "" when none
+// is: nothing is asked of them, and the check is skipped, never passed
+// (EKS's own CRD states no such caps to refuse with).
+func autoModeBoundsSkip(terms selectorTerms) string {
+	for l, ts := range terms {
+		if fs := boundsTerms(listInfo[l].path, ts); len(fs) > 0 {
+			return listInfo[l].check
+		}
+	}
+	return ""
+}
+
+// autoModeBoundsField is the first field past the bounds, for the
+// message.
+func autoModeBoundsField(terms selectorTerms) string {
+	for l, ts := range terms {
+		if fs := boundsTerms(listInfo[l].path, ts); len(fs) > 0 {
+			return fs[0].Field.String()
+		}
+	}
+	return ""
+}
+
+// sameAutoModeTerms reports whether an update leaves every selector list
+// of an EKS Auto Mode NodeClass as it was.
+func sameAutoModeTerms(old, cur NodeClassSpec) bool {
+	o, n := autoModeTerms(old), autoModeTerms(cur)
+	for l := range o {
+		if !sameTerms(o[l], n[l]) {
+			return false
+		}
+	}
+	return true
+}
+
+// changedLists returns the selector lists whose terms differ.
+func changedLists(old, cur EC2NodeClassSpec) []selectorList {
+	var out []selectorList
+	for l := selectorList(0); l < numLists; l++ {
+		if !sameTerms(termsOf(old, l), termsOf(cur, l)) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+func sameTerms(a, b []SelectorTerm) bool {
+	return equality.Semantic.DeepEqual(a, b)
+}
+
+// hasSelectors reports whether spec has any selector term.
+func hasSelectors(spec EC2NodeClassSpec) bool {
+	return len(spec.SubnetSelectorTerms)+len(spec.SecurityGroupSelectorTerms)+len(spec.AMISelectorTerms)+len(spec.CapacityReservationSelectorTerms) > 0
+}
+
+// resolvesSelectors reports whether the selector terms of spec are
+// resolved: there are terms, an IAM source (offline mode resolves
+// nothing, as it asks nothing) and an EC2 source.
+func (c *Checker) resolvesSelectors(spec EC2NodeClassSpec) bool {
+	return c.cfg.IAM != nil && c.cfg.EC2 != nil && hasSelectors(spec)
 }

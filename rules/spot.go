@@ -15,11 +15,6 @@ import (
 // with AuthFailure.ServiceLinkedRoleCreationNotPermitted. On-demand
 // launches still work, so this is a warning.
 
-// capacityTypeKey is the well-known label of a node's capacity type.
-const capacityTypeKey = "karpenter.sh/capacity-type"
-
-var requirementsPath = specPath.Child("template", "spec", "requirements")
-
 // allowsSpot reports whether a NodePool's requirements allow spot capacity.
 // Without a capacity-type requirement Karpenter launches on-demand only.
 func allowsSpot(reqs []NodeSelectorRequirement) bool {

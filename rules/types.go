@@ -3,10 +3,12 @@ package rules
 import (
 	"encoding/json"
 
+	"github.com/nodeclass-guard/nodeclass-guard/karpenter"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 )
 
 // API groups and kinds nodeclass-guard validates.
@@ -463,4 +465,40 @@ func (in *NodeClaimList) DeepCopyObject() runtime.Object {
 		out.Items = append(out.Items, *in.Items[i].DeepCopyObject().(*NodeClaim))
 	}
 	return out
+}
+
+var (
+	specPath            = field.NewPath("spec")
+	rolePath            = specPath.Child("role")
+	instanceProfilePath = specPath.Child("instanceProfile")
+	nodeClassRefPath    = specPath.Child("template", "spec", "nodeClassRef")
+)
+
+// capacityTypeKey is the well-known label of a node's capacity type.
+const capacityTypeKey = "karpenter.sh/capacity-type"
+
+var requirementsPath = specPath.Child("template", "spec", "requirements")
+
+// class is what the class rules read of a node class.
+type class struct {
+	name    string
+	role    string
+	profile string
+	// eks marks an EKS Auto Mode NodeClass: EKS, not Karpenter's
+	// controller, launches its nodes, so no controller permission is
+	// checked.
+	eks bool
+	// nodePool is the NodePool whose launches are checked (its name is a
+	// launch tag); "" means the class's own name.
+	nodePool string
+	// tags are the class's spec.tags.
+	tags map[string]string
+	// uid is the class's metadata.uid ("" in a manifest that has none).
+	uid string
+	// ec2 are the image, subnet and security-group ARNs the class's
+	// selectors resolve to; nil when they are not resolved.
+	ec2 *karpenter.EC2Resources
+	// launch is what the NodePool and the class say of the instances
+	// and volumes Karpenter launches (launchkeys.go).
+	launch karpenter.Launch
 }

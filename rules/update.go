@@ -51,21 +51,6 @@ var updateRule = &Rule{
 	},
 }
 
-// changedLists returns the selector lists whose terms differ.
-func changedLists(old, cur EC2NodeClassSpec) []selectorList {
-	var out []selectorList
-	for l := selectorList(0); l < numLists; l++ {
-		if !sameTerms(termsOf(old, l), termsOf(cur, l)) {
-			out = append(out, l)
-		}
-	}
-	return out
-}
-
-func sameTerms(a, b []SelectorTerm) bool {
-	return equality.Semantic.DeepEqual(a, b)
-}
-
 // changedTerms names what changed in list l, for a message.
 func changedTerms(old, cur EC2NodeClassSpec, l selectorList) string {
 	o, n := termsOf(old, l), termsOf(cur, l)

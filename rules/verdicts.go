@@ -76,40 +76,31 @@ func verdictKey(kind, name, uid string, spec any) (string, bool) {
 	return string(sum[:]), true
 }
 
-// key is the verdict cache's key of o: its kind, name, UID and spec (the
-// rules' types hold the fields the rules read, and nothing else).
-func (o *object) key() (string, bool) {
-	switch {
-	case o.ec2 != nil:
-		return verdictKey(EC2NodeClassKind, o.ec2.Name, string(o.ec2.UID), o.ec2.Spec)
-	case o.eks != nil:
-		return verdictKey(NodeClassKind, o.eks.Name, string(o.eks.UID), o.eks.Spec)
-	default:
-		return verdictKey(NodePoolKind, o.np.Name, string(o.np.UID), o.np.Spec)
-	}
-}
-
-// judged returns the verdict of o: the cached one, or its rules', kept
-// when it may be. A nil cache always judges.
-func (vc *verdictCache) judged(ctx context.Context, c *Checker, o *object) Verdict {
+// cached returns the verdict kept under key, when nothing it was judged
+// from changed since and it has not expired. A nil cache keeps nothing.
+func (vc *verdictCache) cached(key string) (Verdict, bool) {
 	if vc == nil {
-		return o.rules.judge(ctx, c, o)
+		return Verdict{}, false
 	}
-	key, ok := o.key()
-	if !ok {
-		return o.rules.judge(ctx, c, o)
-	}
-	changes := vc.changes.Count()
-	now := vc.now()
-	if e, hit := vc.entries.Get(key); hit && e.changes == changes && now.Before(e.expires) {
+	if e, hit := vc.entries.Get(key); hit && e.changes == vc.changes.Count() && vc.now().Before(e.expires) {
 		vc.hits.Add(1)
 		v := e.v.clone()
 		v.IAMTime = 0 // nothing was asked
-		return v
+		return v, true
 	}
+	return Verdict{}, false
+}
+
+// share returns judge's verdict of the object keyed key, shared by the
+// admissions of the same object at once (the first judges, the others
+// wait), and keeps it when it may be: judged from fresh, certain answers
+// only (the asker notes the others in the askRecord judge's ctx carries).
+func (vc *verdictCache) share(ctx context.Context, key string, judge func(context.Context) Verdict) Verdict {
+	changes := vc.changes.Count()
+	now := vc.now()
 	ch := vc.judging.DoChan(key, func() (any, error) {
 		rec := &askRecord{}
-		v := o.rules.judge(context.WithValue(ctx, askRecordKey{}, rec), c, o)
+		v := judge(context.WithValue(ctx, askRecordKey{}, rec))
 		if !rec.uncertain.Load() && certain(v) {
 			vc.entries.Add(key, verdictEntry{v: v.clone(), changes: changes, expires: now.Add(vc.ttl)})
 		}
@@ -125,7 +116,7 @@ func (vc *verdictCache) judged(ctx context.Context, c *Checker, o *object) Verdi
 	case <-ctx.Done():
 		// This admission's deadline ended while another judged the same
 		// object: its own judgment answers at once, from what is cached.
-		return o.rules.judge(ctx, c, o)
+		return judge(ctx)
 	}
 }
 
@@ -160,3 +151,9 @@ func certain(v Verdict) bool {
 	return true
 }
 
+// askRecord is what the asker notes about one object's answers for the
+// verdict cache: whether any was unavailable, stale, or an error other
+// than "not found".
+type askRecord struct{ uncertain atomic.Bool }
+
+type askRecordKey struct{}
