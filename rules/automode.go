@@ -20,9 +20,9 @@ var autoModeRule = &Rule{
 	Name:      "EKS Auto Mode launch",
 	Demotable: true,
 	Codes:     []Code{AutoModePassRoleDenied, AutoModeTagDenied},
-	Reads:     []string{"spec.role", "spec.instanceProfile", "spec.tags"},
+	Fields:    []string{"spec.role", "spec.instanceProfile", "spec.tags"},
 	Needs:     []fact{factNodeRole, factCluster},
-	Plan: func(c *Checker, o *object, q *Questions) {
+	Plan: func(c *Checker, o *subject, q *Questions) {
 		if !o.cl.eks || !o.nodeRoleFound {
 			return
 		}
@@ -35,7 +35,7 @@ var autoModeRule = &Rule{
 		q.permissions("pass", auto.pass)
 		q.permissions("tags", auto.tags)
 	},
-	Judge: func(c *Checker, o *object, a Answers, v *Verdict) {
+	Judge: func(c *Checker, o *subject, a Answers, v *Verdict) {
 		if !o.cl.eks || !o.nodeRoleFound {
 			return
 		}

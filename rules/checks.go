@@ -90,7 +90,7 @@ func (c *Checker) CheckNodePoolUpdate(ctx context.Context, old, np *NodePool) Ve
 
 // review is the object of r's rules and their registry, nil when r has
 // none; cached says whether its verdict may be kept (a create's).
-func (c *Checker) review(r Review) (o *object, rn *runner, cached bool) {
+func (c *Checker) review(r Review) (o *subject, rn *runner, cached bool) {
 	switch {
 	case r.EC2NodeClass != nil && r.OldEC2NodeClass == nil:
 		return c.ec2Object(r.EC2NodeClass, nil, true, false, true, nil), classRunner, true
@@ -115,7 +115,7 @@ func (c *Checker) review(r Review) (o *object, rn *runner, cached bool) {
 		return c.autoModeObject(nc, identity, true), classRunner, false
 	case r.NodePool != nil:
 		np := r.NodePool
-		o := &object{np: np, spot: c.cfg.IAM != nil && allowsSpot(np.Spec.Template.Spec.Requirements)}
+		o := &subject{np: np, spot: c.cfg.IAM != nil && allowsSpot(np.Spec.Template.Spec.Requirements)}
 		if ref := np.Spec.Template.Spec.NodeClassRef; ref != nil && ref.GroupKind() == EKSNodeClassGK {
 			o.spotAuto = o.spot
 		}

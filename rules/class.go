@@ -11,9 +11,9 @@ var formatRule = &Rule{
 	Name: "format",
 	Codes: []Code{RoleInvalidName, RoleIsARN, RoleARNMalformed, RoleCrossAccount, RoleHasPath,
 		RoleInstanceProfileExclusive, InstanceProfileInvalidName, InstanceProfileIsARN, InstanceProfileNamePrefix},
-	Reads:     []string{"spec.role", "spec.instanceProfile"},
+	Fields:    []string{"spec.role", "spec.instanceProfile"},
 	Demotable: true,
-	Judge: func(c *Checker, o *object, _ Answers, v *Verdict) {
+	Judge: func(c *Checker, o *subject, _ Answers, v *Verdict) {
 		if !o.identity {
 			return
 		}
@@ -32,7 +32,7 @@ var formatRule = &Rule{
 		}
 	},
 	// Once IAM gave the role's real path, RoleHasPath quotes its ARN.
-	Finish: func(c *Checker, o *object, v *Verdict) {
+	Finish: func(c *Checker, o *subject, v *Verdict) {
 		if o.realRoleARN != "" {
 			v.rewordRoleHasPath(o.ref.Name, o.realRoleARN)
 		}
@@ -46,7 +46,7 @@ var identityNotesRule = &Rule{
 	Codes: []Code{IAMUnavailable, IAMStale, NodeJoinChecksSkipped, PermissionContextMissing,
 		PolicySetOperatorMissing, PolicyConditionUnsupported},
 	Demotable: true,
-	Finish: func(c *Checker, o *object, v *Verdict) {
+	Finish: func(c *Checker, o *subject, v *Verdict) {
 		o.n.report(v, c.cfg.OnIAMError)
 	},
 }

@@ -150,7 +150,7 @@ func NewChecker(cfg Config) *Checker {
 		c.partition = authz.PartitionOfRegion(cfg.Region)
 	}
 	c.plans = newPlanCache()
-	c.verdicts = newVerdictCache(cfg, c.now)
+	c.verdicts = newVerdictCache(cfg.VerdictTTL, cfg.Changes, c.now)
 	return c
 }
 
@@ -190,4 +190,12 @@ func (c *Checker) WithClasses(g ClassGetter) *Checker {
 func (c *Checker) karpenterInput(cl class) karpenter.Input {
 	return karpenter.Input{Partition: c.partition, Region: c.cfg.Region, Account: c.Account(), Cluster: c.cfg.ClusterName,
 		Class: cl.name, UID: cl.uid, Tags: cl.tags, NodePool: cl.nodePool, Launch: cl.launch}
+}
+
+// VerdictHits returns how many verdicts were served from the cache.
+func (c *Checker) VerdictHits() uint64 {
+	if c.verdicts == nil {
+		return 0
+	}
+	return c.verdicts.hits.Load()
 }

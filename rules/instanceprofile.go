@@ -16,14 +16,14 @@ var profileRule = &Rule{
 	Name:      "instance profile",
 	Demotable: true,
 	Codes:     []Code{InstanceProfileNotFound},
-	Reads:     []string{"spec.instanceProfile"},
+	Fields:    []string{"spec.instanceProfile"},
 	Gives:     []fact{factProfile, factNodeRole},
-	Plan: func(c *Checker, o *object, q *Questions) {
+	Plan: func(c *Checker, o *subject, q *Questions) {
 		if o.iam && o.profileOK {
-			q.add("profile", profileQuery(o.profileName))
+			q.query("profile", profileQuery(o.profileName))
 		}
 	},
-	Judge: func(c *Checker, o *object, a Answers, v *Verdict) {
+	Judge: func(c *Checker, o *subject, a Answers, v *Verdict) {
 		ans, ok := a.one("profile")
 		if !ok {
 			return
@@ -46,9 +46,9 @@ var profileReadRule = &Rule{
 	Name:      "instance profile read",
 	Demotable: true,
 	Codes:     []Code{InstanceProfileReadDenied},
-	Reads:     []string{"spec.instanceProfile"},
+	Fields:    []string{"spec.instanceProfile"},
 	Needs:     []fact{factProfile},
-	Plan: func(c *Checker, o *object, q *Questions) {
+	Plan: func(c *Checker, o *subject, q *Questions) {
 		if !o.perms || !o.profileOK || errors.Is(o.profile.Err, authz.ErrNotFound) {
 			return
 		}
@@ -58,7 +58,7 @@ var profileReadRule = &Rule{
 		}
 		q.permissions("read", []authz.Question{c.profileReadQuestion(arn)})
 	},
-	Judge: func(c *Checker, o *object, a Answers, v *Verdict) {
+	Judge: func(c *Checker, o *subject, a Answers, v *Verdict) {
 		if qs := a.questions("read"); len(qs) > 0 {
 			v.addAll(c.judgeProfileRead(&o.n, qs, a.all("read")))
 		}
@@ -71,9 +71,9 @@ var profileRoleRule = &Rule{
 	Name:      "instance profile role",
 	Demotable: true,
 	Codes:     []Code{InstanceProfileHasNoRole, RoleTrustMissingEC2},
-	Reads:     []string{"spec.instanceProfile"},
+	Fields:    []string{"spec.instanceProfile"},
 	Needs:     []fact{factProfile},
-	Judge: func(c *Checker, o *object, _ Answers, v *Verdict) {
+	Judge: func(c *Checker, o *subject, _ Answers, v *Verdict) {
 		if o.profileFound {
 			c.judgeProfileRole(v, o.profileName, o.profile.Profile)
 		}
@@ -87,9 +87,9 @@ var profileActionsRule = &Rule{
 	Name:      "instance profile actions",
 	Demotable: true,
 	Codes:     []Code{InstanceProfileActionsDenied},
-	Reads:     []string{"spec.role", "spec.tags"},
+	Fields:    []string{"spec.role", "spec.tags"},
 	Needs:     []fact{factLaunchKeys},
-	Plan: func(c *Checker, o *object, q *Questions) {
+	Plan: func(c *Checker, o *subject, q *Questions) {
 		if !o.perms || !o.roleOK {
 			return
 		}
@@ -97,7 +97,7 @@ var profileActionsRule = &Rule{
 		q.keep(prof)
 		q.permissions("actions", qs)
 	},
-	Judge: func(c *Checker, o *object, a Answers, v *Verdict) {
+	Judge: func(c *Checker, o *subject, a Answers, v *Verdict) {
 		if prof, ok := a.kept().(karpenter.Profile); ok {
 			v.addAll(c.judgeProfileActions(&o.n, o.cl, prof, a.questions("actions"), a.all("actions")))
 		}

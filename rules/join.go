@@ -28,12 +28,12 @@ const joinCheck = "node join"
 var clusterRule = &Rule{
 	Name:  "cluster",
 	Gives: []fact{factCluster},
-	Plan: func(c *Checker, o *object, q *Questions) {
+	Plan: func(c *Checker, o *subject, q *Questions) {
 		if cq := c.clusterQueries(); cq != nil && (o.iam || o.spotAuto) {
-			q.add("cluster", cq...)
+			q.query("cluster", cq...)
 		}
 	},
-	Judge: func(c *Checker, o *object, a Answers, _ *Verdict) {
+	Judge: func(c *Checker, o *subject, a Answers, _ *Verdict) {
 		o.cluster, o.clusterAsked = a.one("cluster")
 	},
 }
@@ -47,9 +47,9 @@ var joinRule = &Rule{
 	Codes: []Code{NodeAccessEntryMissing, NodeAccessEntryWrongType, NodeAccessPolicyMissing,
 		AWSAuthRoleMissing, AWSAuthRoleHasPath, AWSAuthGroupsMissing, AWSAuthUsernameWrong,
 		AutoModeRoleHasPath, NodeJoinChecksSkipped},
-	Reads: []string{"spec.role", "spec.instanceProfile"},
-	Needs: []fact{factNodeRole, factCluster},
-	Plan: func(c *Checker, o *object, q *Questions) {
+	Fields: []string{"spec.role", "spec.instanceProfile"},
+	Needs:  []fact{factNodeRole, factCluster},
+	Plan: func(c *Checker, o *subject, q *Questions) {
 		if !o.nodeRoleFound {
 			return
 		}
@@ -58,16 +58,16 @@ var joinRule = &Rule{
 			return
 		}
 		if p.cluster.UsesAccessEntries() {
-			q.add("entry", Query{Kind: QueryAccessEntry, Name: p.role.String()})
+			q.query("entry", Query{Kind: QueryAccessEntry, Name: p.role.String()})
 			if p.role.Path != "/" {
-				q.add("pathless", Query{Kind: QueryAccessEntry, Name: p.role.WithoutPath().String()})
+				q.query("pathless", Query{Kind: QueryAccessEntry, Name: p.role.WithoutPath().String()})
 			}
 		}
 		if p.cluster.UsesConfigMap() {
-			q.add("awsAuth", Query{Kind: QueryAWSAuth})
+			q.query("awsAuth", Query{Kind: QueryAWSAuth})
 		}
 	},
-	Judge: func(c *Checker, o *object, a Answers, v *Verdict) {
+	Judge: func(c *Checker, o *subject, a Answers, v *Verdict) {
 		if !o.nodeRoleFound {
 			return
 		}
@@ -102,7 +102,7 @@ type joinPlan struct {
 
 // joinable is the cluster and the node role the join rules judge, or why
 // they cannot (skip, for NodeJoinChecksSkipped).
-func (c *Checker) joinable(o *object) (p joinPlan, skip string) {
+func (c *Checker) joinable(o *subject) (p joinPlan, skip string) {
 	switch {
 	case c.cfg.EKS == nil:
 		return p, "no EKS source: give --iam-snapshot a cluster section, or run with EKS access"

@@ -67,10 +67,10 @@ func kmsKeysOf(spec EC2NodeClassSpec, region string) []kmsKey {
 // kmsKeysRule looks the volumes' KMS keys up, all at once (3 KMS calls a
 // key: DescribeKey, GetKeyPolicy, ListGrants, cached).
 var kmsKeysRule = &Rule{
-	Name:  "KMS keys",
-	Reads: []string{"spec.blockDeviceMappings"},
-	Gives: []fact{factKMSKeys},
-	Plan: func(c *Checker, o *object, q *Questions) {
+	Name:   "KMS keys",
+	Fields: []string{"spec.blockDeviceMappings"},
+	Gives:  []fact{factKMSKeys},
+	Plan: func(c *Checker, o *subject, q *Questions) {
 		if !o.node || o.ec2 == nil || c.cfg.IAM == nil {
 			return
 		}
@@ -79,10 +79,10 @@ var kmsKeysRule = &Rule{
 			return
 		}
 		for _, k := range o.kms {
-			q.add(k.id, Query{Kind: QueryKMSKey, Name: k.id})
+			q.query(k.id, Query{Kind: QueryKMSKey, Name: k.id})
 		}
 	},
-	Judge: func(c *Checker, o *object, a Answers, _ *Verdict) {
+	Judge: func(c *Checker, o *subject, a Answers, _ *Verdict) {
 		for i := range o.kms {
 			o.kms[i].ans, o.kms[i].asked = a.one(o.kms[i].id)
 		}
@@ -95,18 +95,18 @@ var kmsKeysRule = &Rule{
 // permission for each action EBS asks of it (one IAM question an action,
 // decided with the key policy and grants).
 var kmsRule = &Rule{
-	Name:  "KMS",
-	Codes: []Code{KMSKeyNotFound, KMSKeyNotEnabled, KMSKeyWrongRegion, KMSKeyAccessDenied, EBSDefaultKMSKey, KMSChecksSkipped},
-	Reads: []string{"spec.blockDeviceMappings"},
-	Needs: []fact{factKMSKeys},
-	Plan: func(c *Checker, o *object, q *Questions) {
+	Name:   "KMS",
+	Codes:  []Code{KMSKeyNotFound, KMSKeyNotEnabled, KMSKeyWrongRegion, KMSKeyAccessDenied, EBSDefaultKMSKey, KMSChecksSkipped},
+	Fields: []string{"spec.blockDeviceMappings"},
+	Needs:  []fact{factKMSKeys},
+	Plan: func(c *Checker, o *subject, q *Questions) {
 		for _, k := range o.kms {
 			if key, ok := c.usableKey(k); ok {
 				q.permissions(k.id, c.keyUseQuestions(key))
 			}
 		}
 	},
-	Judge: func(c *Checker, o *object, a Answers, v *Verdict) {
+	Judge: func(c *Checker, o *subject, a Answers, v *Verdict) {
 		if o.node && o.ec2 != nil {
 			c.judgeKMS(v, o, a)
 		}
@@ -123,7 +123,7 @@ func (c *Checker) usableKey(k kmsKey) (authz.KMSKey, bool) {
 }
 
 // judgeKMS judges the volumes' keys, in the order the volumes name them.
-func (c *Checker) judgeKMS(v *Verdict, o *object, a Answers) {
+func (c *Checker) judgeKMS(v *Verdict, o *subject, a Answers) {
 	spec := o.ec2.Spec
 	named := false
 	for i, m := range spec.BlockDeviceMappings {

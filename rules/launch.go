@@ -17,11 +17,11 @@ var launchRule = &Rule{
 	Name:      "launch",
 	Demotable: true,
 	Codes:     []Code{LaunchDenied},
-	Reads: []string{"spec.role", "spec.instanceProfile", "spec.tags", "spec.amiFamily",
+	Fields: []string{"spec.role", "spec.instanceProfile", "spec.tags", "spec.amiFamily",
 		"spec.subnetSelectorTerms", "spec.securityGroupSelectorTerms", "spec.amiSelectorTerms",
 		"spec.blockDeviceMappings", "spec.template.spec.requirements"},
 	Needs: []fact{factLaunchKeys, factResolution},
-	Plan: func(c *Checker, o *object, q *Questions) {
+	Plan: func(c *Checker, o *subject, q *Questions) {
 		if !o.perms {
 			return
 		}
@@ -34,7 +34,7 @@ var launchRule = &Rule{
 		q.keep(&lp)
 		q.permissions("launch", lp.questions)
 	},
-	Judge: func(c *Checker, o *object, a Answers, v *Verdict) {
+	Judge: func(c *Checker, o *subject, a Answers, v *Verdict) {
 		lp, ok := a.kept().(*launchPlan)
 		if !ok {
 			return
@@ -163,13 +163,6 @@ func appendNew(list []string, s string) []string {
 	return append(list, s)
 }
 
-func (cl class) nodePoolOrName() string {
-	if cl.nodePool != "" {
-		return cl.nodePool
-	}
-	return cl.name
-}
-
 // resourceGroups are the denied resources by ARN prefix, in the order
 // first named: "fleet/*, instance/* in arn:aws:ec2:us-west-2:111122223333".
 // An ARN naming no account (an image's) is named whole, as no prefix of
@@ -264,4 +257,12 @@ func unknownNotChecked(p launchPlan, as []Answer) []karpenter.NotChecked {
 		}
 	}
 	return out
+}
+
+// resourceType is an EC2 ARN's resource type ("instance" of
+// "...:instance/*").
+func resourceType(arn string) string {
+	res, _ := splitEC2(arn)
+	t, _, _ := strings.Cut(res, "/")
+	return t
 }

@@ -30,9 +30,9 @@ const instanceTypeKey = "node.kubernetes.io/instance-type"
 var launchKeysRule = &Rule{
 	Name:      "launch keys",
 	Demotable: true,
-	Reads:     []string{"spec.instanceProfile", "spec.blockDeviceMappings", "spec.amiFamily", "spec.template.spec.requirements"},
+	Fields:    []string{"spec.instanceProfile", "spec.blockDeviceMappings", "spec.amiFamily", "spec.template.spec.requirements"},
 	Gives:     []fact{factLaunchKeys},
-	Plan: func(c *Checker, o *object, q *Questions) {
+	Plan: func(c *Checker, o *subject, q *Questions) {
 		if !o.perms || o.np == nil {
 			return
 		}
@@ -42,11 +42,11 @@ var launchKeysRule = &Rule{
 			values []string
 		}{{"ec2:InstanceType", allowedValues(reqs, instanceTypeKey, nil)}, {"ec2:InstanceMarketType", marketTypes(reqs)}} {
 			if len(k.values) > 1 && len(k.values) <= maxSplitValues {
-				q.add(k.key, Query{Kind: QueryPolicyTests, Name: k.key})
+				q.query(k.key, Query{Kind: QueryPolicyTests, Name: k.key})
 			}
 		}
 	},
-	Judge: func(c *Checker, o *object, a Answers, _ *Verdict) {
+	Judge: func(c *Checker, o *subject, a Answers, _ *Verdict) {
 		if o.ec2 == nil {
 			return
 		}
@@ -190,12 +190,4 @@ func launchVolumes(spec EC2NodeClassSpec) ([]karpenter.Volume, string) {
 // quantity's bytes over 2^30).
 func gib(q resource.Quantity) int64 {
 	return int64(q.AsApproximateFloat64() / math.Pow(2, 30))
-}
-
-// resourceType is an EC2 ARN's resource type ("instance" of
-// "...:instance/*").
-func resourceType(arn string) string {
-	res, _ := splitEC2(arn)
-	t, _, _ := strings.Cut(res, "/")
-	return t
 }

@@ -10,9 +10,9 @@ import (
 
 // kubeletRule judges spec.kubelet.
 var kubeletRule = &Rule{
-	Name:  "kubelet",
-	Reads: []string{"spec.kubelet", "spec.amiFamily", "spec.amiSelectorTerms"},
-	Judge: func(c *Checker, o *object, _ Answers, v *Verdict) {
+	Name:   "kubelet",
+	Fields: []string{"spec.kubelet", "spec.amiFamily", "spec.amiSelectorTerms"},
+	Judge: func(c *Checker, o *subject, _ Answers, v *Verdict) {
 		if o.node && o.ec2 != nil {
 			c.checkKubelet(v, o.ec2.Spec)
 		}
@@ -21,9 +21,9 @@ var kubeletRule = &Rule{
 
 // userDataRule judges spec.userData.
 var userDataRule = &Rule{
-	Name:  "userData",
-	Reads: []string{"spec.userData", "spec.amiFamily", "spec.amiSelectorTerms"},
-	Judge: func(c *Checker, o *object, _ Answers, v *Verdict) {
+	Name:   "userData",
+	Fields: []string{"spec.userData", "spec.amiFamily", "spec.amiSelectorTerms"},
+	Judge: func(c *Checker, o *subject, _ Answers, v *Verdict) {
 		if o.node && o.ec2 != nil {
 			c.checkUserData(v, o.ec2.Spec)
 		}

@@ -17,23 +17,23 @@ const requirementsOnly = "spec.template.spec.requirements update, not refused"
 // cache: a kind nodeclass-guard does not judge is said so, and a class
 // the cluster does not have (yet) too.
 var poolClassRule = &Rule{
-	Name:  "NodePool's class",
-	Codes: []Code{NodeClassRefUnsupported, NodeClassNotFound},
-	Reads: []string{"spec.template.spec.nodeClassRef"},
-	Gives: []fact{factClass},
-	Plan: func(c *Checker, o *object, q *Questions) {
+	Name:   "NodePool's class",
+	Codes:  []Code{NodeClassRefUnsupported, NodeClassNotFound},
+	Fields: []string{"spec.template.spec.nodeClassRef"},
+	Gives:  []fact{factClass},
+	Plan: func(c *Checker, o *subject, q *Questions) {
 		ref := o.np.Spec.Template.Spec.NodeClassRef
 		if ref == nil {
 			return
 		}
 		switch ref.GroupKind() {
 		case EC2NodeClassGK:
-			q.add("class", Query{Kind: QueryEC2NodeClass, Name: ref.Name})
+			q.query("class", Query{Kind: QueryEC2NodeClass, Name: ref.Name})
 		case EKSNodeClassGK:
-			q.add("class", Query{Kind: QueryNodeClass, Name: ref.Name})
+			q.query("class", Query{Kind: QueryNodeClass, Name: ref.Name})
 		}
 	},
-	Judge: func(c *Checker, o *object, a Answers, v *Verdict) {
+	Judge: func(c *Checker, o *subject, a Answers, v *Verdict) {
 		ref := o.np.Spec.Template.Spec.NodeClassRef
 		if ref == nil {
 			return
@@ -78,11 +78,11 @@ func kindName(gk schema.GroupKind) string {
 // images (refused even on a requirements-only update), and IAM's absence
 // is reported as such, not as a broken class.
 var poolRule = &Rule{
-	Name:  "NodePool",
-	Codes: []Code{NodeClassInvalid, ImageArchitectureMismatch, IAMUnavailable, IAMStale},
-	Reads: []string{"spec.template.spec.nodeClassRef", "spec.template.spec.requirements"},
-	Needs: []fact{factClass},
-	Class: func(c *Checker, o *object) *object {
+	Name:   "NodePool",
+	Codes:  []Code{NodeClassInvalid, ImageArchitectureMismatch, IAMUnavailable, IAMStale},
+	Fields: []string{"spec.template.spec.nodeClassRef", "spec.template.spec.requirements"},
+	Needs:  []fact{factClass},
+	Class: func(c *Checker, o *subject) *subject {
 		switch {
 		case o.pool.Err != nil:
 			return nil
@@ -93,8 +93,8 @@ var poolRule = &Rule{
 		}
 		return nil
 	},
-	Judge: func(c *Checker, o *object, _ Answers, v *Verdict) {
-		if o.class == nil {
+	Judge: func(c *Checker, o *subject, _ Answers, v *Verdict) {
+		if o.poolClass == nil {
 			return
 		}
 		ref := o.np.Spec.Template.Spec.NodeClassRef
@@ -108,7 +108,7 @@ var poolRule = &Rule{
 			broken = append(broken, f)
 		}
 		// Refused even on a requirements-only update.
-		if cl := o.class; cl.ec2 != nil && !cl.outOfBounds && c.resolvesSelectors(cl.ec2.Spec) {
+		if cl := o.poolClass; cl.ec2 != nil && !cl.pastBounds && c.resolvesSelectors(cl.ec2.Spec) {
 			if f, ok := judgePoolImages(o.np, cl.ec2.Name, cl.sides[sideNew].res); ok {
 				v.add(f)
 			}

@@ -5,8 +5,8 @@ package rules
 // the node identity rules, demoted when demote; node the rules of what the
 // node is given; old, when set, is an update's old class, for the update
 // guard.
-func (c *Checker) ec2Object(nc *EC2NodeClass, np *NodePool, identity, demote, node bool, old *EC2NodeClass) *object {
-	o := &object{ec2: nc, np: np, old: old, identity: identity, demote: demote, node: node,
+func (c *Checker) ec2Object(nc *EC2NodeClass, np *NodePool, identity, demote, node bool, old *EC2NodeClass) *subject {
+	o := &subject{ec2: nc, np: np, old: old, identity: identity, demote: demote, node: node,
 		cl: class{name: nc.Name, role: nc.Spec.Role, profile: nc.Spec.InstanceProfile, tags: nc.Spec.Tags, uid: string(nc.UID)}}
 	if np != nil {
 		o.cl.nodePool = np.Name
@@ -24,8 +24,8 @@ func (c *Checker) ec2Object(nc *EC2NodeClass, np *NodePool, identity, demote, no
 }
 
 // autoModeObject is the object of an EKS Auto Mode NodeClass's rules.
-func (c *Checker) autoModeObject(nc *NodeClass, identity, demote bool) *object {
-	o := &object{eks: nc, identity: identity, demote: demote, cl: autoModeClass(nc)}
+func (c *Checker) autoModeObject(nc *NodeClass, identity, demote bool) *subject {
+	o := &subject{eks: nc, identity: identity, demote: demote, cl: autoModeClass(nc)}
 	o.sides[sideNew].terms = autoModeTerms(nc.Spec)
 	o.sides[sideNew].asked = c.cfg.IAM != nil && c.cfg.EC2 != nil && o.sides[sideNew].terms.some() && autoModeBoundsSkip(o.sides[sideNew].terms) == ""
 	c.readIdentity(o)
@@ -34,7 +34,7 @@ func (c *Checker) autoModeObject(nc *NodeClass, identity, demote bool) *object {
 
 // readIdentity reads spec.role and spec.instanceProfile as the format
 // rules do, for the identity rules' plans.
-func (c *Checker) readIdentity(o *object) {
+func (c *Checker) readIdentity(o *subject) {
 	if !o.identity {
 		return
 	}

@@ -15,7 +15,7 @@ var permissionsRule = &Rule{
 	Name:      "controller role",
 	Codes:     []Code{PermissionChecksSkipped},
 	Demotable: true,
-	Judge: func(c *Checker, o *object, _ Answers, v *Verdict) {
+	Judge: func(c *Checker, o *subject, _ Answers, v *Verdict) {
 		if o.iam && !o.cl.eks && c.controllerARN == "" {
 			v.add(warn(PermissionChecksSkipped, specPath,
 				"the Karpenter controller's role is unknown, so iam:PassRole and launch permissions were not checked. Start nodeclass-guard with --controller-role"))
@@ -28,9 +28,9 @@ var passRoleRule = &Rule{
 	Name:      "pass role",
 	Demotable: true,
 	Codes:     []Code{PassRoleDenied},
-	Reads:     []string{"spec.role", "spec.instanceProfile"},
+	Fields:    []string{"spec.role", "spec.instanceProfile"},
 	Needs:     []fact{factNodeRole},
-	Plan: func(c *Checker, o *object, q *Questions) {
+	Plan: func(c *Checker, o *subject, q *Questions) {
 		if !o.perms || !o.nodeRoleFound {
 			return
 		}
@@ -40,7 +40,7 @@ var passRoleRule = &Rule{
 		}
 		q.permissions("pass", c.passRoleQuestions(arn, o.roleOK))
 	},
-	Judge: func(c *Checker, o *object, a Answers, v *Verdict) {
+	Judge: func(c *Checker, o *subject, a Answers, v *Verdict) {
 		if qs := a.questions("pass"); len(qs) > 0 {
 			v.addAll(c.judgePassRole(&o.n, o.path, qs, a.all("pass")))
 		}

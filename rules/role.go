@@ -14,14 +14,14 @@ var roleRule = &Rule{
 	Name:      "role",
 	Demotable: true,
 	Codes:     []Code{RoleNotFound, RolePathMismatch, RoleTrustMissingEC2},
-	Reads:     []string{"spec.role"},
+	Fields:    []string{"spec.role"},
 	Gives:     []fact{factNodeRole},
-	Plan: func(c *Checker, o *object, q *Questions) {
+	Plan: func(c *Checker, o *subject, q *Questions) {
 		if o.iam && o.roleOK {
-			q.add("role", roleQuery(o.ref.Name))
+			q.query("role", roleQuery(o.ref.Name))
 		}
 	},
-	Judge: func(c *Checker, o *object, a Answers, v *Verdict) {
+	Judge: func(c *Checker, o *subject, a Answers, v *Verdict) {
 		ans, ok := a.one("role")
 		if !ok || !c.judgeRole(v, &o.n, o.ref, ans) {
 			return

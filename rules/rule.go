@@ -21,33 +21,33 @@ import (
 type fact uint8
 
 const (
-	// factNodeRole: the node role (object.nodeRole), from spec.role's
+	// factNodeRole: the node role (subject.nodeRole), from spec.role's
 	// GetRole or the role inside spec.instanceProfile.
 	factNodeRole fact = iota + 1
 	// factProfile: spec.instanceProfile's GetInstanceProfile answer
-	// (object.profile).
+	// (subject.profile).
 	factProfile
-	// factCluster: the cluster's DescribeCluster answer (object.cluster).
+	// factCluster: the cluster's DescribeCluster answer (subject.cluster).
 	factCluster
 	// factLaunchKeys: what the NodePool and the class give the launch's
-	// condition keys (object.cl.launch).
+	// condition keys (subject.cl.launch).
 	factLaunchKeys
 	// factTerms, factOldTerms: the first round of the selector terms (of
 	// the object, and of an update's old object): each term's EC2 answers,
-	// and the SSM parameters behind image terms (object.sides).
+	// and the SSM parameters behind image terms (subject.sides).
 	factTerms
 	factOldTerms
 	// factResolution, factBefore: what the selector terms resolve to
-	// (object.sides[sideNew].res, [sideOld].res).
+	// (subject.sides[sideNew].res, [sideOld].res).
 	factResolution
 	factBefore
-	// factPools: the NodePools using the class (object.pools).
+	// factPools: the NodePools using the class (subject.pools).
 	factPools
-	// factClaims: the NodeClaims of the class (object.claims).
+	// factClaims: the NodeClaims of the class (subject.claims).
 	factClaims
-	// factKMSKeys: the KMS keys of the volumes (object.kms).
+	// factKMSKeys: the KMS keys of the volumes (subject.kms).
 	factKMSKeys
-	// factClass: the class a NodePool names (object.pool).
+	// factClass: the class a NodePool names (subject.pool).
 	factClass
 	numFacts
 )
@@ -58,28 +58,28 @@ type Rule struct {
 	Name string
 	// Codes are the reason codes its judge may give.
 	Codes []Code
-	// Reads are the object fields it reads, as paths from the object's
+	// Fields are the object fields it reads, as paths from the object's
 	// root (Reads holds their union per kind).
-	Reads []string
+	Fields []string
 	// Needs are the facts it plans or judges with; Gives, the facts its
 	// judge sets on the object.
 	Needs, Gives []fact
 	// Plan adds the rule's questions for the object, each under a name;
 	// nil asks nothing.
-	Plan func(c *Checker, o *object, q *Questions)
+	Plan func(c *Checker, o *subject, q *Questions)
 	// Judge reads the answers by the names Plan gave them and adds the
 	// rule's findings to v (its own; the runner orders the rules' findings
 	// as the registry lists the rules).
-	Judge func(c *Checker, o *object, a Answers, v *Verdict)
+	Judge func(c *Checker, o *subject, a Answers, v *Verdict)
 	// Class, when set, is the node class object the rule judges with
 	// (a NodePool's class), nil when none: the runner runs that object's
 	// rules in the rule's round, before its judge, under the same
-	// deadline, and puts their verdict in object.classVerdict.
-	Class func(c *Checker, o *object) *object
+	// deadline, and puts their verdict in subject.classVerdict.
+	Class func(c *Checker, o *subject) *subject
 	// Finish, when set, adds findings once every rule has judged (what the
 	// answers said about AWS itself, reported once).
-	Finish func(c *Checker, o *object, v *Verdict)
-	// Demotable: on an update that changed spec.tags alone (object.demote)
+	Finish func(c *Checker, o *subject, v *Verdict)
+	// Demotable: on an update that changed spec.tags alone (subject.demote)
 	// the rule's denials come back as warnings: such an update never
 	// starts refusing the node identity the class already had.
 	Demotable bool
@@ -93,8 +93,8 @@ type Questions struct {
 	plan  any
 }
 
-// add asks qs under name.
-func (q *Questions) add(name string, qs ...Query) {
+// query asks qs under name.
+func (q *Questions) query(name string, qs ...Query) {
 	q.names = append(q.names, name)
 	q.qs = append(q.qs, qs...)
 	q.ends = append(q.ends, len(q.qs))
@@ -169,9 +169,9 @@ func (q *Questions) keep(v any) { q.plan = v }
 // kept is what the plan kept; nil when nothing.
 func (a Answers) kept() any { return a.q.plan }
 
-// object is what the rules of one object read and learn: the object, what
-// runs of its rules, and the facts the rules give.
-type object struct {
+// subject is what the rules of one object read and learn: the object,
+// which of its rules run, and the facts the rules give.
+type subject struct {
 	cl class
 	// ec2 is the EC2NodeClass judged, eks the EKS Auto Mode NodeClass
 	// (one of them); np the NodePool the class is judged for, old an
@@ -234,12 +234,12 @@ type object struct {
 	// reqsOnly marks a NodePool update that changed its requirements
 	// alone.
 	reqsOnly bool
-	// outOfBounds: the object is past the input bounds, and its rules
+	// pastBounds: the object is past the input bounds, and its rules
 	// did not run.
-	outOfBounds bool
-	// class and classVerdict are a NodePool's class, as a Rule.Class
+	pastBounds bool
+	// poolClass and classVerdict are a NodePool's class, as a Rule.Class
 	// made it, and its verdict.
-	class        *object
+	poolClass    *subject
 	classVerdict Verdict
 	// spot: a NodePool allowing spot is judged (spotRule); spotAuto when
 	// its class is an EKS Auto Mode NodeClass, whose cluster role

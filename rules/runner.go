@@ -87,7 +87,7 @@ type runScratch struct {
 
 // run runs the rules on o and adds their findings to v. ctx carries the
 // object's one deadline (Checker.deadline) and the verdict cache's record.
-func (rn *runner) run(ctx context.Context, c *Checker, o *object, v *Verdict) {
+func (rn *runner) run(ctx context.Context, c *Checker, o *subject, v *Verdict) {
 	s := rn.scratch.Get().(*runScratch)
 	defer rn.scratch.Put(s)
 	if cap(s.qs) < len(rn.rules) {
@@ -102,8 +102,8 @@ func (rn *runner) run(ctx context.Context, c *Checker, o *object, v *Verdict) {
 	for _, round := range rn.rounds {
 		for _, i := range round {
 			if cf := rn.rules[i].Class; cf != nil {
-				if o.class = cf(c, o); o.class != nil {
-					o.classVerdict = rn.classes.within(ctx, c, o.class)
+				if o.poolClass = cf(c, o); o.poolClass != nil {
+					o.classVerdict = rn.classes.within(ctx, c, o.poolClass)
 					v.IAMTime += o.classVerdict.IAMTime
 				}
 			}
@@ -166,7 +166,7 @@ func (v *Verdict) merge(o Verdict) {
 // judgeCached is judge, through the verdict cache: an object whose read
 // fields are those of one judged a moment ago, while nothing it was judged
 // from changed, gets that verdict again.
-func (rn *runner) judgeCached(ctx context.Context, c *Checker, o *object) Verdict {
+func (rn *runner) judgeCached(ctx context.Context, c *Checker, o *subject) Verdict {
 	key, ok := o.key()
 	if !ok || c.verdicts == nil {
 		return rn.judge(ctx, c, o)
@@ -179,7 +179,7 @@ func (rn *runner) judgeCached(ctx context.Context, c *Checker, o *object) Verdic
 
 // key is the verdict cache's key of o: its kind, name, UID and spec (the
 // rules' types hold the fields the rules read, and nothing else).
-func (o *object) key() (string, bool) {
+func (o *subject) key() (string, bool) {
 	switch {
 	case o.ec2 != nil:
 		return verdictKey(EC2NodeClassKind, o.ec2.Name, string(o.ec2.UID), o.ec2.Spec)
@@ -192,7 +192,7 @@ func (o *object) key() (string, bool) {
 
 // judge judges o with its rules under one deadline, the object's (an
 // admission's, or one object's of check or the audit).
-func (rn *runner) judge(ctx context.Context, c *Checker, o *object) Verdict {
+func (rn *runner) judge(ctx context.Context, c *Checker, o *subject) Verdict {
 	ctx, cancel := c.deadline(ctx)
 	defer cancel()
 	return rn.within(ctx, c, o)
@@ -200,9 +200,9 @@ func (rn *runner) judge(ctx context.Context, c *Checker, o *object) Verdict {
 
 // within judges o with its rules under the caller's deadline; nothing is
 // planned with an object past the input bounds.
-func (rn *runner) within(ctx context.Context, c *Checker, o *object) Verdict {
+func (rn *runner) within(ctx context.Context, c *Checker, o *subject) Verdict {
 	if v, out := outOfBounds(c.bounds(o)); out {
-		o.outOfBounds = true
+		o.pastBounds = true
 		return v
 	}
 	var v Verdict
@@ -221,7 +221,7 @@ func (c *Checker) deadline(ctx context.Context) (context.Context, context.Cancel
 }
 
 // bounds are the input bounds o is past: nothing is planned with it then.
-func (c *Checker) bounds(o *object) []Finding {
+func (c *Checker) bounds(o *subject) []Finding {
 	switch {
 	case o.ec2 != nil:
 		return c.boundsEC2NodeClass(o.ec2, o.np)

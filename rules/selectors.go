@@ -294,18 +294,18 @@ var (
 
 func selectorTermsRule(name string, side int, gives fact) *Rule {
 	return &Rule{
-		Name:  name,
-		Reads: []string{"spec.subnetSelectorTerms", "spec.securityGroupSelectorTerms", "spec.amiSelectorTerms", "spec.capacityReservationSelectorTerms", "spec.amiFamily"},
-		Gives: []fact{gives},
-		Plan: func(c *Checker, o *object, q *Questions) {
+		Name:   name,
+		Fields: []string{"spec.subnetSelectorTerms", "spec.securityGroupSelectorTerms", "spec.amiSelectorTerms", "spec.capacityReservationSelectorTerms", "spec.amiFamily"},
+		Gives:  []fact{gives},
+		Plan: func(c *Checker, o *subject, q *Questions) {
 			sd := &o.sides[side]
 			if !sd.asked {
 				return
 			}
 			sd.plan = planTerms(sd.terms, c.cfg.KubernetesVersion)
-			q.add("terms", sd.plan.queries...)
+			q.query("terms", sd.plan.queries...)
 		},
-		Judge: func(c *Checker, o *object, a Answers, _ *Verdict) {
+		Judge: func(c *Checker, o *subject, a Answers, _ *Verdict) {
 			if sd := &o.sides[side]; sd.asked {
 				sd.first = a.all("terms")
 			}
@@ -323,16 +323,16 @@ var (
 
 func selectorImagesRule(name string, side int, needs, gives fact) *Rule {
 	return &Rule{
-		Name:  name,
-		Reads: []string{"spec.amiSelectorTerms", "spec.amiFamily"},
-		Needs: []fact{needs},
-		Gives: []fact{gives},
-		Plan: func(c *Checker, o *object, q *Questions) {
+		Name:   name,
+		Fields: []string{"spec.amiSelectorTerms", "spec.amiFamily"},
+		Needs:  []fact{needs},
+		Gives:  []fact{gives},
+		Plan: func(c *Checker, o *subject, q *Questions) {
 			if sd := &o.sides[side]; sd.asked {
-				q.add("images", sd.planImages()...)
+				q.query("images", sd.planImages()...)
 			}
 		},
-		Judge: func(c *Checker, o *object, a Answers, _ *Verdict) {
+		Judge: func(c *Checker, o *subject, a Answers, _ *Verdict) {
 			if sd := &o.sides[side]; sd.asked {
 				sd.res = c.gather(sd, a.all("images"))
 			}
@@ -425,12 +425,12 @@ func (c *Checker) gather(sd *selectorSide, as2 []Answer) Resolution {
 var poolsRule = &Rule{
 	Name:  "NodePools of the class",
 	Gives: []fact{factPools},
-	Plan: func(c *Checker, o *object, q *Questions) {
+	Plan: func(c *Checker, o *subject, q *Questions) {
 		if o.ec2 != nil && o.np == nil && c.cfg.NodePools != nil && c.resolvesSelectors(o.ec2.Spec) {
-			q.add("pools", Query{Kind: QueryNodePools, Name: o.ec2.Name})
+			q.query("pools", Query{Kind: QueryNodePools, Name: o.ec2.Name})
 		}
 	},
-	Judge: func(c *Checker, o *object, a Answers, _ *Verdict) {
+	Judge: func(c *Checker, o *subject, a Answers, _ *Verdict) {
 		if ans, ok := a.one("pools"); ok {
 			o.pools, o.poolsErr = ans.NodePools, ans.Err
 		}
@@ -444,11 +444,11 @@ var selectorsRule = &Rule{
 	Name: "selectors",
 	Codes: []Code{SelectorTermMatchesNothing, SelectorMatchesNothing, CapacityReservationTermMatchesNothing,
 		SubnetSecurityGroupVPCMismatch, ImageArchitectureMismatch, ImageFamilyMismatch, SelectorChecksSkipped},
-	Reads: []string{"spec.subnetSelectorTerms", "spec.securityGroupSelectorTerms", "spec.amiSelectorTerms",
+	Fields: []string{"spec.subnetSelectorTerms", "spec.securityGroupSelectorTerms", "spec.amiSelectorTerms",
 		"spec.capacityReservationSelectorTerms", "spec.amiFamily",
 		"spec.podSubnetSelectorTerms", "spec.podSecurityGroupSelectorTerms"},
 	Needs: []fact{factResolution, factPools},
-	Judge: func(c *Checker, o *object, _ Answers, v *Verdict) {
+	Judge: func(c *Checker, o *subject, _ Answers, v *Verdict) {
 		sd := &o.sides[sideNew]
 		if c.cfg.IAM == nil || !sd.terms.some() {
 			return
@@ -478,7 +478,7 @@ var selectorsRule = &Rule{
 var selectorNotesRule = &Rule{
 	Name:  "selector notes",
 	Codes: []Code{SelectorChecksSkipped, IAMUnavailable, IAMStale},
-	Finish: func(c *Checker, o *object, v *Verdict) {
+	Finish: func(c *Checker, o *subject, v *Verdict) {
 		o.sn.report(v, c.cfg.OnIAMError)
 	},
 }

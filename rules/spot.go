@@ -46,15 +46,15 @@ func allowsSpot(reqs []NodeSelectorRequirement) bool {
 // role does not exist, and the launching role (the controller, or the
 // cluster role for an EKS Auto Mode class) may not create it.
 var spotRule = &Rule{
-	Name:  "spot service-linked role",
-	Codes: []Code{SpotServiceLinkedRoleMissing, NodeJoinChecksSkipped},
-	Reads: []string{"spec.template.spec.requirements", "spec.template.spec.nodeClassRef"},
-	Needs: []fact{factCluster, factClass},
-	Plan: func(c *Checker, o *object, q *Questions) {
-		if !o.spot || o.class == nil {
+	Name:   "spot service-linked role",
+	Codes:  []Code{SpotServiceLinkedRoleMissing, NodeJoinChecksSkipped},
+	Fields: []string{"spec.template.spec.requirements", "spec.template.spec.nodeClassRef"},
+	Needs:  []fact{factCluster, factClass},
+	Plan: func(c *Checker, o *subject, q *Questions) {
+		if !o.spot || o.poolClass == nil {
 			return
 		}
-		q.add("slr", roleQuery(authz.SpotServiceLinkedRoleName))
+		q.query("slr", roleQuery(authz.SpotServiceLinkedRoleName))
 		if principal := c.spotPrincipal(o); principal != "" {
 			q.permissions("create", []authz.Question{{
 				Principal: principal,
@@ -64,8 +64,8 @@ var spotRule = &Rule{
 			}})
 		}
 	},
-	Judge: func(c *Checker, o *object, a Answers, v *Verdict) {
-		if o.spot && o.class != nil {
+	Judge: func(c *Checker, o *subject, a Answers, v *Verdict) {
+		if o.spot && o.poolClass != nil {
 			c.judgeSpot(v, c.spotPrincipal(o), a)
 		}
 	},
@@ -73,7 +73,7 @@ var spotRule = &Rule{
 
 // spotPrincipal is the role that launches a NodePool's nodes: the
 // controller's, or an EKS Auto Mode cluster's role ("" when unknown).
-func (c *Checker) spotPrincipal(o *object) string {
+func (c *Checker) spotPrincipal(o *subject) string {
 	if !o.spotAuto {
 		return c.controllerARN
 	}

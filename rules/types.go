@@ -502,3 +502,10 @@ type class struct {
 	// and volumes Karpenter launches (launchkeys.go).
 	launch karpenter.Launch
 }
+
+func (cl class) nodePoolOrName() string {
+	if cl.nodePool != "" {
+		return cl.nodePool
+	}
+	return cl.name
+}

@@ -19,12 +19,12 @@ import (
 var claimsRule = &Rule{
 	Name:  "NodeClaims of the class",
 	Gives: []fact{factClaims},
-	Plan: func(c *Checker, o *object, q *Questions) {
+	Plan: func(c *Checker, o *subject, q *Questions) {
 		if o.sides[sideOld].asked && c.cfg.NodeClaims != nil {
-			q.add("claims", Query{Kind: QueryNodeClaims, Name: o.ec2.Name})
+			q.query("claims", Query{Kind: QueryNodeClaims, Name: o.ec2.Name})
 		}
 	},
-	Judge: func(c *Checker, o *object, a Answers, _ *Verdict) {
+	Judge: func(c *Checker, o *subject, a Answers, _ *Verdict) {
 		if ans, ok := a.one("claims"); ok {
 			o.claims, o.claimsErr = ans.NodeClaims, ans.Err
 		}
@@ -34,11 +34,11 @@ var claimsRule = &Rule{
 // updateRule is the update guard: the old and the new resolutions of the
 // lists an update changed, against the class's NodeClaims.
 var updateRule = &Rule{
-	Name:  "update guard",
-	Codes: []Code{SelectorUpdateStrandsNodes, SelectorUpdateChanges, SelectorChecksSkipped},
-	Reads: []string{"spec.subnetSelectorTerms", "spec.securityGroupSelectorTerms", "spec.amiSelectorTerms", "spec.capacityReservationSelectorTerms"},
-	Needs: []fact{factResolution, factBefore, factClaims},
-	Judge: func(c *Checker, o *object, _ Answers, v *Verdict) {
+	Name:   "update guard",
+	Codes:  []Code{SelectorUpdateStrandsNodes, SelectorUpdateChanges, SelectorChecksSkipped},
+	Fields: []string{"spec.subnetSelectorTerms", "spec.securityGroupSelectorTerms", "spec.amiSelectorTerms", "spec.capacityReservationSelectorTerms"},
+	Needs:  []fact{factResolution, factBefore, factClaims},
+	Judge: func(c *Checker, o *subject, _ Answers, v *Verdict) {
 		if !o.sides[sideOld].asked {
 			return
 		}

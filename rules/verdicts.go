@@ -53,13 +53,14 @@ type verdictEntry struct {
 	expires time.Time
 }
 
-// newVerdictCache returns the cache of cfg; nil when cfg.VerdictTTL is 0.
-func newVerdictCache(cfg Config, now func() time.Time) *verdictCache {
-	if cfg.VerdictTTL <= 0 {
+// newVerdictCache returns a cache keeping verdicts ttl at most, while
+// changes does not move; nil when ttl is 0.
+func newVerdictCache(ttl time.Duration, changes *authz.Changes, now func() time.Time) *verdictCache {
+	if ttl <= 0 {
 		return nil
 	}
 	l, _ := lru.New[string, verdictEntry](verdictCacheSize) // only a size <= 0 errs
-	return &verdictCache{ttl: cfg.VerdictTTL, changes: cfg.Changes, now: now, entries: l}
+	return &verdictCache{ttl: ttl, changes: changes, now: now, entries: l}
 }
 
 // verdictKey is the key of an object: its kind, name, UID and spec (the
@@ -118,14 +119,6 @@ func (vc *verdictCache) share(ctx context.Context, key string, judge func(contex
 		// object: its own judgment answers at once, from what is cached.
 		return judge(ctx)
 	}
-}
-
-// VerdictHits returns how many verdicts were served from the cache.
-func (c *Checker) VerdictHits() uint64 {
-	if c.verdicts == nil {
-		return 0
-	}
-	return c.verdicts.hits.Load()
 }
 
 // clone returns v with slices of its own: callers rewrite messages.
