@@ -16,7 +16,7 @@ var profileRule = &Rule{
 	Name:      "instance profile",
 	Demotable: true,
 	Codes:     []Code{InstanceProfileNotFound},
-	Fields:    []string{"spec.instanceProfile"},
+	Fields:    []string{"spec.role", "spec.instanceProfile"},
 	Gives:     []fact{factProfile, factNodeRole},
 	Plan: func(c *Checker, o *subject, q *Questions) {
 		if o.iam && o.profileOK {

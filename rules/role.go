@@ -14,7 +14,7 @@ var roleRule = &Rule{
 	Name:      "role",
 	Demotable: true,
 	Codes:     []Code{RoleNotFound, RolePathMismatch, RoleTrustMissingEC2},
-	Fields:    []string{"spec.role"},
+	Fields:    []string{"spec.role", "spec.instanceProfile"},
 	Gives:     []fact{factNodeRole},
 	Plan: func(c *Checker, o *subject, q *Questions) {
 		if o.iam && o.roleOK {

@@ -94,7 +94,32 @@ func (rn *runner) run(ctx context.Context, c *Checker, o *subject, v *Verdict) {
 		s.qs = make([]Questions, len(rn.rules))
 		s.outs = make([]Verdict, len(rn.rules))
 	}
-	qs, outs := s.qs[:len(rn.rules)], s.outs[:len(rn.rules)]
+	outs := s.outs[:len(rn.rules)]
+	rn.runRules(ctx, c, o, v, s, outs)
+	// The demotable rules' findings are demoted together, as one verdict:
+	// their warnings first, then their denials as warnings.
+	var demoted Verdict
+	for i, r := range rn.rules {
+		into := v
+		if r.Demotable && o.demote {
+			into = &demoted
+		} else if len(demoted.Denials)+len(demoted.Warnings) > 0 {
+			demoted.demote("spec.tags update, not refused")
+			v.merge(demoted)
+			demoted = Verdict{}
+		}
+		into.merge(outs[i])
+		outs[i] = Verdict{}
+	}
+	demoted.demote("spec.tags update, not refused")
+	v.merge(demoted)
+}
+
+// runRules runs the rules round by round, each rule's findings into its
+// own of outs (index for index with rn.rules), then their Finish. The
+// time spent asking goes on v.IAMTime.
+func (rn *runner) runRules(ctx context.Context, c *Checker, o *subject, v *Verdict, s *runScratch, outs []Verdict) {
+	qs := s.qs[:len(rn.rules)]
 	for i := range outs {
 		outs[i] = Verdict{}
 		qs[i].reset()
@@ -131,27 +156,12 @@ func (rn *runner) run(ctx context.Context, c *Checker, o *subject, v *Verdict) {
 			at += n
 		}
 	}
-	// The demotable rules' findings are demoted together, as one verdict:
-	// their warnings first, then their denials as warnings.
-	var demoted Verdict
 	for i, r := range rn.rules {
 		if r.Finish != nil {
 			r.Finish(c, o, &outs[i])
 		}
-		into := v
-		if r.Demotable && o.demote {
-			into = &demoted
-		} else if len(demoted.Denials)+len(demoted.Warnings) > 0 {
-			demoted.demote("spec.tags update, not refused")
-			v.merge(demoted)
-			demoted = Verdict{}
-		}
-		into.merge(outs[i])
-		outs[i] = Verdict{}
 		qs[i].plan = nil
 	}
-	demoted.demote("spec.tags update, not refused")
-	v.merge(demoted)
 }
 
 // merge adds o's findings to v, after its own.
