@@ -17,7 +17,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-	"unsafe"
 )
 
 // View is the narrow interface the rules ask IAM questions through.
@@ -108,8 +107,10 @@ type Question struct {
 // cache lookup. The questions' Context and Complete must not change
 // afterwards.
 func PrepareKeys(qs []Question) {
+	// Within one call the questions' maps and slices do not change, so
+	// their addresses name their contents.
 	type id struct {
-		ctx      unsafe.Pointer
+		ctx      uintptr
 		complete *string
 		n        int
 	}
@@ -119,7 +120,7 @@ func PrepareKeys(qs []Question) {
 		if q.ctxKey != "" {
 			continue
 		}
-		k := id{ctx: reflect.ValueOf(q.Context).UnsafePointer(), n: len(q.Complete)}
+		k := id{ctx: reflect.ValueOf(q.Context).Pointer(), n: len(q.Complete)}
 		if len(q.Complete) > 0 {
 			k.complete = &q.Complete[0]
 		}
