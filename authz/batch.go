@@ -278,6 +278,12 @@ func (c *Cached) decideMisses(ctx context.Context, qs []Question, misses []cache
 		b.WriteByte('\x02')
 		b.WriteString(m.key)
 	}
+	if err := ctx.Err(); err != nil {
+		// The caller's deadline has passed: no call is started that no
+		// one would wait for (lookupVia's rule); stale answers serve.
+		c.staleAnswers(misses, unavailableAnswers(len(misses), &UnavailableError{Op: "SimulatePrincipalPolicy", Err: err}), ds, errs)
+		return
+	}
 	var leader atomic.Bool
 	ch := c.group.DoChan(b.String(), func() (any, error) {
 		// A batch of the same questions that ended between our Gets and
@@ -317,18 +323,32 @@ func (c *Cached) decideMisses(ctx context.Context, qs []Question, misses []cache
 	case res := <-ch:
 		got = res.Val.(answers)
 	case <-ctx.Done():
-		err := &UnavailableError{Op: "SimulatePrincipalPolicy", Err: ctx.Err()}
-		got = answers{make([]Decision, len(misses)), make([]error, len(misses))}
-		for j := range got.errs {
-			got.errs[j] = err
-		}
+		got = unavailableAnswers(len(misses), &UnavailableError{Op: "SimulatePrincipalPolicy", Err: ctx.Err()})
 	}
 	result := CacheCoalesced
 	if leader.Load() {
 		result = CacheMiss
 	}
-	for j, m := range misses {
+	for range misses {
 		c.opts.Metrics.cacheResult(result)
+	}
+	c.staleAnswers(misses, got, ds, errs)
+}
+
+// unavailableAnswers are n answers of err.
+func unavailableAnswers(n int, err error) answers {
+	got := answers{make([]Decision, n), make([]error, n)}
+	for j := range got.errs {
+		got.errs[j] = err
+	}
+	return got
+}
+
+// staleAnswers puts got, the answers to misses, in ds and errs, each
+// unavailable one replaced by its stale answer where the cache holds one
+// young enough.
+func (c *Cached) staleAnswers(misses []cacheMiss, got answers, ds []Decision, errs []error) {
+	for j, m := range misses {
 		d, err := got.ds[j], got.errs[j]
 		if err != nil && IsUnavailable(err) && m.old != nil && m.old.err == nil {
 			if now := c.opts.Now(); now.Before(m.old.expires.Add(c.opts.StaleFor)) {

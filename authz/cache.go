@@ -295,6 +295,13 @@ func (c *answerCache) lookupVia(ctx context.Context, br *Breaker, op, key string
 		c.opts.Metrics.cacheResult(CacheHit)
 		return old.value, Served{}, old.err
 	}
+	if err := ctx.Err(); err != nil {
+		// The caller's deadline has passed (an admission's later round,
+		// its time spent on the first): no call is started that no one
+		// would wait for, and that would still hold the key when the next
+		// admission asks it.
+		return c.staleOr(ok, old, &UnavailableError{Service: c.service, Op: op, Err: err})
+	}
 	probe := false // the service is remembered down and a probe is due
 	if br != nil {
 		if err := br.refuses(op); err != nil {

@@ -584,3 +584,55 @@ func TestCachedAlikeQuestionsShareAnAnswer(t *testing.T) {
 		t.Errorf("a question without Alike used another's answer: %v", err)
 	}
 }
+
+// TestCachedCallerPastDeadlineStartsNoCall: a caller whose deadline has
+// already passed (an admission's later round) gets the stale answer, or
+// IAMUnavailable, without a call to IAM: such a call would outlive it, and
+// the next caller of the same key, IAM healthy again, would join it and
+// fail with it.
+func TestCachedCallerPastDeadlineStartsNoCall(t *testing.T) {
+	inner := newCountingView()
+	inner.allowFor[passRoleQ.Resource] = true
+	clock := newClock()
+	c := NewCached(inner, CacheOptions{TTL: time.Minute, StaleFor: time.Hour, Now: clock.Now})
+	other := passRoleQ
+	other.Resource = "arn:aws:iam::111122223333:role/OtherRole"
+	if ds, errs := c.DecideAll(context.Background(), []Question{passRoleQ, other}); errs[0] != nil || errs[1] != nil || !ds[0].Allowed {
+		t.Fatalf("healthy: %+v %v", ds, errs)
+	}
+	mustRole(t, c, "A")
+	clock.Advance(10 * time.Minute)
+	before := inner.total.Load()
+	inner.mu.Lock()
+	inner.started = make(chan struct{}, 16)
+	inner.mu.Unlock()
+
+	done, cancel := context.WithCancel(context.Background())
+	cancel()
+	if r, err := c.Role(done, "A"); err != nil || !r.Stale {
+		t.Errorf("Role past the deadline = %+v, %v; want the stale answer", r, err)
+	}
+	if _, err := c.Role(done, "Never"); !IsUnavailable(err) {
+		t.Errorf("Role past the deadline, nothing cached = %v; want UnavailableError", err)
+	}
+	ds, errs := c.DecideAll(done, []Question{passRoleQ, other})
+	if errs[0] != nil || errs[1] != nil || !ds[0].Stale || !ds[1].Stale {
+		t.Errorf("DecideAll past the deadline = %+v, %v; want both stale", ds, errs)
+	}
+	// A call would start on a goroutine of its own: give it the time.
+	select {
+	case <-inner.started:
+		t.Errorf("a caller past its deadline started a call to IAM")
+	case <-time.After(200 * time.Millisecond):
+	}
+	if got := inner.total.Load() - before; got != 0 {
+		t.Errorf("callers past their deadline made %d calls to IAM, want 0", got)
+	}
+	inner.mu.Lock()
+	inner.started = nil
+	inner.mu.Unlock()
+	// A caller with time left refreshes.
+	if r := mustRole(t, c, "A"); r.Stale {
+		t.Errorf("a caller with time left got a stale answer: %+v", r)
+	}
+}
