@@ -239,6 +239,18 @@ func (a Answer) uncertain() bool {
 		a.EC2.Stale || a.Parameter.Stale || a.Key.Stale
 }
 
+// staleRule says, once for the whole object, that answers past their TTL
+// were used (AWS could not be reached), with the oldest one's age.
+var staleRule = &Rule{
+	Name:  "stale answers",
+	Codes: []Code{IAMStale},
+	Finish: func(c *Checker, o *subject, v *Verdict) {
+		if o.stale.Stale {
+			v.add(warn(IAMStale, specPath, "IAM could not be reached; the verdict uses cached IAM answers up to %s old", o.stale.Age.Round(time.Second)))
+		}
+	},
+}
+
 // readClass reads the class a NodePool names; a class the cluster does
 // not have is a *authz.NotFoundError, and no reader (no --kubeconfig in
 // check) is one too.
@@ -336,8 +348,12 @@ func (n *notes) unavailable(path *field.Path, op string, err error) {
 	n.unavail = append(n.unavail, unavailability{path: path, op: op, err: err})
 }
 
-// report adds the findings the notes make.
-func (n *notes) report(v *Verdict, onErr OnIAMError) {
+// report adds the findings the notes make, but for stale answers: those
+// go to o, whose staleRule says so once for the whole object.
+func (n *notes) report(v *Verdict, onErr OnIAMError, o *subject) {
+	if n.stale && (!o.stale.Stale || n.staleAge > o.stale.Age) {
+		o.stale = authz.Served{Stale: true, Age: n.staleAge}
+	}
 	if len(n.unavail) > 0 {
 		u := n.unavail[0]
 		var names []string
@@ -361,9 +377,6 @@ func (n *notes) report(v *Verdict, onErr OnIAMError) {
 	}
 	if len(n.selectorSkipped) > 0 {
 		v.add(warn(SelectorChecksSkipped, specPath, "not checked what the selector terms match: %s", truncate(strings.Join(n.selectorSkipped, "; "), 170)))
-	}
-	if n.stale {
-		v.add(warn(IAMStale, specPath, "IAM could not be reached; the verdict uses cached IAM answers up to %s old", n.staleAge.Round(time.Second)))
 	}
 	if len(n.missing) > 0 {
 		v.add(warn(PermissionContextMissing, specPath, "a policy of the controller role tests %s, which Karpenter's request may carry but this check cannot know; the answer at launch may differ", strings.Join(sortedKeys(n.missing), ", ")))

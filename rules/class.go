@@ -47,7 +47,7 @@ var identityNotesRule = &Rule{
 		PolicySetOperatorMissing, PolicyConditionUnsupported},
 	Demotable: true,
 	Finish: func(c *Checker, o *subject, v *Verdict) {
-		o.n.report(v, c.cfg.OnIAMError)
+		o.n.report(v, c.cfg.OnIAMError, o)
 	},
 }
 

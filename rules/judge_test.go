@@ -68,7 +68,9 @@ func TestJudgePermissionsOnAnswers(t *testing.T) {
 	prof, pq := c.profileActionQuestions(class{name: "x"})
 	c.judgeProfileActions(&n, class{name: "x"}, prof, pq[:1], as[:1])
 	var v Verdict
-	n.report(&v, OnIAMErrorDeny)
+	o := &subject{}
+	n.report(&v, OnIAMErrorDeny, o)
+	staleRule.Finish(c, o, &v)
 	if got := v.Codes(); !slices.Equal(got, []string{string(IAMUnavailable), string(IAMStale)}) {
 		t.Errorf("codes %v, want one IAMUnavailable and one IAMStale", got)
 	}

@@ -164,7 +164,7 @@ func (c *Checker) judgeKMS(v *Verdict, o *subject, a Answers) {
 		return
 	}
 	var n notes
-	defer n.report(v, c.cfg.OnIAMError)
+	defer n.report(v, c.cfg.OnIAMError, o)
 	for _, k := range o.kms {
 		key, err := k.ans.Key, k.ans.Err
 		switch {

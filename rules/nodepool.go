@@ -123,10 +123,14 @@ var poolRule = &Rule{
 			v.add(f)
 		}
 		for _, f := range classVerdict.Warnings {
-			switch f.Code {
-			case IAMUnavailable, IAMStale:
+			if f.Code == IAMUnavailable {
 				v.add(f)
 			}
+		}
+		// The class's stale answers are the NodePool's: said once, with
+		// its own (staleRule).
+		if s := o.poolClass.stale; s.Stale && (!o.stale.Stale || s.Age > o.stale.Age) {
+			o.stale = s
 		}
 	},
 }

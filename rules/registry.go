@@ -40,6 +40,8 @@ var classRules = []*Rule{
 	oldImagesRule,
 	claimsRule,
 	updateRule,
+	// Stale answers, once for the object.
+	staleRule,
 }
 
 // poolRules are the rules of a NodePool: the class it names (whose own
@@ -49,6 +51,7 @@ var poolRules = []*Rule{
 	poolRule,
 	clusterRule,
 	spotRule,
+	staleRule,
 }
 
 var (

@@ -227,6 +227,8 @@ type subject struct {
 	poolsErr  error
 	claims    []NodeClaim
 	claimsErr error
+	// stale is the oldest answer past its TTL the rules used (staleRule).
+	stale authz.Served
 	// factKMSKeys: the volumes' keys and KMS's answers.
 	kms []kmsKey
 	// changed are the selector lists an update changed.

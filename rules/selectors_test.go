@@ -479,3 +479,31 @@ func (s staleEC2) Describe(ctx context.Context, q authz.EC2Query) (authz.EC2Reso
 	r.Served = authz.Served{Stale: true, Age: 3 * time.Minute}
 	return r, err
 }
+
+// TestStaleSaidOnce: answers past their TTL from IAM and from EC2 in one
+// admission make one [IAMStale] warning, with the oldest answer's age.
+func TestStaleSaidOnce(t *testing.T) {
+	c := selectorChecker(t, func(cfg *Config) {
+		cfg.EC2 = staleEC2{cfg.EC2}
+		cfg.IAM = staleIAM{cfg.IAM}
+	})
+	v := c.CheckEC2NodeClass(context.Background(), selectorClass(goodSpec()))
+	var stale []string
+	for _, f := range v.Warnings {
+		if f.Code == IAMStale {
+			stale = append(stale, f.Message)
+		}
+	}
+	if len(stale) != 1 || !strings.Contains(stale[0], "up to 7m0s old") {
+		t.Errorf("IAMStale warnings %q, want one, up to 7m0s old (the older answer's age)", stale)
+	}
+}
+
+// staleIAM serves the roles as answers 7 minutes past their TTL.
+type staleIAM struct{ authz.View }
+
+func (s staleIAM) Role(ctx context.Context, name string) (authz.Role, error) {
+	r, err := s.View.Role(ctx, name)
+	r.Served = authz.Served{Stale: true, Age: 7 * time.Minute}
+	return r, err
+}

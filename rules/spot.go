@@ -66,7 +66,7 @@ var spotRule = &Rule{
 	},
 	Judge: func(c *Checker, o *subject, a Answers, v *Verdict) {
 		if o.spot && o.poolClass != nil {
-			c.judgeSpot(v, c.spotPrincipal(o), a)
+			c.judgeSpot(v, o, c.spotPrincipal(o), a)
 		}
 	},
 }
@@ -83,9 +83,9 @@ func (c *Checker) spotPrincipal(o *subject) string {
 	return ""
 }
 
-func (c *Checker) judgeSpot(v *Verdict, principal string, a Answers) {
+func (c *Checker) judgeSpot(v *Verdict, o *subject, principal string, a Answers) {
 	var n notes
-	defer n.report(v, c.cfg.OnIAMError)
+	defer n.report(v, c.cfg.OnIAMError, o)
 	slr, _ := a.one("slr")
 	switch {
 	case slr.Err == nil:
