@@ -64,8 +64,14 @@ func kmsKeysOf(spec EC2NodeClassSpec, region string) []kmsKey {
 	return out
 }
 
+// MaxKMSKeysAsked is how many distinct KMS keys of one class are looked
+// up (3 KMS calls a key, cached; KMS's request quota is the account's): a
+// class names one or two; the keys past it are reported as not checked.
+const MaxKMSKeysAsked = 8
+
 // kmsKeysRule looks the volumes' KMS keys up, all at once (3 KMS calls a
-// key: DescribeKey, GetKeyPolicy, ListGrants, cached).
+// key: DescribeKey, GetKeyPolicy, ListGrants, cached), at most
+// MaxKMSKeysAsked of them.
 var kmsKeysRule = &Rule{
 	Name:   "KMS keys",
 	Fields: []string{"spec.blockDeviceMappings"},
@@ -78,7 +84,7 @@ var kmsKeysRule = &Rule{
 		if c.cfg.KMS == nil {
 			return
 		}
-		for _, k := range o.kms {
+		for _, k := range o.kms[:min(len(o.kms), MaxKMSKeysAsked)] {
 			q.query(k.id, Query{Kind: QueryKMSKey, Name: k.id})
 		}
 	},
@@ -165,7 +171,13 @@ func (c *Checker) judgeKMS(v *Verdict, o *subject, a Answers) {
 	}
 	var n notes
 	defer n.report(v, c.cfg.OnIAMError, o)
+	if extra := len(o.kms) - MaxKMSKeysAsked; extra > 0 {
+		skipped = append(skipped, fmt.Sprintf("%d more keys from %s on (at most %d distinct keys a class are asked of KMS)", extra, o.kms[MaxKMSKeysAsked].path, MaxKMSKeysAsked))
+	}
 	for _, k := range o.kms {
+		if !k.asked {
+			continue
+		}
 		key, err := k.ans.Key, k.ans.Err
 		switch {
 		case errors.Is(err, authz.ErrNotFound):

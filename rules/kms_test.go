@@ -2,8 +2,10 @@ package rules
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/nodeclass-guard/nodeclass-guard/authz"
@@ -98,4 +100,51 @@ type unavailableKMS struct{}
 
 func (unavailableKMS) Key(context.Context, string) (authz.KMSKey, error) {
 	return authz.KMSKey{}, &authz.UnavailableError{Service: "KMS", Op: "DescribeKey", Err: context.DeadlineExceeded}
+}
+
+// TestKMSKeysAskedAtMost: a class naming more distinct keys than
+// MaxKMSKeysAsked has the first ones looked up and the others reported as
+// not checked: KMS's quota is the account's.
+func TestKMSKeysAskedAtMost(t *testing.T) {
+	snap, err := authz.LoadSnapshotFile(sampleSnapshot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctl, err := authz.ParseRoleARN(ctlKarpenter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kms := &countingKMS{KMSView: snap}
+	c := NewChecker(Config{IAM: snap, KMS: kms, Controller: ctl, Region: testRegion, OnIAMError: OnIAMErrorDeny})
+	var keys []string
+	for i := range MaxKMSKeysAsked + 2 {
+		keys = append(keys, fmt.Sprintf("alias/key-%d", i))
+	}
+	v := c.CheckEC2NodeClass(context.Background(), kmsClass(keys...))
+	if kms.calls != MaxKMSKeysAsked {
+		t.Errorf("KMS asked about %d keys, want %d", kms.calls, MaxKMSKeysAsked)
+	}
+	found := false
+	for _, f := range v.Warnings {
+		found = found || (f.Code == KMSChecksSkipped && strings.Contains(f.Message, "2 more keys from spec.blockDeviceMappings[8].ebs.kmsKeyID on"))
+	}
+	if !found {
+		t.Errorf("no KMSChecksSkipped for the keys past the bound: %v", v.WarningLines())
+	}
+	if got := kmsFindings(v); len(got) < MaxKMSKeysAsked {
+		t.Errorf("the keys asked were not judged: %v", got)
+	}
+}
+
+type countingKMS struct {
+	authz.KMSView
+	mu    sync.Mutex
+	calls int
+}
+
+func (k *countingKMS) Key(ctx context.Context, id string) (authz.KMSKey, error) {
+	k.mu.Lock()
+	k.calls++
+	k.mu.Unlock()
+	return k.KMSView.Key(ctx, id)
 }
