@@ -239,18 +239,6 @@ func (a Answer) uncertain() bool {
 		a.EC2.Stale || a.Parameter.Stale || a.Key.Stale
 }
 
-// staleRule says, once for the whole object, that answers past their TTL
-// were used (AWS could not be reached), with the oldest one's age.
-var staleRule = &Rule{
-	Name:  "stale answers",
-	Codes: []Code{IAMStale},
-	Finish: func(c *Checker, o *subject, v *Verdict) {
-		if o.stale.Stale {
-			v.add(warn(IAMStale, specPath, "IAM could not be reached; the verdict uses cached IAM answers up to %s old", o.stale.Age.Round(time.Second)))
-		}
-	},
-}
-
 // readClass reads the class a NodePool names; a class the cluster does
 // not have is a *authz.NotFoundError, and no reader (no --kubeconfig in
 // check) is one too.
@@ -349,10 +337,10 @@ func (n *notes) unavailable(path *field.Path, op string, err error) {
 }
 
 // report adds the findings the notes make, but for stale answers: those
-// go to o, whose staleRule says so once for the whole object.
-func (n *notes) report(v *Verdict, onErr OnIAMError, o *subject) {
-	if n.stale && (!o.stale.Stale || n.staleAge > o.stale.Age) {
-		o.stale = authz.Served{Stale: true, Age: n.staleAge}
+// go to stale, the object's, which staleRule reports once.
+func (n *notes) report(v *Verdict, onErr OnIAMError, stale *authz.Served) {
+	if n.stale && (!stale.Stale || n.staleAge > stale.Age) {
+		*stale = authz.Served{Stale: true, Age: n.staleAge}
 	}
 	if len(n.unavail) > 0 {
 		u := n.unavail[0]

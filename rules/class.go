@@ -1,6 +1,8 @@
 package rules
 
 import (
+	"time"
+
 	"github.com/nodeclass-guard/nodeclass-guard/authz"
 	"github.com/nodeclass-guard/nodeclass-guard/karpenter"
 )
@@ -47,7 +49,7 @@ var identityNotesRule = &Rule{
 		PolicySetOperatorMissing, PolicyConditionUnsupported},
 	Demotable: true,
 	Finish: func(c *Checker, o *subject, v *Verdict) {
-		o.n.report(v, c.cfg.OnIAMError, o)
+		o.n.report(v, c.cfg.OnIAMError, &o.stale)
 	},
 }
 
@@ -133,4 +135,16 @@ func (c *Checker) launchImages(ims []authz.Image) []karpenter.Image {
 			RootDeviceType: im.RootDeviceType, Tags: knownTags(im.Tags)}
 	}
 	return out
+}
+
+// staleRule says, once for the whole object, that answers past their TTL
+// were used (AWS could not be reached), with the oldest one's age.
+var staleRule = &Rule{
+	Name:  "stale answers",
+	Codes: []Code{IAMStale},
+	Finish: func(c *Checker, o *subject, v *Verdict) {
+		if o.stale.Stale {
+			v.add(warn(IAMStale, specPath, "IAM could not be reached; the verdict uses cached IAM answers up to %s old", o.stale.Age.Round(time.Second)))
+		}
+	},
 }

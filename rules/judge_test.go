@@ -69,7 +69,7 @@ func TestJudgePermissionsOnAnswers(t *testing.T) {
 	c.judgeProfileActions(&n, class{name: "x"}, prof, pq[:1], as[:1])
 	var v Verdict
 	o := &subject{}
-	n.report(&v, OnIAMErrorDeny, o)
+	n.report(&v, OnIAMErrorDeny, &o.stale)
 	staleRule.Finish(c, o, &v)
 	if got := v.Codes(); !slices.Equal(got, []string{string(IAMUnavailable), string(IAMStale)}) {
 		t.Errorf("codes %v, want one IAMUnavailable and one IAMStale", got)

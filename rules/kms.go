@@ -170,7 +170,7 @@ func (c *Checker) judgeKMS(v *Verdict, o *subject, a Answers) {
 		return
 	}
 	var n notes
-	defer n.report(v, c.cfg.OnIAMError, o)
+	defer n.report(v, c.cfg.OnIAMError, &o.stale)
 	if extra := len(o.kms) - MaxKMSKeysAsked; extra > 0 {
 		skipped = append(skipped, fmt.Sprintf("%d more keys from %s on (at most %d distinct keys a class are asked of KMS)", extra, o.kms[MaxKMSKeysAsked].path, MaxKMSKeysAsked))
 	}

@@ -479,7 +479,7 @@ var selectorNotesRule = &Rule{
 	Name:  "selector notes",
 	Codes: []Code{SelectorChecksSkipped, IAMUnavailable, IAMStale},
 	Finish: func(c *Checker, o *subject, v *Verdict) {
-		o.sn.report(v, c.cfg.OnIAMError, o)
+		o.sn.report(v, c.cfg.OnIAMError, &o.stale)
 	},
 }
 

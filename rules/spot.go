@@ -85,7 +85,7 @@ func (c *Checker) spotPrincipal(o *subject) string {
 
 func (c *Checker) judgeSpot(v *Verdict, o *subject, principal string, a Answers) {
 	var n notes
-	defer n.report(v, c.cfg.OnIAMError, o)
+	defer n.report(v, c.cfg.OnIAMError, &o.stale)
 	slr, _ := a.one("slr")
 	switch {
 	case slr.Err == nil:

@@ -47,7 +47,7 @@ var updateRule = &Rule{
 			n.skipSelector("update guard", "listing NodeClaims: "+truncate(oneLine(o.claimsErr.Error()), 80))
 		}
 		judgeUpdate(v, o.old.Spec, o.ec2.Spec, o.changed, o.sides[sideOld].res, o.sides[sideNew].res, o.claims)
-		n.report(v, c.cfg.OnIAMError, o)
+		n.report(v, c.cfg.OnIAMError, &o.stale)
 	},
 }
 
