@@ -49,6 +49,7 @@ var classRules = []*Rule{
 var poolRules = []*Rule{
 	poolClassRule,
 	poolRule,
+	reservedRule,
 	clusterRule,
 	spotRule,
 	staleRule,

@@ -471,7 +471,7 @@ func TestCheckEveryCode(t *testing.T) {
 		// The node-join extension.
 		"NodeAccessEntryMissing", "NodeAccessEntryWrongType", "NodeAccessPolicyMissing", "AWSAuthRoleMissing",
 		"AWSAuthRoleHasPath", "AWSAuthGroupsMissing", "AWSAuthUsernameWrong", "NodeJoinChecksSkipped", "AutoModeRoleHasPath",
-		"AutoModePassRoleDenied", "AutoModeTagDenied", "SpotServiceLinkedRoleMissing",
+		"AutoModePassRoleDenied", "AutoModeTagDenied", "SpotServiceLinkedRoleMissing", "ReservedCapacityUnselected",
 		// The selector extension. The update codes need an UPDATE, which
 		// check makes only against a cluster (--kubeconfig): their fixture
 		// is check/testdata/update (check's TestRunAgainstCluster, with a
