@@ -22,12 +22,21 @@ type Review struct {
 
 // Check judges the object of r; an empty Review has nothing to judge.
 func (c *Checker) Check(ctx context.Context, r Review) Verdict {
+	// A replay gets its verdict before anything is read of it.
+	key, keyed := "", false
+	if c.verdicts != nil {
+		if key, keyed = r.key(); keyed {
+			if v, hit := c.verdicts.cached(key); hit {
+				return v
+			}
+		}
+	}
 	o, rn, cached := c.review(r)
 	switch {
 	case o == nil:
 		return Verdict{}
-	case cached:
-		return rn.judgeCached(ctx, c, o)
+	case cached && keyed:
+		return rn.judgeShared(ctx, c, key, o)
 	}
 	v := rn.judge(ctx, c, o)
 	if o.reqsOnly {
@@ -86,6 +95,29 @@ func (c *Checker) CheckNodePool(ctx context.Context, np *NodePool) Verdict {
 // warnings, and the spot check warns as ever.
 func (c *Checker) CheckNodePoolUpdate(ctx context.Context, old, np *NodePool) Verdict {
 	return c.Check(ctx, Review{NodePool: np, OldNodePool: old})
+}
+
+// key is the verdict cache's key of r's object when its verdict may be
+// kept (a create's, or an EKS Auto Mode NodeClass update judged as one):
+// its kind, name, UID and spec (the rules' types hold the fields the rules
+// read, and nothing else).
+func (r Review) key() (string, bool) {
+	switch {
+	case r.EC2NodeClass != nil:
+		if nc := r.EC2NodeClass; r.OldEC2NodeClass == nil {
+			return verdictKey(EC2NodeClassKind, nc.Name, string(nc.UID), nc.Spec)
+		}
+	case r.NodeClass != nil:
+		nc, old := r.NodeClass, r.OldNodeClass
+		if old == nil || old.Spec.Role != nc.Spec.Role || old.Spec.InstanceProfile != nc.Spec.InstanceProfile {
+			return verdictKey(NodeClassKind, nc.Name, string(nc.UID), nc.Spec)
+		}
+	case r.NodePool != nil:
+		if np := r.NodePool; r.OldNodePool == nil {
+			return verdictKey(NodePoolKind, np.Name, string(np.UID), np.Spec)
+		}
+	}
+	return "", false
 }
 
 // review is the object of r's rules and their registry, nil when r has

@@ -173,31 +173,11 @@ func (v *Verdict) merge(o Verdict) {
 	}
 }
 
-// judgeCached is judge, through the verdict cache: an object whose read
-// fields are those of one judged a moment ago, while nothing it was judged
-// from changed, gets that verdict again.
-func (rn *runner) judgeCached(ctx context.Context, c *Checker, o *subject) Verdict {
-	key, ok := o.key()
-	if !ok || c.verdicts == nil {
-		return rn.judge(ctx, c, o)
-	}
-	if v, hit := c.verdicts.cached(key); hit {
-		return v
-	}
+// judgeShared is judge of an object the verdict cache keeps under key:
+// the admissions of the same object at once share one judgment, kept when
+// it may be (verdicts.go).
+func (rn *runner) judgeShared(ctx context.Context, c *Checker, key string, o *subject) Verdict {
 	return c.verdicts.share(ctx, key, func(ctx context.Context) Verdict { return rn.judge(ctx, c, o) })
-}
-
-// key is the verdict cache's key of o: its kind, name, UID and spec (the
-// rules' types hold the fields the rules read, and nothing else).
-func (o *subject) key() (string, bool) {
-	switch {
-	case o.ec2 != nil:
-		return verdictKey(EC2NodeClassKind, o.ec2.Name, string(o.ec2.UID), o.ec2.Spec)
-	case o.eks != nil:
-		return verdictKey(NodeClassKind, o.eks.Name, string(o.eks.UID), o.eks.Spec)
-	default:
-		return verdictKey(NodePoolKind, o.np.Name, string(o.np.UID), o.np.Spec)
-	}
 }
 
 // judge judges o with its rules under one deadline, the object's (an
