@@ -18,6 +18,7 @@ import (
 // EC2 and launch with the class's spec.tags.
 var autoModeRule = &Rule{
 	Name:      "EKS Auto Mode launch",
+	Late:      true,
 	Demotable: true,
 	Codes:     []Code{AutoModePassRoleDenied, AutoModeTagDenied},
 	Fields:    []string{"spec.role", "spec.instanceProfile", "spec.tags"},

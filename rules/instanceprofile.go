@@ -44,6 +44,7 @@ var profileRule = &Rule{
 // asked, not at all when it does not exist.
 var profileReadRule = &Rule{
 	Name:      "instance profile read",
+	Late:      true,
 	Demotable: true,
 	Codes:     []Code{InstanceProfileReadDenied},
 	Fields:    []string{"spec.instanceProfile"},
@@ -85,6 +86,7 @@ var profileRoleRule = &Rule{
 // makes for it.
 var profileActionsRule = &Rule{
 	Name:      "instance profile actions",
+	Late:      true,
 	Demotable: true,
 	Codes:     []Code{InstanceProfileActionsDenied},
 	Fields:    []string{"spec.role", "spec.tags"},

@@ -102,6 +102,7 @@ var kmsKeysRule = &Rule{
 // decided with the key policy and grants).
 var kmsRule = &Rule{
 	Name:   "KMS",
+	Late:   true,
 	Codes:  []Code{KMSKeyNotFound, KMSKeyNotEnabled, KMSKeyWrongRegion, KMSKeyAccessDenied, EBSDefaultKMSKey, KMSChecksSkipped},
 	Fields: []string{"spec.blockDeviceMappings"},
 	Needs:  []fact{factKMSKeys},

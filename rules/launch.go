@@ -15,6 +15,7 @@ import (
 // selectors resolved.
 var launchRule = &Rule{
 	Name:      "launch",
+	Late:      true,
 	Demotable: true,
 	Codes:     []Code{LaunchDenied},
 	Fields: []string{"spec.role", "spec.instanceProfile", "spec.tags", "spec.amiFamily",

@@ -26,6 +26,7 @@ var permissionsRule = &Rule{
 // passRoleRule: the controller may pass the node role to EC2.
 var passRoleRule = &Rule{
 	Name:      "pass role",
+	Late:      true,
 	Demotable: true,
 	Codes:     []Code{PassRoleDenied},
 	Fields:    []string{"spec.role", "spec.instanceProfile"},

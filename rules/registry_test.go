@@ -244,6 +244,19 @@ func TestRegistryRounds(t *testing.T) {
 	if n := len(classRunner.rounds); n > 4 {
 		t.Errorf("the class registry runs in %d rounds", n)
 	}
+	// The permission questions go to IAM together: every late rule runs
+	// in the last round.
+	last := len(classRunner.rounds) - 1
+	for _, r := range classRules {
+		if r.Late && round[r.Name] != last {
+			t.Errorf("late rule %q runs in round %d, not the last (%d)", r.Name, round[r.Name], last)
+		}
+	}
+	for _, name := range []string{"pass role", "instance profile read", "instance profile actions", "launch", "EKS Auto Mode launch", "KMS"} {
+		if round[name] != last {
+			t.Errorf("rule %q asks permissions in round %d, not with the others in the last (%d)", name, round[name], last)
+		}
+	}
 	// Every registry's needs are given: newRunner panics otherwise.
 	defer func() {
 		if r := recover(); r == nil {

@@ -79,6 +79,12 @@ type Rule struct {
 	// Finish, when set, adds findings once every rule has judged (what the
 	// answers said about AWS itself, reported once).
 	Finish func(c *Checker, o *subject, v *Verdict)
+	// Late: the rule asks only permission questions, answered from the
+	// policies read at start, and gives no fact; it runs in the last round,
+	// with every other late rule, so that their questions go to IAM
+	// together (in an organization, the SCPs are asked of IAM, and
+	// questions asked together share calls).
+	Late bool
 	// Demotable: on an update that changed spec.tags alone (subject.demote)
 	// the rule's denials come back as warnings: such an update never
 	// starts refusing the node identity the class already had.

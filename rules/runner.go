@@ -71,6 +71,14 @@ func newRunner(rules []*Rule, classes *runner) *runner {
 	for i := range rules {
 		rounds = max(rounds, visit(i)+1)
 	}
+	for i, r := range rules {
+		if r.Late {
+			if len(r.Gives) > 0 {
+				panic(fmt.Sprintf("rules: rule %s is late and gives facts", r.Name))
+			}
+			level[i] = rounds - 1
+		}
+	}
 	rn := &runner{rules: rules, classes: classes, rounds: make([][]int, rounds)}
 	for i := range rules {
 		rn.rounds[level[i]] = append(rn.rounds[level[i]], i)
